@@ -1,0 +1,134 @@
+//! Errors of attesters and verifiers. Each verification failure is its own variant so that a
+//! client can say exactly why it refused a guest.
+
+use thiserror::Error;
+
+/// A failure to produce evidence.
+#[derive(Debug, Error)]
+pub enum AttestError {
+    /// The secure processor (device or simulator) could not be reached.
+    #[error("secure processor unavailable at {path}")]
+    Unavailable {
+        /// Where it was looked for.
+        path: String,
+        /// The I/O failure.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The secure processor answered with something that is not evidence.
+    #[error("secure processor gave an invalid answer: {0}")]
+    BadResponse(String),
+}
+
+/// A reason to refuse evidence. Verification fails closed: any variant means "do not send input".
+#[derive(Debug, Error, PartialEq, Eq)]
+pub enum VerifyError {
+    /// The evidence could not be parsed.
+    #[error("malformed evidence: {0}")]
+    Malformed(String),
+    /// The policy is for another TEE than the evidence.
+    #[error("evidence is {evidence}, but policy `{policy}` is for {expected}")]
+    TeeMismatch {
+        /// TEE of the evidence.
+        evidence: String,
+        /// TEE the policy covers.
+        expected: String,
+        /// Policy name.
+        policy: String,
+    },
+    /// The chain ends in a root the policy does not trust.
+    #[error("untrusted root certificate (sha256 {fingerprint}); policy `{policy}` trusts: {trusted}")]
+    UntrustedRoot {
+        /// SHA-256 of the root's DER.
+        fingerprint: String,
+        /// Policy name.
+        policy: String,
+        /// The roots the policy trusts.
+        trusted: String,
+    },
+    /// The root is the simulated secure processor and the policy does not allow it.
+    #[error("evidence comes from a SIMULATED secure processor; policy `{policy}` refuses it")]
+    SimulatedNotAllowed {
+        /// Policy name.
+        policy: String,
+    },
+    /// A certificate's signature does not verify with its issuer's key.
+    #[error("certificate chain broken: {cert} is not signed by {issuer}")]
+    ChainInvalid {
+        /// The certificate that failed.
+        cert: String,
+        /// Its expected issuer.
+        issuer: String,
+    },
+    /// A certificate is outside its validity period at the verification time.
+    #[error("certificate {cert} is not valid at the verification time")]
+    CertificateExpired {
+        /// The certificate that failed.
+        cert: String,
+    },
+    /// A certificate is unreadable or of an unexpected type.
+    #[error("bad certificate {cert}: {reason}")]
+    BadCertificate {
+        /// Which certificate.
+        cert: String,
+        /// Why.
+        reason: String,
+    },
+    /// The report signature does not verify with the VCEK.
+    #[error("report signature invalid: the report was altered or not signed by this VCEK")]
+    SignatureInvalid,
+    /// REPORT_DATA differs from what this job and guest key require: another job's or a replayed
+    /// attestation, or a key not born in this guest.
+    #[error("report data mismatch: expected {expected}, report carries {found}")]
+    ReportDataMismatch {
+        /// Hex of the expected report data.
+        expected: String,
+        /// Hex of the report's report data.
+        found: String,
+    },
+    /// The measurement is not one the policy allows.
+    #[error("measurement {measurement} is not allowed by policy `{policy}`")]
+    MeasurementNotAllowed {
+        /// Hex of the measurement.
+        measurement: String,
+        /// Policy name.
+        policy: String,
+    },
+    /// The guest policy allows debugging (the host can read guest memory).
+    #[error("guest policy allows debugging (host can read guest memory); policy `{policy}` forbids it")]
+    DebugAllowed {
+        /// Policy name.
+        policy: String,
+    },
+    /// The guest policy allows a migration agent.
+    #[error("guest policy allows a migration agent; policy `{policy}` forbids it")]
+    MigrationAgentAllowed {
+        /// Policy name.
+        policy: String,
+    },
+    /// The report came from a VMPL above the policy's maximum.
+    #[error("report is from VMPL {vmpl}; policy `{policy}` requires at most {max}")]
+    VmplTooHigh {
+        /// Reported VMPL.
+        vmpl: u32,
+        /// Maximum allowed.
+        max: u32,
+        /// Policy name.
+        policy: String,
+    },
+    /// A TCB component is below the policy's minimum.
+    #[error("TCB too low: {component} is {found}, policy `{policy}` requires at least {minimum}")]
+    TcbTooLow {
+        /// Which component (bootloader, tee, snp, microcode).
+        component: String,
+        /// Reported value.
+        found: u8,
+        /// Policy minimum.
+        minimum: u8,
+        /// Policy name.
+        policy: String,
+    },
+    /// The VCEK does not belong to the reporting chip or TCB.
+    #[error("VCEK does not match the report: {0}")]
+    VcekMismatch(String),
+}

@@ -1,0 +1,63 @@
+//! Typed evidence as it travels from guest to client.
+
+use serde::{Deserialize, Serialize};
+
+use crate::TeeKind;
+
+/// Evidence from one TEE family. Serialized with a `tee` tag and base64 byte fields.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "tee", rename_all = "kebab-case", deny_unknown_fields)]
+pub enum Evidence {
+    /// An AMD SEV-SNP attestation report with the certificate chain that signs it.
+    SevSnp(SnpEvidence),
+}
+
+impl Evidence {
+    /// The TEE family of this evidence.
+    pub fn tee(&self) -> TeeKind {
+        match self {
+            Evidence::SevSnp(_) => TeeKind::SevSnp,
+        }
+    }
+}
+
+/// SEV-SNP evidence: the raw 1184-byte `ATTESTATION_REPORT` and its chain.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SnpEvidence {
+    /// The raw report (AMD SEV-SNP ABI spec, Table 22), base64 on the wire.
+    #[serde(with = "b64")]
+    pub report: Vec<u8>,
+    /// The certificates, leaf to root.
+    pub chain: SnpCertChain,
+}
+
+/// The ARK → ASK → VCEK chain, DER-encoded, base64 on the wire.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SnpCertChain {
+    /// The chip's versioned endorsement key certificate (signs the report).
+    #[serde(with = "b64")]
+    pub vcek: Vec<u8>,
+    /// The AMD SEV key certificate (signs the VCEK).
+    #[serde(with = "b64")]
+    pub ask: Vec<u8>,
+    /// The AMD root key certificate (self-signed; must match a root the policy trusts).
+    #[serde(with = "b64")]
+    pub ark: Vec<u8>,
+}
+
+mod b64 {
+    use base64::engine::general_purpose::STANDARD;
+    use base64::Engine;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(bytes: &[u8], s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&STANDARD.encode(bytes))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
+        let s = String::deserialize(d)?;
+        STANDARD.decode(s.as_bytes()).map_err(serde::de::Error::custom)
+    }
+}

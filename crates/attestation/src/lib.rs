@@ -1,0 +1,45 @@
+//! Attestation for ConfidentialDVM: the typed [`Evidence`] a guest produces, the [`Attester`] and
+//! [`Verifier`] seams, SEV-SNP report parsing and verification, and YAML [`Policy`] evaluation.
+//!
+//! One folder per TEE (`snp/`, and `sim/` for the simulated secure processor, which is feature-gated
+//! and trusted by no shipped policy).
+#![deny(missing_docs)]
+
+mod claims;
+mod error;
+mod evidence;
+pub mod policy;
+mod types;
+
+#[cfg(feature = "sim")]
+pub mod sim;
+#[cfg(feature = "snp")]
+pub mod snp;
+
+pub use claims::{Check, Claims};
+pub use error::{AttestError, VerifyError};
+pub use evidence::{Evidence, SnpCertChain, SnpEvidence};
+pub use policy::Policy;
+pub use types::{Measurement, ReportData, TeeKind};
+
+use std::time::SystemTime;
+
+/// Produces hardware evidence that binds 64 bytes of report data (the guest side).
+pub trait Attester: Send + Sync {
+    /// The TEE this attester speaks for.
+    fn tee(&self) -> TeeKind;
+    /// Asks the (possibly simulated) secure processor for evidence carrying `report_data`.
+    fn evidence(&self, report_data: &ReportData) -> Result<Evidence, AttestError>;
+}
+
+/// Checks evidence against the expected report data and a policy (the client side).
+pub trait Verifier: Send + Sync {
+    /// Verifies `evidence` at time `now`. Returns the verified claims, or the first failed check.
+    fn verify(
+        &self,
+        evidence: &Evidence,
+        expected: &ReportData,
+        policy: &Policy,
+        now: SystemTime,
+    ) -> Result<Claims, VerifyError>;
+}

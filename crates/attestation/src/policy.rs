@@ -1,0 +1,166 @@
+//! Attestation policies: what a client accepts. Read from YAML a user can review.
+//!
+//! Shipped policies (the `policies/` folder) trust only vendor roots. A development policy may trust
+//! a simulated root, named by its fingerprint; verification then marks the claims `simulated`.
+
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use crate::TeeKind;
+
+/// A complete attestation policy.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Policy {
+    /// Policy name, shown in every verdict.
+    pub name: String,
+    /// The TEE family this policy covers.
+    pub tee: TeeKind,
+    /// The roots the chain may end in. Written `- amd-milan` or `- simulated: { ark_sha256: … }`.
+    #[serde(with = "serde_yaml_ng::with::singleton_map_recursive")]
+    pub roots: Vec<TrustedRoot>,
+    /// Launch measurements allowed. Empty means nothing is allowed (fail closed).
+    #[serde(default)]
+    pub measurements: Vec<AllowedMeasurement>,
+    /// Minimum reported TCB.
+    #[serde(default)]
+    pub min_tcb: MinTcb,
+    /// Accept a guest whose policy permits debugging. Default: false.
+    #[serde(default)]
+    pub allow_debug: bool,
+    /// Accept a guest whose policy permits a migration agent. Default: false.
+    #[serde(default)]
+    pub allow_migration_agent: bool,
+    /// Highest VMPL the report may come from. Default: 0.
+    #[serde(default)]
+    pub max_vmpl: u32,
+}
+
+/// A root the policy trusts.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub enum TrustedRoot {
+    /// AMD's ARK for Milan, pinned in this crate.
+    AmdMilan,
+    /// AMD's ARK for Genoa, pinned in this crate.
+    AmdGenoa,
+    /// AMD's ARK for Turin, pinned in this crate.
+    AmdTurin,
+    /// A simulated secure processor's root, by SHA-256 of its DER. Development only: evidence
+    /// ending here is flagged `simulated`, and no shipped policy may contain this.
+    Simulated {
+        /// Hex SHA-256 of the simulated ARK's DER.
+        ark_sha256: String,
+    },
+}
+
+/// One allowed launch measurement, with where it came from.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AllowedMeasurement {
+    /// 96 hex characters.
+    pub measurement: String,
+    /// Provenance: which image build produced it.
+    pub source: String,
+}
+
+/// Minimum SNP TCB components (reported TCB must be at least these).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MinTcb {
+    /// Boot loader SPL.
+    #[serde(default)]
+    pub bootloader: u8,
+    /// PSP OS (TEE) SPL.
+    #[serde(default)]
+    pub tee: u8,
+    /// SNP firmware SPL.
+    #[serde(default)]
+    pub snp: u8,
+    /// Microcode SPL.
+    #[serde(default)]
+    pub microcode: u8,
+}
+
+/// Errors while loading a policy.
+#[derive(Debug, thiserror::Error)]
+pub enum PolicyError {
+    /// The file could not be read.
+    #[error("cannot read policy {path}")]
+    Io {
+        /// The path.
+        path: String,
+        /// The I/O failure.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The YAML is not a valid policy.
+    #[error("invalid policy {path}: {source}")]
+    Parse {
+        /// The path (or `<string>`).
+        path: String,
+        /// The parse failure.
+        #[source]
+        source: serde_yaml_ng::Error,
+    },
+    /// A field has a bad value (e.g. a measurement that is not 96 hex characters).
+    #[error("invalid policy {path}: {reason}")]
+    Invalid {
+        /// The path (or `<string>`).
+        path: String,
+        /// Why.
+        reason: String,
+    },
+}
+
+impl Policy {
+    /// Parses and validates a policy from YAML text.
+    pub fn from_yaml(text: &str) -> Result<Self, PolicyError> {
+        Self::parse_named(text, "<string>")
+    }
+
+    /// Reads, parses and validates a policy file.
+    pub fn load(path: &Path) -> Result<Self, PolicyError> {
+        let shown = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|source| PolicyError::Io {
+            path: shown.clone(),
+            source,
+        })?;
+        Self::parse_named(&text, &shown)
+    }
+
+    /// True if any root of this policy is a simulated one.
+    pub fn trusts_simulated(&self) -> bool {
+        self.roots
+            .iter()
+            .any(|r| matches!(r, TrustedRoot::Simulated { .. }))
+    }
+
+    fn parse_named(text: &str, path: &str) -> Result<Self, PolicyError> {
+        let policy: Policy = serde_yaml_ng::from_str(text).map_err(|source| PolicyError::Parse {
+            path: path.to_string(),
+            source,
+        })?;
+        let invalid = |reason: String| PolicyError::Invalid {
+            path: path.to_string(),
+            reason,
+        };
+        if policy.roots.is_empty() {
+            return Err(invalid("no trusted roots".into()));
+        }
+        for m in &policy.measurements {
+            crate::Measurement::from_hex(&m.measurement)
+                .map_err(|e| invalid(format!("measurement {:?}: {e}", m.measurement)))?;
+        }
+        for r in &policy.roots {
+            if let TrustedRoot::Simulated { ark_sha256 } = r {
+                let ok = ark_sha256.len() == 64 && hex::decode(ark_sha256).is_ok();
+                if !ok {
+                    return Err(invalid(format!("simulated ark_sha256 {ark_sha256:?} is not 64 hex characters")));
+                }
+            }
+        }
+        Ok(policy)
+    }
+}

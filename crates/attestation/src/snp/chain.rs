@@ -1,0 +1,192 @@
+//! The certificate chain ARK → ASK → VCEK: which root it ends in (pinned AMD ARK or a
+//! policy-named simulated root), each link's signature, and each certificate's validity period.
+
+use std::cmp::Ordering;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use openssl::asn1::Asn1Time;
+use openssl::nid::Nid;
+use openssl::pkey::{PKey, Public};
+use openssl::x509::{X509Ref, X509};
+use sha2::{Digest, Sha256};
+
+use crate::policy::{Policy, TrustedRoot};
+use crate::snp::roots::{pinned_product, AmdProduct, SIMULATED_ARK_CN};
+use crate::{SnpCertChain, VerifyError};
+
+/// The root a chain ends in, once the policy accepted it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Root {
+    /// A pinned AMD ARK.
+    Vendor(AmdProduct),
+    /// A simulated secure processor's ARK, named by fingerprint in the policy.
+    Simulated {
+        /// Hex SHA-256 of the ARK's DER.
+        fingerprint: String,
+    },
+}
+
+impl Root {
+    pub(crate) fn name(&self) -> String {
+        match self {
+            Root::Vendor(p) => p.root_name().to_string(),
+            Root::Simulated { fingerprint } => {
+                format!("SIMULATED secure processor (ARK sha256 {fingerprint})")
+            }
+        }
+    }
+}
+
+/// Hex SHA-256 of DER bytes (how policies name roots).
+pub(crate) fn fingerprint(der: &[u8]) -> String {
+    hex::encode(Sha256::digest(der))
+}
+
+/// Decides whether the policy trusts the evidence's ARK. Trust comes only from exact DER equality
+/// with a pinned ARK the policy lists, or from a fingerprint the policy lists.
+pub(crate) fn select_root(ark_der: &[u8], policy: &Policy) -> Result<Root, VerifyError> {
+    if let Some(product) = pinned_product(ark_der) {
+        if policy.roots.contains(&product.trusted_root()) {
+            return Ok(Root::Vendor(product));
+        }
+    }
+    let fp = fingerprint(ark_der);
+    let listed = policy.roots.iter().any(|r| {
+        matches!(r, TrustedRoot::Simulated { ark_sha256 } if ark_sha256.eq_ignore_ascii_case(&fp))
+    });
+    if listed {
+        return Ok(Root::Simulated { fingerprint: fp });
+    }
+    // Refused. Say "simulated" when that is plainly the reason, so a shipped policy's refusal reads
+    // as such; a policy that trusts some other simulated root just gets "untrusted root".
+    let looks_simulated = X509::from_der(ark_der)
+        .map(|c| common_name(&c) == SIMULATED_ARK_CN)
+        .unwrap_or(false);
+    if looks_simulated && !policy.trusts_simulated() {
+        return Err(VerifyError::SimulatedNotAllowed {
+            policy: policy.name.clone(),
+        });
+    }
+    Err(VerifyError::UntrustedRoot {
+        fingerprint: fp,
+        policy: policy.name.clone(),
+        trusted: describe_roots(&policy.roots),
+    })
+}
+
+fn describe_roots(roots: &[TrustedRoot]) -> String {
+    let names: Vec<String> = roots
+        .iter()
+        .map(|r| match r {
+            TrustedRoot::AmdMilan => AmdProduct::Milan.root_name().to_string(),
+            TrustedRoot::AmdGenoa => AmdProduct::Genoa.root_name().to_string(),
+            TrustedRoot::AmdTurin => AmdProduct::Turin.root_name().to_string(),
+            TrustedRoot::Simulated { ark_sha256 } => format!("simulated {ark_sha256}"),
+        })
+        .collect();
+    names.join(", ")
+}
+
+/// The subject CN (empty if absent or not UTF-8).
+pub(crate) fn common_name(cert: &X509Ref) -> String {
+    cert.subject_name()
+        .entries_by_nid(Nid::COMMONNAME)
+        .next()
+        .and_then(|e| e.data().to_string().ok())
+        .unwrap_or_default()
+}
+
+/// A chain whose links verified, with labels for claims and errors.
+#[derive(Debug)]
+pub(crate) struct VerifiedChain {
+    /// The leaf's public key (signs the report).
+    pub leaf_key: PKey<Public>,
+    /// E.g. `ARK-Milan → SEV-Milan → VCEK`.
+    pub path: String,
+    /// The leaf certificate, for validity and extension checks.
+    pub leaf: X509,
+    ark: X509,
+    ask: X509,
+    labels: [String; 3],
+}
+
+fn parse(der: &[u8], role: &str) -> Result<X509, VerifyError> {
+    X509::from_der(der).map_err(|e| VerifyError::BadCertificate {
+        cert: role.to_string(),
+        reason: format!("not a DER X.509 certificate ({e})"),
+    })
+}
+
+fn label(role: &str, cert: &X509Ref) -> String {
+    format!("{role} ({})", common_name(cert))
+}
+
+/// Checks that `cert` names `issuer` as its issuer and carries its valid signature.
+fn check_link(cert: &X509Ref, cert_label: &str, issuer: &X509Ref, issuer_label: &str) -> Result<(), VerifyError> {
+    let broken = || VerifyError::ChainInvalid {
+        cert: cert_label.to_string(),
+        issuer: issuer_label.to_string(),
+    };
+    let names_match = matches!(cert.issuer_name().try_cmp(issuer.subject_name()), Ok(Ordering::Equal));
+    let key = issuer.public_key().map_err(|e| VerifyError::BadCertificate {
+        cert: issuer_label.to_string(),
+        reason: format!("unreadable public key ({e})"),
+    })?;
+    // X509::verify handles AMD's RSASSA-PSS as well as the simulator's ECDSA.
+    let signed = cert.verify(&key).unwrap_or(false);
+    if names_match && signed {
+        Ok(())
+    } else {
+        Err(broken())
+    }
+}
+
+/// Verifies ARK self-signature, ASK by ARK, leaf by ASK; `leaf_role` is `VCEK` or `VLEK`.
+pub(crate) fn verify_links(chain: &SnpCertChain, leaf_role: &str) -> Result<VerifiedChain, VerifyError> {
+    let ark = parse(&chain.ark, "ARK")?;
+    let ask = parse(&chain.ask, "ASK")?;
+    let leaf = parse(&chain.vcek, leaf_role)?;
+    let labels = [label("ARK", &ark), label("ASK", &ask), label(leaf_role, &leaf)];
+    check_link(&ark, &labels[0], &ark, &labels[0])?;
+    check_link(&ask, &labels[1], &ark, &labels[0])?;
+    check_link(&leaf, &labels[2], &ask, &labels[1])?;
+    let leaf_key = leaf.public_key().map_err(|e| VerifyError::BadCertificate {
+        cert: labels[2].clone(),
+        reason: format!("unreadable public key ({e})"),
+    })?;
+    let path = format!("{} → {} → {leaf_role}", common_name(&ark), common_name(&ask));
+    Ok(VerifiedChain {
+        leaf_key,
+        path,
+        leaf,
+        ark,
+        ask,
+        labels,
+    })
+}
+
+impl VerifiedChain {
+    /// Each certificate must be inside its validity period at `now`.
+    pub(crate) fn check_validity(&self, now: SystemTime) -> Result<String, VerifyError> {
+        let secs = now
+            .duration_since(UNIX_EPOCH)
+            .map_err(|_| VerifyError::Malformed("verification time is before 1970".into()))?
+            .as_secs();
+        let at = secs
+            .try_into()
+            .ok()
+            .and_then(|t| Asn1Time::from_unix(t).ok())
+            .ok_or_else(|| VerifyError::Malformed("verification time out of range".into()))?;
+        for (cert, label) in [(&self.ark, &self.labels[0]), (&self.ask, &self.labels[1]), (&self.leaf, &self.labels[2])] {
+            let started = matches!(cert.not_before().compare(&at), Ok(Ordering::Less | Ordering::Equal));
+            let not_ended = matches!(cert.not_after().compare(&at), Ok(Ordering::Greater | Ordering::Equal));
+            if !(started && not_ended) {
+                return Err(VerifyError::CertificateExpired { cert: label.clone() });
+            }
+        }
+        Ok(format!(
+            "ARK, ASK and leaf valid at the verification time (leaf until {})",
+            self.leaf.not_after()
+        ))
+    }
+}

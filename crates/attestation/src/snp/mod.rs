@@ -1,0 +1,26 @@
+//! AMD SEV-SNP: the typed attestation report, the pinned AMD roots, and the verifier.
+//!
+//! References: AMD "SEV Secure Nested Paging Firmware ABI Specification" (report layout, Table 22;
+//! guest policy, Table 9; TCB_VERSION, Table 3) and AMD "VCEK Certificate and KDS Interface
+//! Specification" (certificate chain and VCEK extensions).
+
+mod amd_ext;
+mod binding;
+mod chain;
+mod der;
+mod fields;
+mod report;
+pub mod roots;
+mod signature;
+mod verify;
+
+pub use fields::{GuestPolicy, KeyInfo, SigningKey, TcbLayout, TcbVersion};
+pub use report::{AttestationReport, REPORT_LEN, SIGNED_LEN};
+pub use roots::{AmdProduct, SIMULATED_ARK_CN};
+pub use signature::SIG_ALGO_ECDSA_P384_SHA384;
+pub use verify::SnpVerifier;
+
+#[cfg(feature = "sim")]
+pub(crate) use chain::fingerprint;
+#[cfg(feature = "sim")]
+pub(crate) use signature::scalar_to_le;

@@ -1,0 +1,99 @@
+//! The pinned AMD root keys (ARK), embedded at build time: trust never depends on the network.
+//! Provenance: `roots/SOURCES.md`.
+
+use openssl::x509::X509;
+
+use crate::policy::TrustedRoot;
+
+/// Subject CN of the simulated secure processor's root. The verifier uses it only to say plainly
+/// "simulated evidence refused" instead of "unknown root"; trust comes from fingerprints alone.
+pub const SIMULATED_ARK_CN: &str = "CDVM-SIMULATED-ARK";
+
+const ARK_MILAN_PEM: &str = include_str!("../../roots/ark_milan.pem");
+const ARK_GENOA_PEM: &str = include_str!("../../roots/ark_genoa.pem");
+const ARK_TURIN_PEM: &str = include_str!("../../roots/ark_turin.pem");
+
+/// SHA-256 of the DER of each pinned ARK, as recorded in `roots/SOURCES.md`.
+pub const ARK_MILAN_SHA256: &str = "69d063b45344d26a2e94e1f4210de49ef555308287d4c174445c95639a540bcd";
+/// See [`ARK_MILAN_SHA256`].
+pub const ARK_GENOA_SHA256: &str = "4c6598d19c18719c5dfd4a7d335f674e5bfe1d8f800cea2cf270c10d103db2f1";
+/// See [`ARK_MILAN_SHA256`].
+pub const ARK_TURIN_SHA256: &str = "1f084161a44bb6d93778a904877d4819cafa5d05ef4193b2ded9dd9c73dd3f6a";
+
+/// An AMD product line with a pinned root.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum AmdProduct {
+    /// EPYC 7003.
+    Milan,
+    /// EPYC 9004/8004.
+    Genoa,
+    /// EPYC 9005.
+    Turin,
+}
+
+impl AmdProduct {
+    /// All product lines with a pinned ARK.
+    pub const ALL: [AmdProduct; 3] = [AmdProduct::Milan, AmdProduct::Genoa, AmdProduct::Turin];
+
+    /// The policy root that names this product's ARK.
+    pub fn trusted_root(self) -> TrustedRoot {
+        match self {
+            AmdProduct::Milan => TrustedRoot::AmdMilan,
+            AmdProduct::Genoa => TrustedRoot::AmdGenoa,
+            AmdProduct::Turin => TrustedRoot::AmdTurin,
+        }
+    }
+
+    /// Display name of the root, e.g. `AMD ARK-Milan`.
+    pub fn root_name(self) -> &'static str {
+        match self {
+            AmdProduct::Milan => "AMD ARK-Milan",
+            AmdProduct::Genoa => "AMD ARK-Genoa",
+            AmdProduct::Turin => "AMD ARK-Turin",
+        }
+    }
+
+    fn pem(self) -> &'static str {
+        match self {
+            AmdProduct::Milan => ARK_MILAN_PEM,
+            AmdProduct::Genoa => ARK_GENOA_PEM,
+            AmdProduct::Turin => ARK_TURIN_PEM,
+        }
+    }
+
+    /// The pinned ARK's DER. `None` only if the embedded PEM were corrupt, in which case nothing
+    /// matches it and verification fails closed.
+    pub fn ark_der(self) -> Option<Vec<u8>> {
+        X509::from_pem(self.pem().as_bytes())
+            .and_then(|c| c.to_der())
+            .ok()
+    }
+}
+
+/// The pinned product whose ARK is exactly `der`, if any.
+pub fn pinned_product(der: &[u8]) -> Option<AmdProduct> {
+    AmdProduct::ALL
+        .into_iter()
+        .find(|p| p.ark_der().as_deref() == Some(der))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use sha2::{Digest, Sha256};
+
+    #[test]
+    fn pinned_fingerprints_match_sources() {
+        for (p, fp) in [
+            (AmdProduct::Milan, ARK_MILAN_SHA256),
+            (AmdProduct::Genoa, ARK_GENOA_SHA256),
+            (AmdProduct::Turin, ARK_TURIN_SHA256),
+        ] {
+            let der = p.ark_der().unwrap();
+            assert_eq!(hex::encode(Sha256::digest(&der)), fp, "{p:?}");
+            assert_eq!(pinned_product(&der), Some(p));
+        }
+        assert_eq!(pinned_product(b"not a cert"), None);
+    }
+}

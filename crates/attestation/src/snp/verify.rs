@@ -1,0 +1,269 @@
+//! The SEV-SNP verifier: evidence + expected REPORT_DATA + policy + time → claims, or the first
+//! failed check. The order is fixed (docs/attestation.md) so each failure is reported precisely.
+
+use std::time::SystemTime;
+
+use crate::policy::{MinTcb, Policy};
+use crate::snp::binding::check_binding;
+use crate::snp::chain::{select_root, verify_links, Root};
+use crate::snp::fields::SigningKey;
+use crate::snp::signature::verify_report_signature;
+use crate::snp::AttestationReport;
+use crate::{Check, Claims, Evidence, Measurement, ReportData, SnpEvidence, Verifier, VerifyError};
+
+/// Verifies [`Evidence::SevSnp`] against pinned AMD roots (or a policy-named simulated root).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct SnpVerifier;
+
+/// Collects the checks that passed, in order.
+#[derive(Default)]
+struct Log(Vec<Check>);
+
+impl Log {
+    fn pass(&mut self, name: &str, detail: impl Into<String>) {
+        self.0.push(Check {
+            name: name.to_string(),
+            detail: detail.into(),
+        });
+    }
+}
+
+impl Verifier for SnpVerifier {
+    fn verify(
+        &self,
+        evidence: &Evidence,
+        expected: &ReportData,
+        policy: &Policy,
+        now: SystemTime,
+    ) -> Result<Claims, VerifyError> {
+        if evidence.tee() != policy.tee {
+            return Err(VerifyError::TeeMismatch {
+                evidence: evidence.tee().to_string(),
+                expected: policy.tee.to_string(),
+                policy: policy.name.clone(),
+            });
+        }
+        match evidence {
+            Evidence::SevSnp(snp) => verify_snp(snp, expected, policy, now),
+        }
+    }
+}
+
+fn verify_snp(
+    ev: &SnpEvidence,
+    expected: &ReportData,
+    policy: &Policy,
+    now: SystemTime,
+) -> Result<Claims, VerifyError> {
+    let mut log = Log::default();
+    log.pass("tee", format!("sev-snp evidence, policy `{}` is for sev-snp", policy.name));
+
+    let report = AttestationReport::parse(&ev.report)?;
+    let leaf_role = match report.signing_key() {
+        SigningKey::Vcek => "VCEK",
+        SigningKey::Vlek => "VLEK",
+        other => {
+            return Err(VerifyError::Malformed(format!(
+                "report signing key is {}: no endorsed key signed it",
+                other.name()
+            )))
+        }
+    };
+    log.pass(
+        "report",
+        format!("ATTESTATION_REPORT v{}, {} bytes, signed by {leaf_role}", report.version, ev.report.len()),
+    );
+
+    let root = select_root(&ev.chain.ark, policy)?;
+    log.pass("root", format!("{} is trusted by policy `{}`", root.name(), policy.name));
+
+    let chain = verify_links(&ev.chain, leaf_role)?;
+    log.pass("chain", chain.path.clone());
+    log.pass("validity", chain.check_validity(now)?);
+
+    verify_report_signature(&report, &chain.leaf_key, leaf_role)?;
+    log.pass("signature", format!("ECDSA P-384/SHA-384 over bytes 0x000..0x2A0 verifies with the {leaf_role}"));
+
+    let simulated = matches!(root, Root::Simulated { .. });
+    log.pass("vcek-binding", check_binding(&report, &ev.chain.vcek, leaf_role, simulated)?);
+
+    check_policy(&report, expected, policy, &mut log)?;
+
+    Ok(Claims {
+        tee: crate::TeeKind::SevSnp,
+        measurement: report.measurement,
+        root: root.name(),
+        simulated,
+        policy: policy.name.clone(),
+        checks: log.0,
+    })
+}
+
+/// REPORT_DATA, measurement, and the policy's guest-policy, VMPL and TCB rules, in that order.
+fn check_policy(
+    report: &AttestationReport,
+    expected: &ReportData,
+    policy: &Policy,
+    log: &mut Log,
+) -> Result<(), VerifyError> {
+    let name = || policy.name.clone();
+    if report.report_data != *expected {
+        return Err(VerifyError::ReportDataMismatch {
+            expected: expected.to_string(),
+            found: report.report_data.to_string(),
+        });
+    }
+    log.pass("report-data", "REPORT_DATA equals the expected binding");
+
+    let allowed = policy.measurements.iter().find(|m| {
+        Measurement::from_hex(&m.measurement).ok() == Some(report.measurement)
+    });
+    let Some(allowed) = allowed else {
+        return Err(VerifyError::MeasurementNotAllowed {
+            measurement: report.measurement.to_string(),
+            policy: name(),
+        });
+    };
+    log.pass("measurement", format!("{} ({})", report.measurement, allowed.source));
+
+    let gp = report.policy;
+    if gp.debug() && !policy.allow_debug {
+        return Err(VerifyError::DebugAllowed { policy: name() });
+    }
+    log.pass(
+        "debug",
+        if gp.debug() {
+            format!("guest policy {:#x} ALLOWS DEBUG; accepted because allow_debug is set", gp.bits())
+        } else {
+            format!("guest policy {:#x}: debugging disabled", gp.bits())
+        },
+    );
+    if gp.migrate_ma() && !policy.allow_migration_agent {
+        return Err(VerifyError::MigrationAgentAllowed { policy: name() });
+    }
+    log.pass(
+        "migration-agent",
+        if gp.migrate_ma() {
+            "migration agent allowed; accepted because allow_migration_agent is set"
+        } else {
+            "no migration agent"
+        },
+    );
+    if report.vmpl > policy.max_vmpl {
+        return Err(VerifyError::VmplTooHigh {
+            vmpl: report.vmpl,
+            max: policy.max_vmpl,
+            policy: name(),
+        });
+    }
+    log.pass("vmpl", format!("VMPL {} ≤ {}", report.vmpl, policy.max_vmpl));
+    check_tcb(report, &policy.min_tcb, &name())?;
+    let m = &policy.min_tcb;
+    log.pass(
+        "tcb",
+        format!(
+            "TCB {} ≥ policy minimum bl={} tee={} snp={} ucode={}",
+            report.reported_tcb, m.bootloader, m.tee, m.snp, m.microcode
+        ),
+    );
+    Ok(())
+}
+
+fn check_tcb(report: &AttestationReport, min: &MinTcb, policy: &str) -> Result<(), VerifyError> {
+    let t = report.reported_tcb;
+    for (component, found, minimum) in [
+        ("bootloader", t.bootloader, min.bootloader),
+        ("tee", t.tee, min.tee),
+        ("snp", t.snp, min.snp),
+        ("microcode", t.microcode, min.microcode),
+    ] {
+        if found < minimum {
+            return Err(VerifyError::TcbTooLow {
+                component: component.to_string(),
+                found,
+                minimum,
+                policy: policy.to_string(),
+            });
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use crate::policy::{AllowedMeasurement, TrustedRoot};
+    use crate::snp::GuestPolicy;
+    use crate::TeeKind;
+
+    const REPORT: &[u8] = include_bytes!("../../tests/fixtures/snp/trustee_milan/test-report.bin");
+
+    /// The policy half of verification, on a real report whose fields we then edit (the
+    /// signature is not involved here; the integration tests cover it).
+    fn setup() -> (AttestationReport, Policy) {
+        let report = AttestationReport::parse(REPORT).unwrap();
+        let policy = Policy {
+            name: "unit".into(),
+            tee: TeeKind::SevSnp,
+            roots: vec![TrustedRoot::AmdMilan],
+            measurements: vec![AllowedMeasurement {
+                measurement: report.measurement.to_string(),
+                source: "fixture".into(),
+            }],
+            min_tcb: MinTcb::default(),
+            allow_debug: false,
+            allow_migration_agent: false,
+            max_vmpl: 0,
+        };
+        (report, policy)
+    }
+
+    fn run(report: &AttestationReport, policy: &Policy) -> Result<(), VerifyError> {
+        check_policy(report, &report.report_data, policy, &mut Log::default())
+    }
+
+    #[test]
+    fn migration_agent_is_refused_unless_allowed() {
+        let (mut report, mut policy) = setup();
+        report.policy = GuestPolicy(report.policy.bits() | GuestPolicy::MIGRATE_MA);
+        assert_eq!(run(&report, &policy), Err(VerifyError::MigrationAgentAllowed { policy: "unit".into() }));
+        policy.allow_migration_agent = true;
+        run(&report, &policy).unwrap();
+    }
+
+    #[test]
+    fn vmpl_above_maximum_is_refused() {
+        let (mut report, mut policy) = setup();
+        report.vmpl = 2;
+        policy.max_vmpl = 1;
+        assert_eq!(
+            run(&report, &policy),
+            Err(VerifyError::VmplTooHigh { vmpl: 2, max: 1, policy: "unit".into() })
+        );
+    }
+
+    #[test]
+    fn policy_checks_run_in_the_documented_order() {
+        // A report failing every policy rule reports the first: debug, then migration agent,
+        // VMPL, TCB.
+        let (mut report, mut policy) = setup();
+        report.policy = GuestPolicy(GuestPolicy::DEBUG | GuestPolicy::MIGRATE_MA);
+        report.vmpl = 3;
+        policy.min_tcb.snp = 200;
+        assert!(matches!(run(&report, &policy), Err(VerifyError::DebugAllowed { .. })));
+        policy.allow_debug = true;
+        assert!(matches!(run(&report, &policy), Err(VerifyError::MigrationAgentAllowed { .. })));
+        policy.allow_migration_agent = true;
+        assert!(matches!(run(&report, &policy), Err(VerifyError::VmplTooHigh { .. })));
+        policy.max_vmpl = 3;
+        assert!(matches!(run(&report, &policy), Err(VerifyError::TcbTooLow { .. })));
+    }
+
+    #[test]
+    fn invalid_measurement_entries_match_nothing() {
+        let (report, mut policy) = setup();
+        policy.measurements[0].measurement = "not hex".into();
+        assert!(matches!(run(&report, &policy), Err(VerifyError::MeasurementNotAllowed { .. })));
+    }
+}

@@ -1,0 +1,102 @@
+//! `cdvm demo`: one confidential SQL job through a complete local deployment.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use cdvm_client::demo::{vms_dir, DeploymentOptions, LocalDeployment};
+use cdvm_client::{run_job, ClientError, JobSpec, Timeouts};
+use cdvm_protocol::nostr::Keys;
+use cdvm_protocol::{kinds, InputBody};
+use clap::ValueEnum;
+
+use crate::show;
+
+/// Which provider runs the job's VM.
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum DemoProvider {
+    /// A local agent process with a simulated secure processor.
+    Process,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct DemoArgs {
+    /// The VM backend.
+    #[arg(long, value_enum, default_value = "process")]
+    provider: DemoProvider,
+    /// Keep the orchestrator's state (store, logs) in this folder instead of a temporary one.
+    #[arg(long)]
+    state_dir: Option<PathBuf>,
+}
+
+const SAMPLE_CSV: &str = "employee,department,salary\n\
+alice,engineering,128000\n\
+bob,engineering,119500\n\
+carol,sales,87000\n\
+dave,sales,91000\n\
+erin,research,142000\n";
+const SAMPLE_QUERY: &str =
+    "SELECT department, COUNT(*) AS people, AVG(salary) AS avg_salary FROM input GROUP BY department ORDER BY department";
+
+pub async fn run(args: DemoArgs) -> Result<(), ClientError> {
+    let DemoProvider::Process = args.provider;
+    let tmp;
+    let state_dir = match args.state_dir {
+        Some(dir) => dir,
+        None => {
+            tmp = tempfile::Builder::new()
+                .prefix("cdvm-demo-")
+                .tempdir()
+                .map_err(|source| ClientError::Io { path: "temporary folder".into(), source })?;
+            tmp.path().to_path_buf()
+        }
+    };
+    eprintln!("ConfidentialDVM demo — provider: process, TEE: SIMULATED secure processor");
+    eprintln!("  (development only: this run proves the protocol, not hardware confidentiality)");
+    let t0 = Instant::now();
+    let mut deployment = LocalDeployment::start(&state_dir, &DeploymentOptions::default()).await?;
+    eprintln!(
+        "[{:>7.2}s] relay {} and orchestrator (dvm {}) up; state in {}",
+        t0.elapsed().as_secs_f64(),
+        deployment.relay.url(),
+        deployment.dvm.public_key(),
+        state_dir.display()
+    );
+    eprintln!(
+        "           policy: {} (trusts only this run's simulated root)",
+        deployment.dev_policy_path.display()
+    );
+    eprintln!("           job: confidential SQL (kind 5970) over a 5-row salary table");
+    eprintln!("           query: {SAMPLE_QUERY}");
+    let spec = JobSpec {
+        relays: vec![deployment.relay.url().to_string()],
+        dvm: deployment.dvm.public_key(),
+        kind: kinds::SQL,
+        input: InputBody::Sql {
+            table_csv: SAMPLE_CSV.into(),
+            query: SAMPLE_QUERY.into(),
+        },
+        policy: deployment.dev_policy.clone(),
+        user: Keys::generate(),
+        timeouts: Timeouts::default(),
+    };
+    let result = run_job(spec, show::stage).await;
+    let outcome = match result {
+        Ok(o) => o,
+        Err(e) => {
+            eprintln!("--- orchestrator log ---\n{}", deployment.orchestrator_log());
+            return Err(e);
+        }
+    };
+    let leftover = std::fs::read_dir(vms_dir(&state_dir)).map(|d| d.count()).unwrap_or(0);
+    deployment.stop();
+    eprintln!(
+        "[{:>7.2}s] done; VMs left on the provider: {leftover}",
+        t0.elapsed().as_secs_f64()
+    );
+    eprintln!("result ({}):", outcome.media_type);
+    show::outcome(&outcome, None)?;
+    if leftover != 0 {
+        return Err(ClientError::DvmError(format!("{leftover} VM(s) were not destroyed")));
+    }
+    Ok(())
+}

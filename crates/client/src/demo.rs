@@ -1,0 +1,252 @@
+//! `cdvm demo`: the whole system on one machine. A real relay in this process, the orchestrator as
+//! a supervised child process with the process provider, and this process playing the user.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use cdvm_attestation::Policy;
+use cdvm_protocol::nostr::Keys;
+
+use crate::relay::TestRelay;
+use crate::ClientError;
+
+/// A running local deployment: relay + orchestrator. Everything stops when it is dropped.
+#[derive(Debug)]
+pub struct LocalDeployment {
+    /// The relay.
+    pub relay: TestRelay,
+    /// The DVM's public key.
+    pub dvm: Keys,
+    /// The development policy the process provider wrote (trusts its simulated root only).
+    pub dev_policy: Policy,
+    /// Path of that policy.
+    pub dev_policy_path: PathBuf,
+    /// The orchestrator's state folder.
+    pub state_dir: PathBuf,
+    orchestrator: Child,
+    opts: DeploymentOptions,
+}
+
+/// Where the process provider keeps its VMs.
+pub fn vms_dir(state_dir: &Path) -> PathBuf {
+    state_dir.join("process-provider").join("vms")
+}
+
+fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> ClientError + '_ {
+    move |source| ClientError::Io {
+        path: path.display().to_string(),
+        source,
+    }
+}
+
+/// The executable `name` next to this one (how `cargo build` and installs lay them out).
+pub fn sibling_binary(name: &str) -> Result<PathBuf, ClientError> {
+    let exe = std::env::current_exe().map_err(io_err(Path::new("current executable")))?;
+    let mut dir = exe.parent().map(Path::to_path_buf).unwrap_or_default();
+    // Test executables live one level deeper, in target/<profile>/deps.
+    if dir.ends_with("deps") {
+        dir.pop();
+    }
+    let path = dir.join(name);
+    if !path.exists() {
+        return Err(ClientError::Usage(format!(
+            "{} not found; build it with `cargo build --bins`",
+            path.display()
+        )));
+    }
+    Ok(path)
+}
+
+/// Knobs of a local deployment (the demo uses the defaults; tests tighten them).
+#[derive(Clone, Debug)]
+pub struct DeploymentOptions {
+    /// Seconds for attestation, input and run.
+    pub deadlines: (u64, u64, u64),
+    /// Requests per user per minute.
+    pub per_user_per_minute: u32,
+    /// The agent each VM runs; default: `cdvm-agent` next to this executable.
+    pub agent_binary: Option<PathBuf>,
+    /// The orchestrator's log filter (`CDVM_LOG`).
+    pub log_filter: String,
+}
+
+impl Default for DeploymentOptions {
+    fn default() -> Self {
+        Self {
+            deadlines: (60, 120, 120),
+            per_user_per_minute: 6,
+            agent_binary: None,
+            log_filter: "info,nostr_relay_pool=warn,nostr_sdk=warn".into(),
+        }
+    }
+}
+
+impl LocalDeployment {
+    /// Starts a relay and an orchestrator whose state lives in `state_dir`.
+    pub async fn start(state_dir: &Path, opts: &DeploymentOptions) -> Result<Self, ClientError> {
+        let relay = TestRelay::start()
+            .await
+            .map_err(|e| ClientError::Relay(format!("cannot start the local relay: {e}")))?;
+        let dvm = Keys::generate();
+        Self::start_orchestrator(state_dir, relay, dvm, opts).await
+    }
+
+    /// Kills the orchestrator without warning (SIGKILL) and starts it again on the same state,
+    /// relay and key: a crash and a restart.
+    pub async fn crash_and_restart(&mut self) -> Result<(), ClientError> {
+        let _ = self.orchestrator.kill();
+        let _ = self.orchestrator.wait();
+        self.orchestrator = spawn_orchestrator(&self.state_dir, &self.opts).await?;
+        Ok(())
+    }
+
+    async fn start_orchestrator(
+        state_dir: &Path,
+        relay: TestRelay,
+        dvm: Keys,
+        opts: &DeploymentOptions,
+    ) -> Result<Self, ClientError> {
+        let deadlines = opts.deadlines;
+        std::fs::create_dir_all(state_dir).map_err(io_err(state_dir))?;
+        let key_file = state_dir.join("dvm.key");
+        write_private(&key_file, &dvm.secret_key().to_secret_hex())?;
+        let agent_bin = match &opts.agent_binary {
+            Some(p) => p.clone(),
+            None => sibling_binary("cdvm-agent")?,
+        };
+        let config = format!(
+            "identity: {{ secret_key_file: {key} }}\n\
+             owner_tag: cdvm-demo\n\
+             relays: [{relay}]\n\
+             state_dir: {state}\n\
+             provider: {{ process: {{ agent_binary: {agent} }} }}\n\
+             jobs: {{ kinds: [5970, 5971], tees: [sev-snp], vm_class: {{ vcpus: 1, memory_mib: 512 }}, max_concurrent: 4 }}\n\
+             limits: {{ per_user_per_minute: {per_user} }}\n\
+             deadlines: {{ attest_secs: {a}, input_secs: {i}, run_secs: {r} }}\n\
+             reconcile_interval_secs: 5\n\
+             announce: {{ name: ConfidentialDVM demo, about: 'Local demo with a SIMULATED TEE' }}\n",
+            key = yaml_str(&key_file.display().to_string()),
+            relay = yaml_str(relay.url()),
+            state = yaml_str(&state_dir.display().to_string()),
+            agent = yaml_str(&agent_bin.display().to_string()),
+            a = deadlines.0,
+            i = deadlines.1,
+            r = deadlines.2,
+            per_user = opts.per_user_per_minute,
+        );
+        let config_path = state_dir.join("orchestrator.yaml");
+        std::fs::write(&config_path, config).map_err(io_err(&config_path))?;
+        let orchestrator = spawn_orchestrator(state_dir, opts).await?;
+        let dev_policy_path = state_dir.join("process-provider").join("dev-policy.yaml");
+        let dev_policy = Policy::load(&dev_policy_path)
+            .map_err(|e| ClientError::Usage(format!("cannot read the development policy: {e}")))?;
+        Ok(Self {
+            relay,
+            dvm,
+            dev_policy,
+            dev_policy_path,
+            state_dir: state_dir.to_path_buf(),
+            orchestrator,
+            opts: opts.clone(),
+        })
+    }
+
+    /// Asks the orchestrator to stop (SIGTERM: it ends live jobs and destroys their VMs) and waits.
+    pub fn stop(&mut self) {
+        if let Ok(pid) = i32::try_from(self.orchestrator.id()) {
+            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGTERM);
+        }
+        for _ in 0..100 {
+            if matches!(self.orchestrator.try_wait(), Ok(Some(_))) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let _ = self.orchestrator.kill();
+        let _ = self.orchestrator.wait();
+    }
+
+    /// True while the orchestrator process runs.
+    pub fn orchestrator_alive(&mut self) -> bool {
+        matches!(self.orchestrator.try_wait(), Ok(None))
+    }
+
+    /// The orchestrator's log so far.
+    pub fn orchestrator_log(&self) -> String {
+        std::fs::read_to_string(self.state_dir.join("orchestrator.log")).unwrap_or_default()
+    }
+}
+
+impl Drop for LocalDeployment {
+    fn drop(&mut self) {
+        self.stop();
+        self.relay.shutdown();
+    }
+}
+
+/// Starts the orchestrator on `state_dir/orchestrator.yaml` and waits until it is ready.
+async fn spawn_orchestrator(state_dir: &Path, opts: &DeploymentOptions) -> Result<Child, ClientError> {
+    let orchestrator_bin = sibling_binary("cdvm-orchestrator")?;
+    let config_path = state_dir.join("orchestrator.yaml");
+    let log_path = state_dir.join("orchestrator.log");
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&log_path)
+        .map_err(io_err(&log_path))?;
+    let mut child = Command::new(&orchestrator_bin)
+        .arg("--config")
+        .arg(&config_path)
+        .env("CDVM_LOG", &opts.log_filter)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(log)
+        .spawn()
+        .map_err(io_err(&orchestrator_bin))?;
+    if wait_ready(&mut child).await {
+        return Ok(child);
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    let log = std::fs::read_to_string(&log_path).unwrap_or_default();
+    let lines: Vec<&str> = log.lines().collect();
+    let tail = lines[lines.len().saturating_sub(15)..].join("\n");
+    Err(ClientError::Usage(format!("the orchestrator did not start:\n{tail}")))
+}
+
+async fn wait_ready(child: &mut Child) -> bool {
+    let Some(stdout) = child.stdout.take() else {
+        return false;
+    };
+    let reader = tokio::task::spawn_blocking(move || {
+        let mut lines = BufReader::new(stdout).lines();
+        let ready = lines
+            .by_ref()
+            .map_while(Result::ok)
+            .any(|l| l.starts_with("cdvm-orchestrator ready"));
+        // Keep draining so the child never blocks on a full pipe.
+        std::thread::spawn(move || for _ in lines {});
+        ready
+    });
+    matches!(tokio::time::timeout(Duration::from_secs(60), reader).await, Ok(Ok(true)))
+}
+
+/// A YAML scalar for any string: JSON strings are valid YAML.
+fn yaml_str(s: &str) -> String {
+    serde_json::Value::String(s.to_string()).to_string()
+}
+
+fn write_private(path: &Path, text: &str) -> Result<(), ClientError> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(io_err(path))?;
+    writeln!(f, "{text}").map_err(io_err(path))
+}

@@ -1,0 +1,329 @@
+//! One job from the user's side. The order is the security argument: nothing confidential leaves
+//! this process until the attestation event verified against the policy and this job's request.
+
+use std::time::{Duration, Instant, SystemTime};
+
+use cdvm_attestation::{Claims, Policy};
+use cdvm_protocol::nostr::{Event, EventId, Filter, Keys, PublicKey, Timestamp};
+use cdvm_protocol::{
+    kinds, wrap_input, ConfidentialInput, FeedbackStatus, InputBody, JobFeedback, JobRequestBuilder, JobResult,
+    Outcome, ResultPayload, MAX_INPUT_PLAINTEXT,
+};
+use nostr_sdk::{Client, RelayPoolNotification};
+
+use crate::{verify_attestation_event, ClientError};
+
+/// How long each stage may take.
+#[derive(Clone, Copy, Debug)]
+pub struct Timeouts {
+    /// From submission to a verified attestation.
+    pub attest: Duration,
+    /// From sending the input to the result.
+    pub result: Duration,
+    /// After the result, how long to wait for the DVM's "VM destroyed" feedback.
+    pub destroyed: Duration,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Self {
+            attest: Duration::from_secs(120),
+            result: Duration::from_secs(300),
+            destroyed: Duration::from_secs(15),
+        }
+    }
+}
+
+/// What to run, where, and under which policy.
+#[derive(Debug)]
+pub struct JobSpec {
+    /// Relays (ws:// or wss://).
+    pub relays: Vec<String>,
+    /// The DVM's public key.
+    pub dvm: PublicKey,
+    /// NIP-90 request kind.
+    pub kind: u16,
+    /// The confidential input.
+    pub input: InputBody,
+    /// The attestation policy the guest must satisfy.
+    pub policy: Policy,
+    /// The user's key (a fresh one per job is fine).
+    pub user: Keys,
+    /// Stage deadlines.
+    pub timeouts: Timeouts,
+}
+
+/// A stage reached, for progress display.
+#[derive(Debug)]
+pub enum Stage {
+    /// The request is on the relays.
+    Submitted {
+        /// Request id.
+        request: EventId,
+    },
+    /// The DVM said something.
+    Dvm {
+        /// Status.
+        status: FeedbackStatus,
+        /// Its message.
+        info: String,
+    },
+    /// The guest's attestation verified.
+    Attested {
+        /// The guest's one-time key.
+        guest: PublicKey,
+        /// What was verified.
+        claims: Box<Claims>,
+    },
+    /// The encrypted input is on the relays.
+    InputSent,
+    /// The guest reported it is running the job.
+    Running,
+    /// The encrypted result arrived and decrypted.
+    ResultReceived,
+    /// The DVM reported the VM destroyed.
+    VmDestroyed,
+}
+
+/// A finished job.
+#[derive(Debug)]
+pub struct JobOutcome {
+    /// Request id.
+    pub request: EventId,
+    /// The guest key the input went to.
+    pub guest: PublicKey,
+    /// What the attestation proved.
+    pub claims: Claims,
+    /// Media type of the output.
+    pub media_type: String,
+    /// The decrypted output.
+    pub output: String,
+    /// Whether the DVM confirmed the VM's destruction in time.
+    pub vm_destroyed: bool,
+}
+
+/// Runs a job end to end. `progress` is called at each stage with the time since submission.
+pub async fn run_job(spec: JobSpec, mut progress: impl FnMut(&Stage, Duration)) -> Result<JobOutcome, ClientError> {
+    let me = spec.user.public_key();
+    let tee = spec.policy.tee;
+    let request_event = JobRequestBuilder::new(spec.kind, spec.dvm, tee)
+        .relays(spec.relays.clone())
+        .policy(&spec.policy.name)
+        .build()?
+        .sign_with_keys(&spec.user)
+        .map_err(|e| ClientError::Usage(format!("cannot sign the request: {e}")))?;
+    let request = request_event.id;
+    let mut input = ConfidentialInput {
+        v: 1,
+        request_id: request.to_hex(),
+        body: spec.input,
+    };
+    // Refuse oversized input before publishing anything.
+    let size = serde_json::to_vec(&input).map(|v| v.len()).unwrap_or(usize::MAX);
+    if size > MAX_INPUT_PLAINTEXT {
+        return Err(ClientError::InputTooLarge {
+            size,
+            max: MAX_INPUT_PLAINTEXT,
+        });
+    }
+
+    let client = Client::new(spec.user.clone());
+    for relay in &spec.relays {
+        client
+            .add_relay(relay.as_str())
+            .await
+            .map_err(|e| ClientError::Relay(format!("{relay}: {e}")))?;
+    }
+    client.connect().await;
+    client.wait_for_connection(Duration::from_secs(10)).await;
+    let mut notifications = client.notifications();
+    client
+        .subscribe(Filter::new().event(request).since(Timestamp::from(Timestamp::now().as_secs().saturating_sub(60))), None)
+        .await
+        .map_err(|e| ClientError::Relay(format!("subscribe: {e}")))?;
+    let sent = client
+        .send_event(&request_event)
+        .await
+        .map_err(|e| ClientError::Relay(format!("publish request: {e}")))?;
+    if sent.success.is_empty() {
+        return Err(ClientError::Relay(format!("no relay accepted the request: {:?}", sent.failed)));
+    }
+    let start = Instant::now();
+    progress(&Stage::Submitted { request }, start.elapsed());
+
+    let ctx = Ctx {
+        client: &client,
+        policy: &spec.policy,
+        dvm: &spec.dvm,
+        me: &me,
+        user: &spec.user,
+        request,
+        timeouts: spec.timeouts,
+        start,
+    };
+    let result = drive(&ctx, &mut notifications, &input, &mut progress).await;
+    zeroize_input(&mut input);
+    client.shutdown().await;
+    result
+}
+
+struct Ctx<'a> {
+    client: &'a Client,
+    policy: &'a Policy,
+    dvm: &'a PublicKey,
+    me: &'a PublicKey,
+    user: &'a Keys,
+    request: EventId,
+    timeouts: Timeouts,
+    start: Instant,
+}
+
+async fn drive(
+    ctx: &Ctx<'_>,
+    notifications: &mut tokio::sync::broadcast::Receiver<RelayPoolNotification>,
+    input: &ConfidentialInput,
+    progress: &mut impl FnMut(&Stage, Duration),
+) -> Result<JobOutcome, ClientError> {
+    let Ctx { client, policy, dvm, me, user, request, timeouts, start } = *ctx;
+    // Stage 1: a verified attestation for this request.
+    let deadline = tokio::time::Instant::now() + timeouts.attest;
+    let (guest, claims) = loop {
+        let event = next_event(notifications, deadline, "waiting for the guest's attestation").await?;
+        if let Some(stage) = dvm_feedback(&event, dvm, request)? {
+            progress(&stage, start.elapsed());
+            continue;
+        }
+        if event.kind.as_u16() != kinds::ATTESTATION {
+            continue;
+        }
+        let (attestation, claims) = verify_attestation_event(&event, policy, SystemTime::now())?;
+        if attestation.request_id != request || &attestation.user != me {
+            // Verified evidence, but for another job or user: treat it like any other failure.
+            return Err(ClientError::BadAttestationEvent(cdvm_protocol::ProtocolError::RequestMismatch {
+                context: "attestation event (request or user)",
+                expected: request.to_hex(),
+                found: attestation.request_id.to_hex(),
+            }));
+        }
+        let guest = attestation.guest;
+        progress(&Stage::Attested { guest, claims: Box::new(claims.clone()) }, start.elapsed());
+        break (guest, claims);
+    };
+
+    // Stage 2: the input, encrypted to the attested key only.
+    let wrapped = wrap_input(user, &guest, input).await.map_err(|e| match e {
+        cdvm_protocol::ProtocolError::InputTooLarge { size, max } => ClientError::InputTooLarge { size, max },
+        other => ClientError::Protocol(other),
+    })?;
+    client
+        .send_event(&wrapped)
+        .await
+        .map_err(|e| ClientError::Relay(format!("publish input: {e}")))?;
+    progress(&Stage::InputSent, start.elapsed());
+
+    // Stage 3: the result, signed by the guest key.
+    let deadline = tokio::time::Instant::now() + timeouts.result;
+    let payload: ResultPayload = loop {
+        let event = next_event(notifications, deadline, "waiting for the result").await?;
+        if let Some(stage) = dvm_feedback(&event, dvm, request)? {
+            progress(&stage, start.elapsed());
+            continue;
+        }
+        if event.pubkey != guest {
+            continue;
+        }
+        let kind = event.kind.as_u16();
+        if kind == kinds::JOB_FEEDBACK {
+            if let Ok(fb) = JobFeedback::from_event(&event) {
+                match fb.status {
+                    Some(FeedbackStatus::Processing) => progress(&Stage::Running, start.elapsed()),
+                    Some(FeedbackStatus::Error) => {
+                        return Err(ClientError::JobFailed(fb.extra_info.unwrap_or_default()))
+                    }
+                    _ => {}
+                }
+            }
+            continue;
+        }
+        if !(kinds::JOB_REQUEST_MAX + 1..=kinds::JOB_REQUEST_MAX + kinds::JOB_RESULT_OFFSET).contains(&kind) {
+            continue;
+        }
+        let Ok(result) = JobResult::from_event(&event) else { continue };
+        if result.request_id != request {
+            continue;
+        }
+        break cdvm_protocol::decrypt_result(user, &guest, &result.content).map_err(ClientError::BadResult)?;
+    };
+    progress(&Stage::ResultReceived, start.elapsed());
+    let (media_type, output) = match payload.outcome {
+        Outcome::Ok { media_type, output, .. } => (media_type, output),
+        Outcome::Error { message } => return Err(ClientError::JobFailed(message)),
+    };
+
+    // Stage 4: the DVM confirms the VM is gone.
+    let deadline = tokio::time::Instant::now() + timeouts.destroyed;
+    let mut vm_destroyed = false;
+    while let Ok(event) = next_event(notifications, deadline, "waiting for VM destruction").await {
+        if let Ok(Some(Stage::Dvm { status: FeedbackStatus::Success, .. })) = dvm_feedback(&event, dvm, request) {
+            vm_destroyed = true;
+            progress(&Stage::VmDestroyed, start.elapsed());
+            break;
+        }
+    }
+    Ok(JobOutcome {
+        request,
+        guest,
+        claims,
+        media_type,
+        output,
+        vm_destroyed,
+    })
+}
+
+/// Feedback from the DVM about this request: progress, or an error that ends the job.
+fn dvm_feedback(event: &Event, dvm: &PublicKey, request: EventId) -> Result<Option<Stage>, ClientError> {
+    if &event.pubkey != dvm || event.kind.as_u16() != kinds::JOB_FEEDBACK {
+        return Ok(None);
+    }
+    let Ok(fb) = JobFeedback::from_event(event) else {
+        return Ok(None);
+    };
+    if fb.request_id != request {
+        return Ok(None);
+    }
+    let info = fb.extra_info.clone().unwrap_or_default();
+    match fb.status {
+        Some(FeedbackStatus::Error) => Err(ClientError::DvmError(info)),
+        Some(status) => Ok(Some(Stage::Dvm { status, info })),
+        None => Ok(None),
+    }
+}
+
+async fn next_event(
+    notifications: &mut tokio::sync::broadcast::Receiver<RelayPoolNotification>,
+    deadline: tokio::time::Instant,
+    stage: &'static str,
+) -> Result<Event, ClientError> {
+    loop {
+        match tokio::time::timeout_at(deadline, notifications.recv()).await {
+            Err(_) => return Err(ClientError::Timeout(stage)),
+            Ok(Ok(RelayPoolNotification::Event { event, .. })) => return Ok(*event),
+            Ok(Ok(_)) => {}
+            Ok(Err(tokio::sync::broadcast::error::RecvError::Lagged(_))) => {}
+            Ok(Err(tokio::sync::broadcast::error::RecvError::Closed)) => {
+                return Err(ClientError::Relay("relay connection closed".into()))
+            }
+        }
+    }
+}
+
+fn zeroize_input(input: &mut ConfidentialInput) {
+    use zeroize::Zeroize;
+    match &mut input.body {
+        InputBody::Sql { table_csv, query } => {
+            table_csv.zeroize();
+            query.zeroize();
+        }
+        InputBody::TextStats { text } => text.zeroize(),
+    }
+}

@@ -1,0 +1,17 @@
+//! The ConfidentialDVM user client: submit a job, verify the guest's attestation against a
+//! policy, send the input encrypted to the attested key, receive and decrypt the result.
+//!
+//! Input is sent only after verification succeeded. Every refusal is a distinct [`ClientError`].
+
+pub mod error;
+mod job;
+mod verify;
+
+#[cfg(feature = "demo")]
+pub mod demo;
+#[cfg(feature = "demo")]
+pub mod relay;
+
+pub use error::ClientError;
+pub use job::{run_job, JobOutcome, JobSpec, Stage, Timeouts};
+pub use verify::{verify_attestation_event, verify_evidence};

@@ -1,0 +1,191 @@
+//! `cdvm`: the ConfidentialDVM user CLI.
+
+mod cli_demo;
+mod show;
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::{Duration, SystemTime};
+
+use cdvm_attestation::Policy;
+use cdvm_client::{run_job, ClientError, JobSpec, Timeouts};
+use cdvm_protocol::nostr::{Event, FromBech32, JsonUtil, Keys, PublicKey};
+use cdvm_protocol::{kinds, InputBody};
+use clap::{Parser, Subcommand};
+
+/// Run a confidential job on a Nostr DVM: your input goes only to a VM that proved what it is.
+#[derive(Debug, Parser)]
+#[command(version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the whole system locally (relay, orchestrator, simulated TEE) and one job through it.
+    Demo(cli_demo::DemoArgs),
+    /// Submit a job to a DVM, verify its VM, send the input, print the result.
+    Submit(SubmitArgs),
+    /// Verify a saved attestation event (JSON) offline against a policy.
+    Verify(VerifyArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct SubmitArgs {
+    /// Relay URL (repeatable).
+    #[arg(long = "relay", required = true)]
+    relays: Vec<String>,
+    /// The DVM's public key (npub or hex).
+    #[arg(long)]
+    dvm: String,
+    /// Job kind: 5970 (SQL over a CSV table) or 5971 (text statistics).
+    #[arg(long)]
+    kind: u16,
+    /// The confidential input file (CSV for 5970, text for 5971).
+    #[arg(long)]
+    input: PathBuf,
+    /// The SQL query (5970). Sent encrypted, like the input.
+    #[arg(long)]
+    query: Option<String>,
+    /// The attestation policy the VM must satisfy (YAML).
+    #[arg(long)]
+    policy: PathBuf,
+    /// Write the result here instead of standard output.
+    #[arg(long)]
+    output: Option<PathBuf>,
+    /// Your secret key file (hex or nsec); default: a fresh one-time key.
+    #[arg(long)]
+    key: Option<PathBuf>,
+    /// Seconds to wait for a verified attestation.
+    #[arg(long, default_value_t = 120)]
+    attest_timeout: u64,
+    /// Seconds to wait for the result after sending the input.
+    #[arg(long, default_value_t = 300)]
+    result_timeout: u64,
+}
+
+#[derive(Debug, clap::Args)]
+struct VerifyArgs {
+    /// The policy (YAML).
+    #[arg(long)]
+    policy: PathBuf,
+    /// The attestation event as JSON.
+    event: PathBuf,
+    /// Print the verdict as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("CDVM_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,nostr_relay_pool=error,nostr_sdk=error,nostr_relay_builder=off")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        match cli.command {
+            Command::Demo(args) => cli_demo::run(args).await,
+            Command::Submit(args) => submit(args).await,
+            Command::Verify(args) => verify(args),
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(u8::try_from(e.exit_code()).unwrap_or(1))
+        }
+    }
+}
+
+fn read(path: &Path) -> Result<String, ClientError> {
+    std::fs::read_to_string(path).map_err(|source| ClientError::Io {
+        path: path.display().to_string(),
+        source,
+    })
+}
+
+fn load_policy(path: &Path) -> Result<Policy, ClientError> {
+    Policy::load(path).map_err(|e| ClientError::Usage(e.to_string()))
+}
+
+/// Reads the input file into the typed input body of the job kind.
+fn input_body(kind: u16, input: &Path, query: Option<String>) -> Result<InputBody, ClientError> {
+    let data = read(input)?;
+    match kind {
+        kinds::SQL => {
+            let query = query.ok_or_else(|| ClientError::Usage("--query is required for kind 5970 (SQL)".into()))?;
+            Ok(InputBody::Sql { table_csv: data, query })
+        }
+        kinds::TEXT_STATS => {
+            if query.is_some() {
+                return Err(ClientError::Usage("--query is only for kind 5970".into()));
+            }
+            Ok(InputBody::TextStats { text: data })
+        }
+        other => Err(ClientError::Usage(format!(
+            "unknown job kind {other}; known: 5970 (SQL over CSV), 5971 (text statistics)"
+        ))),
+    }
+}
+
+async fn submit(args: SubmitArgs) -> Result<(), ClientError> {
+    let dvm = PublicKey::from_bech32(&args.dvm)
+        .or_else(|_| PublicKey::from_hex(&args.dvm))
+        .map_err(|_| ClientError::Usage(format!("--dvm {:?} is not an npub or hex public key", args.dvm)))?;
+    let policy = load_policy(&args.policy)?;
+    let input = input_body(args.kind, &args.input, args.query)?;
+    let user = match &args.key {
+        Some(path) => Keys::parse(read(path)?.trim())
+            .map_err(|_| ClientError::Usage(format!("{} does not hold a secret key", path.display())))?,
+        None => Keys::generate(),
+    };
+    let spec = JobSpec {
+        relays: args.relays,
+        dvm,
+        kind: args.kind,
+        input,
+        policy,
+        user,
+        timeouts: Timeouts {
+            attest: Duration::from_secs(args.attest_timeout),
+            result: Duration::from_secs(args.result_timeout),
+            ..Timeouts::default()
+        },
+    };
+    let outcome = run_job(spec, show::stage).await?;
+    show::outcome(&outcome, args.output.as_deref())
+}
+
+fn verify(args: VerifyArgs) -> Result<(), ClientError> {
+    let policy = load_policy(&args.policy)?;
+    let text = read(&args.event)?;
+    let event = Event::from_json(text.trim())
+        .map_err(|e| ClientError::Usage(format!("{} is not a Nostr event: {e}", args.event.display())))?;
+    let (attestation, claims) = cdvm_client::verify_attestation_event(&event, &policy, SystemTime::now())?;
+    if args.json {
+        let out = serde_json::json!({
+            "verdict": "accepted",
+            "request": attestation.request_id.to_hex(),
+            "guest": attestation.guest.to_hex(),
+            "claims": claims,
+        });
+        println!("{out:#}");
+    } else {
+        println!("attestation for request {} by guest {}", attestation.request_id, attestation.guest);
+        show::claims(&claims, "  ");
+        println!("verdict: ACCEPTED under policy `{}`", claims.policy);
+    }
+    Ok(())
+}

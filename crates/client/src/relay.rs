@@ -1,0 +1,36 @@
+//! A real Nostr relay over websockets on 127.0.0.1, for the demo and the tests.
+
+use nostr_relay_builder::builder::RateLimit;
+use nostr_relay_builder::{LocalRelay, RelayBuilder};
+
+/// A running local relay; stops when dropped.
+#[derive(Debug)]
+pub struct TestRelay {
+    relay: LocalRelay,
+    url: String,
+}
+
+impl TestRelay {
+    /// Starts a relay on a free loopback port. The per-connection rate limit is raised from the
+    /// builder's 60 events/minute, which a busy test or demo would hit.
+    pub async fn start() -> Result<Self, nostr_relay_builder::Error> {
+        let builder = RelayBuilder::default().rate_limit(RateLimit {
+            max_reqs: 1000,
+            notes_per_minute: 10_000,
+        });
+        let relay = LocalRelay::new(builder);
+        relay.run().await?;
+        let url = relay.url().await.to_string();
+        Ok(Self { relay, url })
+    }
+
+    /// The relay's ws:// URL.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// Stops the relay.
+    pub fn shutdown(&self) {
+        self.relay.shutdown();
+    }
+}

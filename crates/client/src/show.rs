@@ -1,0 +1,67 @@
+//! Human-readable progress and results, on standard error (progress) and output (the result).
+
+use std::path::Path;
+use std::time::Duration;
+
+use cdvm_attestation::Claims;
+use cdvm_client::{ClientError, JobOutcome, Stage};
+
+pub fn stage(stage: &Stage, t: Duration) {
+    let at = format!("[{:>7.2}s]", t.as_secs_f64());
+    match stage {
+        Stage::Submitted { request } => eprintln!("{at} submitted request {request}"),
+        Stage::Dvm { status, info } => eprintln!("{at} DVM: {status:?}: {info}"),
+        Stage::Attested { guest, claims } => {
+            eprintln!(
+                "{at} attested: TEE {}, measurement {}…, policy `{}` ✓ (guest key {})",
+                claims.tee,
+                &claims.measurement.to_string()[..16],
+                claims.policy,
+                guest
+            );
+            claims_lines(claims, "            ");
+        }
+        Stage::InputSent => eprintln!("{at} input sent, encrypted to the attested guest key only"),
+        Stage::Running => eprintln!("{at} running inside the VM"),
+        Stage::ResultReceived => eprintln!("{at} result received and decrypted (hash checked)"),
+        Stage::VmDestroyed => eprintln!("{at} VM destroyed (confirmed by the DVM)"),
+    }
+}
+
+fn claims_lines(claims: &Claims, indent: &str) {
+    for check in &claims.checks {
+        eprintln!("{indent}✓ {}: {}", check.name, check.detail);
+    }
+    if claims.simulated {
+        eprintln!("{indent}⚠ SIMULATED TEE: the evidence comes from a simulated secure processor.");
+        eprintln!("{indent}  It proves the protocol works, NOT that the operator cannot read your data.");
+    }
+}
+
+/// Prints claims to standard output (for `cdvm verify`).
+pub fn claims(claims: &Claims, indent: &str) {
+    println!("{indent}TEE: {}  root: {}  measurement: {}", claims.tee, claims.root, claims.measurement);
+    for check in &claims.checks {
+        println!("{indent}✓ {}: {}", check.name, check.detail);
+    }
+    if claims.simulated {
+        println!("{indent}⚠ SIMULATED TEE: development only, no confidentiality");
+    }
+}
+
+pub fn outcome(outcome: &JobOutcome, output: Option<&Path>) -> Result<(), ClientError> {
+    if !outcome.vm_destroyed {
+        eprintln!("warning: the DVM did not confirm the VM's destruction in time");
+    }
+    match output {
+        Some(path) => {
+            std::fs::write(path, &outcome.output).map_err(|source| ClientError::Io {
+                path: path.display().to_string(),
+                source,
+            })?;
+            eprintln!("result ({}) written to {}", outcome.media_type, path.display());
+        }
+        None => print!("{}", outcome.output),
+    }
+    Ok(())
+}

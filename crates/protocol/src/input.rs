@@ -1,0 +1,171 @@
+//! The confidential input, sent NIP-59 gift-wrapped to the attested guest key G.
+//! <https://github.com/nostr-protocol/nips/blob/master/59.md>
+//!
+//! rumor (kind 7011, signed by nobody, authored by U, `["e", request]`, content = JSON below)
+//! → seal (kind 13, signed by U, NIP-44 to G) → gift wrap (kind 1059, throwaway key, NIP-44 to G).
+//! Relays see only a gift wrap to G from a random key.
+
+use nostr::nips::nip59::UnwrappedGift;
+use nostr::{Event, EventBuilder, JsonUtil, Keys, Kind, PublicKey};
+use serde::{Deserialize, Serialize};
+
+use crate::kinds;
+use crate::tags::{self, tag};
+use crate::ProtocolError;
+
+/// Largest event JSON we publish. Relays cap events near 64 KiB (strfry's default
+/// `maxEventSize` is 65,536 bytes; DESIGN §9).
+pub const MAX_EVENT_SIZE: usize = 64 * 1024;
+
+/// Largest serialized input rumor (the JSON of the unsigned kind-7011 event).
+///
+/// Why this number: NIP-44 pads a 16–32 KiB plaintext up to a multiple of 4,096 bytes, so a rumor
+/// of at most 28,672 bytes seals to 38,320 base64 characters, the seal's JSON (~38.7 KB) pads to
+/// 40,960 and the gift wrap comes to ~55 KB of JSON. One byte more pads to 32,768, and the wrap
+/// grows to ~66 KB, past [`MAX_EVENT_SIZE`]. The rumor, not the input, is what is bounded, because
+/// JSON-in-JSON escaping doubles every `"` and `\` of the input again inside the rumor.
+pub const MAX_INPUT_RUMOR: usize = 28 * 1024;
+
+/// Largest serialized [`ConfidentialInput`] sent in one gift wrap. 24 KiB leaves room under
+/// [`MAX_INPUT_RUMOR`] for the rumor's envelope (~260 bytes) and some re-escaping; an input that
+/// passes this check but escapes heavily is refused with [`ProtocolError::EventTooLarge`].
+/// Larger inputs wait for Blossom (BUD-01/02).
+pub const MAX_INPUT_PLAINTEXT: usize = 24 * 1024;
+
+/// The job-specific body of the input.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "kebab-case", deny_unknown_fields)]
+pub enum InputBody {
+    /// Job kind 5970: run `query` over the table given as CSV (header row first).
+    Sql {
+        /// The table, CSV with a header row.
+        table_csv: String,
+        /// The SQL query.
+        query: String,
+    },
+    /// Job kind 5971: statistics over `text`.
+    TextStats {
+        /// The text.
+        text: String,
+    },
+}
+
+/// The JSON content of the input rumor.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConfidentialInput {
+    /// Payload version, 1.
+    pub v: u32,
+    /// The job request id, 64 lowercase hex characters (equal to the rumor's `e` tag).
+    pub request_id: String,
+    /// The input itself.
+    pub body: InputBody,
+}
+
+fn check_size(size: usize) -> Result<(), ProtocolError> {
+    if size > MAX_INPUT_PLAINTEXT {
+        return Err(ProtocolError::InputTooLarge {
+            size,
+            max: MAX_INPUT_PLAINTEXT,
+        });
+    }
+    Ok(())
+}
+
+/// Gift-wraps `input` from the user to the guest key `guest`. Refuses inputs whose JSON exceeds
+/// [`MAX_INPUT_PLAINTEXT`] ([`ProtocolError::InputTooLarge`]) and rumors over
+/// [`MAX_INPUT_RUMOR`] ([`ProtocolError::EventTooLarge`]), so the wrap fits one relay event.
+/// Nothing of the input appears in any tag; the wrap's only tag is `["p", guest]`.
+pub async fn wrap_input(
+    user: &Keys,
+    guest: &PublicKey,
+    input: &ConfidentialInput,
+) -> Result<Event, ProtocolError> {
+    tags::check_version("confidential input", input.v)?;
+    let request_id = tags::request_id_field(&input.request_id)?;
+    let json = serde_json::to_string(input).map_err(|source| ProtocolError::Json {
+        what: "confidential input",
+        source,
+    })?;
+    check_size(json.len())?;
+    let rumor = EventBuilder::new(Kind::from(kinds::INPUT_RUMOR), json)
+        .tag(tag("e", [request_id.to_hex()]))
+        .build(user.public_key());
+    let rumor_len = rumor.as_json().len();
+    if rumor_len > MAX_INPUT_RUMOR {
+        return Err(ProtocolError::EventTooLarge {
+            what: "input rumor",
+            size: rumor_len,
+            max: MAX_INPUT_RUMOR,
+        });
+    }
+    let wrap = EventBuilder::gift_wrap(user, guest, rumor, [])
+        .await
+        .map_err(|source| ProtocolError::EventBuild { source })?;
+    // Cannot trigger given MAX_INPUT_RUMOR; kept so a change to either constant fails loudly.
+    let wrap_len = wrap.as_json().len();
+    if wrap_len > MAX_EVENT_SIZE {
+        return Err(ProtocolError::EventTooLarge {
+            what: "gift wrap",
+            size: wrap_len,
+            max: MAX_EVENT_SIZE,
+        });
+    }
+    Ok(wrap)
+}
+
+/// Unwraps a gift wrap addressed to `guest`. Returns the seal signer (the sender, to be compared
+/// with the request's author by the caller) and the input.
+///
+/// Checks: the wrap's id and signature, kind 1059, the seal's signature (nostr), the rumor's
+/// author equals the seal signer, rumor kind 7011, its `e` tag equals `request_id` in the body,
+/// size, version and strict JSON.
+pub async fn unwrap_input(
+    guest: &Keys,
+    gift_wrap: &Event,
+) -> Result<(PublicKey, ConfidentialInput), ProtocolError> {
+    tags::check_event(gift_wrap, |k| k == kinds::GIFT_WRAP, "1059 (NIP-59 gift wrap)")?;
+    let gift = UnwrappedGift::from_gift_wrap(guest, gift_wrap)
+        .await
+        .map_err(|source| ProtocolError::Nip59 { source })?;
+    // nostr checks this too; it is the whole point of the seal, so check it here as well.
+    if gift.rumor.pubkey != gift.sender {
+        return Err(ProtocolError::SenderMismatch {
+            seal: gift.sender,
+            rumor: gift.rumor.pubkey,
+        });
+    }
+    let rumor_kind = gift.rumor.kind.as_u16();
+    if rumor_kind != kinds::INPUT_RUMOR {
+        return Err(ProtocolError::WrongKind {
+            got: rumor_kind,
+            expected: "7011 (cdvm input rumor)",
+        });
+    }
+    check_size(gift.rumor.content.len())?;
+    let mut e_tags = gift
+        .rumor
+        .tags
+        .iter()
+        .map(|t| t.as_slice())
+        .filter(|p| p.first().map(String::as_str) == Some("e"));
+    let e = e_tags.next().ok_or(ProtocolError::MissingTag { tag: "e" })?;
+    if e_tags.next().is_some() {
+        return Err(tags::malformed("e", "appears more than once"));
+    }
+    let tagged = tags::event_id("e", tags::value(e, 1)?)?;
+    let input: ConfidentialInput =
+        serde_json::from_str(&gift.rumor.content).map_err(|source| ProtocolError::Json {
+            what: "confidential input",
+            source,
+        })?;
+    tags::check_version("confidential input", input.v)?;
+    if input.request_id != tagged.to_hex() {
+        return Err(ProtocolError::RequestMismatch {
+            context: "confidential input request_id",
+            expected: tagged.to_hex(),
+            found: input.request_id,
+        });
+    }
+    Ok((gift.sender, input))
+}

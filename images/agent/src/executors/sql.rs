@@ -1,0 +1,233 @@
+//! Confidential SQL: the user's CSV table is loaded into an in-memory SQLite database as table
+//! `input`, and the user's query runs against it read-only. The result is CSV.
+
+use std::time::{Duration, Instant};
+
+use cdvm_protocol::{kinds, InputBody};
+use rusqlite::types::ValueRef;
+use rusqlite::Connection;
+
+use super::{input_type, ExecError, Executor, Output};
+
+/// The SQL executor.
+#[derive(Debug)]
+pub struct Sql {
+    /// Longest a query may run.
+    pub time_limit: Duration,
+    /// Most result rows returned.
+    pub max_rows: usize,
+}
+
+impl Default for Sql {
+    fn default() -> Self {
+        Self {
+            time_limit: Duration::from_secs(30),
+            max_rows: 10_000,
+        }
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum ColType {
+    Integer,
+    Real,
+    Text,
+}
+
+fn infer(values: impl Iterator<Item = String>) -> ColType {
+    let mut t = ColType::Integer;
+    for v in values {
+        if v.is_empty() {
+            continue;
+        }
+        if t == ColType::Integer && v.parse::<i64>().is_err() {
+            t = ColType::Real;
+        }
+        if t == ColType::Real && v.parse::<f64>().is_err() {
+            return ColType::Text;
+        }
+    }
+    t
+}
+
+fn quote_ident(s: &str) -> String {
+    format!("\"{}\"", s.replace('"', "\"\""))
+}
+
+fn load(conn: &Connection, csv_text: &str) -> Result<usize, ExecError> {
+    let mut reader = csv::ReaderBuilder::new().from_reader(csv_text.as_bytes());
+    let headers: Vec<String> = reader
+        .headers()
+        .map_err(|e| ExecError::Invalid(format!("CSV header: {e}")))?
+        .iter()
+        .map(|h| h.trim().to_string())
+        .collect();
+    if headers.is_empty() || headers.iter().any(String::is_empty) {
+        return Err(ExecError::Invalid("CSV header must name every column".into()));
+    }
+    let rows: Vec<csv::StringRecord> = reader
+        .records()
+        .collect::<Result<_, _>>()
+        .map_err(|e| ExecError::Invalid(format!("CSV: {e}")))?;
+    let types: Vec<ColType> = (0..headers.len())
+        .map(|i| infer(rows.iter().map(|r| r.get(i).unwrap_or("").trim().to_string())))
+        .collect();
+    let cols: Vec<String> = headers
+        .iter()
+        .zip(&types)
+        .map(|(h, t)| {
+            let ty = match t {
+                ColType::Integer => "INTEGER",
+                ColType::Real => "REAL",
+                ColType::Text => "TEXT",
+            };
+            format!("{} {ty}", quote_ident(h))
+        })
+        .collect();
+    let sql_err = |e: rusqlite::Error| ExecError::Invalid(format!("loading table: {e}"));
+    conn.execute_batch(&format!("CREATE TABLE input ({});", cols.join(", ")))
+        .map_err(sql_err)?;
+    let placeholders = vec!["?"; headers.len()].join(", ");
+    let mut stmt = conn
+        .prepare(&format!("INSERT INTO input VALUES ({placeholders})"))
+        .map_err(sql_err)?;
+    for row in &rows {
+        let values: Vec<rusqlite::types::Value> = (0..headers.len())
+            .map(|i| {
+                let v = row.get(i).unwrap_or("").trim();
+                match types[i] {
+                    _ if v.is_empty() => rusqlite::types::Value::Null,
+                    ColType::Integer => v.parse::<i64>().map_or(rusqlite::types::Value::Null, Into::into),
+                    ColType::Real => v.parse::<f64>().map_or(rusqlite::types::Value::Null, Into::into),
+                    ColType::Text => v.to_string().into(),
+                }
+            })
+            .collect();
+        stmt.execute(rusqlite::params_from_iter(values)).map_err(sql_err)?;
+    }
+    Ok(rows.len())
+}
+
+fn cell(v: ValueRef<'_>) -> String {
+    match v {
+        ValueRef::Null => String::new(),
+        ValueRef::Integer(i) => i.to_string(),
+        ValueRef::Real(f) => f.to_string(),
+        ValueRef::Text(t) => String::from_utf8_lossy(t).into_owned(),
+        ValueRef::Blob(b) => hex::encode(b),
+    }
+}
+
+impl Sql {
+    fn query(&self, conn: &Connection, query: &str) -> Result<String, ExecError> {
+        let deadline = Instant::now() + self.time_limit;
+        // Abort runaway queries (e.g. recursive CTEs) at the deadline.
+        conn.progress_handler(10_000, Some(move || Instant::now() > deadline));
+        let mut stmt = conn
+            .prepare(query)
+            .map_err(|e| ExecError::Invalid(format!("query: {e}")))?;
+        if !stmt.readonly() {
+            return Err(ExecError::Invalid("only read-only queries (SELECT) are allowed".into()));
+        }
+        let names: Vec<String> = stmt.column_names().iter().map(|s| s.to_string()).collect();
+        let mut out = csv::Writer::from_writer(Vec::new());
+        out.write_record(&names).map_err(|e| ExecError::Invalid(e.to_string()))?;
+        let mut rows = stmt.query([]).map_err(|e| ExecError::Invalid(format!("query: {e}")))?;
+        let mut n = 0usize;
+        while let Some(row) = rows.next().map_err(|e| ExecError::Invalid(format!("query: {e}")))? {
+            n += 1;
+            if n > self.max_rows {
+                return Err(ExecError::Invalid(format!("result has more than {} rows", self.max_rows)));
+            }
+            let record: Vec<String> = (0..names.len())
+                .map(|i| row.get_ref(i).map(cell).unwrap_or_default())
+                .collect();
+            out.write_record(&record).map_err(|e| ExecError::Invalid(e.to_string()))?;
+        }
+        let bytes = out.into_inner().map_err(|e| ExecError::Invalid(e.to_string()))?;
+        String::from_utf8(bytes).map_err(|e| ExecError::Invalid(e.to_string()))
+    }
+}
+
+impl Executor for Sql {
+    fn kind(&self) -> u16 {
+        kinds::SQL
+    }
+
+    fn run(&self, input: &InputBody) -> Result<Output, ExecError> {
+        let InputBody::Sql { table_csv, query } = input else {
+            return Err(ExecError::WrongInput {
+                kind: self.kind(),
+                got: input_type(input),
+            });
+        };
+        let conn = Connection::open_in_memory().map_err(|e| ExecError::Invalid(e.to_string()))?;
+        load(&conn, table_csv)?;
+        let body = self.query(&conn, query)?;
+        Ok(Output {
+            media_type: "text/csv",
+            body,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn run(csv: &str, query: &str) -> Result<String, ExecError> {
+        Sql::default()
+            .run(&InputBody::Sql {
+                table_csv: csv.into(),
+                query: query.into(),
+            })
+            .map(|o| o.body)
+    }
+
+    #[test]
+    fn aggregates_typed_columns() {
+        let csv = "name,dept,salary\nann,eng,120\nbob,eng,100\ncat,ops,90.5\n";
+        let out = run(csv, "SELECT dept, SUM(salary) AS total FROM input GROUP BY dept ORDER BY dept").unwrap();
+        assert_eq!(out, "dept,total\neng,220.0\nops,90.5\n");
+    }
+
+    #[test]
+    fn integer_columns_sort_numerically() {
+        let out = run("n\n10\n9\n100\n", "SELECT n FROM input ORDER BY n").unwrap();
+        assert_eq!(out, "n\n9\n10\n100\n");
+    }
+
+    #[test]
+    fn writes_are_refused() {
+        let err = run("a\n1\n", "DELETE FROM input").unwrap_err();
+        assert!(err.to_string().contains("read-only"), "{err}");
+    }
+
+    #[test]
+    fn bad_sql_and_bad_csv_are_clear_errors() {
+        assert!(run("a\n1\n", "SELEC nonsense").unwrap_err().to_string().contains("query"));
+        assert!(run("a,b\n1\n", "SELECT * FROM input").unwrap_err().to_string().contains("CSV"));
+    }
+
+    #[test]
+    fn runaway_query_is_stopped() {
+        let sql = Sql {
+            time_limit: Duration::from_millis(200),
+            max_rows: 10,
+        };
+        let input = InputBody::Sql {
+            table_csv: "a\n1\n".into(),
+            query: "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x+1 FROM c) SELECT count(*) FROM c".into(),
+        };
+        assert!(sql.run(&input).is_err());
+    }
+
+    #[test]
+    fn wrong_input_type_is_refused() {
+        let err = Sql::default()
+            .run(&InputBody::TextStats { text: "x".into() })
+            .unwrap_err();
+        assert!(matches!(err, ExecError::WrongInput { .. }));
+    }
+}

@@ -1,0 +1,175 @@
+//! One job, from the guest's side: fetch and check the request, make the one-time key, attest,
+//! take the input from the request's author only, run, publish the encrypted result.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use cdvm_attestation::Attester;
+use cdvm_protocol::nostr::{Event, EventId, Filter, Keys, Kind, PublicKey};
+use cdvm_protocol::{
+    unwrap_input, AttestationEvent, AttestationPayload, FeedbackStatus, ImageIdentity, JobFeedback,
+    JobRequest, JobResult, ResultPayload,
+};
+use cdvm_provider_api::Bootstrap;
+use nostr_sdk::{Client, RelayPoolNotification};
+use zeroize::Zeroize;
+
+use crate::executors;
+
+const FETCH_TIMEOUT: Duration = Duration::from_secs(30);
+
+pub(crate) async fn run(bootstrap: Bootstrap, attester: Box<dyn Attester>) -> anyhow::Result<()> {
+    let request_id = EventId::from_hex(&bootstrap.request_id).context("bootstrap request id")?;
+    // The one-time key: generated here, kept in memory only, dropped at exit.
+    let guest = Keys::generate();
+    let client = Client::new(guest.clone());
+    for relay in &bootstrap.relays {
+        client.add_relay(relay.as_str()).await.with_context(|| format!("relay {relay}"))?;
+    }
+    client.connect().await;
+    client.wait_for_connection(Duration::from_secs(10)).await;
+
+    let request = fetch_request(&client, request_id).await?;
+    tracing::info!(job = %request_id, kind = request.kind, "request fetched and verified");
+    let user = request.author;
+    let Some(executor) = executors::for_kind(request.kind) else {
+        publish_error(&client, &guest, &request, "this image has no executor for the job kind").await;
+        bail!("no executor for kind {}", request.kind);
+    };
+
+    // Subscribe for input before attesting, so an input sent right after the attestation is seen.
+    let mut notifications = client.notifications();
+    client
+        .subscribe(Filter::new().kind(Kind::GiftWrap).pubkey(guest.public_key()), None)
+        .await
+        .context("subscribe for input")?;
+
+    let report_data = cdvm_protocol::report_data(&request_id, &guest.public_key());
+    let attester: Arc<dyn Attester> = Arc::from(attester);
+    let evidence = {
+        let attester = Arc::clone(&attester);
+        tokio::task::spawn_blocking(move || attester.evidence(&report_data))
+            .await
+            .context("attester task")?
+            .context("getting evidence")?
+    };
+    let payload = AttestationPayload {
+        v: 1,
+        request_id: request_id.to_hex(),
+        image: ImageIdentity {
+            name: "cdvm-agent (process)".into(),
+            measurement: evidence_measurement(&evidence),
+        },
+        evidence,
+    };
+    let event = AttestationEvent::build(request_id, user, &payload)?.sign_with_keys(&guest)?;
+    client.send_event(&event).await.context("publishing attestation")?;
+    tracing::info!(job = %request_id, guest = %guest.public_key(), "attestation published");
+
+    let input_deadline = tokio::time::Instant::now() + Duration::from_secs(bootstrap.input_timeout_secs);
+    let mut input = loop {
+        let next = tokio::time::timeout_at(input_deadline, notifications.recv()).await;
+        let Ok(Ok(notification)) = next else {
+            publish_error(&client, &guest, &request, "no input from the user before the deadline").await;
+            bail!("input deadline passed");
+        };
+        let RelayPoolNotification::Event { event, .. } = notification else {
+            continue;
+        };
+        match accept_input(&guest, &event, &user, &request_id).await {
+            Some(input) => break input,
+            None => continue,
+        }
+    };
+    tracing::info!(job = %request_id, "input received from the requester");
+    let running = JobFeedback::build(request_id, user, FeedbackStatus::Processing, Some("running"))
+        .sign_with_keys(&guest)?;
+    client.send_event(&running).await.context("publishing running feedback")?;
+
+    let run_limit = Duration::from_secs(bootstrap.run_timeout_secs);
+    let body = input.body.clone();
+    let outcome = tokio::time::timeout(run_limit, tokio::task::spawn_blocking(move || executor.run(&body))).await;
+    zeroize_input(&mut input);
+    let payload = match outcome {
+        Ok(Ok(Ok(out))) => ResultPayload::ok(&request_id, out.media_type, out.body),
+        Ok(Ok(Err(e))) => ResultPayload::error(&request_id, e.to_string()),
+        Ok(Err(_)) => ResultPayload::error(&request_id, "executor crashed".into()),
+        Err(_) => ResultPayload::error(&request_id, "executor ran past its time limit".into()),
+    };
+    let content = cdvm_protocol::encrypt_result(&guest, &user, &payload)?;
+    let result = JobResult::build(&request, content).sign_with_keys(&guest)?;
+    client.send_event(&result).await.context("publishing result")?;
+    tracing::info!(job = %request_id, "encrypted result published");
+    client.shutdown().await;
+    Ok(())
+}
+
+/// Fetches the request by id and checks its id and signature here, in the guest: the user's key
+/// is taken from this signed event, never from the operator.
+async fn fetch_request(client: &Client, id: EventId) -> anyhow::Result<JobRequest> {
+    let deadline = tokio::time::Instant::now() + FETCH_TIMEOUT;
+    loop {
+        let events = client
+            .fetch_events(Filter::new().id(id), Duration::from_secs(5))
+            .await
+            .context("fetching the job request")?;
+        if let Some(event) = events.into_iter().find(|e| e.id == id) {
+            return JobRequest::from_event(&event).context("the job request is invalid");
+        }
+        if tokio::time::Instant::now() > deadline {
+            bail!("job request {id} not found on any relay");
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+async fn accept_input(
+    guest: &Keys,
+    event: &Event,
+    user: &PublicKey,
+    request_id: &EventId,
+) -> Option<cdvm_protocol::ConfidentialInput> {
+    if event.kind != Kind::GiftWrap {
+        return None;
+    }
+    match unwrap_input(guest, event).await {
+        Ok((sender, input)) if &sender == user && input.request_id == request_id.to_hex() => Some(input),
+        Ok((sender, _)) => {
+            tracing::warn!(job = %request_id, sender = %sender, "ignored input not from the requester or for another job");
+            None
+        }
+        Err(e) => {
+            tracing::warn!(job = %request_id, error = %e, "ignored unreadable gift wrap");
+            None
+        }
+    }
+}
+
+fn zeroize_input(input: &mut cdvm_protocol::ConfidentialInput) {
+    match &mut input.body {
+        cdvm_protocol::InputBody::Sql { table_csv, query } => {
+            table_csv.zeroize();
+            query.zeroize();
+        }
+        cdvm_protocol::InputBody::TextStats { text } => text.zeroize(),
+    }
+}
+
+fn evidence_measurement(evidence: &cdvm_attestation::Evidence) -> String {
+    match evidence {
+        cdvm_attestation::Evidence::SevSnp(snp) => cdvm_attestation::snp::AttestationReport::parse(&snp.report)
+            .map(|r| r.measurement.to_string())
+            .unwrap_or_default(),
+    }
+}
+
+async fn publish_error(client: &Client, guest: &Keys, request: &JobRequest, info: &str) {
+    let Ok(event) = JobFeedback::build(request.id, request.author, FeedbackStatus::Error, Some(info)).sign_with_keys(guest)
+    else {
+        return;
+    };
+    if let Err(e) = client.send_event(&event).await {
+        tracing::warn!(error = %e, "could not publish error feedback");
+    }
+}

@@ -1,0 +1,271 @@
+//! The orchestrator's YAML configuration. Unknown fields are errors: a typo must not silently
+//! fall back to a default.
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+/// The whole configuration file.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// The DVM's Nostr identity.
+    pub identity: Identity,
+    /// Tag put on every VM so the reconciler can find this orchestrator's VMs.
+    pub owner_tag: String,
+    /// Relays to read requests from and publish feedback to.
+    pub relays: Vec<String>,
+    /// Folder for the job store and provider state. Relative paths are from the working directory.
+    pub state_dir: PathBuf,
+    /// The VM backend, written as a one-key map: `provider: { process: { … } }`.
+    #[serde(with = "serde_yaml_ng::with::singleton_map")]
+    pub provider: ProviderConfig,
+    /// What jobs are served.
+    pub jobs: JobsConfig,
+    /// Admission limits.
+    #[serde(default)]
+    pub limits: Limits,
+    /// Stage deadlines.
+    #[serde(default)]
+    pub deadlines: Deadlines,
+    /// Seconds between reconciler passes.
+    #[serde(default = "default_reconcile")]
+    pub reconcile_interval_secs: u64,
+    /// NIP-89 announcement text.
+    pub announce: Announce,
+}
+
+/// Where the DVM's secret key lives.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Identity {
+    /// File holding the hex or nsec secret key; created (mode 0600) if missing.
+    pub secret_key_file: PathBuf,
+}
+
+/// The VM backend and its settings. One variant per provider feature.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub enum ProviderConfig {
+    /// Local agent processes with a simulated secure processor (development only).
+    Process {
+        /// The agent executable. Default: `cdvm-agent` next to the orchestrator executable.
+        #[serde(default)]
+        agent_binary: Option<PathBuf>,
+    },
+}
+
+/// Served job kinds and TEEs, and the VM size.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JobsConfig {
+    /// NIP-90 request kinds served (each must have an executor in the guest image).
+    pub kinds: Vec<u16>,
+    /// TEE types offered (`sev-snp`).
+    pub tees: Vec<String>,
+    /// VM size for every job.
+    pub vm_class: VmClassConfig,
+    /// At most this many jobs at once; more are refused with a feedback.
+    #[serde(default = "default_concurrent")]
+    pub max_concurrent: usize,
+}
+
+/// VM size.
+#[derive(Clone, Copy, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VmClassConfig {
+    /// Virtual CPUs.
+    pub vcpus: u32,
+    /// Memory in MiB.
+    pub memory_mib: u32,
+}
+
+/// Admission limits.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Limits {
+    /// Largest accepted request event (serialized JSON bytes).
+    #[serde(default = "default_max_request")]
+    pub max_request_bytes: usize,
+    /// Requests per user per minute; the first excess gets an error feedback, the rest are dropped.
+    #[serde(default = "default_per_user")]
+    pub per_user_per_minute: u32,
+    /// Requests older than this (seconds) are ignored: the user has long given up.
+    #[serde(default = "default_max_age")]
+    pub max_request_age_secs: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_request_bytes: default_max_request(),
+            per_user_per_minute: default_per_user(),
+            max_request_age_secs: default_max_age(),
+        }
+    }
+}
+
+/// Deadlines per stage, in seconds. A VM never outlives the sum.
+#[derive(Clone, Copy, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Deadlines {
+    /// From launch to the guest's attestation event.
+    #[serde(default = "default_attest")]
+    pub attest_secs: u64,
+    /// From attestation to the guest saying it received the input.
+    #[serde(default = "default_input")]
+    pub input_secs: u64,
+    /// From input to the result.
+    #[serde(default = "default_run")]
+    pub run_secs: u64,
+}
+
+impl Default for Deadlines {
+    fn default() -> Self {
+        Self {
+            attest_secs: default_attest(),
+            input_secs: default_input(),
+            run_secs: default_run(),
+        }
+    }
+}
+
+/// NIP-89 announcement text.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Announce {
+    /// Display name.
+    pub name: String,
+    /// Description.
+    pub about: String,
+}
+
+fn default_reconcile() -> u64 {
+    30
+}
+fn default_concurrent() -> usize {
+    4
+}
+fn default_max_request() -> usize {
+    16 * 1024
+}
+fn default_per_user() -> u32 {
+    6
+}
+fn default_max_age() -> u64 {
+    600
+}
+fn default_attest() -> u64 {
+    60
+}
+fn default_input() -> u64 {
+    120
+}
+fn default_run() -> u64 {
+    120
+}
+
+/// A configuration error, with the file it came from.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// Unreadable file.
+    #[error("cannot read config {path}")]
+    Io {
+        /// The path.
+        path: String,
+        /// The failure.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Not valid YAML for this schema.
+    #[error("invalid config {path}: {source}")]
+    Parse {
+        /// The path.
+        path: String,
+        /// The failure.
+        #[source]
+        source: serde_yaml_ng::Error,
+    },
+    /// A value is out of range.
+    #[error("invalid config {path}: {reason}")]
+    Invalid {
+        /// The path.
+        path: String,
+        /// Why.
+        reason: String,
+    },
+}
+
+impl Config {
+    /// Reads and validates a config file.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let shown = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
+            path: shown.clone(),
+            source,
+        })?;
+        Self::parse(&text, &shown)
+    }
+
+    /// Parses and validates config text; `path` is only for messages.
+    pub fn parse(text: &str, path: &str) -> Result<Self, ConfigError> {
+        let cfg: Config = serde_yaml_ng::from_str(text).map_err(|source| ConfigError::Parse {
+            path: path.into(),
+            source,
+        })?;
+        let invalid = |reason: String| ConfigError::Invalid {
+            path: path.into(),
+            reason,
+        };
+        if cfg.relays.is_empty() {
+            return Err(invalid("relays: at least one relay is required".into()));
+        }
+        if cfg.owner_tag.is_empty() || !cfg.owner_tag.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
+            return Err(invalid("owner_tag: use letters, digits and '-' only".into()));
+        }
+        for k in &cfg.jobs.kinds {
+            if !(cdvm_protocol::kinds::JOB_REQUEST_MIN..=cdvm_protocol::kinds::JOB_REQUEST_MAX).contains(k) {
+                return Err(invalid(format!("jobs.kinds: {k} is not a NIP-90 request kind (5000-5999)")));
+            }
+        }
+        for t in &cfg.jobs.tees {
+            if cdvm_protocol::TeeKind::parse(t).is_none() {
+                return Err(invalid(format!("jobs.tees: unknown TEE {t:?} (known: sev-snp)")));
+            }
+        }
+        if cfg.limits.per_user_per_minute == 0 || cfg.jobs.max_concurrent == 0 {
+            return Err(invalid("limits must be at least 1".into()));
+        }
+        Ok(cfg)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn example_config_parses() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/orchestrator.yaml");
+        let cfg = Config::load(&path).unwrap();
+        assert_eq!(cfg.jobs.kinds, vec![5970, 5971]);
+        assert!(matches!(cfg.provider, ProviderConfig::Process { .. }));
+    }
+
+    #[test]
+    fn unknown_field_is_rejected() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/orchestrator.yaml");
+        let text = std::fs::read_to_string(path).unwrap() + "\nsurprise: 1\n";
+        let err = Config::parse(&text, "x").unwrap_err();
+        assert!(err.to_string().contains("surprise"), "{err}");
+    }
+
+    #[test]
+    fn non_request_kind_is_rejected() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/orchestrator.yaml");
+        let text = std::fs::read_to_string(path).unwrap().replace("5971", "1");
+        let err = Config::parse(&text, "x").unwrap_err();
+        assert!(err.to_string().contains("not a NIP-90 request kind"), "{err}");
+    }
+}

@@ -1,0 +1,221 @@
+//! One job's life: launch → attested → running → result → destroy, each stage under a deadline.
+//! Every transition is stored before the side effect that follows it.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use cdvm_protocol::nostr::{Event, PublicKey};
+use cdvm_protocol::{kinds, AttestationEvent, FeedbackStatus, JobFeedback, JobRequest, JobResult};
+use cdvm_provider_api::{Bootstrap, JobTag, VmClass, VmId, VmSpec, VmState};
+use tokio::sync::{mpsc, watch};
+use tokio::time::Instant;
+
+use crate::runtime::{fail_job, Shared};
+use crate::store::JobState;
+use crate::reconcile;
+
+/// Why a stage did not complete.
+enum Stop {
+    Timeout(&'static str),
+    VmEnded(String),
+    GuestError(String),
+    Shutdown,
+}
+
+impl Stop {
+    fn reason(&self) -> String {
+        match self {
+            Stop::Timeout(stage) => format!("deadline passed while {stage}; VM destroyed"),
+            Stop::VmEnded(detail) => format!("the VM stopped before finishing ({detail}); VM destroyed"),
+            Stop::GuestError(info) => format!("the guest reported an error: {info}; VM destroyed"),
+            Stop::Shutdown => "the orchestrator shut down before the job finished; VM destroyed".into(),
+        }
+    }
+}
+
+pub(crate) async fn run(
+    shared: Arc<Shared>,
+    request: JobRequest,
+    mut events: mpsc::Receiver<Event>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let id = request.id;
+    let hex = id.to_hex();
+    let user = request.author;
+    shared
+        .feedback(id, user, FeedbackStatus::Processing, "accepted; launching a fresh confidential VM")
+        .await;
+    if let Err(e) = shared.store.transition(&hex, JobState::Launching, None) {
+        tracing::error!(job = %hex, error = %e, "cannot record launch; not launching");
+        fail_job(&shared, id, user, None, "internal error: job store unavailable").await;
+        shared.unroute(&id);
+        return;
+    }
+    let spec = VmSpec {
+        owner: shared.owner.clone(),
+        job: JobTag(hex.clone()),
+        class: VmClass {
+            vcpus: shared.cfg.jobs.vm_class.vcpus,
+            memory_mib: shared.cfg.jobs.vm_class.memory_mib,
+        },
+        tee: request.tee().map(|t| t.as_str().to_string()).unwrap_or_default(),
+        bootstrap: Bootstrap {
+            request_id: hex.clone(),
+            relays: shared.cfg.relays.clone(),
+            input_timeout_secs: shared.cfg.deadlines.input_secs,
+            run_timeout_secs: shared.cfg.deadlines.run_secs,
+        },
+    };
+    let vm = match shared.provider.launch(&spec).await {
+        Ok(vm) => vm.id,
+        Err(e) => {
+            tracing::warn!(job = %hex, error = %e, "launch failed");
+            fail_job(&shared, id, user, None, &format!("could not launch a VM: {e}")).await;
+            shared.unroute(&id);
+            return;
+        }
+    };
+    let _ = shared.store.set_vm(&hex, &vm.0);
+    let _ = shared.store.transition(&hex, JobState::Booted, None);
+    tracing::info!(job = %hex, vm = %vm, "VM launched; waiting for attestation");
+
+    let outcome = drive(&shared, &request, &vm, &mut events, &mut stop).await;
+    match outcome {
+        Ok(()) => {
+            reconcile::destroy_vm(&shared, &hex, &vm).await;
+            let _ = shared.store.transition(&hex, JobState::Succeeded, None);
+            tracing::info!(job = %hex, "result delivered; VM destroyed");
+            shared
+                .feedback(id, user, FeedbackStatus::Success, "result delivered to the user; VM destroyed")
+                .await;
+        }
+        Err(stop) => fail_job(&shared, id, user, Some(&vm), &stop.reason()).await,
+    }
+    shared.unroute(&id);
+}
+
+async fn drive(
+    shared: &Shared,
+    request: &JobRequest,
+    vm: &VmId,
+    events: &mut mpsc::Receiver<Event>,
+    stop: &mut watch::Receiver<bool>,
+) -> Result<(), Stop> {
+    let hex = request.id.to_hex();
+    let d = shared.cfg.deadlines;
+
+    // Stage 1: the guest publishes its attestation. The orchestrator does not judge the evidence
+    // (the user does); it only learns the guest key to follow the job.
+    let deadline = Instant::now() + Duration::from_secs(d.attest_secs);
+    let attestation = wait(shared, vm, events, stop, deadline, "waiting for attestation", |e| {
+        if e.kind.as_u16() != kinds::ATTESTATION {
+            return None;
+        }
+        AttestationEvent::from_event(e)
+            .ok()
+            .filter(|a| a.request_id == request.id && a.user == request.author)
+    })
+    .await?;
+    let guest = attestation.guest;
+    let _ = shared.store.transition(&hex, JobState::Attested, Some(&format!("guest {}", guest.to_hex())));
+    tracing::info!(job = %hex, guest = %guest, "guest attested; waiting for the user's input");
+
+    // Stage 2: the guest says it has the input and is running.
+    let deadline = Instant::now() + Duration::from_secs(d.input_secs);
+    let first = wait(shared, vm, events, stop, deadline, "waiting for the user's input", |e| {
+        guest_progress(e, &guest, request)
+    })
+    .await?;
+    let result_event = match first {
+        Progress::Running => {
+            let _ = shared.store.transition(&hex, JobState::Running, None);
+            tracing::info!(job = %hex, "guest running");
+            let deadline = Instant::now() + Duration::from_secs(d.run_secs);
+            match wait(shared, vm, events, stop, deadline, "running the job", |e| {
+                match guest_progress(e, &guest, request) {
+                    Some(Progress::Running) => None,
+                    other => other,
+                }
+            })
+            .await?
+            {
+                Progress::Error(info) => return Err(Stop::GuestError(info)),
+                p => p,
+            }
+        }
+        Progress::Error(info) => return Err(Stop::GuestError(info)),
+        p => p,
+    };
+    match result_event {
+        Progress::Result => Ok(()),
+        Progress::Error(info) => Err(Stop::GuestError(info)),
+        Progress::Running => Err(Stop::GuestError("no result".into())),
+    }
+}
+
+enum Progress {
+    Running,
+    Result,
+    Error(String),
+}
+
+/// Events signed by the attested guest key about this job.
+fn guest_progress(e: &Event, guest: &PublicKey, request: &JobRequest) -> Option<Progress> {
+    if &e.pubkey != guest {
+        return None;
+    }
+    let kind = e.kind.as_u16();
+    if Some(kind) == kinds::result_kind(request.kind) {
+        return JobResult::from_event(e)
+            .ok()
+            .filter(|r| r.request_id == request.id)
+            .map(|_| Progress::Result);
+    }
+    if kind == kinds::JOB_FEEDBACK {
+        let fb = JobFeedback::from_event(e).ok().filter(|f| f.request_id == request.id)?;
+        return match fb.status {
+            Some(FeedbackStatus::Processing) => Some(Progress::Running),
+            Some(FeedbackStatus::Error) => Some(Progress::Error(
+                fb.extra_info.unwrap_or_else(|| "unspecified".into()),
+            )),
+            _ => None,
+        };
+    }
+    None
+}
+
+/// Waits for the first routed event `pick` accepts, watching the deadline, the VM and shutdown.
+async fn wait<T>(
+    shared: &Shared,
+    vm: &VmId,
+    events: &mut mpsc::Receiver<Event>,
+    stop: &mut watch::Receiver<bool>,
+    deadline: Instant,
+    stage: &'static str,
+    mut pick: impl FnMut(&Event) -> Option<T>,
+) -> Result<T, Stop> {
+    let mut poll = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        tokio::select! {
+            ev = events.recv() => match ev {
+                Some(ev) => if let Some(t) = pick(&ev) { return Ok(t) },
+                None => return Err(Stop::Shutdown),
+            },
+            () = tokio::time::sleep_until(deadline) => return Err(Stop::Timeout(stage)),
+            _ = stop.changed() => return Err(Stop::Shutdown),
+            _ = poll.tick() => match shared.provider.status(vm).await {
+                Ok(VmState::Exited { detail }) => {
+                    // The guest exits right after publishing; let its last events arrive.
+                    let grace = Instant::now() + Duration::from_secs(3);
+                    while let Ok(Some(ev)) = tokio::time::timeout_at(grace, events.recv()).await {
+                        if let Some(t) = pick(&ev) { return Ok(t) }
+                    }
+                    return Err(Stop::VmEnded(detail));
+                }
+                Ok(VmState::Gone) => return Err(Stop::VmEnded("VM disappeared".into())),
+                Ok(_) => {}
+                Err(e) => tracing::warn!(vm = %vm, error = %e, "status check failed"),
+            },
+        }
+    }
+}

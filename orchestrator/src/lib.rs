@@ -1,0 +1,16 @@
+//! The ConfidentialDVM orchestrator: relay intake → job state machine → provider.
+//!
+//! The orchestrator is trusted for availability only. It never holds a key that decrypts user
+//! data and never receives plaintext: it sees public requests, attestation events and ciphertext.
+
+pub mod config;
+pub mod intake;
+mod job;
+mod keyfile;
+mod provider;
+mod reconcile;
+mod runtime;
+pub mod store;
+
+pub use config::Config;
+pub use runtime::{run, OrchestratorError};

@@ -1,0 +1,273 @@
+//! The daemon's main loop: connect, recover, reconcile, announce, then route relay events to
+//! intake and to the live jobs until shutdown.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use cdvm_protocol::nostr::{Event, EventId, Filter, Keys, Kind, Timestamp, ToBech32};
+use cdvm_protocol::{kinds, FeedbackStatus, HandlerInfo, JobFeedback, TeeKind};
+use cdvm_provider_api::{OwnerTag, Provider};
+use nostr_sdk::{Client, RelayPoolNotification};
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinSet;
+
+use crate::config::Config;
+use crate::intake::{self, Action, RateLimiter};
+use crate::store::{JobState, Store};
+use crate::{job, keyfile, provider, reconcile};
+
+/// A failure that stops the daemon (per-job failures never do).
+#[derive(Debug, thiserror::Error)]
+pub enum OrchestratorError {
+    /// The state folder or key file could not be set up.
+    #[error("state: {0}")]
+    State(#[source] std::io::Error),
+    /// The job store failed.
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+    /// The provider could not be built.
+    #[error(transparent)]
+    Provider(#[from] cdvm_provider_api::ProviderError),
+    /// A relay URL is invalid or no relay could be used.
+    #[error("relays: {0}")]
+    Relay(String),
+}
+
+/// What every job task shares.
+pub(crate) struct Shared {
+    pub cfg: Config,
+    pub keys: Keys,
+    pub client: Client,
+    pub store: Store,
+    pub provider: Arc<dyn Provider>,
+    pub owner: OwnerTag,
+    routes: Mutex<HashMap<EventId, mpsc::Sender<Event>>>,
+}
+
+impl Shared {
+    /// Publishes a kind-7000 feedback signed by the DVM key. Failures are logged, not fatal:
+    /// the job's state is already in the store.
+    pub async fn feedback(&self, request: EventId, user: cdvm_protocol::nostr::PublicKey, status: FeedbackStatus, info: &str) {
+        let event = match JobFeedback::build(request, user, status, Some(info)).sign_with_keys(&self.keys) {
+            Ok(e) => e,
+            Err(e) => {
+                tracing::error!(job = %request, error = %e, "cannot sign feedback");
+                return;
+            }
+        };
+        if let Err(e) = self.client.send_event(&event).await {
+            tracing::warn!(job = %request, error = %e, "feedback not delivered to any relay");
+        }
+    }
+
+    pub fn live_jobs(&self) -> usize {
+        self.routes.lock().unwrap_or_else(|p| p.into_inner()).len()
+    }
+
+    pub fn is_live(&self, job: &str) -> bool {
+        self.routes
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .keys()
+            .any(|id| id.to_hex() == job)
+    }
+
+    fn route(&self, event: &Event) {
+        let Some(target) = event.tags.event_ids().next().copied() else {
+            return;
+        };
+        let tx = self.routes.lock().unwrap_or_else(|p| p.into_inner()).get(&target).cloned();
+        if let Some(tx) = tx {
+            // A full queue means a flood of events for one job; dropping extras is safe.
+            let _ = tx.try_send(event.clone());
+        }
+    }
+
+    pub fn unroute(&self, id: &EventId) {
+        self.routes.lock().unwrap_or_else(|p| p.into_inner()).remove(id);
+    }
+}
+
+/// Runs the orchestrator until `shutdown` resolves; then fails every live job with an error
+/// feedback, destroys its VM, and returns.
+pub async fn run(cfg: Config, shutdown: impl Future<Output = ()>) -> Result<(), OrchestratorError> {
+    std::fs::create_dir_all(&cfg.state_dir).map_err(OrchestratorError::State)?;
+    let keys = keyfile::load_or_create(&cfg.identity.secret_key_file).map_err(OrchestratorError::State)?;
+    let store = Store::open(&cfg.state_dir.join("jobs.sqlite"))?;
+    let provider = provider::build(&cfg)?;
+    let client = Client::new(keys.clone());
+    for relay in &cfg.relays {
+        client
+            .add_relay(relay.as_str())
+            .await
+            .map_err(|e| OrchestratorError::Relay(format!("{relay}: {e}")))?;
+    }
+    client.connect().await;
+    client.wait_for_connection(Duration::from_secs(10)).await;
+
+    let shared = Arc::new(Shared {
+        owner: OwnerTag(cfg.owner_tag.clone()),
+        cfg,
+        keys,
+        client,
+        store,
+        provider,
+        routes: Mutex::new(HashMap::new()),
+    });
+    let dvm = shared.keys.public_key();
+    tracing::info!(dvm = %dvm, provider = shared.provider.name(), "orchestrator starting");
+
+    reconcile::recover_unfinished(&shared).await;
+    reconcile::destroy_orphans(&shared).await;
+    announce(&shared).await;
+
+    let since = Timestamp::from(Timestamp::now().as_secs().saturating_sub(shared.cfg.limits.max_request_age_secs));
+    let mut guest_kinds: Vec<Kind> = vec![Kind::from(kinds::ATTESTATION), Kind::from(kinds::JOB_FEEDBACK)];
+    guest_kinds.extend(
+        shared
+            .cfg
+            .jobs
+            .kinds
+            .iter()
+            .filter_map(|k| kinds::result_kind(*k))
+            .map(Kind::from),
+    );
+    let mut notifications = shared.client.notifications();
+    let subscriptions = [
+        Filter::new().pubkey(dvm).since(since),
+        Filter::new().kinds(guest_kinds).since(Timestamp::now()),
+    ];
+    for filter in subscriptions {
+        shared
+            .client
+            .subscribe(filter, None)
+            .await
+            .map_err(|e| OrchestratorError::Relay(format!("subscribe: {e}")))?;
+    }
+    println!("cdvm-orchestrator ready: dvm {}", dvm.to_bech32().unwrap_or_else(|_| dvm.to_hex()));
+
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let mut tasks = JoinSet::new();
+    let mut limiter = RateLimiter::default();
+    let mut reconcile_tick =
+        tokio::time::interval(Duration::from_secs(shared.cfg.reconcile_interval_secs.max(1)));
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            () = &mut shutdown => break,
+            _ = reconcile_tick.tick() => reconcile::destroy_orphans(&shared).await,
+            Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
+            n = notifications.recv() => match n {
+                Ok(RelayPoolNotification::Event { event, .. }) => {
+                    on_event(&shared, *event, &mut limiter, &mut tasks, &stop_rx).await;
+                }
+                Ok(RelayPoolNotification::Shutdown) => {
+                    tracing::error!("relay pool shut down");
+                    break;
+                }
+                Ok(_) => {}
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
+                    tracing::warn!(missed = n, "event queue overflowed; some events were skipped");
+                }
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
+            },
+        }
+    }
+    tracing::info!(live = tasks.len(), "shutting down: ending live jobs");
+    let _ = stop_tx.send(true);
+    while tasks.join_next().await.is_some() {}
+    reconcile::destroy_orphans(&shared).await;
+    shared.client.shutdown().await;
+    Ok(())
+}
+
+async fn on_event(
+    shared: &Arc<Shared>,
+    event: Event,
+    limiter: &mut RateLimiter,
+    tasks: &mut JoinSet<()>,
+    stop: &watch::Receiver<bool>,
+) {
+    let kind = event.kind.as_u16();
+    if !(kinds::JOB_REQUEST_MIN..=kinds::JOB_REQUEST_MAX).contains(&kind) {
+        shared.route(&event);
+        return;
+    }
+    let dvm = shared.keys.public_key();
+    match intake::classify(&event, &dvm, &shared.cfg, shared.live_jobs(), limiter) {
+        Action::Drop { why } => tracing::debug!(event = %event.id, why, "request dropped"),
+        Action::Reject { event, reason } => {
+            tracing::info!(job = %event.id, user = %event.pubkey, %reason, "request refused");
+            shared.feedback(event.id, event.pubkey, FeedbackStatus::Error, &reason).await;
+        }
+        Action::Accept(request) => {
+            let id = request.id;
+            match shared.store.insert_accepted(&id.to_hex(), &request.author.to_hex(), request.kind) {
+                Ok(true) => {}
+                Ok(false) => {
+                    tracing::debug!(job = %id, "request already known");
+                    return;
+                }
+                Err(e) => {
+                    // Without a durable record we must not launch anything.
+                    tracing::error!(job = %id, error = %e, "cannot record job; refusing it");
+                    shared
+                        .feedback(id, request.author, FeedbackStatus::Error, "internal error: job store unavailable")
+                        .await;
+                    return;
+                }
+            }
+            let (tx, rx) = mpsc::channel(64);
+            shared.routes.lock().unwrap_or_else(|p| p.into_inner()).insert(id, tx);
+            tracing::info!(job = %id, user = %request.author, kind = request.kind, "job accepted");
+            let shared = Arc::clone(shared);
+            let stop = stop.clone();
+            tasks.spawn(async move { job::run(shared, *request, rx, stop).await });
+        }
+    }
+}
+
+async fn announce(shared: &Shared) {
+    let info = HandlerInfo {
+        name: shared.cfg.announce.name.clone(),
+        about: shared.cfg.announce.about.clone(),
+        kinds: shared.cfg.jobs.kinds.clone(),
+        tees: shared.cfg.jobs.tees.iter().filter_map(|t| TeeKind::parse(t)).collect(),
+        image: format!("{} provider", shared.provider.name()),
+        measurements: Vec::new(),
+        simulated: shared.provider.name() == "process",
+    };
+    let signed = info
+        .build(&shared.cfg.owner_tag)
+        .map_err(|e| e.to_string())
+        .and_then(|b| b.sign_with_keys(&shared.keys).map_err(|e| e.to_string()));
+    let event = match signed {
+        Ok(e) => e,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot build NIP-89 announcement");
+            return;
+        }
+    };
+    match shared.client.send_event(&event).await {
+        Ok(_) => tracing::info!(event = %event.id, "NIP-89 announcement published"),
+        Err(e) => tracing::warn!(error = %e, "NIP-89 announcement not published"),
+    }
+}
+
+/// Marks a job failed, destroys its VM (if any) and tells the user why. Used by jobs, recovery and
+/// shutdown alike, so every failure path ends the same way.
+pub(crate) async fn fail_job(shared: &Shared, id: EventId, user: cdvm_protocol::nostr::PublicKey, vm: Option<&cdvm_provider_api::VmId>, reason: &str) {
+    let hex = id.to_hex();
+    if let Err(e) = shared.store.transition(&hex, JobState::Failed, Some(reason)) {
+        tracing::error!(job = %id, error = %e, "cannot record failure");
+    }
+    if let Some(vm) = vm {
+        reconcile::destroy_vm(shared, &hex, vm).await;
+    } else {
+        let _ = shared.store.mark_destroyed(&hex);
+    }
+    tracing::warn!(job = %id, %reason, "job failed");
+    shared.feedback(id, user, FeedbackStatus::Error, reason).await;
+}

@@ -1,0 +1,279 @@
+//! The durable job store (embedded SQLite). Every transition is written here *before* its side
+//! effect, so a crash at any point leaves enough to clean up: a job in `launching` may own a VM
+//! (found by its job tag), and no VM exists for a job that was never recorded.
+//!
+//! Only public data is stored: request ids, user public keys, VM ids, states and reasons.
+
+use std::path::Path;
+use std::sync::Mutex;
+
+use rusqlite::{params, Connection, OptionalExtension};
+
+/// A job's stage. Terminal stages are `Succeeded` and `Failed`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum JobState {
+    /// Validated and recorded; no VM yet.
+    Accepted,
+    /// A launch was requested (a VM may exist from here on).
+    Launching,
+    /// The VM exists; waiting for the guest's attestation.
+    Booted,
+    /// The guest attested; waiting for the user's input to reach it.
+    Attested,
+    /// The guest has the input and runs the job.
+    Running,
+    /// The result was published and the VM destroyed.
+    Succeeded,
+    /// The job ended with an error feedback.
+    Failed,
+}
+
+impl JobState {
+    /// The stored name.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            JobState::Accepted => "accepted",
+            JobState::Launching => "launching",
+            JobState::Booted => "booted",
+            JobState::Attested => "attested",
+            JobState::Running => "running",
+            JobState::Succeeded => "succeeded",
+            JobState::Failed => "failed",
+        }
+    }
+
+    fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "accepted" => JobState::Accepted,
+            "launching" => JobState::Launching,
+            "booted" => JobState::Booted,
+            "attested" => JobState::Attested,
+            "running" => JobState::Running,
+            "succeeded" => JobState::Succeeded,
+            "failed" => JobState::Failed,
+            _ => return None,
+        })
+    }
+
+    /// True for stages after which nothing more happens.
+    pub fn is_terminal(&self) -> bool {
+        matches!(self, JobState::Succeeded | JobState::Failed)
+    }
+}
+
+/// One stored job.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct JobRecord {
+    /// Request event id (hex).
+    pub id: String,
+    /// User public key (hex).
+    pub user: String,
+    /// Request kind.
+    pub kind: u16,
+    /// Stage.
+    pub state: JobState,
+    /// Provider VM id, once launched.
+    pub vm_id: Option<String>,
+    /// Whether the VM (if any) is known destroyed.
+    pub vm_destroyed: bool,
+    /// Failure reason or last detail.
+    pub detail: Option<String>,
+}
+
+/// A store failure.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// SQLite failed.
+    #[error("job store: {0}")]
+    Sql(#[from] rusqlite::Error),
+    /// A row holds a value this version does not know.
+    #[error("job store: corrupt row for job {0}")]
+    Corrupt(String),
+}
+
+/// The SQLite-backed store.
+#[derive(Debug)]
+pub struct Store {
+    conn: Mutex<Connection>,
+}
+
+fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+impl Store {
+    /// Opens (creating if needed) the store file.
+    pub fn open(path: &Path) -> Result<Self, StoreError> {
+        let conn = Connection::open(path)?;
+        // WAL + full sync: a transition is on disk before the side effect that follows it.
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        conn.execute_batch(
+            "CREATE TABLE IF NOT EXISTS jobs (
+                id TEXT PRIMARY KEY,
+                user TEXT NOT NULL,
+                kind INTEGER NOT NULL,
+                state TEXT NOT NULL,
+                vm_id TEXT,
+                vm_destroyed INTEGER NOT NULL DEFAULT 0,
+                detail TEXT,
+                created_at INTEGER NOT NULL,
+                updated_at INTEGER NOT NULL
+            );
+            CREATE TABLE IF NOT EXISTS transitions (
+                job TEXT NOT NULL,
+                state TEXT NOT NULL,
+                at INTEGER NOT NULL,
+                detail TEXT
+            );",
+        )?;
+        Ok(Self {
+            conn: Mutex::new(conn),
+        })
+    }
+
+    fn conn(&self) -> std::sync::MutexGuard<'_, Connection> {
+        self.conn.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Records a newly accepted job. Returns false if the job was already known (relays resend).
+    pub fn insert_accepted(&self, id: &str, user: &str, kind: u16) -> Result<bool, StoreError> {
+        let conn = self.conn();
+        let t = now();
+        let n = conn.execute(
+            "INSERT OR IGNORE INTO jobs (id, user, kind, state, created_at, updated_at)
+             VALUES (?1, ?2, ?3, 'accepted', ?4, ?4)",
+            params![id, user, kind, t],
+        )?;
+        if n == 1 {
+            conn.execute(
+                "INSERT INTO transitions (job, state, at) VALUES (?1, 'accepted', ?2)",
+                params![id, t],
+            )?;
+        }
+        Ok(n == 1)
+    }
+
+    /// Moves a job to `state`, with an optional detail.
+    pub fn transition(&self, id: &str, state: JobState, detail: Option<&str>) -> Result<(), StoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        let t = now();
+        tx.execute(
+            "UPDATE jobs SET state = ?2, detail = COALESCE(?3, detail), updated_at = ?4 WHERE id = ?1",
+            params![id, state.as_str(), detail, t],
+        )?;
+        tx.execute(
+            "INSERT INTO transitions (job, state, at, detail) VALUES (?1, ?2, ?3, ?4)",
+            params![id, state.as_str(), t, detail],
+        )?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Records the VM a job got.
+    pub fn set_vm(&self, id: &str, vm_id: &str) -> Result<(), StoreError> {
+        self.conn().execute(
+            "UPDATE jobs SET vm_id = ?2, updated_at = ?3 WHERE id = ?1",
+            params![id, vm_id, now()],
+        )?;
+        Ok(())
+    }
+
+    /// Records that the job's VM is destroyed.
+    pub fn mark_destroyed(&self, id: &str) -> Result<(), StoreError> {
+        self.conn().execute(
+            "UPDATE jobs SET vm_destroyed = 1, updated_at = ?2 WHERE id = ?1",
+            params![id, now()],
+        )?;
+        Ok(())
+    }
+
+    /// One job.
+    pub fn get(&self, id: &str) -> Result<Option<JobRecord>, StoreError> {
+        let conn = self.conn();
+        let row = conn
+            .query_row(
+                "SELECT id, user, kind, state, vm_id, vm_destroyed, detail FROM jobs WHERE id = ?1",
+                params![id],
+                row_tuple,
+            )
+            .optional()?;
+        row.map(to_record).transpose()
+    }
+
+    /// Jobs not yet in a terminal stage.
+    pub fn unfinished(&self) -> Result<Vec<JobRecord>, StoreError> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare(
+            "SELECT id, user, kind, state, vm_id, vm_destroyed, detail FROM jobs
+             WHERE state NOT IN ('succeeded', 'failed') ORDER BY created_at",
+        )?;
+        let rows = stmt.query_map([], row_tuple)?.collect::<Result<Vec<_>, _>>()?;
+        rows.into_iter().map(to_record).collect()
+    }
+
+    /// The ordered stage names a job went through (for tests and audits).
+    pub fn history(&self, id: &str) -> Result<Vec<String>, StoreError> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare("SELECT state FROM transitions WHERE job = ?1 ORDER BY rowid")?;
+        let rows = stmt
+            .query_map(params![id], |r| r.get::<_, String>(0))?
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(rows)
+    }
+}
+
+type Row = (String, String, u16, String, Option<String>, bool, Option<String>);
+
+fn row_tuple(r: &rusqlite::Row<'_>) -> rusqlite::Result<Row> {
+    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?))
+}
+
+fn to_record(row: Row) -> Result<JobRecord, StoreError> {
+    let (id, user, kind, state, vm_id, vm_destroyed, detail) = row;
+    let state = JobState::parse(&state).ok_or_else(|| StoreError::Corrupt(id.clone()))?;
+    Ok(JobRecord {
+        id,
+        user,
+        kind,
+        state,
+        vm_id,
+        vm_destroyed,
+        detail,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn transitions_survive_reopen_and_dedupe() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("jobs.sqlite");
+        {
+            let s = Store::open(&path).unwrap();
+            assert!(s.insert_accepted("aa", "u1", 5970).unwrap());
+            assert!(!s.insert_accepted("aa", "u1", 5970).unwrap(), "a resent request is not a new job");
+            s.transition("aa", JobState::Launching, None).unwrap();
+            s.set_vm("aa", "vm-1").unwrap();
+            s.transition("aa", JobState::Booted, None).unwrap();
+        }
+        let s = Store::open(&path).unwrap();
+        let job = s.get("aa").unwrap().unwrap();
+        assert_eq!(job.state, JobState::Booted);
+        assert_eq!(job.vm_id.as_deref(), Some("vm-1"));
+        assert!(!job.vm_destroyed);
+        assert_eq!(s.unfinished().unwrap().len(), 1);
+        s.transition("aa", JobState::Failed, Some("boom")).unwrap();
+        s.mark_destroyed("aa").unwrap();
+        assert!(s.unfinished().unwrap().is_empty());
+        assert_eq!(s.history("aa").unwrap(), ["accepted", "launching", "booted", "failed"]);
+        assert_eq!(s.get("aa").unwrap().unwrap().detail.as_deref(), Some("boom"));
+    }
+}

@@ -1,0 +1,208 @@
+//! The local "process" provider: each VM is a separate `cdvm-agent` process, and the provider hosts
+//! a simulated secure processor for it, the way a hypervisor host hosts the real one.
+//!
+//! This backend gives NO confidentiality: the agent is an ordinary process of the operator. It
+//! exists so the whole protocol runs end to end on one machine; the evidence it produces chains to
+//! a simulated root that no shipped policy trusts.
+#![deny(missing_docs)]
+
+mod process;
+mod sp_server;
+mod vm_dir;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use cdvm_attestation::sim::{self, SimSecureProcessor};
+use cdvm_attestation::Measurement;
+use cdvm_provider_api::{OwnerTag, Provider, ProviderError, VmHandle, VmId, VmSpec, VmState};
+use tokio::task::JoinHandle;
+
+use vm_dir::VmDir;
+
+const NAME: &str = "process";
+
+/// Settings of the process provider.
+#[derive(Clone, Debug)]
+pub struct ProcessProviderConfig {
+    /// Where VM folders, the simulated secure processor's keys and the dev policy live.
+    pub state_dir: PathBuf,
+    /// The agent executable each VM runs (its SHA-384 is the simulated launch measurement).
+    pub agent_binary: PathBuf,
+}
+
+/// The process provider. See the crate docs.
+#[derive(Debug)]
+pub struct ProcessProvider {
+    cfg: ProcessProviderConfig,
+    sp: Arc<SimSecureProcessor>,
+    servers: Mutex<HashMap<VmId, JoinHandle<()>>>,
+}
+
+impl ProcessProvider {
+    /// Opens (or creates) the provider's state folder and its simulated secure processor, and
+    /// writes `dev-policy.yaml` there: a development policy that trusts this simulated root and
+    /// the current agent binary's measurement.
+    pub fn new(cfg: ProcessProviderConfig) -> Result<Self, ProviderError> {
+        let backend = |call: &str, e: Box<dyn std::error::Error + Send + Sync>| ProviderError::Backend {
+            provider: NAME.into(),
+            call: call.into(),
+            source: e,
+        };
+        std::fs::create_dir_all(vm_dir::vms_root(&cfg.state_dir))
+            .map_err(|e| backend("create state folder", Box::new(e)))?;
+        let sp = SimSecureProcessor::load_or_create(&cfg.state_dir)
+            .map_err(|e| backend("load simulated secure processor", Box::new(e)))?;
+        let measurement = measure(&cfg.agent_binary)?;
+        let policy = sim::dev_policy(
+            &sp,
+            &measurement,
+            &format!("SHA-384 of {} (process provider)", cfg.agent_binary.display()),
+        );
+        let yaml = serde_yaml_ng::to_string(&policy).map_err(|e| backend("write dev policy", Box::new(e)))?;
+        let text = format!(
+            "# DEVELOPMENT ONLY: trusts a SIMULATED secure processor. Gives no confidentiality.\n{yaml}"
+        );
+        std::fs::write(dev_policy_path(&cfg.state_dir), text)
+            .map_err(|e| backend("write dev policy", Box::new(e)))?;
+        Ok(Self {
+            cfg,
+            sp: Arc::new(sp),
+            servers: Mutex::new(HashMap::new()),
+        })
+    }
+
+    fn vm(&self, id: &VmId) -> VmDir {
+        VmDir::new(&self.cfg.state_dir, id)
+    }
+
+    fn stop_server(&self, id: &VmId) {
+        let server = self.servers.lock().unwrap_or_else(|p| p.into_inner()).remove(id);
+        if let Some(server) = server {
+            server.abort();
+        }
+    }
+}
+
+/// Where the process provider writes its development policy.
+pub fn dev_policy_path(state_dir: &Path) -> PathBuf {
+    state_dir.join("dev-policy.yaml")
+}
+
+fn measure(agent: &Path) -> Result<Measurement, ProviderError> {
+    let bytes = std::fs::read(agent).map_err(|e| ProviderError::Backend {
+        provider: NAME.into(),
+        call: format!("read agent binary {}", agent.display()),
+        source: Box::new(e),
+    })?;
+    Ok(sim::measure_file_bytes(&bytes))
+}
+
+#[async_trait]
+impl Provider for ProcessProvider {
+    fn name(&self) -> &str {
+        NAME
+    }
+
+    async fn launch(&self, spec: &VmSpec) -> Result<VmHandle, ProviderError> {
+        if spec.tee != "sev-snp" {
+            return Err(ProviderError::InvalidSpec {
+                provider: NAME.into(),
+                reason: format!("TEE {:?} is not simulated by this provider (only sev-snp)", spec.tee),
+            });
+        }
+        let id = vm_dir::vm_id_for(&spec.owner, &spec.job);
+        let dir = self.vm(&id);
+        if let Some(meta) = dir.read_meta() {
+            // Idempotent launch: the job already has its VM.
+            return Ok(meta.handle());
+        }
+        // Measure what is actually launched, at launch time: a swapped binary changes the report.
+        let measurement = measure(&self.cfg.agent_binary)?;
+        let mut meta = vm_dir::Meta {
+            id: id.clone(),
+            owner: spec.owner.clone(),
+            job: spec.job.clone(),
+            pid: None,
+        };
+        // Write-ahead: the VM is listed (and destroyable) before its process exists.
+        dir.create(spec)
+            .and_then(|()| dir.write_meta(&meta))
+            .map_err(|e| {
+                dir.remove();
+                ProviderError::Backend {
+                    provider: NAME.into(),
+                    call: "create VM folder".into(),
+                    source: Box::new(e),
+                }
+            })?;
+        let server = sp_server::serve(dir.sp_socket(), Arc::clone(&self.sp), measurement).map_err(|e| {
+            dir.remove();
+            ProviderError::Backend {
+                provider: NAME.into(),
+                call: "start simulated secure processor".into(),
+                source: Box::new(e),
+            }
+        })?;
+        self.servers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(id.clone(), server);
+        match process::spawn_agent(&self.cfg.agent_binary, &dir, &id) {
+            Ok(pid) => {
+                meta.pid = Some(pid);
+                dir.write_meta(&meta).map_err(|e| ProviderError::Backend {
+                    provider: NAME.into(),
+                    call: "record VM".into(),
+                    source: Box::new(e),
+                })?;
+                tracing::info!(provider = NAME, vm = %id, job = %spec.job, pid, "VM launched");
+                Ok(meta.handle())
+            }
+            Err(e) => {
+                self.stop_server(&id);
+                process::kill(None, &id).await;
+                dir.remove();
+                Err(ProviderError::Backend {
+                    provider: NAME.into(),
+                    call: "spawn agent".into(),
+                    source: Box::new(e),
+                })
+            }
+        }
+    }
+
+    async fn status(&self, id: &VmId) -> Result<VmState, ProviderError> {
+        let dir = self.vm(id);
+        let Some(meta) = dir.read_meta() else {
+            return Ok(VmState::Gone);
+        };
+        Ok(process::state(meta.pid, id))
+    }
+
+    async fn destroy(&self, id: &VmId) -> Result<(), ProviderError> {
+        let dir = self.vm(id);
+        if let Some(meta) = dir.read_meta() {
+            process::kill(meta.pid, id).await;
+            tracing::info!(provider = NAME, vm = %id, job = %meta.job, "VM destroyed");
+        }
+        self.stop_server(id);
+        dir.remove();
+        Ok(())
+    }
+
+    async fn list(&self, owner: &OwnerTag) -> Result<Vec<VmHandle>, ProviderError> {
+        let metas = vm_dir::list(&self.cfg.state_dir).map_err(|e| ProviderError::Backend {
+            provider: NAME.into(),
+            call: "list VM folders".into(),
+            source: Box::new(e),
+        })?;
+        Ok(metas
+            .into_iter()
+            .filter(|m| &m.owner == owner)
+            .map(|m| m.handle())
+            .collect())
+    }
+}

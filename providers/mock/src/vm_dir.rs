@@ -1,0 +1,120 @@
+//! One folder per VM under `<state>/vms/<id>/`: bootstrap, metadata, console log, SP socket.
+//! The folder is the VM's whole footprint; destroy removes it.
+
+use std::io;
+use std::path::{Path, PathBuf};
+
+use cdvm_provider_api::{JobTag, OwnerTag, VmHandle, VmId, VmSpec};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+/// What the provider remembers about a VM (survives an orchestrator restart).
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) struct Meta {
+    pub id: VmId,
+    pub owner: OwnerTag,
+    pub job: JobTag,
+    /// None between the write-ahead record and the spawn.
+    pub pid: Option<u32>,
+}
+
+impl Meta {
+    pub fn handle(&self) -> VmHandle {
+        VmHandle {
+            id: self.id.clone(),
+            owner: self.owner.clone(),
+            job: self.job.clone(),
+        }
+    }
+}
+
+pub(crate) fn vms_root(state: &Path) -> PathBuf {
+    state.join("vms")
+}
+
+/// Deterministic per (owner, job), so a retried launch finds the VM it already made.
+pub(crate) fn vm_id_for(owner: &OwnerTag, job: &JobTag) -> VmId {
+    let digest = Sha256::new()
+        .chain_update(owner.0.as_bytes())
+        .chain_update([0u8])
+        .chain_update(job.0.as_bytes())
+        .finalize();
+    VmId(format!("proc-{}", hex::encode(&digest[..8])))
+}
+
+pub(crate) struct VmDir {
+    path: PathBuf,
+}
+
+impl VmDir {
+    pub fn new(state: &Path, id: &VmId) -> Self {
+        // Ids come from callers; keep them inside the state folder.
+        let safe: String = id
+            .0
+            .chars()
+            .filter(|c| c.is_ascii_alphanumeric() || *c == '-')
+            .collect();
+        Self {
+            path: vms_root(state).join(safe),
+        }
+    }
+
+    pub fn create(&self, spec: &VmSpec) -> io::Result<()> {
+        std::fs::create_dir_all(&self.path)?;
+        let bootstrap = serde_json::to_vec_pretty(&spec.bootstrap).map_err(io::Error::other)?;
+        std::fs::write(self.bootstrap(), bootstrap)
+    }
+
+    pub fn bootstrap(&self) -> PathBuf {
+        self.path.join("bootstrap.json")
+    }
+
+    pub fn sp_socket(&self) -> PathBuf {
+        self.path.join("sp.sock")
+    }
+
+    pub fn console(&self) -> PathBuf {
+        self.path.join("console.log")
+    }
+
+    fn meta_path(&self) -> PathBuf {
+        self.path.join("meta.json")
+    }
+
+    pub fn write_meta(&self, meta: &Meta) -> io::Result<()> {
+        let tmp = self.path.join("meta.json.tmp");
+        std::fs::write(&tmp, serde_json::to_vec(meta).map_err(io::Error::other)?)?;
+        std::fs::rename(tmp, self.meta_path())
+    }
+
+    pub fn read_meta(&self) -> Option<Meta> {
+        let bytes = std::fs::read(self.meta_path()).ok()?;
+        serde_json::from_slice(&bytes).ok()
+    }
+
+    pub fn remove(&self) {
+        if let Err(e) = std::fs::remove_dir_all(&self.path) {
+            if e.kind() != io::ErrorKind::NotFound {
+                tracing::warn!(path = %self.path.display(), error = %e, "could not remove VM folder");
+            }
+        }
+    }
+}
+
+/// Every recorded VM (metadata is written before the agent is spawned, so none is missed).
+pub(crate) fn list(state: &Path) -> io::Result<Vec<Meta>> {
+    let mut out = Vec::new();
+    let entries = match std::fs::read_dir(vms_root(state)) {
+        Ok(e) => e,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(out),
+        Err(e) => return Err(e),
+    };
+    for entry in entries {
+        let entry = entry?;
+        let dir = VmDir { path: entry.path() };
+        if let Some(meta) = dir.read_meta() {
+            out.push(meta);
+        }
+    }
+    Ok(out)
+}

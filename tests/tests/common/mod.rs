@@ -1,0 +1,143 @@
+//! Helpers shared by the end-to-end tests.
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use cdvm_protocol::nostr::{Event, EventBuilder, Filter, Keys, Kind, PublicKey, Tag};
+use nostr_sdk::Client;
+
+/// A connected raw Nostr client (plays an arbitrary user or attacker).
+pub async fn client(relay: &str, keys: &Keys) -> Client {
+    let c = Client::new(keys.clone());
+    c.add_relay(relay).await.unwrap();
+    c.connect().await;
+    c.wait_for_connection(Duration::from_secs(5)).await;
+    c
+}
+
+/// Every event the relay stored.
+pub async fn all_events(relay: &str) -> Vec<Event> {
+    let c = client(relay, &Keys::generate()).await;
+    let events = c
+        .fetch_events(Filter::new().limit(100_000), Duration::from_secs(5))
+        .await
+        .unwrap();
+    c.shutdown().await;
+    events.into_iter().collect()
+}
+
+/// Events matching `filter`, waiting until at least one matches `pred` or `timeout` passes.
+pub async fn wait_for(relay: &str, filter: Filter, timeout: Duration, pred: impl Fn(&Event) -> bool) -> Option<Event> {
+    let c = client(relay, &Keys::generate()).await;
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        let events = c.fetch_events(filter.clone(), Duration::from_secs(2)).await.unwrap();
+        if let Some(e) = events.into_iter().find(|e| pred(e)) {
+            c.shutdown().await;
+            return Some(e);
+        }
+        if tokio::time::Instant::now() > deadline {
+            c.shutdown().await;
+            return None;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+/// A stand-in agent that starts and never attests. It keeps its command line (no `exec`), so the
+/// provider can find and kill it; `sleep` shares its process group.
+pub fn never_attesting_agent(dir: &Path) -> PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let path = dir.join("silent-agent.sh");
+    std::fs::write(&path, "#!/bin/sh\nsleep 600 &\nwait\n").unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    path
+}
+
+/// Processes whose command line mentions `needle`.
+pub fn processes_mentioning(needle: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let name = entry.file_name();
+        let Some(pid) = name.to_str().filter(|s| s.chars().all(|c| c.is_ascii_digit())) else {
+            continue;
+        };
+        if pid == std::process::id().to_string() {
+            continue;
+        }
+        let Ok(cmd) = std::fs::read(entry.path().join("cmdline")) else { continue };
+        let stat = std::fs::read_to_string(entry.path().join("stat")).unwrap_or_default();
+        let zombie = stat.rsplit_once(')').is_some_and(|(_, r)| r.trim_start().starts_with('Z'));
+        let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
+        if !zombie && cmd.contains(needle) {
+            out.push(format!("{pid}: {cmd}"));
+        }
+    }
+    out
+}
+
+/// Number of VM folders the process provider holds.
+pub fn vm_count(state_dir: &Path) -> usize {
+    std::fs::read_dir(cdvm_client::demo::vms_dir(state_dir))
+        .map(|d| d.count())
+        .unwrap_or(0)
+}
+
+/// Waits until the provider holds no VM and no agent process of this state folder is left.
+pub async fn assert_no_vm_left(state_dir: &Path) {
+    let needle = state_dir.display().to_string();
+    for _ in 0..100 {
+        if vm_count(state_dir) == 0 && processes_mentioning(&needle).is_empty() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!(
+        "VMs left: {} folders, processes: {:?}",
+        vm_count(state_dir),
+        processes_mentioning(&needle)
+    );
+}
+
+/// Every file under `dir`, recursively.
+pub fn files_under(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                out.push(p);
+            }
+        }
+    }
+    out
+}
+
+/// A signed kind-`kind` event with these tags, p-tagged to `dvm`.
+pub fn request_event(keys: &Keys, kind: u16, dvm: PublicKey, tags: Vec<Tag>, content: &str) -> Event {
+    EventBuilder::new(Kind::from(kind), content)
+        .tag(Tag::public_key(dvm))
+        .tags(tags)
+        .sign_with_keys(keys)
+        .unwrap()
+}
+
+/// Error feedback (kind 7000) from `dvm` about `request`, waiting up to `timeout`.
+pub async fn dvm_feedback(relay: &str, dvm: PublicKey, request: cdvm_protocol::nostr::EventId, timeout: Duration) -> Vec<cdvm_protocol::JobFeedback> {
+    let filter = Filter::new().author(dvm).kind(Kind::from(7000u16)).event(request);
+    let _ = wait_for(relay, filter.clone(), timeout, |e| {
+        cdvm_protocol::JobFeedback::from_event(e).is_ok_and(|f| matches!(f.status, Some(cdvm_protocol::FeedbackStatus::Error | cdvm_protocol::FeedbackStatus::Success)))
+    })
+    .await;
+    let c = client(relay, &Keys::generate()).await;
+    let events = c.fetch_events(filter, Duration::from_secs(2)).await.unwrap();
+    c.shutdown().await;
+    events
+        .into_iter()
+        .filter_map(|e| cdvm_protocol::JobFeedback::from_event(&e).ok())
+        .collect()
+}

@@ -1,0 +1,110 @@
+//! The whole job, end to end, over a real relay with the real orchestrator and agent processes,
+//! and the canary property: the user's secret appears nowhere the operator can look.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::time::Duration;
+
+use cdvm_client::demo::{DeploymentOptions, LocalDeployment};
+use cdvm_client::{run_job, JobSpec, Timeouts};
+use cdvm_orchestrator::store::{JobState, Store};
+use cdvm_protocol::nostr::{JsonUtil, Keys, Kind};
+use cdvm_protocol::{kinds, InputBody};
+
+fn canary(label: &str) -> String {
+    let bytes: [u8; 16] = rand_bytes();
+    format!("CANARY{label}{}", hex::encode(bytes))
+}
+
+fn rand_bytes() -> [u8; 16] {
+    let k = Keys::generate();
+    let mut out = [0u8; 16];
+    out.copy_from_slice(&k.secret_key().as_secret_bytes()[..16]);
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn confidential_sql_job_end_to_end_and_the_canary_stays_secret() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let opts = DeploymentOptions {
+        // Log as much as the orchestrator can: the canary must not be in it at any level.
+        log_filter: "trace".into(),
+        ..DeploymentOptions::default()
+    };
+    let mut deployment = LocalDeployment::start(&state, &opts).await.expect("deployment starts");
+
+    let secret_row = canary("ROW");
+    let secret_query = canary("QUERY");
+    let table = format!("name,dept,salary\nann,eng,120\nbob,eng,100\n{secret_row},ops,90\n");
+    let query = format!("SELECT dept, COUNT(*) AS n, SUM(salary) AS total, MAX(name) AS top FROM input GROUP BY dept ORDER BY dept -- {secret_query}");
+    let mut stages = Vec::new();
+    let spec = JobSpec {
+        relays: vec![deployment.relay.url().to_string()],
+        dvm: deployment.dvm.public_key(),
+        kind: kinds::SQL,
+        input: InputBody::Sql { table_csv: table, query },
+        policy: deployment.dev_policy.clone(),
+        user: Keys::generate(),
+        timeouts: Timeouts {
+            attest: Duration::from_secs(60),
+            result: Duration::from_secs(60),
+            destroyed: Duration::from_secs(20),
+        },
+    };
+    let outcome = run_job(spec, |s, _| stages.push(format!("{s:?}"))).await;
+    let outcome = match outcome {
+        Ok(o) => o,
+        Err(e) => panic!("job failed: {e}\n--- orchestrator log ---\n{}", deployment.orchestrator_log()),
+    };
+
+    // The result is right, and came from an attested (simulated) guest.
+    assert_eq!(outcome.media_type, "text/csv");
+    assert_eq!(outcome.output, format!("dept,n,total,top\neng,2,220,bob\nops,1,90,{secret_row}\n"));
+    assert!(outcome.claims.simulated, "the process provider's TEE is simulated and must say so");
+    assert_eq!(outcome.claims.policy, "development-simulated");
+    assert!(outcome.vm_destroyed, "the DVM confirms the VM's destruction");
+    let order: Vec<&str> = stages.iter().map(|s| s.split([' ', '{', '(']).next().unwrap_or("")).collect();
+    for stage in ["Submitted", "Attested", "InputSent", "Running", "ResultReceived", "VmDestroyed"] {
+        assert!(order.contains(&stage), "stage {stage} missing from {order:?}");
+    }
+    common::assert_no_vm_left(&state).await;
+
+    // The store went through every stage, write-ahead, and ended in success.
+    let store = Store::open(&state.join("jobs.sqlite")).unwrap();
+    let job = store.get(&outcome.request.to_hex()).unwrap().expect("job recorded");
+    assert_eq!(job.state, JobState::Succeeded);
+    assert!(job.vm_destroyed);
+    assert_eq!(
+        store.history(&outcome.request.to_hex()).unwrap(),
+        ["accepted", "launching", "booted", "attested", "running", "succeeded"]
+    );
+    drop(store);
+    deployment.stop();
+
+    // Canary: not in the orchestrator's log (at trace level), files, or any event on the relay.
+    let log = deployment.orchestrator_log();
+    assert!(log.contains(&outcome.request.to_hex()), "the log is real and mentions the job");
+    for secret in [&secret_row, &secret_query] {
+        assert!(!log.contains(secret.as_str()), "canary in the orchestrator log");
+        for file in common::files_under(&state) {
+            let bytes = std::fs::read(&file).unwrap();
+            assert!(
+                !bytes.windows(secret.len()).any(|w| w == secret.as_bytes()),
+                "canary in {}",
+                file.display()
+            );
+        }
+    }
+    let events = common::all_events(deployment.relay.url()).await;
+    let seen: std::collections::BTreeSet<u16> = events.iter().map(|e| e.kind.as_u16()).collect();
+    for kind in [kinds::SQL, kinds::ATTESTATION, 1059, kinds::SQL + 1000, kinds::JOB_FEEDBACK, kinds::HANDLER_INFO] {
+        assert!(seen.contains(&kind), "kind {kind} missing from relay traffic {seen:?}");
+    }
+    assert!(events.iter().any(|e| e.kind == Kind::GiftWrap));
+    for event in &events {
+        let json = event.as_json();
+        assert!(!json.contains(&secret_row) && !json.contains(&secret_query), "canary on the relay in {json}");
+    }
+}

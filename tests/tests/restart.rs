@@ -1,0 +1,56 @@
+//! No orphan: the orchestrator is killed while a job's VM runs; after restart the VM is destroyed
+//! and the job ends with an error feedback.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::time::Duration;
+
+use cdvm_client::demo::{DeploymentOptions, LocalDeployment};
+use cdvm_orchestrator::store::{JobState, Store};
+use cdvm_protocol::nostr::Keys;
+use cdvm_protocol::{kinds, FeedbackStatus, JobRequestBuilder, TeeKind};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn crash_with_a_live_vm_then_restart_leaves_no_orphan() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let agent = common::never_attesting_agent(dir.path());
+    let opts = DeploymentOptions {
+        deadlines: (300, 300, 300),
+        agent_binary: Some(agent.clone()),
+        ..DeploymentOptions::default()
+    };
+    let mut d = LocalDeployment::start(&state, &opts).await.unwrap();
+    let url = d.relay.url().to_string();
+    let user = Keys::generate();
+    let request = JobRequestBuilder::new(kinds::TEXT_STATS, d.dvm.public_key(), TeeKind::SevSnp)
+        .relays(vec![url.clone()])
+        .build()
+        .unwrap()
+        .sign_with_keys(&user)
+        .unwrap();
+    common::client(&url, &user).await.send_event(&request).await.unwrap();
+    for _ in 0..100 {
+        if common::vm_count(&state) == 1 && !common::processes_mentioning(&agent.display().to_string()).is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(common::vm_count(&state), 1, "the job's VM is running");
+
+    d.crash_and_restart().await.unwrap();
+
+    let fb = common::dvm_feedback(&url, d.dvm.public_key(), request.id, Duration::from_secs(20)).await;
+    let error = fb
+        .iter()
+        .find(|f| f.status == Some(FeedbackStatus::Error))
+        .unwrap_or_else(|| panic!("no error feedback after restart: {fb:?}\n{}", d.orchestrator_log()));
+    assert!(error.extra_info.as_deref().unwrap_or("").contains("restarted"), "{error:?}");
+    common::assert_no_vm_left(&state).await;
+    assert!(common::processes_mentioning(&agent.display().to_string()).is_empty());
+    let store = Store::open(&state.join("jobs.sqlite")).unwrap();
+    let job = store.get(&request.id.to_hex()).unwrap().unwrap();
+    assert_eq!(job.state, JobState::Failed);
+    assert!(job.vm_destroyed);
+}
