@@ -87,6 +87,7 @@ async fn run(forgery: Forgery, policy: Policy, setup: &Setup) -> (Result<(), Cli
         .unwrap();
     let evidence_for = |req: EventId| forge(setup, forgery, req, &guest.public_key());
     let guest_keys = guest.clone();
+    let good = setup.good;
     let responder = async move {
         loop {
             let Ok(RelayPoolNotification::Event { event, .. }) = notes.recv().await else { continue };
@@ -99,7 +100,7 @@ async fn run(forgery: Forgery, policy: Policy, setup: &Setup) -> (Result<(), Cli
                 evidence: evidence_for(event.id),
                 image: ImageIdentity {
                     name: "hostile".into(),
-                    measurement: String::new(),
+                    measurement: good.to_string(),
                 },
             };
             let att = AttestationEvent::build(event.id, event.pubkey, &payload)

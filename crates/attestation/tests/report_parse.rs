@@ -67,7 +67,10 @@ fn fields_of_trustee_milan_report() {
     assert_eq!(r.reported_tcb, TcbVersion::new(3, 0, 8, 115));
     assert_eq!(r.current_tcb, TcbVersion::new(3, 0, 8, 206));
     assert_eq!(r.launch_tcb, TcbVersion::new(3, 0, 8, 115));
-    assert_eq!((r.current_major, r.current_minor, r.current_build), (1, 52, 4));
+    assert_eq!(
+        (r.current_major, r.current_minor, r.current_build),
+        (1, 52, 4)
+    );
     assert_eq!(
         r.measurement.to_string(),
         "a1f3930413247bb38cfc171579ea3c12d5fe4901f0c792f63fd75d98f1ef827c23500644e0e692e6be917f9050d3d38c"
@@ -90,7 +93,10 @@ fn fields_of_v3_vlek_and_debug_reports() {
     assert_eq!(vlek.signing_key(), SigningKey::Vlek);
     assert_eq!(vlek.vmpl, 1);
     assert!(vlek.chip_id_masked());
-    assert_eq!((vlek.cpuid_fam_id, vlek.cpuid_mod_id, vlek.cpuid_step), (0x19, 0x01, 1));
+    assert_eq!(
+        (vlek.cpuid_fam_id, vlek.cpuid_mod_id, vlek.cpuid_step),
+        (0x19, 0x01, 1)
+    );
     assert_eq!(vlek.reported_tcb, TcbVersion::new(4, 0, 24, 217));
     assert_eq!(vlek.current_tcb.microcode, 220);
     assert_eq!(vlek.launch_tcb.microcode, 219);
@@ -101,8 +107,12 @@ fn fields_of_v3_vlek_and_debug_reports() {
     assert!(dbg.policy.debug());
     assert_eq!(dbg.reported_tcb.to_string(), "bl=2 tee=0 snp=5 ucode=68");
 
-    let genoa = AttestationReport::parse(&fixture("trustee_e2e/evidence.snp_report.derived.bin")).unwrap();
-    assert_eq!((genoa.cpuid_fam_id, genoa.cpuid_mod_id, genoa.cpuid_step), (0x19, 0xa0, 2));
+    let genoa =
+        AttestationReport::parse(&fixture("trustee_e2e/evidence.snp_report.derived.bin")).unwrap();
+    assert_eq!(
+        (genoa.cpuid_fam_id, genoa.cpuid_mod_id, genoa.cpuid_step),
+        (0x19, 0xa0, 2)
+    );
     assert_eq!(genoa.reported_tcb, TcbVersion::new(10, 0, 23, 25));
 }
 
@@ -122,7 +132,8 @@ fn turin_layout_decodes_fmc_and_components() {
 
 #[test]
 fn edited_fields_serialize_where_the_spec_puts_them() {
-    let mut r = AttestationReport::parse(&fixture("virtee_milan/report_milan.derived.bin")).unwrap();
+    let mut r =
+        AttestationReport::parse(&fixture("virtee_milan/report_milan.derived.bin")).unwrap();
     r.vmpl = 2;
     r.reported_tcb.microcode = 0xAB;
     r.chip_id[63] = 0xEE;

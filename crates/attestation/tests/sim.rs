@@ -11,9 +11,14 @@ use std::os::unix::net::UnixListener;
 use std::path::Path;
 use std::time::SystemTime;
 
-use cdvm_attestation::sim::{self, dev_policy, measure_file_bytes, wire, SimAttester, SimReportOptions, SimSecureProcessor};
+use cdvm_attestation::sim::{
+    self, dev_policy, measure_file_bytes, wire, SimAttester, SimReportOptions, SimSecureProcessor,
+};
 use cdvm_attestation::snp::{AttestationReport, SigningKey, SnpVerifier, TcbVersion};
-use cdvm_attestation::{AttestError, Attester, Evidence, Measurement, Policy, ReportData, TeeKind, Verifier, VerifyError};
+use cdvm_attestation::{
+    AttestError, Attester, Evidence, Measurement, Policy, ReportData, TeeKind, Verifier,
+    VerifyError,
+};
 use common::{report_of, snp_mut};
 
 fn sp(dir: &Path) -> SimSecureProcessor {
@@ -28,12 +33,17 @@ fn agent() -> Measurement {
     measure_file_bytes(b"the agent binary")
 }
 
-fn verify(ev: &Evidence, expected: &ReportData, policy: &Policy) -> Result<cdvm_attestation::Claims, VerifyError> {
+fn verify(
+    ev: &Evidence,
+    expected: &ReportData,
+    policy: &Policy,
+) -> Result<cdvm_attestation::Claims, VerifyError> {
     SnpVerifier.verify(ev, expected, policy, SystemTime::now())
 }
 
 fn shipped_policy() -> Policy {
-    Policy::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../../policies/default-snp.yaml")).unwrap()
+    Policy::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../../policies/default-snp.yaml"))
+        .unwrap()
 }
 
 #[test]
@@ -43,10 +53,19 @@ fn root_is_stable_across_restarts_and_key_file_is_private() {
     let b = sp(dir.path());
     assert_eq!(a.ark_sha256_hex(), b.ark_sha256_hex());
     assert_eq!(a.chip_id(), b.chip_id());
-    let mode = std::fs::metadata(dir.path().join(sim::KEY_FILE)).unwrap().permissions().mode();
+    let mode = std::fs::metadata(dir.path().join(sim::KEY_FILE))
+        .unwrap()
+        .permissions()
+        .mode();
     assert_eq!(mode & 0o777, 0o600);
     let ark_pem = std::fs::read(dir.path().join(sim::ARK_FILE)).unwrap();
-    assert_eq!(openssl::x509::X509::from_pem(&ark_pem).unwrap().to_der().unwrap(), a.ark_der());
+    assert_eq!(
+        openssl::x509::X509::from_pem(&ark_pem)
+            .unwrap()
+            .to_der()
+            .unwrap(),
+        a.ark_der()
+    );
     // Another directory is another processor.
     let other = tempfile::tempdir().unwrap();
     assert_ne!(sp(other.path()).ark_sha256_hex(), a.ark_sha256_hex());
@@ -112,16 +131,29 @@ fn report_is_structurally_real() {
     assert_eq!((r.vmpl, r.sig_algo), (0, 1));
     assert_eq!(r.signing_key(), SigningKey::Vcek);
     let tcb = TcbVersion::new(3, 0, 8, 115);
-    assert_eq!([r.reported_tcb, r.current_tcb, r.committed_tcb, r.launch_tcb], [tcb; 4]);
+    assert_eq!(
+        [r.reported_tcb, r.current_tcb, r.committed_tcb, r.launch_tcb],
+        [tcb; 4]
+    );
     assert_eq!(r.report_data, rd(7));
     assert_eq!(r.measurement, agent());
     assert_eq!(r.chip_id, p.chip_id());
     // Random report ids; signatures use the 48 low bytes only.
     let again = report_of(&p.report(&rd(7), &agent(), &SimReportOptions::default()));
     assert_ne!(r.report_id, again.report_id);
-    assert!(r.signature_r[48..].iter().chain(&r.signature_s[48..]).all(|&b| b == 0));
+    assert!(r.signature_r[48..]
+        .iter()
+        .chain(&r.signature_s[48..])
+        .all(|&b| b == 0));
 
-    let debug = report_of(&p.report(&rd(7), &agent(), &SimReportOptions { debug: true, ..Default::default() }));
+    let debug = report_of(&p.report(
+        &rd(7),
+        &agent(),
+        &SimReportOptions {
+            debug: true,
+            ..Default::default()
+        },
+    ));
     assert_eq!(debug.policy.bits(), 0x30000 | (1 << 19));
 }
 
@@ -137,8 +169,15 @@ fn sim_evidence_verifies_under_its_dev_policy_and_is_flagged_simulated() {
     assert!(claims.root.contains("SIMULATED"), "{}", claims.root);
     assert!(claims.root.contains(&p.ark_sha256_hex()));
     assert_eq!(claims.measurement, agent());
-    assert_eq!(claims.checks[3].detail, "CDVM-SIMULATED-ARK → CDVM-SIMULATED-ASK → VCEK");
-    assert!(claims.checks[6].detail.contains("skipped"), "{}", claims.checks[6].detail);
+    assert_eq!(
+        claims.checks[3].detail,
+        "CDVM-SIMULATED-ARK → CDVM-SIMULATED-ASK → VCEK"
+    );
+    assert!(
+        claims.checks[6].detail.contains("skipped"),
+        "{}",
+        claims.checks[6].detail
+    );
 }
 
 #[test]
@@ -148,7 +187,9 @@ fn sim_evidence_under_the_shipped_policy_is_simulated_not_allowed() {
     let ev = p.report(&rd(1), &agent(), &SimReportOptions::default());
     assert_eq!(
         verify(&ev, &rd(1), &shipped_policy()),
-        Err(VerifyError::SimulatedNotAllowed { policy: "default-sev-snp".into() })
+        Err(VerifyError::SimulatedNotAllowed {
+            policy: "default-sev-snp".into()
+        })
     );
 }
 
@@ -156,10 +197,19 @@ fn sim_evidence_under_the_shipped_policy_is_simulated_not_allowed() {
 fn sim_debug_report_is_refused_by_the_dev_policy() {
     let dir = tempfile::tempdir().unwrap();
     let p = sp(dir.path());
-    let ev = p.report(&rd(1), &agent(), &SimReportOptions { debug: true, ..Default::default() });
+    let ev = p.report(
+        &rd(1),
+        &agent(),
+        &SimReportOptions {
+            debug: true,
+            ..Default::default()
+        },
+    );
     assert_eq!(
         verify(&ev, &rd(1), &dev_policy(&p, &agent(), "x")),
-        Err(VerifyError::DebugAllowed { policy: sim::DEV_POLICY_NAME.into() })
+        Err(VerifyError::DebugAllowed {
+            policy: sim::DEV_POLICY_NAME.into()
+        })
     );
 }
 
@@ -169,7 +219,11 @@ fn sim_evidence_under_another_simulators_policy_is_an_untrusted_root() {
     let (p1, p2) = (sp(d1.path()), sp(d2.path()));
     let ev = p1.report(&rd(1), &agent(), &SimReportOptions::default());
     match verify(&ev, &rd(1), &dev_policy(&p2, &agent(), "x")) {
-        Err(VerifyError::UntrustedRoot { fingerprint, trusted, .. }) => {
+        Err(VerifyError::UntrustedRoot {
+            fingerprint,
+            trusted,
+            ..
+        }) => {
             assert_eq!(fingerprint, p1.ark_sha256_hex());
             assert!(trusted.contains(&p2.ark_sha256_hex()));
         }
@@ -185,7 +239,11 @@ fn tampered_sim_report_is_signature_invalid() {
     for offset in [0x08, 0x50, 0x90, 0x1A0, 0x2A0, 0x2E8] {
         let mut ev = p.report(&rd(1), &agent(), &SimReportOptions::default());
         snp_mut(&mut ev).report[offset] ^= 1;
-        assert_eq!(verify(&ev, &rd(1), &policy), Err(VerifyError::SignatureInvalid), "offset {offset:#x}");
+        assert_eq!(
+            verify(&ev, &rd(1), &policy),
+            Err(VerifyError::SignatureInvalid),
+            "offset {offset:#x}"
+        );
     }
 }
 
@@ -193,13 +251,29 @@ fn tampered_sim_report_is_signature_invalid() {
 fn sim_policy_rules_still_apply() {
     let dir = tempfile::tempdir().unwrap();
     let p = sp(dir.path());
-    let ev = p.report(&rd(1), &agent(), &SimReportOptions { debug: false, tcb: TcbVersion::new(1, 0, 1, 1) });
+    let ev = p.report(
+        &rd(1),
+        &agent(),
+        &SimReportOptions {
+            debug: false,
+            tcb: TcbVersion::new(1, 0, 1, 1),
+        },
+    );
     let mut policy = dev_policy(&p, &agent(), "x");
-    assert!(matches!(verify(&ev, &rd(2), &policy), Err(VerifyError::ReportDataMismatch { .. })));
+    assert!(matches!(
+        verify(&ev, &rd(2), &policy),
+        Err(VerifyError::ReportDataMismatch { .. })
+    ));
     policy.min_tcb.snp = 2;
-    assert!(matches!(verify(&ev, &rd(1), &policy), Err(VerifyError::TcbTooLow { .. })));
+    assert!(matches!(
+        verify(&ev, &rd(1), &policy),
+        Err(VerifyError::TcbTooLow { .. })
+    ));
     let other = dev_policy(&p, &measure_file_bytes(b"another binary"), "x");
-    assert!(matches!(verify(&ev, &rd(1), &other), Err(VerifyError::MeasurementNotAllowed { .. })));
+    assert!(matches!(
+        verify(&ev, &rd(1), &other),
+        Err(VerifyError::MeasurementNotAllowed { .. })
+    ));
 }
 
 #[test]
@@ -216,7 +290,9 @@ fn wire_request_is_exactly_64_bytes() {
     assert_eq!(req.len(), 64);
     assert_eq!(wire::decode_request(&req).unwrap(), rd(9));
     for len in [0, 63, 65] {
-        assert!(matches!(wire::decode_request(&vec![0; len]), Err(wire::WireError::BadRequestLength(l)) if l == len));
+        assert!(
+            matches!(wire::decode_request(&vec![0; len]), Err(wire::WireError::BadRequestLength(l)) if l == len)
+        );
     }
 }
 
@@ -227,11 +303,17 @@ fn wire_response_round_trips_evidence_json() {
     let bytes = wire::encode_response(&ev).unwrap();
     assert_eq!(bytes, serde_json::to_vec(&ev).unwrap());
     assert_eq!(wire::decode_response(&bytes).unwrap(), ev);
-    assert!(matches!(wire::decode_response(b"{}"), Err(wire::WireError::Json(_))));
+    assert!(matches!(
+        wire::decode_response(b"{}"),
+        Err(wire::WireError::Json(_))
+    ));
 }
 
 /// A one-shot server that behaves as the provider's: read 64 bytes, answer, close.
-fn serve_once(listener: UnixListener, answer: impl FnOnce(ReportData) -> Vec<u8> + Send + 'static) -> std::thread::JoinHandle<()> {
+fn serve_once(
+    listener: UnixListener,
+    answer: impl FnOnce(ReportData) -> Vec<u8> + Send + 'static,
+) -> std::thread::JoinHandle<()> {
     std::thread::spawn(move || {
         let (mut conn, _) = listener.accept().unwrap();
         let mut req = [0u8; 64];
@@ -261,10 +343,16 @@ fn sim_attester_gets_verifiable_evidence_over_the_socket() {
 fn sim_attester_reports_unavailable_and_bad_responses() {
     let dir = tempfile::tempdir().unwrap();
     let sock = dir.path().join("nobody.sock");
-    assert!(matches!(SimAttester::new(&sock).evidence(&rd(1)), Err(AttestError::Unavailable { .. })));
+    assert!(matches!(
+        SimAttester::new(&sock).evidence(&rd(1)),
+        Err(AttestError::Unavailable { .. })
+    ));
 
     let server = serve_once(UnixListener::bind(&sock).unwrap(), |_| b"not json".to_vec());
-    assert!(matches!(SimAttester::new(&sock).evidence(&rd(1)), Err(AttestError::BadResponse(_))));
+    assert!(matches!(
+        SimAttester::new(&sock).evidence(&rd(1)),
+        Err(AttestError::BadResponse(_))
+    ));
     server.join().unwrap();
 
     // Evidence for other REPORT_DATA than asked is caught at the agent.

@@ -7,7 +7,13 @@ use cdvm_attestation::policy::TrustedRoot;
 use cdvm_attestation::VerifyError;
 use common::*;
 
-const ALL_AMD: fn() -> Vec<TrustedRoot> = || vec![TrustedRoot::AmdMilan, TrustedRoot::AmdGenoa, TrustedRoot::AmdTurin];
+const ALL_AMD: fn() -> Vec<TrustedRoot> = || {
+    vec![
+        TrustedRoot::AmdMilan,
+        TrustedRoot::AmdGenoa,
+        TrustedRoot::AmdTurin,
+    ]
+};
 
 #[test]
 fn every_valid_fixture_verifies_with_its_chain() {
@@ -23,8 +29,19 @@ fn every_valid_fixture_verifies_with_its_chain() {
         assert_eq!(
             check_names(&claims),
             [
-                "tee", "report", "root", "chain", "validity", "signature", "vcek-binding", "report-data",
-                "measurement", "debug", "migration-agent", "vmpl", "tcb"
+                "tee",
+                "report",
+                "root",
+                "chain",
+                "validity",
+                "signature",
+                "vcek-binding",
+                "report-data",
+                "measurement",
+                "debug",
+                "migration-agent",
+                "vmpl",
+                "tcb"
             ],
             "{}",
             case.name
@@ -38,7 +55,8 @@ fn every_valid_fixture_verifies_with_its_chain() {
 fn a_policy_listing_all_amd_roots_accepts_milan_and_genoa() {
     for case in VALID {
         let ev = case.evidence();
-        verify(&ev, &policy_for(&ev, ALL_AMD()), T2026).unwrap_or_else(|e| panic!("{}: {e}", case.name));
+        verify(&ev, &policy_for(&ev, ALL_AMD()), T2026)
+            .unwrap_or_else(|e| panic!("{}: {e}", case.name));
     }
 }
 
@@ -51,9 +69,24 @@ fn claims_are_readable() {
     policy.min_tcb.snp = 8;
     policy.min_tcb.microcode = 115;
     let claims = verify(&ev, &policy, T2026).unwrap();
-    let detail = |name: &str| claims.checks.iter().find(|c| c.name == name).unwrap().detail.clone();
-    assert_eq!(detail("tcb"), "TCB bl=3 tee=0 snp=8 ucode=115 ≥ policy minimum bl=3 tee=0 snp=8 ucode=115");
-    assert!(detail("vcek-binding").contains("hwID = CHIP_ID c38427a3"), "{}", detail("vcek-binding"));
+    let detail = |name: &str| {
+        claims
+            .checks
+            .iter()
+            .find(|c| c.name == name)
+            .unwrap()
+            .detail
+            .clone()
+    };
+    assert_eq!(
+        detail("tcb"),
+        "TCB bl=3 tee=0 snp=8 ucode=115 ≥ policy minimum bl=3 tee=0 snp=8 ucode=115"
+    );
+    assert!(
+        detail("vcek-binding").contains("hwID = CHIP_ID c38427a3"),
+        "{}",
+        detail("vcek-binding")
+    );
     assert!(detail("vcek-binding").contains("VCEK TCB = REPORTED_TCB bl=3 tee=0 snp=8 ucode=115"));
     assert!(detail("debug").contains("debugging disabled"));
     // Claims serialize for `cdvm verify --json`.
@@ -68,7 +101,9 @@ fn debug_guest_is_refused_unless_policy_allows_debug() {
     let mut policy = policy_for(&ev, vec![TrustedRoot::AmdMilan]);
     assert_eq!(
         verify(&ev, &policy, T2026),
-        Err(VerifyError::DebugAllowed { policy: "test".into() })
+        Err(VerifyError::DebugAllowed {
+            policy: "test".into()
+        })
     );
     policy.allow_debug = true;
     let claims = verify(&ev, &policy, T2026).unwrap();
@@ -94,7 +129,10 @@ fn vlek_signed_aws_report_verifies_with_the_asvk_chain() {
     assert_eq!(claims.checks[3].detail, "ARK-Milan → SEV-VLEK-Milan → VLEK");
     let binding = &claims.checks[6].detail;
     assert!(binding.contains("CHIP_ID masked"), "{binding}");
-    assert!(binding.contains("VLEK TCB = REPORTED_TCB bl=4 tee=0 snp=24 ucode=217"), "{binding}");
+    assert!(
+        binding.contains("VLEK TCB = REPORTED_TCB bl=4 tee=0 snp=24 ucode=217"),
+        "{binding}"
+    );
 }
 
 #[test]
@@ -103,7 +141,11 @@ fn vlek_report_at_vmpl1_is_refused_by_a_vmpl0_policy() {
     let policy = policy_for(&ev, vec![TrustedRoot::AmdMilan]);
     assert_eq!(
         verify(&ev, &policy, T2025_06),
-        Err(VerifyError::VmplTooHigh { vmpl: 1, max: 0, policy: "test".into() })
+        Err(VerifyError::VmplTooHigh {
+            vmpl: 1,
+            max: 0,
+            policy: "test".into()
+        })
     );
 }
 
@@ -114,6 +156,8 @@ fn vlek_is_expired_at_2026() {
     policy.max_vmpl = 1;
     assert_eq!(
         verify(&ev, &policy, T2026),
-        Err(VerifyError::CertificateExpired { cert: "VLEK (SEV-VLEK)".into() })
+        Err(VerifyError::CertificateExpired {
+            cert: "VLEK (SEV-VLEK)".into()
+        })
     );
 }

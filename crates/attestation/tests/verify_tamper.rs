@@ -20,7 +20,12 @@ fn milan_policy(ev: &Evidence) -> cdvm_attestation::Policy {
 /// Verifies a twin against the base's policy and the base's REPORT_DATA.
 fn verify_twin(twin: &Evidence) -> Result<cdvm_attestation::Claims, VerifyError> {
     let b = base();
-    SnpVerifier.verify(twin, &report_of(&b).report_data, &milan_policy(&b), at(T2026))
+    SnpVerifier.verify(
+        twin,
+        &report_of(&b).report_data,
+        &milan_policy(&b),
+        at(T2026),
+    )
 }
 
 fn with_report_byte(offset: usize, f: impl Fn(u8) -> u8) -> Evidence {
@@ -52,7 +57,11 @@ fn flipped_report_body_byte_breaks_the_signature() {
         (0x1A0, |b| b ^ 1),
         (0x29F, |b| b ^ 1),
     ] {
-        assert_eq!(verify_twin(&with_report_byte(offset, f)), Err(VerifyError::SignatureInvalid), "offset {offset:#x}");
+        assert_eq!(
+            verify_twin(&with_report_byte(offset, f)),
+            Err(VerifyError::SignatureInvalid),
+            "offset {offset:#x}"
+        );
     }
 }
 
@@ -60,7 +69,11 @@ fn flipped_report_body_byte_breaks_the_signature() {
 fn flipped_signature_byte_is_refused() {
     // R's low byte, S's high significant byte, and the zero padding of S (non-canonical).
     for offset in [0x2A0, 0x2E8 + 47, 0x2E8 + 60] {
-        assert_eq!(verify_twin(&with_report_byte(offset, |b| b ^ 1)), Err(VerifyError::SignatureInvalid), "offset {offset:#x}");
+        assert_eq!(
+            verify_twin(&with_report_byte(offset, |b| b ^ 1)),
+            Err(VerifyError::SignatureInvalid),
+            "offset {offset:#x}"
+        );
     }
 }
 
@@ -90,7 +103,10 @@ fn tampered_vcek_signature_or_tbs_breaks_the_chain() {
         snp_mut(&mut ev).chain.vcek = vcek;
         assert_eq!(
             verify_twin(&ev),
-            Err(VerifyError::ChainInvalid { cert: vcek_label(), issuer: "ASK (SEV-Milan)".into() })
+            Err(VerifyError::ChainInvalid {
+                cert: vcek_label(),
+                issuer: "ASK (SEV-Milan)".into()
+            })
         );
     }
 }
@@ -99,17 +115,25 @@ fn tampered_vcek_signature_or_tbs_breaks_the_chain() {
 fn truncated_vcek_is_a_bad_certificate() {
     let mut ev = base();
     snp_mut(&mut ev).chain.vcek.truncate(100);
-    assert!(matches!(verify_twin(&ev), Err(VerifyError::BadCertificate { cert, .. }) if cert == "VCEK"));
+    assert!(
+        matches!(verify_twin(&ev), Err(VerifyError::BadCertificate { cert, .. }) if cert == "VCEK")
+    );
 }
 
 #[test]
 fn known_bad_trustee_vceks_do_not_chain_to_ask_milan() {
-    for rel in ["trustee_milan/test-vcek-invalid-legacy.der", "trustee_milan/test-vcek-invalid-new.der"] {
+    for rel in [
+        "trustee_milan/test-vcek-invalid-legacy.der",
+        "trustee_milan/test-vcek-invalid-new.der",
+    ] {
         let mut ev = base();
         snp_mut(&mut ev).chain.vcek = cert_der(rel, 0);
         assert_eq!(
             verify_twin(&ev),
-            Err(VerifyError::ChainInvalid { cert: vcek_label(), issuer: "ASK (SEV-Milan)".into() }),
+            Err(VerifyError::ChainInvalid {
+                cert: vcek_label(),
+                issuer: "ASK (SEV-Milan)".into()
+            }),
             "{rel}"
         );
     }
@@ -134,10 +158,16 @@ fn milan_vcek_with_genoa_ask_and_ark_is_refused() {
     let expected = report_of(&ev).report_data;
     assert_eq!(
         SnpVerifier.verify(&ev, &expected, &genoa_policy, at(T2026)),
-        Err(VerifyError::ChainInvalid { cert: vcek_label(), issuer: "ASK (SEV-Genoa)".into() })
+        Err(VerifyError::ChainInvalid {
+            cert: vcek_label(),
+            issuer: "ASK (SEV-Genoa)".into()
+        })
     );
     // Under the Milan policy the Genoa root is not trusted at all.
-    assert!(matches!(verify_twin(&ev), Err(VerifyError::UntrustedRoot { .. })));
+    assert!(matches!(
+        verify_twin(&ev),
+        Err(VerifyError::UntrustedRoot { .. })
+    ));
 }
 
 #[test]
@@ -147,7 +177,10 @@ fn genoa_ark_with_milan_ask_breaks_the_chain() {
     let policy = policy_for(&ev, vec![TrustedRoot::AmdMilan, TrustedRoot::AmdGenoa]);
     assert_eq!(
         SnpVerifier.verify(&ev, &report_of(&ev).report_data, &policy, at(T2026)),
-        Err(VerifyError::ChainInvalid { cert: "ASK (SEV-Milan)".into(), issuer: "ARK (ARK-Genoa)".into() })
+        Err(VerifyError::ChainInvalid {
+            cert: "ASK (SEV-Milan)".into(),
+            issuer: "ARK (ARK-Genoa)".into()
+        })
     );
 }
 
@@ -157,7 +190,10 @@ fn asvk_in_the_ask_slot_of_a_vcek_chain_is_refused() {
     snp_mut(&mut ev).chain.ask = cert_der(MILAN_ASVK.0, 0);
     assert_eq!(
         verify_twin(&ev),
-        Err(VerifyError::ChainInvalid { cert: vcek_label(), issuer: "ASK (SEV-VLEK-Milan)".into() })
+        Err(VerifyError::ChainInvalid {
+            cert: vcek_label(),
+            issuer: "ASK (SEV-VLEK-Milan)".into()
+        })
     );
 }
 
@@ -166,7 +202,11 @@ fn milan_evidence_under_a_genoa_only_policy_is_an_untrusted_root() {
     let ev = base();
     let policy = policy_for(&ev, vec![TrustedRoot::AmdGenoa]);
     match verify(&ev, &policy, T2026) {
-        Err(VerifyError::UntrustedRoot { fingerprint, trusted, .. }) => {
+        Err(VerifyError::UntrustedRoot {
+            fingerprint,
+            trusted,
+            ..
+        }) => {
             assert!(fingerprint.starts_with("69d063b45344d26a"), "{fingerprint}");
             assert_eq!(trusted, "AMD ARK-Genoa");
         }
@@ -179,7 +219,10 @@ fn a_self_made_root_is_untrusted() {
     // The ASK used as "ARK": a real AMD certificate, but not a pinned root.
     let mut ev = base();
     snp_mut(&mut ev).chain.ark = cert_der(MILAN_ASK.0, 0);
-    assert!(matches!(verify_twin(&ev), Err(VerifyError::UntrustedRoot { .. })));
+    assert!(matches!(
+        verify_twin(&ev),
+        Err(VerifyError::UntrustedRoot { .. })
+    ));
 }
 
 #[test]
@@ -212,7 +255,11 @@ fn measurement_not_in_policy_is_refused() {
     });
     assert_eq!(verify(&ev, &policy, T2026), want);
     policy.measurements.clear();
-    assert_eq!(verify(&ev, &policy, T2026), want, "an empty list allows nothing");
+    assert_eq!(
+        verify(&ev, &policy, T2026),
+        want,
+        "an empty list allows nothing"
+    );
 }
 
 #[test]
@@ -220,13 +267,21 @@ fn expired_or_not_yet_valid_certificates_are_refused() {
     let ev = base();
     let policy = milan_policy(&ev);
     // test-vcek.der: 2023-01-24 .. 2030-01-24; ARK/ASK-Milan until 2045.
-    assert_eq!(verify(&ev, &policy, T2031), Err(VerifyError::CertificateExpired { cert: vcek_label() }));
+    assert_eq!(
+        verify(&ev, &policy, T2031),
+        Err(VerifyError::CertificateExpired { cert: vcek_label() })
+    );
     // 2022-01-01: ARK and ASK are valid, the VCEK not yet.
-    assert_eq!(verify(&ev, &policy, 1_640_995_200), Err(VerifyError::CertificateExpired { cert: vcek_label() }));
+    assert_eq!(
+        verify(&ev, &policy, 1_640_995_200),
+        Err(VerifyError::CertificateExpired { cert: vcek_label() })
+    );
     // 2019-01-01: before the ARK itself.
     assert_eq!(
         verify(&ev, &policy, 1_546_300_800),
-        Err(VerifyError::CertificateExpired { cert: "ARK (ARK-Milan)".into() })
+        Err(VerifyError::CertificateExpired {
+            cert: "ARK (ARK-Milan)".into()
+        })
     );
 }
 
@@ -234,7 +289,11 @@ fn expired_or_not_yet_valid_certificates_are_refused() {
 fn tcb_below_policy_minimum_is_refused_per_component() {
     let ev = base(); // reported TCB bl=3 tee=0 snp=8 ucode=115
     for (component, found, set) in [
-        ("bootloader", 3u8, (|m| m.bootloader = 4) as fn(&mut cdvm_attestation::policy::MinTcb)),
+        (
+            "bootloader",
+            3u8,
+            (|m| m.bootloader = 4) as fn(&mut cdvm_attestation::policy::MinTcb),
+        ),
         ("tee", 0, |m| m.tee = 1),
         ("snp", 8, |m| m.snp = 9),
         ("microcode", 115, |m| m.microcode = 116),
@@ -242,7 +301,12 @@ fn tcb_below_policy_minimum_is_refused_per_component() {
         let mut policy = milan_policy(&ev);
         set(&mut policy.min_tcb);
         match verify(&ev, &policy, T2026) {
-            Err(VerifyError::TcbTooLow { component: c, found: f, minimum, .. }) => {
+            Err(VerifyError::TcbTooLow {
+                component: c,
+                found: f,
+                minimum,
+                ..
+            }) => {
                 assert_eq!((c.as_str(), f, minimum), (component, found, found + 1));
             }
             other => panic!("{component}: {other:?}"),
@@ -252,11 +316,17 @@ fn tcb_below_policy_minimum_is_refused_per_component() {
 
 #[test]
 fn the_shipped_default_policy_refuses_every_real_report_until_measurements_are_pinned() {
-    let policy = cdvm_attestation::Policy::load(&std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../policies/default-snp.yaml")).unwrap();
+    let policy = cdvm_attestation::Policy::load(
+        &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../policies/default-snp.yaml"),
+    )
+    .unwrap();
     for case in VALID {
         let ev = case.evidence();
         assert!(
-            matches!(verify(&ev, &policy, T2026), Err(VerifyError::MeasurementNotAllowed { .. })),
+            matches!(
+                verify(&ev, &policy, T2026),
+                Err(VerifyError::MeasurementNotAllowed { .. })
+            ),
             "{}",
             case.name
         );

@@ -10,10 +10,9 @@ use std::error::Error;
 use cdvm_protocol::nostr::nips::nip44;
 use cdvm_protocol::nostr::{Event, EventBuilder, JsonUtil, Keys, Timestamp};
 use cdvm_protocol::{
-    decrypt_result, encrypt_result, kinds, report_data, unwrap_input, wrap_input,
-    AttestationEvent, AttestationPayload, ConfidentialInput, FeedbackStatus, HandlerInfo,
-    ImageIdentity, InputBody, JobFeedback, JobRequest, JobRequestBuilder, JobResult,
-    ResultPayload,
+    decrypt_result, encrypt_result, kinds, report_data, unwrap_input, wrap_input, AttestationEvent,
+    AttestationPayload, ConfidentialInput, FeedbackStatus, HandlerInfo, ImageIdentity, InputBody,
+    JobFeedback, JobRequest, JobRequestBuilder, JobResult, ResultPayload,
 };
 
 use cdvm_attestation::{Evidence, SnpCertChain, SnpEvidence, TeeKind};
@@ -22,7 +21,8 @@ const T0: u64 = 1_795_737_600; // 2026-11-27T00:00:00Z
 const MEASUREMENT: &str = "3f1a2b3c4d5e6f708192a3b4c5d6e7f8091a2b3c4d5e6f708192a3b4c5d6e7f8091a2b3c4d5e6f708192a3b4c5d6e7f8";
 
 fn sign(b: EventBuilder, keys: &Keys, at: u64) -> Result<Event, Box<dyn Error>> {
-    Ok(b.custom_created_at(Timestamp::from(T0 + at)).sign_with_keys(keys)?)
+    Ok(b.custom_created_at(Timestamp::from(T0 + at))
+        .sign_with_keys(keys)?)
 }
 
 /// An event's fields in NIP-01 order (serde_json's `Value` would sort them).
@@ -99,7 +99,7 @@ fn show(title: &str, json: &str) -> Result<(), Box<dyn Error>> {
     if let Some(sig) = &e.sig {
         out += &format!(",\n  \"sig\": {}", js(sig)?);
     }
-    println!("### {title}\n```json\n{out}\n}}\n```\n");
+    println!("#### {title}\n```json\n{out}\n}}\n```\n");
     Ok(())
 }
 
@@ -120,7 +120,7 @@ fn show_payload<T: serde::Serialize>(title: &str, v: &T) -> Result<(), Box<dyn E
             _ => out.push(line.to_owned()),
         }
     }
-    println!("### {title}\n```json\n{}\n```\n", out.join("\n"));
+    println!("#### {title}\n```json\n{}\n```\n", out.join("\n"));
     Ok(())
 }
 
@@ -130,9 +130,11 @@ async fn main() -> Result<(), Box<dyn Error>> {
     let dvm = Keys::parse("3ee3e5d2b5fdd52e9d1ac3e7c0d3dd7be4a27ae8bd4a4fc0b4d6ff3da5bd1e13")?;
     // In a real job G is generated inside the VM; fixed here so the example is reproducible.
     let guest = Keys::parse("1f1e1d1c1b1a191817161514131211100f0e0d0c0b0a09080706050403020100")?;
-    println!("user U  = {}", user.public_key());
-    println!("dvm  O  = {}", dvm.public_key());
-    println!("guest G = {}\n", guest.public_key());
+    println!("```text");
+    println!("user  U = {}", user.public_key());
+    println!("dvm   O = {}", dvm.public_key());
+    println!("guest G = {}", guest.public_key());
+    println!("```\n");
 
     // 1. Announce.
     let handler = HandlerInfo {
@@ -145,7 +147,10 @@ async fn main() -> Result<(), Box<dyn Error>> {
         simulated: false,
     };
     let ann = sign(handler.build("cdvm")?, &dvm, 0)?;
-    show("1. NIP-89 announcement (kind 31990, signed by O)", &ann.as_json())?;
+    show(
+        "1. NIP-89 announcement (kind 31990, signed by O)",
+        &ann.as_json(),
+    )?;
     let content: HandlerContent = serde_json::from_str(&ann.content)?;
     show_payload("1b. … its content", &content)?;
 
@@ -163,11 +168,19 @@ async fn main() -> Result<(), Box<dyn Error>> {
 
     // 3. Orchestrator accepts.
     let fb = sign(
-        JobFeedback::build(req.id, req.author, FeedbackStatus::Processing, Some("launching")),
+        JobFeedback::build(
+            req.id,
+            req.author,
+            FeedbackStatus::Processing,
+            Some("launching"),
+        ),
         &dvm,
         61,
     )?;
-    show("3. Feedback `processing` (kind 7000, signed by O)", &fb.as_json())?;
+    show(
+        "3. Feedback `processing` (kind 7000, signed by O)",
+        &fb.as_json(),
+    )?;
 
     // 4. Attestation by the guest.
     let rd = report_data(&req.id, &guest.public_key());
@@ -192,14 +205,18 @@ async fn main() -> Result<(), Box<dyn Error>> {
             measurement: MEASUREMENT.into(),
         },
     };
-    let att = sign(AttestationEvent::build(req.id, req.author, &payload)?, &guest, 95)?;
+    let att = sign(
+        AttestationEvent::build(req.id, req.author, &payload)?,
+        &guest,
+        95,
+    )?;
     show("4. Attestation (kind 7010, signed by G)", &att.as_json())?;
     show_payload("4b. … its content (AttestationPayload)", &payload)?;
 
     // 5. Client side: the binding it recomputes.
     let parsed = AttestationEvent::from_event(&att)?;
     println!(
-        "### 5. Client recomputes REPORT_DATA\nSHA-512(\"cdvm/v1\" || {} || {})\n= {}\n",
+        "#### 5. Client recomputes REPORT_DATA\n```text\nSHA-512(\"cdvm/v1\" || {} || {})\n= {}\n```\n",
         parsed.request_id,
         parsed.guest,
         report_data(&parsed.request_id, &parsed.guest)
@@ -215,13 +232,19 @@ async fn main() -> Result<(), Box<dyn Error>> {
         },
     };
     let wrap = wrap_input(&user, &guest.public_key(), &input).await?;
-    show("6a. Gift wrap (kind 1059, signed by a one-time key)", &wrap.as_json())?;
+    show(
+        "6a. Gift wrap (kind 1059, signed by a one-time key)",
+        &wrap.as_json(),
+    )?;
     // What G sees after the two NIP-44 layers (shown for illustration only).
     let seal = nip44::decrypt(guest.secret_key(), &wrap.pubkey, &wrap.content)?;
     show("6b. … decrypted: the seal (kind 13, signed by U)", &seal)?;
     let seal_ev = Event::from_json(&seal)?;
     let rumor = nip44::decrypt(guest.secret_key(), &seal_ev.pubkey, &seal_ev.content)?;
-    show("6c. … decrypted: the rumor (kind 7011, unsigned, author U)", &rumor)?;
+    show(
+        "6c. … decrypted: the rumor (kind 7011, unsigned, author U)",
+        &rumor,
+    )?;
     show_payload("6d. … the rumor's content (ConfidentialInput)", &input)?;
     let (sender, got) = unwrap_input(&guest, &wrap).await?;
     assert_eq!(sender, req.author);
@@ -229,11 +252,19 @@ async fn main() -> Result<(), Box<dyn Error>> {
 
     // 7. Agent says it runs.
     let fb = sign(
-        JobFeedback::build(req.id, req.author, FeedbackStatus::Processing, Some("running")),
+        JobFeedback::build(
+            req.id,
+            req.author,
+            FeedbackStatus::Processing,
+            Some("running"),
+        ),
         &guest,
         130,
     )?;
-    show("7. Feedback `processing` (kind 7000, signed by G)", &fb.as_json())?;
+    show(
+        "7. Feedback `processing` (kind 7000, signed by G)",
+        &fb.as_json(),
+    )?;
 
     // 8. Result.
     let out = ResultPayload::ok(&req.id, "text/csv", "n,mean\n2,150\n".into());
@@ -248,11 +279,19 @@ async fn main() -> Result<(), Box<dyn Error>> {
 
     // 9. Orchestrator closes.
     let fb = sign(
-        JobFeedback::build(req.id, req.author, FeedbackStatus::Success, Some("vm destroyed")),
+        JobFeedback::build(
+            req.id,
+            req.author,
+            FeedbackStatus::Success,
+            Some("vm destroyed"),
+        ),
         &dvm,
         140,
     )?;
-    show("9a. Feedback `success` (kind 7000, signed by O)", &fb.as_json())?;
+    show(
+        "9a. Feedback `success` (kind 7000, signed by O)",
+        &fb.as_json(),
+    )?;
     let fb = sign(
         JobFeedback::build(
             req.id,
@@ -263,7 +302,10 @@ async fn main() -> Result<(), Box<dyn Error>> {
         &dvm,
         181,
     )?;
-    show("9b. (or) Feedback `error` (kind 7000, signed by O)", &fb.as_json())?;
+    show(
+        "9b. (or) Feedback `error` (kind 7000, signed by O)",
+        &fb.as_json(),
+    )?;
 
     Ok(())
 }

@@ -84,7 +84,11 @@ impl JobFeedback {
     /// Verifies id and signature, checks kind 7000, requires one `e` tag and (unless the event is
     /// NIP-90 encrypted) one `status` tag with a known value.
     pub fn from_event(e: &Event) -> Result<Self, ProtocolError> {
-        tags::check_event(e, |k| k == kinds::JOB_FEEDBACK, "7000 (NIP-90 job feedback)")?;
+        tags::check_event(
+            e,
+            |k| k == kinds::JOB_FEEDBACK,
+            "7000 (NIP-90 job feedback)",
+        )?;
         let request_id = tags::event_id("e", tags::value(tags::required(e, "e")?, 1)?)?;
         let user = match tags::single(e, "p")? {
             Some(p) => Some(tags::public_key("p", tags::value(p, 1)?)?),

@@ -119,15 +119,20 @@ impl HandlerInfo {
         if ks.is_empty() {
             return Err(ProtocolError::MissingTag { tag: "k" });
         }
-        let c: Content = serde_json::from_str(&e.content).map_err(|source| ProtocolError::Json {
-            what: "handler content",
-            source,
-        })?;
+        let c: Content =
+            serde_json::from_str(&e.content).map_err(|source| ProtocolError::Json {
+                what: "handler content",
+                source,
+            })?;
         tags::check_version("handler", c.cdvm.v)?;
         if c.cdvm.protocol != crate::PROTOCOL_VERSION {
             return Err(ProtocolError::InvalidField {
                 field: "cdvm.protocol",
-                reason: format!("`{}`, expected `{}`", c.cdvm.protocol, crate::PROTOCOL_VERSION),
+                reason: format!(
+                    "`{}`, expected `{}`",
+                    c.cdvm.protocol,
+                    crate::PROTOCOL_VERSION
+                ),
             });
         }
         check_measurements(&c.cdvm.measurements)?;

@@ -124,7 +124,11 @@ pub async fn unwrap_input(
     guest: &Keys,
     gift_wrap: &Event,
 ) -> Result<(PublicKey, ConfidentialInput), ProtocolError> {
-    tags::check_event(gift_wrap, |k| k == kinds::GIFT_WRAP, "1059 (NIP-59 gift wrap)")?;
+    tags::check_event(
+        gift_wrap,
+        |k| k == kinds::GIFT_WRAP,
+        "1059 (NIP-59 gift wrap)",
+    )?;
     let gift = UnwrappedGift::from_gift_wrap(guest, gift_wrap)
         .await
         .map_err(|source| ProtocolError::Nip59 { source })?;
@@ -149,7 +153,9 @@ pub async fn unwrap_input(
         .iter()
         .map(|t| t.as_slice())
         .filter(|p| p.first().map(String::as_str) == Some("e"));
-    let e = e_tags.next().ok_or(ProtocolError::MissingTag { tag: "e" })?;
+    let e = e_tags
+        .next()
+        .ok_or(ProtocolError::MissingTag { tag: "e" })?;
     if e_tags.next().is_some() {
         return Err(tags::malformed("e", "appears more than once"));
     }

@@ -24,8 +24,11 @@ mod tags;
 
 /// Re-exported so every dependent uses exactly the pinned nostr version.
 pub use nostr;
+
 /// The TEE family named in requests, announcements and evidence.
 pub use cdvm_attestation::TeeKind;
+/// Attestation types that appear in this crate's signatures.
+pub use cdvm_attestation::{Evidence, ReportData};
 
 pub use attestation_event::{AttestationEvent, AttestationPayload, ImageIdentity};
 pub use binding::{report_data, verify_event, PROTOCOL_VERSION};

@@ -136,8 +136,12 @@ impl JobRequest {
 
     /// The TEE family the user requires (param `tee`).
     pub fn tee(&self) -> Result<TeeKind, ProtocolError> {
-        let v = self.param(PARAM_TEE).ok_or(ProtocolError::MissingParam { name: PARAM_TEE })?;
-        TeeKind::parse(v).ok_or_else(|| ProtocolError::UnknownTee { value: v.to_owned() })
+        let v = self
+            .param(PARAM_TEE)
+            .ok_or(ProtocolError::MissingParam { name: PARAM_TEE })?;
+        TeeKind::parse(v).ok_or_else(|| ProtocolError::UnknownTee {
+            value: v.to_owned(),
+        })
     }
 
     /// The policy name the user says it will apply (param `policy`). Informative only: the user

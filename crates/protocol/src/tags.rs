@@ -41,7 +41,10 @@ pub(crate) fn single<'a>(e: &'a Event, name: &str) -> Result<Option<&'a [String]
 }
 
 /// The one tag named `name`; absent or repeated is an error.
-pub(crate) fn required<'a>(e: &'a Event, name: &'static str) -> Result<&'a [String], ProtocolError> {
+pub(crate) fn required<'a>(
+    e: &'a Event,
+    name: &'static str,
+) -> Result<&'a [String], ProtocolError> {
     single(e, name)?.ok_or(ProtocolError::MissingTag { tag: name })
 }
 
@@ -69,13 +72,18 @@ pub(crate) fn malformed(tag: &str, reason: impl Into<String>) -> ProtocolError {
 
 /// NIP-01 ids and keys are 64 lowercase hex characters; anything else is rejected, not normalised.
 fn is_lower_hex64(s: &str) -> bool {
-    s.len() == 64 && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    s.len() == 64
+        && s.bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
 /// Parses an event id found in tag `tag`.
 pub(crate) fn event_id(tag: &str, s: &str) -> Result<EventId, ProtocolError> {
     if !is_lower_hex64(s) {
-        return Err(malformed(tag, "event id is not 64 lowercase hex characters"));
+        return Err(malformed(
+            tag,
+            "event id is not 64 lowercase hex characters",
+        ));
     }
     EventId::from_hex(s).map_err(|e| malformed(tag, format!("event id: {e}")))
 }
@@ -83,7 +91,10 @@ pub(crate) fn event_id(tag: &str, s: &str) -> Result<EventId, ProtocolError> {
 /// Parses a public key found in tag `tag`, requiring a valid x-only point (not just 32 bytes).
 pub(crate) fn public_key(tag: &str, s: &str) -> Result<PublicKey, ProtocolError> {
     if !is_lower_hex64(s) {
-        return Err(malformed(tag, "public key is not 64 lowercase hex characters"));
+        return Err(malformed(
+            tag,
+            "public key is not 64 lowercase hex characters",
+        ));
     }
     let pk = PublicKey::from_hex(s).map_err(|e| malformed(tag, format!("public key: {e}")))?;
     pk.xonly()

@@ -34,12 +34,19 @@ async fn wrap_unwrap_round_trip() {
         .await
         .expect("wrap");
     assert_eq!(wrap.kind, Kind::GiftWrap);
-    assert_ne!(wrap.pubkey, user().public_key(), "wrap is signed by a throwaway key");
+    assert_ne!(
+        wrap.pubkey,
+        user().public_key(),
+        "wrap is signed by a throwaway key"
+    );
     // Nothing of the input is visible: only a p tag to G, and the canary is nowhere in the JSON.
     let tags: Vec<Vec<String>> = wrap.tags.iter().map(|t| t.as_slice().to_vec()).collect();
     assert_eq!(tags, [vec!["p".to_owned(), guest().public_key().to_hex()]]);
     assert!(!wrap.as_json().contains(CANARY));
-    assert!(!wrap.as_json().contains(REQ), "not even the request id leaks");
+    assert!(
+        !wrap.as_json().contains(REQ),
+        "not even the request id leaks"
+    );
 
     let (sender, got) = unwrap_input(&guest(), &wrap).await.expect("unwrap");
     assert_eq!(sender, user().public_key());
@@ -52,7 +59,9 @@ async fn wrap_unwrap_round_trip() {
             text: "to be or not to be".into(),
         },
     };
-    let wrap = wrap_input(&user(), &guest().public_key(), &t).await.expect("wrap");
+    let wrap = wrap_input(&user(), &guest().public_key(), &t)
+        .await
+        .expect("wrap");
     assert_eq!(unwrap_input(&guest(), &wrap).await.expect("unwrap").1, t);
 }
 
@@ -70,7 +79,10 @@ fn input_json_shape() {
         r#"{"v":1,"request_id":"x","body":{"type":"text-stats","text":"x","extra":1}}"#,
         r#"{"v":1,"request_id":"x","body":{"type":"shell","cmd":"rm"}}"#,
     ] {
-        assert!(serde_json::from_str::<ConfidentialInput>(bad).is_err(), "{bad}");
+        assert!(
+            serde_json::from_str::<ConfidentialInput>(bad).is_err(),
+            "{bad}"
+        );
     }
 }
 
@@ -109,7 +121,11 @@ async fn rumor_author_must_be_seal_signer() {
 
 async fn wrap_rumor(kind: u16, content: String, e_tags: &[&str]) -> Event {
     let rumor = EventBuilder::new(Kind::from(kind), content)
-        .tags(e_tags.iter().map(|id| Tag::custom(TagKind::from("e"), [*id])))
+        .tags(
+            e_tags
+                .iter()
+                .map(|id| Tag::custom(TagKind::from("e"), [*id])),
+        )
         .build(user().public_key());
     EventBuilder::gift_wrap(&user(), &guest().public_key(), rumor, [])
         .await
@@ -178,7 +194,10 @@ async fn input_size_limit() {
     // Recorded for docs/protocol.md: what one maximal input costs on the wire.
     println!("gift wrap of a {MAX_INPUT_PLAINTEXT}-byte input: {wrap_len} bytes of event JSON");
     assert!(wrap_len <= MAX_EVENT_SIZE);
-    assert_eq!(unwrap_input(&guest(), &wrap).await.expect("unwrap").1, at_max);
+    assert_eq!(
+        unwrap_input(&guest(), &wrap).await.expect("unwrap").1,
+        at_max
+    );
 
     let over = text_input_of_json_len(MAX_INPUT_PLAINTEXT + 1);
     match wrap_input(&user(), &guest().public_key(), &over).await {
@@ -240,7 +259,10 @@ async fn max_input_rumor_is_the_tight_bound() {
         assert_eq!(size <= MAX_EVENT_SIZE, fits, "rumor {len} -> wrap {size}");
         sizes.push(size);
     }
-    println!("rumor {MAX_INPUT_RUMOR} -> wrap {}; rumor +1 -> wrap {}", sizes[0], sizes[1]);
+    println!(
+        "rumor {MAX_INPUT_RUMOR} -> wrap {}; rumor +1 -> wrap {}",
+        sizes[0], sizes[1]
+    );
 }
 
 /// The worked example of NIP-17 (nostr-protocol/nips 17.md, "Examples"): both gift wraps unwrap
@@ -262,7 +284,9 @@ async fn nip17_example_unwraps() {
     for (wrap_json, keys) in wraps.iter().zip([&receiver, &sender]) {
         let wrap = Event::from_json(wrap_json.to_string()).expect("event");
         cdvm_protocol::verify_event(&wrap).expect("wrap verifies");
-        let gift = UnwrappedGift::from_gift_wrap(keys, &wrap).await.expect("unwrap");
+        let gift = UnwrappedGift::from_gift_wrap(keys, &wrap)
+            .await
+            .expect("unwrap");
         assert_eq!(gift.sender, sender.public_key());
         assert_eq!(gift.rumor.pubkey, sender.public_key());
         assert_eq!(gift.rumor.kind, Kind::PrivateDirectMessage);
@@ -280,5 +304,7 @@ async fn nip17_example_unwraps() {
     assert_eq!(n, 2);
     // The third party cannot open either.
     let wrap = Event::from_json(wraps[0].to_string()).expect("event");
-    assert!(UnwrappedGift::from_gift_wrap(&other(), &wrap).await.is_err());
+    assert!(UnwrappedGift::from_gift_wrap(&other(), &wrap)
+        .await
+        .is_err());
 }

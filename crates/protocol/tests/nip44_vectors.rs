@@ -154,8 +154,8 @@ fn valid_encrypt_decrypt() {
 
         let plaintext = s(t, "plaintext");
         let mut rng = FixedNonce(hex32(s(t, "nonce")));
-        let payload = v2::encrypt_to_bytes_with_rng(&mut rng, &ck, plaintext.as_bytes())
-            .expect("encrypt");
+        let payload =
+            v2::encrypt_to_bytes_with_rng(&mut rng, &ck, plaintext.as_bytes()).expect("encrypt");
         assert_eq!(B64.encode(&payload), s(t, "payload"), "{t}");
 
         // Same through the key-pair API, both directions (the conversation key is symmetric).
@@ -169,8 +169,8 @@ fn valid_encrypt_decrypt() {
         )
         .expect("encrypt");
         assert_eq!(via_keys, s(t, "payload"));
-        let back = nip44::decrypt(k2.secret_key(), &k1.public_key(), s(t, "payload"))
-            .expect("decrypt");
+        let back =
+            nip44::decrypt(k2.secret_key(), &k1.public_key(), s(t, "payload")).expect("decrypt");
         assert_eq!(back, plaintext);
         n += 1;
     }

@@ -16,7 +16,11 @@ fn events() -> Vec<(String, Event)> {
         .map(|e| {
             let path = e.expect("entry").path();
             let json = fs::read_to_string(&path).expect("read");
-            let name = path.file_name().expect("name").to_string_lossy().into_owned();
+            let name = path
+                .file_name()
+                .expect("name")
+                .to_string_lossy()
+                .into_owned();
             let ev = Event::from_json(json).unwrap_or_else(|e| panic!("{name}: {e}"));
             (name, ev)
         })
@@ -80,7 +84,10 @@ fn fixture_fields_are_read_correctly() {
     assert_eq!(r.output.as_deref(), Some("text/plain"));
     assert!(!r.encrypted);
     assert!(r.providers.is_empty());
-    assert!(matches!(r.tee(), Err(ProtocolError::MissingParam { name: "tee" })));
+    assert!(matches!(
+        r.tee(),
+        Err(ProtocolError::MissingParam { name: "tee" })
+    ));
 
     let r = JobRequest::from_event(&get("5302-encrypted-nip44-request.json")).expect("5302");
     assert!(r.encrypted);
@@ -100,7 +107,10 @@ fn fixture_fields_are_read_correctly() {
 
     let fb = JobFeedback::from_event(&get("7000-payment-required-bolt11.json")).expect("7000");
     assert_eq!(fb.status, Some(FeedbackStatus::PaymentRequired));
-    assert_eq!(fb.extra_info.as_deref(), Some("I would like to process this job!"));
+    assert_eq!(
+        fb.extra_info.as_deref(),
+        Some("I would like to process this job!")
+    );
     assert_eq!(fb.amount, Some(25_000));
     let fb = JobFeedback::from_event(&get("7000-feedback-for-5050.json")).expect("7000");
     assert_eq!(fb.status, Some(FeedbackStatus::Processing));
@@ -138,7 +148,10 @@ fn tampered_fixtures_fail_verification() {
             6000..=6999 => JobResult::from_event(&t).err(),
             _ => JobFeedback::from_event(&t).err(),
         };
-        assert!(matches!(typed_err, Some(ProtocolError::BadEvent { .. })), "{name}");
+        assert!(
+            matches!(typed_err, Some(ProtocolError::BadEvent { .. })),
+            "{name}"
+        );
     }
     assert_eq!(evs.len(), 11);
 }

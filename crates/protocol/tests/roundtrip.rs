@@ -18,7 +18,10 @@ fn raw_tag(parts: &[&str]) -> Tag {
 
 fn request_event() -> (Event, JobRequest) {
     let b = JobRequestBuilder::new(kinds::SQL, dvm().public_key(), TeeKind::SevSnp)
-        .relays(vec!["wss://relay.example".into(), "wss://relay2.example".into()])
+        .relays(vec![
+            "wss://relay.example".into(),
+            "wss://relay2.example".into(),
+        ])
         .policy("snp-milan-prod")
         .param("max_rows", "100")
         .build()
@@ -39,7 +42,10 @@ fn request_round_trip() {
     assert_eq!(r.param("max_rows"), Some("100"));
     assert_eq!(r.param("input"), Some("nip59-to-attested-key"));
     assert_eq!(r.relays, ["wss://relay.example", "wss://relay2.example"]);
-    assert!(r.inputs.is_empty(), "no i tags: nothing confidential in the request");
+    assert!(
+        r.inputs.is_empty(),
+        "no i tags: nothing confidential in the request"
+    );
     assert!(e.tags.iter().all(|t| t.as_slice()[0] != "i"));
     assert!(!r.encrypted);
     assert_eq!(r.content, "");
@@ -104,7 +110,11 @@ fn malformed_tags_are_rejected() {
     check(5970, &[&["p", &"f".repeat(64)]], "p");
     check(5970, &[&["param", "tee"]], "param");
     check(5970, &[&["param", "tee", "sev-snp", "extra"]], "param");
-    check(5970, &[&["param", "tee", "sev-snp"], &["param", "tee", "tdx"]], "param");
+    check(
+        5970,
+        &[&["param", "tee", "sev-snp"], &["param", "tee", "tdx"]],
+        "param",
+    );
     check(5970, &[&["i", "data-without-type"]], "i");
     check(5970, &[&["output", "a"], &["output", "b"]], "output");
     // Results.
@@ -113,7 +123,11 @@ fn malformed_tags_are_rejected() {
     check(6970, &[&["e", ID], &["p", "zz"]], "p");
     // Feedback.
     check(7000, &[&["e", ID], &["status", "done"]], "status");
-    check(7000, &[&["e", ID], &["status", "success"], &["amount", "lots"]], "amount");
+    check(
+        7000,
+        &[&["e", ID], &["status", "success"], &["amount", "lots"]],
+        "amount",
+    );
     check(7000, &[&["e", ID], &["status"]], "status");
     // Attestation.
     check(7010, &[&["e", ID], &["p", "00"]], "p");
@@ -151,17 +165,21 @@ fn result_round_trip() {
     assert_eq!(r.user, Some(user().public_key()));
     assert!(r.encrypted);
     assert_eq!(r.content, content);
-    assert!(e.tags.iter().any(|t| t.as_slice()
-        == ["alt", "ConfidentialDVM encrypted job result"]));
-    assert!(e.tags.iter().all(|t| t.as_slice()[0] != "i" && t.as_slice()[0] != "request"));
+    assert!(e
+        .tags
+        .iter()
+        .any(|t| t.as_slice() == ["alt", "ConfidentialDVM encrypted job result"]));
+    assert!(e
+        .tags
+        .iter()
+        .all(|t| t.as_slice()[0] != "i" && t.as_slice()[0] != "request"));
 
     let back = decrypt_result(&user(), &r.author, &r.content).expect("decrypt");
     assert_eq!(back, payload);
     match back.outcome {
-        Outcome::Ok { output_sha256, .. } => assert_eq!(
-            output_sha256,
-            hex::encode(sha2::Sha256::digest(b"n\n42\n"))
-        ),
+        Outcome::Ok { output_sha256, .. } => {
+            assert_eq!(output_sha256, hex::encode(sha2::Sha256::digest(b"n\n42\n")))
+        }
         Outcome::Error { .. } => panic!("ok expected"),
     }
 }
@@ -203,8 +221,12 @@ fn result_decrypt_fails_for_wrong_keys_and_bad_hash() {
 
     // Unknown fields are refused, at the top and inside the outcome.
     for extra in [
-        format!(r#"{{"v":1,"request_id":"{ID}","outcome":{{"status":"error","message":"m"}},"x":1}}"#),
-        format!(r#"{{"v":1,"request_id":"{ID}","outcome":{{"status":"error","message":"m","x":1}}}}"#),
+        format!(
+            r#"{{"v":1,"request_id":"{ID}","outcome":{{"status":"error","message":"m"}},"x":1}}"#
+        ),
+        format!(
+            r#"{{"v":1,"request_id":"{ID}","outcome":{{"status":"error","message":"m","x":1}}}}"#
+        ),
         format!(r#"{{"v":2,"request_id":"{ID}","outcome":{{"status":"error","message":"m"}}}}"#),
     ] {
         let ct = cdvm_protocol::nostr::nips::nip44::encrypt(
@@ -262,7 +284,10 @@ fn feedback_round_trip() {
             JobFeedback::build(id, user().public_key(), status, Some("running")),
             &guest(),
         );
-        assert_eq!(e.tags.first().expect("status").as_slice(), ["status", wire, "running"]);
+        assert_eq!(
+            e.tags.first().expect("status").as_slice(),
+            ["status", wire, "running"]
+        );
         let f = JobFeedback::from_event(&e).expect("parse");
         assert_eq!(f.status, Some(status));
         assert_eq!(f.extra_info.as_deref(), Some("running"));
@@ -275,7 +300,10 @@ fn feedback_round_trip() {
         JobFeedback::build(id, user().public_key(), FeedbackStatus::Success, None),
         &dvm(),
     );
-    assert_eq!(e.tags.first().expect("status").as_slice(), ["status", "success"]);
+    assert_eq!(
+        e.tags.first().expect("status").as_slice(),
+        ["status", "success"]
+    );
     assert_eq!(JobFeedback::from_event(&e).expect("parse").extra_info, None);
 }
 
@@ -297,15 +325,24 @@ fn handler_round_trip() {
     let e = sign(h.build("cdvm-main").expect("build"), &dvm());
     assert_eq!(e.kind.as_u16(), 31990);
     let tags: Vec<Vec<String>> = e.tags.iter().map(|t| t.as_slice().to_vec()).collect();
-    assert_eq!(tags, [vec!["d", "cdvm-main"], vec!["k", "5970"], vec!["k", "5971"]]);
+    assert_eq!(
+        tags,
+        [vec!["d", "cdvm-main"], vec!["k", "5970"], vec!["k", "5971"]]
+    );
     assert_eq!(HandlerInfo::from_event(&e).expect("parse"), h);
 
     let mut bad = handler();
     bad.measurements = vec!["abcd".into()];
-    assert!(matches!(bad.build("x"), Err(ProtocolError::InvalidField { .. })));
+    assert!(matches!(
+        bad.build("x"),
+        Err(ProtocolError::InvalidField { .. })
+    ));
     let mut bad = handler();
     bad.kinds = vec![7000];
-    assert!(matches!(bad.build("x"), Err(ProtocolError::WrongKind { .. })));
+    assert!(matches!(
+        bad.build("x"),
+        Err(ProtocolError::WrongKind { .. })
+    ));
     // Someone else's NIP-89 handler (no cdvm object) is not ours.
     let foreign = sign(
         EventBuilder::new(Kind::from(31990), r#"{"name":"x","about":"y"}"#)
@@ -415,7 +452,10 @@ fn attestation_rejects_mismatches() {
     bad.image.measurement = "zz".into();
     assert!(matches!(
         AttestationEvent::build(req.id, req.author, &bad),
-        Err(ProtocolError::InvalidField { field: "image.measurement", .. })
+        Err(ProtocolError::InvalidField {
+            field: "image.measurement",
+            ..
+        })
     ));
 }
 

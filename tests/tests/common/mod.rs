@@ -86,7 +86,8 @@ pub fn vm_count(state_dir: &Path) -> usize {
 
 /// Waits until the provider holds no VM and no agent process of this state folder is left.
 pub async fn assert_no_vm_left(state_dir: &Path) {
-    let needle = state_dir.display().to_string();
+    // Agents are started with paths inside the VM folders; the orchestrator itself is not a VM.
+    let needle = cdvm_client::demo::vms_dir(state_dir).display().to_string();
     for _ in 0..100 {
         if vm_count(state_dir) == 0 && processes_mentioning(&needle).is_empty() {
             return;

@@ -60,10 +60,12 @@ impl Attester for SimAttester {
                 path: self.socket.display().to_string(),
                 source,
             })?;
-        let evidence = wire::decode_response(&response).map_err(|e| AttestError::BadResponse(e.to_string()))?;
+        let evidence = wire::decode_response(&response)
+            .map_err(|e| AttestError::BadResponse(e.to_string()))?;
         // Catch a confused simulator here rather than as a REPORT_DATA mismatch at the client.
         let Evidence::SevSnp(snp) = &evidence;
-        let report = AttestationReport::parse(&snp.report).map_err(|e| AttestError::BadResponse(e.to_string()))?;
+        let report = AttestationReport::parse(&snp.report)
+            .map_err(|e| AttestError::BadResponse(e.to_string()))?;
         if report.report_data != *report_data {
             return Err(AttestError::BadResponse(
                 "the report carries other REPORT_DATA than requested".into(),

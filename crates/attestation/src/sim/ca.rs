@@ -41,9 +41,18 @@ pub(crate) fn generate_chain() -> Result<[Identity; 3], ErrorStack> {
     let vcek_key = new_key()?;
     let vcek = issue(&name(SIM_VCEK_CN)?, &vcek_key, &ask_name, &ask_key, false)?;
     Ok([
-        Identity { key: ark_key, cert: ark },
-        Identity { key: ask_key, cert: ask },
-        Identity { key: vcek_key, cert: vcek },
+        Identity {
+            key: ark_key,
+            cert: ark,
+        },
+        Identity {
+            key: ask_key,
+            cert: ask,
+        },
+        Identity {
+            key: vcek_key,
+            cert: vcek,
+        },
     ])
 }
 
@@ -55,7 +64,10 @@ fn new_key() -> Result<PKey<Private>, ErrorStack> {
 fn name(cn: &str) -> Result<X509Name, ErrorStack> {
     let mut b = X509Name::builder()?;
     // Says plainly, to anyone reading the certificate, that this is not AMD.
-    b.append_entry_by_nid(Nid::ORGANIZATIONNAME, "ConfidentialDVM development - NOT AMD")?;
+    b.append_entry_by_nid(
+        Nid::ORGANIZATIONNAME,
+        "ConfidentialDVM development - NOT AMD",
+    )?;
     b.append_entry_by_nid(Nid::COMMONNAME, cn)?;
     Ok(b.build())
 }
@@ -87,7 +99,13 @@ fn issue(
     b.set_not_after(&not_after)?;
     if ca {
         b.append_extension(BasicConstraints::new().critical().ca().build()?)?;
-        b.append_extension(KeyUsage::new().critical().key_cert_sign().crl_sign().build()?)?;
+        b.append_extension(
+            KeyUsage::new()
+                .critical()
+                .key_cert_sign()
+                .crl_sign()
+                .build()?,
+        )?;
     } else {
         b.append_extension(BasicConstraints::new().critical().build()?)?;
         b.append_extension(KeyUsage::new().critical().digital_signature().build()?)?;

@@ -112,7 +112,12 @@ impl SimSecureProcessor {
     /// # Panics
     /// Only if OpenSSL fails to sign with the loaded P-384 key or to draw random bytes, which
     /// means the process is out of memory or entropy.
-    pub fn report(&self, report_data: &ReportData, measurement: &Measurement, opts: &SimReportOptions) -> Evidence {
+    pub fn report(
+        &self,
+        report_data: &ReportData,
+        measurement: &Measurement,
+        opts: &SimReportOptions,
+    ) -> Evidence {
         match self.try_report(report_data, measurement, opts) {
             Ok(ev) => ev,
             Err(e) => panic!("simulated secure processor cannot sign: {e}"),

@@ -18,7 +18,8 @@ pub const KEY_FILE: &str = "sim-sp-keys.pem";
 /// The simulated ARK certificate alone, for people and tools that want to inspect the root.
 pub const ARK_FILE: &str = "sim-ark.pem";
 
-const HEADER: &str = "# ConfidentialDVM SIMULATED secure processor keys: development only, NOT AMD.\n";
+const HEADER: &str =
+    "# ConfidentialDVM SIMULATED secure processor keys: development only, NOT AMD.\n";
 
 fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> SimError + '_ {
     move |source| SimError::Io {
@@ -65,13 +66,18 @@ fn from_pem(text: &str, path: &Path) -> Result<[Identity; 3], SimError> {
         reason,
     };
     let blocks = pem_blocks(text);
-    let (keys, certs): (Vec<&String>, Vec<&String>) = blocks.iter().partition(|b| b.contains("PRIVATE KEY-----"));
-    let (Ok::<[_; 3], _>(keys), Ok::<[_; 3], _>(certs)) = (keys.try_into(), certs.try_into()) else {
-        return Err(bad("expected three private keys and three certificates".into()));
+    let (keys, certs): (Vec<&String>, Vec<&String>) =
+        blocks.iter().partition(|b| b.contains("PRIVATE KEY-----"));
+    let (Ok::<[_; 3], _>(keys), Ok::<[_; 3], _>(certs)) = (keys.try_into(), certs.try_into())
+    else {
+        return Err(bad(
+            "expected three private keys and three certificates".into()
+        ));
     };
     let mut ids = Vec::with_capacity(3);
     for (k, c) in keys.iter().zip(certs.iter()) {
-        let key = PKey::private_key_from_pem(k.as_bytes()).map_err(|e| bad(format!("private key: {e}")))?;
+        let key = PKey::private_key_from_pem(k.as_bytes())
+            .map_err(|e| bad(format!("private key: {e}")))?;
         let cert = X509::from_pem(c.as_bytes()).map_err(|e| bad(format!("certificate: {e}")))?;
         if !cert.public_key()?.public_eq(&key) {
             return Err(bad("a private key does not match its certificate".into()));
@@ -128,10 +134,12 @@ fn create(dir: &Path, path: &Path) -> Result<[Identity; 3], SimError> {
     let _ = fs::remove_file(&tmp);
     match linked {
         Ok(()) => Ok(ids),
-        Err(e) if e.kind() == ErrorKind::AlreadyExists => load(path)?.ok_or_else(|| SimError::BadKeyStore {
-            path: path.display().to_string(),
-            reason: "vanished while being created".into(),
-        }),
+        Err(e) if e.kind() == ErrorKind::AlreadyExists => {
+            load(path)?.ok_or_else(|| SimError::BadKeyStore {
+                path: path.display().to_string(),
+                reason: "vanished while being created".into(),
+            })
+        }
         Err(e) => Err(io_err(path)(e)),
     }
 }
@@ -151,7 +159,11 @@ fn temp_path(dir: &Path, name: &str) -> PathBuf {
     let mut nonce = [0u8; 8];
     // A failed RNG only makes a name collision (and thus an error) possible, never a wrong key.
     let _ = openssl::rand::rand_bytes(&mut nonce);
-    dir.join(format!(".{name}.{}.{}.tmp", std::process::id(), hex::encode(nonce)))
+    dir.join(format!(
+        ".{name}.{}.{}.tmp",
+        std::process::id(),
+        hex::encode(nonce)
+    ))
 }
 
 fn write_new(path: &Path, bytes: &[u8], mode: u32) -> Result<(), SimError> {

@@ -69,7 +69,11 @@ impl<'a> AmdExtensions<'a> {
         let tail = ext.oid_tail();
         self.list
             .iter()
-            .find(|(oid, _)| oid.len() == AMD_ARC.len() + tail.len() && oid.starts_with(&AMD_ARC) && oid.ends_with(tail))
+            .find(|(oid, _)| {
+                oid.len() == AMD_ARC.len() + tail.len()
+                    && oid.starts_with(&AMD_ARC)
+                    && oid.ends_with(tail)
+            })
             .map(|(_, v)| *v)
     }
 

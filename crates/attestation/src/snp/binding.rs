@@ -48,7 +48,10 @@ fn check_hw_id(
         _ => false,
     };
     if same {
-        Ok(format!("hwID = CHIP_ID {}…", hex::encode(&report.chip_id[..8])))
+        Ok(format!(
+            "hwID = CHIP_ID {}…",
+            hex::encode(&report.chip_id[..8])
+        ))
     } else {
         Err(VerifyError::VcekMismatch(format!(
             "{role} hwID {} is not the report's CHIP_ID {}",
@@ -118,8 +121,10 @@ mod tests {
 
     const REPORT: &[u8] = include_bytes!("../../tests/fixtures/snp/trustee_milan/test-report.bin");
     const VCEK: &[u8] = include_bytes!("../../tests/fixtures/snp/trustee_milan/test-vcek.der");
-    const TURIN_VCEK: &[u8] = include_bytes!("../../tests/fixtures/snp/virtee_turin/vcek_turin.der");
-    const ASK_PEM: &[u8] = include_bytes!("../../tests/fixtures/snp/amd_roots/virtee_milan_ask.pem");
+    const TURIN_VCEK: &[u8] =
+        include_bytes!("../../tests/fixtures/snp/virtee_turin/vcek_turin.der");
+    const ASK_PEM: &[u8] =
+        include_bytes!("../../tests/fixtures/snp/amd_roots/virtee_milan_ask.pem");
 
     fn report() -> AttestationReport {
         AttestationReport::parse(REPORT).unwrap()
@@ -127,7 +132,10 @@ mod tests {
 
     /// A real AMD certificate without the VCEK extensions (the ASK).
     fn no_extensions() -> Vec<u8> {
-        openssl::x509::X509::from_pem(ASK_PEM).unwrap().to_der().unwrap()
+        openssl::x509::X509::from_pem(ASK_PEM)
+            .unwrap()
+            .to_der()
+            .unwrap()
     }
 
     fn is_mismatch(r: Result<String, VerifyError>, needle: &str) {
@@ -173,7 +181,10 @@ mod tests {
 
     #[test]
     fn vendor_leaf_without_extensions_is_a_mismatch() {
-        is_mismatch(check_binding(&report(), &no_extensions(), "VCEK", false), "lacks");
+        is_mismatch(
+            check_binding(&report(), &no_extensions(), "VCEK", false),
+            "lacks",
+        );
         let mut r = report();
         r.chip_id = [0; 64];
         is_mismatch(check_binding(&r, &no_extensions(), "VCEK", false), "lacks");
@@ -213,8 +224,17 @@ mod tests {
     #[test]
     fn turin_vcek_binds_with_8_byte_hwid_and_fmc() {
         let detail = check_binding(&turin_report(0, 9), TURIN_VCEK, "VCEK", false).unwrap();
-        assert!(detail.contains("hwID = CHIP_ID 1e550a8ee5cf9f4d"), "{detail}");
-        is_mismatch(check_binding(&turin_report(1, 9), TURIN_VCEK, "VCEK", false), "fmcSPL");
-        is_mismatch(check_binding(&turin_report(0, 10), TURIN_VCEK, "VCEK", false), "ucodeSPL");
+        assert!(
+            detail.contains("hwID = CHIP_ID 1e550a8ee5cf9f4d"),
+            "{detail}"
+        );
+        is_mismatch(
+            check_binding(&turin_report(1, 9), TURIN_VCEK, "VCEK", false),
+            "fmcSPL",
+        );
+        is_mismatch(
+            check_binding(&turin_report(0, 10), TURIN_VCEK, "VCEK", false),
+            "ucodeSPL",
+        );
     }
 }

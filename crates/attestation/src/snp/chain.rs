@@ -122,16 +122,26 @@ fn label(role: &str, cert: &X509Ref) -> String {
 }
 
 /// Checks that `cert` names `issuer` as its issuer and carries its valid signature.
-fn check_link(cert: &X509Ref, cert_label: &str, issuer: &X509Ref, issuer_label: &str) -> Result<(), VerifyError> {
+fn check_link(
+    cert: &X509Ref,
+    cert_label: &str,
+    issuer: &X509Ref,
+    issuer_label: &str,
+) -> Result<(), VerifyError> {
     let broken = || VerifyError::ChainInvalid {
         cert: cert_label.to_string(),
         issuer: issuer_label.to_string(),
     };
-    let names_match = matches!(cert.issuer_name().try_cmp(issuer.subject_name()), Ok(Ordering::Equal));
-    let key = issuer.public_key().map_err(|e| VerifyError::BadCertificate {
-        cert: issuer_label.to_string(),
-        reason: format!("unreadable public key ({e})"),
-    })?;
+    let names_match = matches!(
+        cert.issuer_name().try_cmp(issuer.subject_name()),
+        Ok(Ordering::Equal)
+    );
+    let key = issuer
+        .public_key()
+        .map_err(|e| VerifyError::BadCertificate {
+            cert: issuer_label.to_string(),
+            reason: format!("unreadable public key ({e})"),
+        })?;
     // X509::verify handles AMD's RSASSA-PSS as well as the simulator's ECDSA.
     let signed = cert.verify(&key).unwrap_or(false);
     if names_match && signed {
@@ -142,11 +152,18 @@ fn check_link(cert: &X509Ref, cert_label: &str, issuer: &X509Ref, issuer_label: 
 }
 
 /// Verifies ARK self-signature, ASK by ARK, leaf by ASK; `leaf_role` is `VCEK` or `VLEK`.
-pub(crate) fn verify_links(chain: &SnpCertChain, leaf_role: &str) -> Result<VerifiedChain, VerifyError> {
+pub(crate) fn verify_links(
+    chain: &SnpCertChain,
+    leaf_role: &str,
+) -> Result<VerifiedChain, VerifyError> {
     let ark = parse(&chain.ark, "ARK")?;
     let ask = parse(&chain.ask, "ASK")?;
     let leaf = parse(&chain.vcek, leaf_role)?;
-    let labels = [label("ARK", &ark), label("ASK", &ask), label(leaf_role, &leaf)];
+    let labels = [
+        label("ARK", &ark),
+        label("ASK", &ask),
+        label(leaf_role, &leaf),
+    ];
     check_link(&ark, &labels[0], &ark, &labels[0])?;
     check_link(&ask, &labels[1], &ark, &labels[0])?;
     check_link(&leaf, &labels[2], &ask, &labels[1])?;
@@ -154,7 +171,11 @@ pub(crate) fn verify_links(chain: &SnpCertChain, leaf_role: &str) -> Result<Veri
         cert: labels[2].clone(),
         reason: format!("unreadable public key ({e})"),
     })?;
-    let path = format!("{} → {} → {leaf_role}", common_name(&ark), common_name(&ask));
+    let path = format!(
+        "{} → {} → {leaf_role}",
+        common_name(&ark),
+        common_name(&ask)
+    );
     Ok(VerifiedChain {
         leaf_key,
         path,
@@ -177,11 +198,23 @@ impl VerifiedChain {
             .ok()
             .and_then(|t| Asn1Time::from_unix(t).ok())
             .ok_or_else(|| VerifyError::Malformed("verification time out of range".into()))?;
-        for (cert, label) in [(&self.ark, &self.labels[0]), (&self.ask, &self.labels[1]), (&self.leaf, &self.labels[2])] {
-            let started = matches!(cert.not_before().compare(&at), Ok(Ordering::Less | Ordering::Equal));
-            let not_ended = matches!(cert.not_after().compare(&at), Ok(Ordering::Greater | Ordering::Equal));
+        for (cert, label) in [
+            (&self.ark, &self.labels[0]),
+            (&self.ask, &self.labels[1]),
+            (&self.leaf, &self.labels[2]),
+        ] {
+            let started = matches!(
+                cert.not_before().compare(&at),
+                Ok(Ordering::Less | Ordering::Equal)
+            );
+            let not_ended = matches!(
+                cert.not_after().compare(&at),
+                Ok(Ordering::Greater | Ordering::Equal)
+            );
             if !(started && not_ended) {
-                return Err(VerifyError::CertificateExpired { cert: label.clone() });
+                return Err(VerifyError::CertificateExpired {
+                    cert: label.clone(),
+                });
             }
         }
         Ok(format!(

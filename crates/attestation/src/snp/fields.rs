@@ -117,10 +117,24 @@ impl TcbVersion {
         let t = self;
         match layout {
             TcbLayout::MilanGenoa => [
-                t.bootloader, t.tee, extra[0], extra[1], extra[2], extra[3], t.snp, t.microcode,
+                t.bootloader,
+                t.tee,
+                extra[0],
+                extra[1],
+                extra[2],
+                extra[3],
+                t.snp,
+                t.microcode,
             ],
             TcbLayout::Turin => [
-                extra[0], t.bootloader, t.tee, t.snp, extra[1], extra[2], extra[3], t.microcode,
+                extra[0],
+                t.bootloader,
+                t.tee,
+                t.snp,
+                extra[1],
+                extra[2],
+                extra[3],
+                t.microcode,
             ],
         }
     }

@@ -218,7 +218,10 @@ impl AttestationReport {
         put(0x140, &self.report_id);
         put(0x160, &self.report_id_ma);
         put(0x180, &self.reported_tcb.encode(x[1], layout));
-        put(0x188, &[self.cpuid_fam_id, self.cpuid_mod_id, self.cpuid_step]);
+        put(
+            0x188,
+            &[self.cpuid_fam_id, self.cpuid_mod_id, self.cpuid_step],
+        );
         put(0x18B, &self.untyped.r_18b);
         put(0x1A0, &self.chip_id);
         put(0x1E0, &self.committed_tcb.encode(x[2], layout));

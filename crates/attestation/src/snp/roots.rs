@@ -1,6 +1,8 @@
 //! The pinned AMD root keys (ARK), embedded at build time: trust never depends on the network.
 //! Provenance: `roots/SOURCES.md`.
 
+use std::sync::OnceLock;
+
 use openssl::x509::X509;
 
 use crate::policy::TrustedRoot;
@@ -14,11 +16,14 @@ const ARK_GENOA_PEM: &str = include_str!("../../roots/ark_genoa.pem");
 const ARK_TURIN_PEM: &str = include_str!("../../roots/ark_turin.pem");
 
 /// SHA-256 of the DER of each pinned ARK, as recorded in `roots/SOURCES.md`.
-pub const ARK_MILAN_SHA256: &str = "69d063b45344d26a2e94e1f4210de49ef555308287d4c174445c95639a540bcd";
+pub const ARK_MILAN_SHA256: &str =
+    "69d063b45344d26a2e94e1f4210de49ef555308287d4c174445c95639a540bcd";
 /// See [`ARK_MILAN_SHA256`].
-pub const ARK_GENOA_SHA256: &str = "4c6598d19c18719c5dfd4a7d335f674e5bfe1d8f800cea2cf270c10d103db2f1";
+pub const ARK_GENOA_SHA256: &str =
+    "4c6598d19c18719c5dfd4a7d335f674e5bfe1d8f800cea2cf270c10d103db2f1";
 /// See [`ARK_MILAN_SHA256`].
-pub const ARK_TURIN_SHA256: &str = "1f084161a44bb6d93778a904877d4819cafa5d05ef4193b2ded9dd9c73dd3f6a";
+pub const ARK_TURIN_SHA256: &str =
+    "1f084161a44bb6d93778a904877d4819cafa5d05ef4193b2ded9dd9c73dd3f6a";
 
 /// An AMD product line with a pinned root.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -63,10 +68,18 @@ impl AmdProduct {
 
     /// The pinned ARK's DER. `None` only if the embedded PEM were corrupt, in which case nothing
     /// matches it and verification fails closed.
-    pub fn ark_der(self) -> Option<Vec<u8>> {
-        X509::from_pem(self.pem().as_bytes())
-            .and_then(|c| c.to_der())
-            .ok()
+    pub fn ark_der(self) -> Option<&'static [u8]> {
+        // Decoded once per process: every verification compares against these.
+        static DERS: OnceLock<[Option<Vec<u8>>; 3]> = OnceLock::new();
+        let ders = DERS.get_or_init(|| {
+            AmdProduct::ALL.map(|p| {
+                X509::from_pem(p.pem().as_bytes())
+                    .and_then(|c| c.to_der())
+                    .ok()
+            })
+        });
+        let index = AmdProduct::ALL.iter().position(|&p| p == self)?;
+        ders.get(index)?.as_deref()
     }
 }
 
@@ -74,7 +87,7 @@ impl AmdProduct {
 pub fn pinned_product(der: &[u8]) -> Option<AmdProduct> {
     AmdProduct::ALL
         .into_iter()
-        .find(|p| p.ark_der().as_deref() == Some(der))
+        .find(|p| p.ark_der() == Some(der))
 }
 
 #[cfg(test)]
@@ -91,8 +104,8 @@ mod tests {
             (AmdProduct::Turin, ARK_TURIN_SHA256),
         ] {
             let der = p.ark_der().unwrap();
-            assert_eq!(hex::encode(Sha256::digest(&der)), fp, "{p:?}");
-            assert_eq!(pinned_product(&der), Some(p));
+            assert_eq!(hex::encode(Sha256::digest(der)), fp, "{p:?}");
+            assert_eq!(pinned_product(der), Some(p));
         }
         assert_eq!(pinned_product(b"not a cert"), None);
     }

@@ -55,7 +55,9 @@ pub(crate) fn verify_report_signature(
         cert: leaf_label.to_string(),
         reason: reason.to_string(),
     };
-    let ec = key.ec_key().map_err(|_| bad_key("public key is not an EC key"))?;
+    let ec = key
+        .ec_key()
+        .map_err(|_| bad_key("public key is not an EC key"))?;
     if ec.group().curve_name() != Some(Nid::SECP384R1) {
         return Err(bad_key("public key is not on curve P-384"));
     }

@@ -56,7 +56,10 @@ fn verify_snp(
     now: SystemTime,
 ) -> Result<Claims, VerifyError> {
     let mut log = Log::default();
-    log.pass("tee", format!("sev-snp evidence, policy `{}` is for sev-snp", policy.name));
+    log.pass(
+        "tee",
+        format!("sev-snp evidence, policy `{}` is for sev-snp", policy.name),
+    );
 
     let report = AttestationReport::parse(&ev.report)?;
     let leaf_role = match report.signing_key() {
@@ -71,21 +74,34 @@ fn verify_snp(
     };
     log.pass(
         "report",
-        format!("ATTESTATION_REPORT v{}, {} bytes, signed by {leaf_role}", report.version, ev.report.len()),
+        format!(
+            "ATTESTATION_REPORT v{}, {} bytes, signed by {leaf_role}",
+            report.version,
+            ev.report.len()
+        ),
     );
 
     let root = select_root(&ev.chain.ark, policy)?;
-    log.pass("root", format!("{} is trusted by policy `{}`", root.name(), policy.name));
+    log.pass(
+        "root",
+        format!("{} is trusted by policy `{}`", root.name(), policy.name),
+    );
 
     let chain = verify_links(&ev.chain, leaf_role)?;
     log.pass("chain", chain.path.clone());
     log.pass("validity", chain.check_validity(now)?);
 
     verify_report_signature(&report, &chain.leaf_key, leaf_role)?;
-    log.pass("signature", format!("ECDSA P-384/SHA-384 over bytes 0x000..0x2A0 verifies with the {leaf_role}"));
+    log.pass(
+        "signature",
+        format!("ECDSA P-384/SHA-384 over bytes 0x000..0x2A0 verifies with the {leaf_role}"),
+    );
 
     let simulated = matches!(root, Root::Simulated { .. });
-    log.pass("vcek-binding", check_binding(&report, &ev.chain.vcek, leaf_role, simulated)?);
+    log.pass(
+        "vcek-binding",
+        check_binding(&report, &ev.chain.vcek, leaf_role, simulated)?,
+    );
 
     check_policy(&report, expected, policy, &mut log)?;
 
@@ -115,16 +131,20 @@ fn check_policy(
     }
     log.pass("report-data", "REPORT_DATA equals the expected binding");
 
-    let allowed = policy.measurements.iter().find(|m| {
-        Measurement::from_hex(&m.measurement).ok() == Some(report.measurement)
-    });
+    let allowed = policy
+        .measurements
+        .iter()
+        .find(|m| Measurement::from_hex(&m.measurement).ok() == Some(report.measurement));
     let Some(allowed) = allowed else {
         return Err(VerifyError::MeasurementNotAllowed {
             measurement: report.measurement.to_string(),
             policy: name(),
         });
     };
-    log.pass("measurement", format!("{} ({})", report.measurement, allowed.source));
+    log.pass(
+        "measurement",
+        format!("{} ({})", report.measurement, allowed.source),
+    );
 
     let gp = report.policy;
     if gp.debug() && !policy.allow_debug {
@@ -133,7 +153,10 @@ fn check_policy(
     log.pass(
         "debug",
         if gp.debug() {
-            format!("guest policy {:#x} ALLOWS DEBUG; accepted because allow_debug is set", gp.bits())
+            format!(
+                "guest policy {:#x} ALLOWS DEBUG; accepted because allow_debug is set",
+                gp.bits()
+            )
         } else {
             format!("guest policy {:#x}: debugging disabled", gp.bits())
         },
@@ -156,7 +179,10 @@ fn check_policy(
             policy: name(),
         });
     }
-    log.pass("vmpl", format!("VMPL {} ≤ {}", report.vmpl, policy.max_vmpl));
+    log.pass(
+        "vmpl",
+        format!("VMPL {} ≤ {}", report.vmpl, policy.max_vmpl),
+    );
     check_tcb(report, &policy.min_tcb, &name())?;
     let m = &policy.min_tcb;
     log.pass(
@@ -227,7 +253,12 @@ mod tests {
     fn migration_agent_is_refused_unless_allowed() {
         let (mut report, mut policy) = setup();
         report.policy = GuestPolicy(report.policy.bits() | GuestPolicy::MIGRATE_MA);
-        assert_eq!(run(&report, &policy), Err(VerifyError::MigrationAgentAllowed { policy: "unit".into() }));
+        assert_eq!(
+            run(&report, &policy),
+            Err(VerifyError::MigrationAgentAllowed {
+                policy: "unit".into()
+            })
+        );
         policy.allow_migration_agent = true;
         run(&report, &policy).unwrap();
     }
@@ -239,7 +270,11 @@ mod tests {
         policy.max_vmpl = 1;
         assert_eq!(
             run(&report, &policy),
-            Err(VerifyError::VmplTooHigh { vmpl: 2, max: 1, policy: "unit".into() })
+            Err(VerifyError::VmplTooHigh {
+                vmpl: 2,
+                max: 1,
+                policy: "unit".into()
+            })
         );
     }
 
@@ -251,19 +286,34 @@ mod tests {
         report.policy = GuestPolicy(GuestPolicy::DEBUG | GuestPolicy::MIGRATE_MA);
         report.vmpl = 3;
         policy.min_tcb.snp = 200;
-        assert!(matches!(run(&report, &policy), Err(VerifyError::DebugAllowed { .. })));
+        assert!(matches!(
+            run(&report, &policy),
+            Err(VerifyError::DebugAllowed { .. })
+        ));
         policy.allow_debug = true;
-        assert!(matches!(run(&report, &policy), Err(VerifyError::MigrationAgentAllowed { .. })));
+        assert!(matches!(
+            run(&report, &policy),
+            Err(VerifyError::MigrationAgentAllowed { .. })
+        ));
         policy.allow_migration_agent = true;
-        assert!(matches!(run(&report, &policy), Err(VerifyError::VmplTooHigh { .. })));
+        assert!(matches!(
+            run(&report, &policy),
+            Err(VerifyError::VmplTooHigh { .. })
+        ));
         policy.max_vmpl = 3;
-        assert!(matches!(run(&report, &policy), Err(VerifyError::TcbTooLow { .. })));
+        assert!(matches!(
+            run(&report, &policy),
+            Err(VerifyError::TcbTooLow { .. })
+        ));
     }
 
     #[test]
     fn invalid_measurement_entries_match_nothing() {
         let (report, mut policy) = setup();
         policy.measurements[0].measurement = "not hex".into();
-        assert!(matches!(run(&report, &policy), Err(VerifyError::MeasurementNotAllowed { .. })));
+        assert!(matches!(
+            run(&report, &policy),
+            Err(VerifyError::MeasurementNotAllowed { .. })
+        ));
     }
 }

@@ -6,7 +6,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use cdvm_attestation::policy::{AllowedMeasurement, MinTcb, Policy, TrustedRoot};
 use cdvm_attestation::snp::{AttestationReport, SnpVerifier};
-use cdvm_attestation::{Claims, Evidence, ReportData, SnpCertChain, SnpEvidence, TeeKind, Verifier, VerifyError};
+use cdvm_attestation::{
+    Claims, Evidence, ReportData, SnpCertChain, SnpEvidence, TeeKind, Verifier, VerifyError,
+};
 use openssl::x509::X509;
 
 /// 2026-01-01T00:00:00Z: inside every SNP fixture's validity except the AWS VLEK.
@@ -21,7 +23,9 @@ pub fn at(secs: u64) -> SystemTime {
 }
 
 pub fn path(rel: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/snp").join(rel)
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/snp")
+        .join(rel)
 }
 
 pub fn fixture(rel: &str) -> Vec<u8> {
@@ -35,7 +39,9 @@ pub fn cert_der(rel: &str, index: usize) -> Vec<u8> {
         assert_eq!(index, 0);
         return bytes;
     }
-    X509::stack_from_pem(&bytes).unwrap()[index].to_der().unwrap()
+    X509::stack_from_pem(&bytes).unwrap()[index]
+        .to_der()
+        .unwrap()
 }
 
 pub const MILAN_ASK: (&str, usize) = ("amd_roots/virtee_milan_ask.pem", 0);
@@ -56,14 +62,54 @@ pub struct Case {
 
 /// Every valid, non-debug, VCEK-signed fixture report.
 pub const VALID: &[Case] = &[
-    Case { name: "virtee_milan", report: "virtee_milan/report_milan.derived.bin", leaf: ("virtee_milan/vcek_milan.der", 0), genoa: false },
-    Case { name: "trustee_milan", report: "trustee_milan/test-report.bin", leaf: ("trustee_milan/test-vcek.der", 0), genoa: false },
-    Case { name: "trustee_e2e_genoa", report: "trustee_e2e/evidence.snp_report.derived.bin", leaf: ("trustee_e2e/evidence.vcek.derived.der", 0), genoa: true },
-    Case { name: "azure_genoa", report: "trustee_az_snp_vtpm/evidence-genoa.snp_report.derived.bin", leaf: ("trustee_az_snp_vtpm/vcek-genoa.pem", 0), genoa: true },
-    Case { name: "azure_v0", report: "trustee_az_snp_vtpm/evidence-v0.snp_report.derived.bin", leaf: ("trustee_az_snp_vtpm/evidence-v0.vcek.derived.pem", 0), genoa: false },
-    Case { name: "azure_v1", report: "trustee_az_snp_vtpm/evidence-v1.snp_report.derived.bin", leaf: ("trustee_az_snp_vtpm/evidence-v1.vcek.derived.der", 0), genoa: false },
-    Case { name: "azure_v2", report: "trustee_az_snp_vtpm/evidence-v2.snp_report.derived.bin", leaf: ("trustee_az_snp_vtpm/evidence-v2.vcek.derived.der", 0), genoa: false },
-    Case { name: "azure_hcl", report: "trustee_az_snp_vtpm/hcl-report.snp_report.derived.bin", leaf: ("trustee_az_snp_vtpm/vcek.pem", 0), genoa: false },
+    Case {
+        name: "virtee_milan",
+        report: "virtee_milan/report_milan.derived.bin",
+        leaf: ("virtee_milan/vcek_milan.der", 0),
+        genoa: false,
+    },
+    Case {
+        name: "trustee_milan",
+        report: "trustee_milan/test-report.bin",
+        leaf: ("trustee_milan/test-vcek.der", 0),
+        genoa: false,
+    },
+    Case {
+        name: "trustee_e2e_genoa",
+        report: "trustee_e2e/evidence.snp_report.derived.bin",
+        leaf: ("trustee_e2e/evidence.vcek.derived.der", 0),
+        genoa: true,
+    },
+    Case {
+        name: "azure_genoa",
+        report: "trustee_az_snp_vtpm/evidence-genoa.snp_report.derived.bin",
+        leaf: ("trustee_az_snp_vtpm/vcek-genoa.pem", 0),
+        genoa: true,
+    },
+    Case {
+        name: "azure_v0",
+        report: "trustee_az_snp_vtpm/evidence-v0.snp_report.derived.bin",
+        leaf: ("trustee_az_snp_vtpm/evidence-v0.vcek.derived.pem", 0),
+        genoa: false,
+    },
+    Case {
+        name: "azure_v1",
+        report: "trustee_az_snp_vtpm/evidence-v1.snp_report.derived.bin",
+        leaf: ("trustee_az_snp_vtpm/evidence-v1.vcek.derived.der", 0),
+        genoa: false,
+    },
+    Case {
+        name: "azure_v2",
+        report: "trustee_az_snp_vtpm/evidence-v2.snp_report.derived.bin",
+        leaf: ("trustee_az_snp_vtpm/evidence-v2.vcek.derived.der", 0),
+        genoa: false,
+    },
+    Case {
+        name: "azure_hcl",
+        report: "trustee_az_snp_vtpm/hcl-report.snp_report.derived.bin",
+        leaf: ("trustee_az_snp_vtpm/vcek.pem", 0),
+        genoa: false,
+    },
 ];
 
 /// The go-sev-guest Milan report: valid, but its guest policy allows DEBUG.
@@ -101,12 +147,25 @@ pub fn build(report: Vec<u8>, leaf: Vec<u8>, ask: (&str, usize), ark: (&str, usi
 
 impl Case {
     pub fn evidence(&self) -> Evidence {
-        let (ask, ark) = if self.genoa { (GENOA_ASK, GENOA_ARK) } else { (MILAN_ASK, MILAN_ARK) };
-        build(fixture(self.report), cert_der(self.leaf.0, self.leaf.1), ask, ark)
+        let (ask, ark) = if self.genoa {
+            (GENOA_ASK, GENOA_ARK)
+        } else {
+            (MILAN_ASK, MILAN_ARK)
+        };
+        build(
+            fixture(self.report),
+            cert_der(self.leaf.0, self.leaf.1),
+            ask,
+            ark,
+        )
     }
 
     pub fn root(&self) -> TrustedRoot {
-        if self.genoa { TrustedRoot::AmdGenoa } else { TrustedRoot::AmdMilan }
+        if self.genoa {
+            TrustedRoot::AmdGenoa
+        } else {
+            TrustedRoot::AmdMilan
+        }
     }
 }
 

@@ -189,7 +189,7 @@ mod tests {
     fn aggregates_typed_columns() {
         let csv = "name,dept,salary\nann,eng,120\nbob,eng,100\ncat,ops,90.5\n";
         let out = run(csv, "SELECT dept, SUM(salary) AS total FROM input GROUP BY dept ORDER BY dept").unwrap();
-        assert_eq!(out, "dept,total\neng,220.0\nops,90.5\n");
+        assert_eq!(out, "dept,total\neng,220\nops,90.5\n");
     }
 
     #[test]
