@@ -1,0 +1,134 @@
+//! Intake classifies every incoming event into one typed action before anything acts on it.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::Path;
+
+use cdvm_orchestrator::intake::{classify, Action, RateLimiter};
+use cdvm_orchestrator::Config;
+use cdvm_protocol::nostr::{Event, EventBuilder, Keys, Kind, Tag, TagKind, Timestamp};
+use cdvm_protocol::{kinds, JobRequestBuilder, TeeKind};
+
+fn config() -> Config {
+    Config::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/orchestrator.yaml")).unwrap()
+}
+
+fn valid(user: &Keys, dvm: &Keys) -> Event {
+    JobRequestBuilder::new(kinds::SQL, dvm.public_key(), TeeKind::SevSnp)
+        .relays(vec!["ws://127.0.0.1:7777".into()])
+        .build()
+        .unwrap()
+        .sign_with_keys(user)
+        .unwrap()
+}
+
+fn raw(user: &Keys, kind: u16, tags: Vec<Tag>, content: &str) -> Event {
+    EventBuilder::new(Kind::from(kind), content).tags(tags).sign_with_keys(user).unwrap()
+}
+
+fn run(event: &Event, dvm: &Keys) -> Action {
+    classify(event, &dvm.public_key(), &config(), 0, &mut RateLimiter::default())
+}
+
+fn rejected(action: Action) -> String {
+    match action {
+        Action::Reject { reason, .. } => reason,
+        other => panic!("expected a rejection, got {other:?}"),
+    }
+}
+
+fn param(name: &str, value: &str) -> Tag {
+    Tag::custom(TagKind::custom("param"), [name, value])
+}
+
+#[test]
+fn a_valid_request_is_accepted() {
+    let (user, dvm) = (Keys::generate(), Keys::generate());
+    assert!(matches!(run(&valid(&user, &dvm), &dvm), Action::Accept(_)));
+}
+
+#[test]
+fn a_bad_signature_is_dropped_silently() {
+    let (user, dvm) = (Keys::generate(), Keys::generate());
+    let mut e = valid(&user, &dvm);
+    e.content = "tampered".into();
+    assert!(matches!(run(&e, &dvm), Action::Drop { why: "bad id or signature" }));
+}
+
+#[test]
+fn a_request_for_another_dvm_is_dropped() {
+    let (user, dvm) = (Keys::generate(), Keys::generate());
+    let e = valid(&user, &Keys::generate());
+    assert!(matches!(run(&e, &dvm), Action::Drop { why: "not addressed to this DVM" }));
+}
+
+#[test]
+fn stale_requests_are_dropped() {
+    let (user, dvm) = (Keys::generate(), Keys::generate());
+    let e = EventBuilder::new(Kind::from(kinds::SQL), "")
+        .tags([Tag::public_key(dvm.public_key()), param("tee", "sev-snp")])
+        .custom_created_at(Timestamp::from(Timestamp::now().as_secs() - 3600))
+        .sign_with_keys(&user)
+        .unwrap();
+    assert!(matches!(run(&e, &dvm), Action::Drop { .. }));
+}
+
+#[test]
+fn unknown_kinds_oversize_and_malformed_tags_are_rejected_with_reasons() {
+    let (user, dvm) = (Keys::generate(), Keys::generate());
+    let p = Tag::public_key(dvm.public_key());
+    let tee = param("tee", "sev-snp");
+    let unknown = raw(&user, 5999, vec![p.clone(), tee.clone()], "");
+    assert!(rejected(run(&unknown, &dvm)).contains("unsupported job kind 5999"));
+    let big = raw(&user, kinds::SQL, vec![p.clone(), tee.clone()], &"x".repeat(17_000));
+    assert!(rejected(run(&big, &dvm)).contains("too large"));
+    let half_param = raw(&user, kinds::SQL, vec![p.clone(), Tag::custom(TagKind::custom("param"), ["tee"])], "");
+    assert!(rejected(run(&half_param, &dvm)).contains("malformed"));
+    let bad_p = raw(&user, kinds::SQL, vec![p.clone(), tee.clone(), Tag::custom(TagKind::custom("p"), ["not-a-key"])], "");
+    assert!(rejected(run(&bad_p, &dvm)).contains("malformed"));
+    let no_tee = raw(&user, kinds::SQL, vec![p.clone()], "");
+    assert!(rejected(run(&no_tee, &dvm)).contains("malformed"));
+}
+
+#[test]
+fn non_request_kinds_are_dropped() {
+    let (user, dvm) = (Keys::generate(), Keys::generate());
+    let note = raw(&user, 1, vec![Tag::public_key(dvm.public_key())], "hi");
+    assert!(matches!(run(&note, &dvm), Action::Drop { why: "not a job request" }));
+}
+
+#[test]
+fn capacity_is_enforced() {
+    let (user, dvm) = (Keys::generate(), Keys::generate());
+    let cfg = config();
+    let action = classify(&valid(&user, &dvm), &dvm.public_key(), &cfg, cfg.jobs.max_concurrent, &mut RateLimiter::default());
+    assert!(rejected(action).contains("at capacity"));
+}
+
+#[test]
+fn a_flood_from_one_key_gets_one_answer_then_silence() {
+    let (user, dvm) = (Keys::generate(), Keys::generate());
+    let cfg = config();
+    let mut limiter = RateLimiter::default();
+    let mut accepted = 0;
+    let mut answered = 0;
+    let mut dropped = 0;
+    for _ in 0..20 {
+        match classify(&valid(&user, &dvm), &dvm.public_key(), &cfg, 0, &mut limiter) {
+            Action::Accept(_) => accepted += 1,
+            Action::Reject { reason, .. } => {
+                assert!(reason.contains("rate limited"));
+                answered += 1;
+            }
+            Action::Drop { .. } => dropped += 1,
+        }
+    }
+    assert_eq!(accepted, cfg.limits.per_user_per_minute as usize);
+    assert_eq!(answered, 1);
+    assert_eq!(dropped, 20 - accepted - 1);
+    // Another user is not affected by the first one's flood.
+    let other = Keys::generate();
+    assert!(matches!(
+        classify(&valid(&other, &dvm), &dvm.public_key(), &cfg, 0, &mut limiter),
+        Action::Accept(_)
+    ));
+}
