@@ -220,17 +220,30 @@ impl Config {
         if cfg.relays.is_empty() {
             return Err(invalid("relays: at least one relay is required".into()));
         }
-        if cfg.owner_tag.is_empty() || !cfg.owner_tag.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
-            return Err(invalid("owner_tag: use letters, digits and '-' only".into()));
+        if cfg.owner_tag.is_empty()
+            || !cfg
+                .owner_tag
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-')
+        {
+            return Err(invalid(
+                "owner_tag: use letters, digits and '-' only".into(),
+            ));
         }
         for k in &cfg.jobs.kinds {
-            if !(cdvm_protocol::kinds::JOB_REQUEST_MIN..=cdvm_protocol::kinds::JOB_REQUEST_MAX).contains(k) {
-                return Err(invalid(format!("jobs.kinds: {k} is not a NIP-90 request kind (5000-5999)")));
+            if !(cdvm_protocol::kinds::JOB_REQUEST_MIN..=cdvm_protocol::kinds::JOB_REQUEST_MAX)
+                .contains(k)
+            {
+                return Err(invalid(format!(
+                    "jobs.kinds: {k} is not a NIP-90 request kind (5000-5999)"
+                )));
             }
         }
         for t in &cfg.jobs.tees {
             if cdvm_protocol::TeeKind::parse(t).is_none() {
-                return Err(invalid(format!("jobs.tees: unknown TEE {t:?} (known: sev-snp)")));
+                return Err(invalid(format!(
+                    "jobs.tees: unknown TEE {t:?} (known: sev-snp)"
+                )));
             }
         }
         if cfg.limits.per_user_per_minute == 0 || cfg.jobs.max_concurrent == 0 {
@@ -266,6 +279,9 @@ mod tests {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/orchestrator.yaml");
         let text = std::fs::read_to_string(path).unwrap().replace("5971", "1");
         let err = Config::parse(&text, "x").unwrap_err();
-        assert!(err.to_string().contains("not a NIP-90 request kind"), "{err}");
+        assert!(
+            err.to_string().contains("not a NIP-90 request kind"),
+            "{err}"
+        );
     }
 }

@@ -72,19 +72,27 @@ pub fn classify(
 ) -> Action {
     let kind = event.kind.as_u16();
     if !(kinds::JOB_REQUEST_MIN..=kinds::JOB_REQUEST_MAX).contains(&kind) {
-        return Action::Drop { why: "not a job request" };
+        return Action::Drop {
+            why: "not a job request",
+        };
     }
     if cdvm_protocol::verify_event(event).is_err() {
-        return Action::Drop { why: "bad id or signature" };
+        return Action::Drop {
+            why: "bad id or signature",
+        };
     }
     let addressed = event.tags.public_keys().any(|p| p == dvm);
     if !addressed {
-        return Action::Drop { why: "not addressed to this DVM" };
+        return Action::Drop {
+            why: "not addressed to this DVM",
+        };
     }
     let now = Timestamp::now().as_secs();
     let created = event.created_at.as_secs();
     if created + cfg.limits.max_request_age_secs < now || created > now + 600 {
-        return Action::Drop { why: "stale or future-dated request" };
+        return Action::Drop {
+            why: "stale or future-dated request",
+        };
     }
     let reject = |reason: String| Action::Reject {
         event: Box::new(event.clone()),
@@ -98,7 +106,11 @@ pub fn classify(
                 cfg.limits.per_user_per_minute
             ))
         }
-        Rate::Excess => return Action::Drop { why: "flood from one key" },
+        Rate::Excess => {
+            return Action::Drop {
+                why: "flood from one key",
+            }
+        }
     }
     let size = event.as_json().len();
     if size > cfg.limits.max_request_bytes {
@@ -119,7 +131,12 @@ pub fn classify(
     };
     match request.tee() {
         Ok(tee) if cfg.jobs.tees.iter().any(|t| TeeKind::parse(t) == Some(tee)) => {}
-        Ok(tee) => return reject(format!("TEE {tee} is not offered; offered: {:?}", cfg.jobs.tees)),
+        Ok(tee) => {
+            return reject(format!(
+                "TEE {tee} is not offered; offered: {:?}",
+                cfg.jobs.tees
+            ))
+        }
         Err(e) => return reject(format!("malformed request: {e}")),
     }
     if live_jobs >= cfg.jobs.max_concurrent {

@@ -10,9 +10,9 @@ use cdvm_provider_api::{Bootstrap, JobTag, VmClass, VmId, VmSpec, VmState};
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 
+use crate::reconcile;
 use crate::runtime::{fail_job, Shared};
 use crate::store::JobState;
-use crate::reconcile;
 
 /// Why a stage did not complete.
 enum Stop {
@@ -26,9 +26,13 @@ impl Stop {
     fn reason(&self) -> String {
         match self {
             Stop::Timeout(stage) => format!("deadline passed while {stage}; VM destroyed"),
-            Stop::VmEnded(detail) => format!("the VM stopped before finishing ({detail}); VM destroyed"),
+            Stop::VmEnded(detail) => {
+                format!("the VM stopped before finishing ({detail}); VM destroyed")
+            }
             Stop::GuestError(info) => format!("the guest reported an error: {info}; VM destroyed"),
-            Stop::Shutdown => "the orchestrator shut down before the job finished; VM destroyed".into(),
+            Stop::Shutdown => {
+                "the orchestrator shut down before the job finished; VM destroyed".into()
+            }
         }
     }
 }
@@ -43,11 +47,23 @@ pub(crate) async fn run(
     let hex = id.to_hex();
     let user = request.author;
     shared
-        .feedback(id, user, FeedbackStatus::Processing, "accepted; launching a fresh confidential VM")
+        .feedback(
+            id,
+            user,
+            FeedbackStatus::Processing,
+            "accepted; launching a fresh confidential VM",
+        )
         .await;
     if let Err(e) = shared.store.transition(&hex, JobState::Launching, None) {
         tracing::error!(job = %hex, error = %e, "cannot record launch; not launching");
-        fail_job(&shared, id, user, None, "internal error: job store unavailable").await;
+        fail_job(
+            &shared,
+            id,
+            user,
+            None,
+            "internal error: job store unavailable",
+        )
+        .await;
         shared.unroute(&id);
         return;
     }
@@ -58,7 +74,10 @@ pub(crate) async fn run(
             vcpus: shared.cfg.jobs.vm_class.vcpus,
             memory_mib: shared.cfg.jobs.vm_class.memory_mib,
         },
-        tee: request.tee().map(|t| t.as_str().to_string()).unwrap_or_default(),
+        tee: request
+            .tee()
+            .map(|t| t.as_str().to_string())
+            .unwrap_or_default(),
         bootstrap: Bootstrap {
             request_id: hex.clone(),
             relays: shared.cfg.relays.clone(),
@@ -70,7 +89,14 @@ pub(crate) async fn run(
         Ok(vm) => vm.id,
         Err(e) => {
             tracing::warn!(job = %hex, error = %e, "launch failed");
-            fail_job(&shared, id, user, None, &format!("could not launch a VM: {e}")).await;
+            fail_job(
+                &shared,
+                id,
+                user,
+                None,
+                &format!("could not launch a VM: {e}"),
+            )
+            .await;
             shared.unroute(&id);
             return;
         }
@@ -86,7 +112,12 @@ pub(crate) async fn run(
             let _ = shared.store.transition(&hex, JobState::Succeeded, None);
             tracing::info!(job = %hex, "result delivered; VM destroyed");
             shared
-                .feedback(id, user, FeedbackStatus::Success, "result delivered to the user; VM destroyed")
+                .feedback(
+                    id,
+                    user,
+                    FeedbackStatus::Success,
+                    "result delivered to the user; VM destroyed",
+                )
                 .await;
         }
         Err(stop) => fail_job(&shared, id, user, Some(&vm), &stop.reason()).await,
@@ -107,24 +138,42 @@ async fn drive(
     // Stage 1: the guest publishes its attestation. The orchestrator does not judge the evidence
     // (the user does); it only learns the guest key to follow the job.
     let deadline = Instant::now() + Duration::from_secs(d.attest_secs);
-    let attestation = wait(shared, vm, events, stop, deadline, "waiting for attestation", |e| {
-        if e.kind.as_u16() != kinds::ATTESTATION {
-            return None;
-        }
-        AttestationEvent::from_event(e)
-            .ok()
-            .filter(|a| a.request_id == request.id && a.user == request.author)
-    })
+    let attestation = wait(
+        shared,
+        vm,
+        events,
+        stop,
+        deadline,
+        "waiting for attestation",
+        |e| {
+            if e.kind.as_u16() != kinds::ATTESTATION {
+                return None;
+            }
+            AttestationEvent::from_event(e)
+                .ok()
+                .filter(|a| a.request_id == request.id && a.user == request.author)
+        },
+    )
     .await?;
     let guest = attestation.guest;
-    let _ = shared.store.transition(&hex, JobState::Attested, Some(&format!("guest {}", guest.to_hex())));
+    let _ = shared.store.transition(
+        &hex,
+        JobState::Attested,
+        Some(&format!("guest {}", guest.to_hex())),
+    );
     tracing::info!(job = %hex, guest = %guest, "guest attested; waiting for the user's input");
 
     // Stage 2: the guest says it has the input and is running.
     let deadline = Instant::now() + Duration::from_secs(d.input_secs);
-    let first = wait(shared, vm, events, stop, deadline, "waiting for the user's input", |e| {
-        guest_progress(e, &guest, request)
-    })
+    let first = wait(
+        shared,
+        vm,
+        events,
+        stop,
+        deadline,
+        "waiting for the user's input",
+        |e| guest_progress(e, &guest, request),
+    )
     .await?;
     let result_event = match first {
         Progress::Running => {
@@ -172,7 +221,9 @@ fn guest_progress(e: &Event, guest: &PublicKey, request: &JobRequest) -> Option<
             .map(|_| Progress::Result);
     }
     if kind == kinds::JOB_FEEDBACK {
-        let fb = JobFeedback::from_event(e).ok().filter(|f| f.request_id == request.id)?;
+        let fb = JobFeedback::from_event(e)
+            .ok()
+            .filter(|f| f.request_id == request.id)?;
         return match fb.status {
             Some(FeedbackStatus::Processing) => Some(Progress::Running),
             Some(FeedbackStatus::Error) => Some(Progress::Error(

@@ -12,7 +12,10 @@ pub(crate) fn load_or_create(path: &Path) -> std::io::Result<Keys> {
         Ok(text) => Keys::parse(text.trim()).map_err(|_| {
             std::io::Error::new(
                 std::io::ErrorKind::InvalidData,
-                format!("{} does not hold a valid secret key (hex or nsec)", path.display()),
+                format!(
+                    "{} does not hold a valid secret key (hex or nsec)",
+                    path.display()
+                ),
             )
         }),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {

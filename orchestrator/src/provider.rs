@@ -14,10 +14,12 @@ pub(crate) fn build(cfg: &Config) -> Result<Arc<dyn Provider>, ProviderError> {
                 Some(p) => p.clone(),
                 None => default_agent_binary()?,
             };
-            let p = cdvm_provider_mock::ProcessProvider::new(cdvm_provider_mock::ProcessProviderConfig {
-                state_dir: cfg.state_dir.join("process-provider"),
-                agent_binary,
-            })?;
+            let p = cdvm_provider_mock::ProcessProvider::new(
+                cdvm_provider_mock::ProcessProviderConfig {
+                    state_dir: cfg.state_dir.join("process-provider"),
+                    agent_binary,
+                },
+            )?;
             Ok(Arc::new(p))
         }
         #[cfg(not(feature = "provider-process"))]

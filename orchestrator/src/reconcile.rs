@@ -19,7 +19,8 @@ pub(crate) async fn destroy_vm(shared: &Shared, job: &str, vm: &VmId) {
             }
             Err(e) => {
                 tracing::warn!(job, vm = %vm, attempt, error = %e, "destroy failed");
-                tokio::time::sleep(std::time::Duration::from_millis(200 * u64::from(attempt))).await;
+                tokio::time::sleep(std::time::Duration::from_millis(200 * u64::from(attempt)))
+                    .await;
             }
         }
     }
@@ -36,9 +37,14 @@ pub(crate) async fn recover_unfinished(shared: &Shared) {
             return;
         }
     };
-    let vms = shared.provider.list(&shared.owner).await.unwrap_or_default();
+    let vms = shared
+        .provider
+        .list(&shared.owner)
+        .await
+        .unwrap_or_default();
     for job in jobs {
-        let (Ok(id), Ok(user)) = (EventId::from_hex(&job.id), PublicKey::from_hex(&job.user)) else {
+        let (Ok(id), Ok(user)) = (EventId::from_hex(&job.id), PublicKey::from_hex(&job.user))
+        else {
             tracing::error!(job = %job.id, "unreadable job record");
             continue;
         };

@@ -49,8 +49,16 @@ pub(crate) struct Shared {
 impl Shared {
     /// Publishes a kind-7000 feedback signed by the DVM key. Failures are logged, not fatal:
     /// the job's state is already in the store.
-    pub async fn feedback(&self, request: EventId, user: cdvm_protocol::nostr::PublicKey, status: FeedbackStatus, info: &str) {
-        let event = match JobFeedback::build(request, user, status, Some(info)).sign_with_keys(&self.keys) {
+    pub async fn feedback(
+        &self,
+        request: EventId,
+        user: cdvm_protocol::nostr::PublicKey,
+        status: FeedbackStatus,
+        info: &str,
+    ) {
+        let event = match JobFeedback::build(request, user, status, Some(info))
+            .sign_with_keys(&self.keys)
+        {
             Ok(e) => e,
             Err(e) => {
                 tracing::error!(job = %request, error = %e, "cannot sign feedback");
@@ -78,7 +86,12 @@ impl Shared {
         let Some(target) = event.tags.event_ids().next().copied() else {
             return;
         };
-        let tx = self.routes.lock().unwrap_or_else(|p| p.into_inner()).get(&target).cloned();
+        let tx = self
+            .routes
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&target)
+            .cloned();
         if let Some(tx) = tx {
             // A full queue means a flood of events for one job; dropping extras is safe.
             let _ = tx.try_send(event.clone());
@@ -86,7 +99,10 @@ impl Shared {
     }
 
     pub fn unroute(&self, id: &EventId) {
-        self.routes.lock().unwrap_or_else(|p| p.into_inner()).remove(id);
+        self.routes
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(id);
     }
 }
 
@@ -94,7 +110,8 @@ impl Shared {
 /// feedback, destroys its VM, and returns.
 pub async fn run(cfg: Config, shutdown: impl Future<Output = ()>) -> Result<(), OrchestratorError> {
     std::fs::create_dir_all(&cfg.state_dir).map_err(OrchestratorError::State)?;
-    let keys = keyfile::load_or_create(&cfg.identity.secret_key_file).map_err(OrchestratorError::State)?;
+    let keys =
+        keyfile::load_or_create(&cfg.identity.secret_key_file).map_err(OrchestratorError::State)?;
     let store = Store::open(&cfg.state_dir.join("jobs.sqlite"))?;
     let provider = provider::build(&cfg)?;
     let client = Client::new(keys.clone());
@@ -123,8 +140,15 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()>) -> Result<(), 
     reconcile::destroy_orphans(&shared).await;
     announce(&shared).await;
 
-    let since = Timestamp::from(Timestamp::now().as_secs().saturating_sub(shared.cfg.limits.max_request_age_secs));
-    let mut guest_kinds: Vec<Kind> = vec![Kind::from(kinds::ATTESTATION), Kind::from(kinds::JOB_FEEDBACK)];
+    let since = Timestamp::from(
+        Timestamp::now()
+            .as_secs()
+            .saturating_sub(shared.cfg.limits.max_request_age_secs),
+    );
+    let mut guest_kinds: Vec<Kind> = vec![
+        Kind::from(kinds::ATTESTATION),
+        Kind::from(kinds::JOB_FEEDBACK),
+    ];
     guest_kinds.extend(
         shared
             .cfg
@@ -146,13 +170,17 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()>) -> Result<(), 
             .await
             .map_err(|e| OrchestratorError::Relay(format!("subscribe: {e}")))?;
     }
-    println!("cdvm-orchestrator ready: dvm {}", dvm.to_bech32().unwrap_or_else(|_| dvm.to_hex()));
+    println!(
+        "cdvm-orchestrator ready: dvm {}",
+        dvm.to_bech32().unwrap_or_else(|_| dvm.to_hex())
+    );
 
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut tasks = JoinSet::new();
     let mut limiter = RateLimiter::default();
-    let mut reconcile_tick =
-        tokio::time::interval(Duration::from_secs(shared.cfg.reconcile_interval_secs.max(1)));
+    let mut reconcile_tick = tokio::time::interval(Duration::from_secs(
+        shared.cfg.reconcile_interval_secs.max(1),
+    ));
     tokio::pin!(shutdown);
     loop {
         tokio::select! {
@@ -200,11 +228,16 @@ async fn on_event(
         Action::Drop { why } => tracing::debug!(event = %event.id, why, "request dropped"),
         Action::Reject { event, reason } => {
             tracing::info!(job = %event.id, user = %event.pubkey, %reason, "request refused");
-            shared.feedback(event.id, event.pubkey, FeedbackStatus::Error, &reason).await;
+            shared
+                .feedback(event.id, event.pubkey, FeedbackStatus::Error, &reason)
+                .await;
         }
         Action::Accept(request) => {
             let id = request.id;
-            match shared.store.insert_accepted(&id.to_hex(), &request.author.to_hex(), request.kind) {
+            match shared
+                .store
+                .insert_accepted(&id.to_hex(), &request.author.to_hex(), request.kind)
+            {
                 Ok(true) => {}
                 Ok(false) => {
                     tracing::debug!(job = %id, "request already known");
@@ -214,13 +247,22 @@ async fn on_event(
                     // Without a durable record we must not launch anything.
                     tracing::error!(job = %id, error = %e, "cannot record job; refusing it");
                     shared
-                        .feedback(id, request.author, FeedbackStatus::Error, "internal error: job store unavailable")
+                        .feedback(
+                            id,
+                            request.author,
+                            FeedbackStatus::Error,
+                            "internal error: job store unavailable",
+                        )
                         .await;
                     return;
                 }
             }
             let (tx, rx) = mpsc::channel(64);
-            shared.routes.lock().unwrap_or_else(|p| p.into_inner()).insert(id, tx);
+            shared
+                .routes
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(id, tx);
             tracing::info!(job = %id, user = %request.author, kind = request.kind, "job accepted");
             let shared = Arc::clone(shared);
             let stop = stop.clone();
@@ -234,7 +276,13 @@ async fn announce(shared: &Shared) {
         name: shared.cfg.announce.name.clone(),
         about: shared.cfg.announce.about.clone(),
         kinds: shared.cfg.jobs.kinds.clone(),
-        tees: shared.cfg.jobs.tees.iter().filter_map(|t| TeeKind::parse(t)).collect(),
+        tees: shared
+            .cfg
+            .jobs
+            .tees
+            .iter()
+            .filter_map(|t| TeeKind::parse(t))
+            .collect(),
         image: format!("{} provider", shared.provider.name()),
         measurements: Vec::new(),
         simulated: shared.provider.name() == "process",
@@ -258,9 +306,18 @@ async fn announce(shared: &Shared) {
 
 /// Marks a job failed, destroys its VM (if any) and tells the user why. Used by jobs, recovery and
 /// shutdown alike, so every failure path ends the same way.
-pub(crate) async fn fail_job(shared: &Shared, id: EventId, user: cdvm_protocol::nostr::PublicKey, vm: Option<&cdvm_provider_api::VmId>, reason: &str) {
+pub(crate) async fn fail_job(
+    shared: &Shared,
+    id: EventId,
+    user: cdvm_protocol::nostr::PublicKey,
+    vm: Option<&cdvm_provider_api::VmId>,
+    reason: &str,
+) {
     let hex = id.to_hex();
-    if let Err(e) = shared.store.transition(&hex, JobState::Failed, Some(reason)) {
+    if let Err(e) = shared
+        .store
+        .transition(&hex, JobState::Failed, Some(reason))
+    {
         tracing::error!(job = %id, error = %e, "cannot record failure");
     }
     if let Some(vm) = vm {
@@ -269,5 +326,7 @@ pub(crate) async fn fail_job(shared: &Shared, id: EventId, user: cdvm_protocol::
         let _ = shared.store.mark_destroyed(&hex);
     }
     tracing::warn!(job = %id, %reason, "job failed");
-    shared.feedback(id, user, FeedbackStatus::Error, reason).await;
+    shared
+        .feedback(id, user, FeedbackStatus::Error, reason)
+        .await;
 }

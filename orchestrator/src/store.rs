@@ -158,7 +158,12 @@ impl Store {
     }
 
     /// Moves a job to `state`, with an optional detail.
-    pub fn transition(&self, id: &str, state: JobState, detail: Option<&str>) -> Result<(), StoreError> {
+    pub fn transition(
+        &self,
+        id: &str,
+        state: JobState,
+        detail: Option<&str>,
+    ) -> Result<(), StoreError> {
         let mut conn = self.conn();
         let tx = conn.transaction()?;
         let t = now();
@@ -212,14 +217,17 @@ impl Store {
             "SELECT id, user, kind, state, vm_id, vm_destroyed, detail FROM jobs
              WHERE state NOT IN ('succeeded', 'failed') ORDER BY created_at",
         )?;
-        let rows = stmt.query_map([], row_tuple)?.collect::<Result<Vec<_>, _>>()?;
+        let rows = stmt
+            .query_map([], row_tuple)?
+            .collect::<Result<Vec<_>, _>>()?;
         rows.into_iter().map(to_record).collect()
     }
 
     /// The ordered stage names a job went through (for tests and audits).
     pub fn history(&self, id: &str) -> Result<Vec<String>, StoreError> {
         let conn = self.conn();
-        let mut stmt = conn.prepare("SELECT state FROM transitions WHERE job = ?1 ORDER BY rowid")?;
+        let mut stmt =
+            conn.prepare("SELECT state FROM transitions WHERE job = ?1 ORDER BY rowid")?;
         let rows = stmt
             .query_map(params![id], |r| r.get::<_, String>(0))?
             .collect::<Result<Vec<_>, _>>()?;
@@ -227,10 +235,26 @@ impl Store {
     }
 }
 
-type Row = (String, String, u16, String, Option<String>, bool, Option<String>);
+type Row = (
+    String,
+    String,
+    u16,
+    String,
+    Option<String>,
+    bool,
+    Option<String>,
+);
 
 fn row_tuple(r: &rusqlite::Row<'_>) -> rusqlite::Result<Row> {
-    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?))
+    Ok((
+        r.get(0)?,
+        r.get(1)?,
+        r.get(2)?,
+        r.get(3)?,
+        r.get(4)?,
+        r.get(5)?,
+        r.get(6)?,
+    ))
 }
 
 fn to_record(row: Row) -> Result<JobRecord, StoreError> {
@@ -259,7 +283,10 @@ mod tests {
         {
             let s = Store::open(&path).unwrap();
             assert!(s.insert_accepted("aa", "u1", 5970).unwrap());
-            assert!(!s.insert_accepted("aa", "u1", 5970).unwrap(), "a resent request is not a new job");
+            assert!(
+                !s.insert_accepted("aa", "u1", 5970).unwrap(),
+                "a resent request is not a new job"
+            );
             s.transition("aa", JobState::Launching, None).unwrap();
             s.set_vm("aa", "vm-1").unwrap();
             s.transition("aa", JobState::Booted, None).unwrap();
@@ -273,7 +300,13 @@ mod tests {
         s.transition("aa", JobState::Failed, Some("boom")).unwrap();
         s.mark_destroyed("aa").unwrap();
         assert!(s.unfinished().unwrap().is_empty());
-        assert_eq!(s.history("aa").unwrap(), ["accepted", "launching", "booted", "failed"]);
-        assert_eq!(s.get("aa").unwrap().unwrap().detail.as_deref(), Some("boom"));
+        assert_eq!(
+            s.history("aa").unwrap(),
+            ["accepted", "launching", "booted", "failed"]
+        );
+        assert_eq!(
+            s.get("aa").unwrap().unwrap().detail.as_deref(),
+            Some("boom")
+        );
     }
 }

@@ -9,7 +9,8 @@ use cdvm_protocol::nostr::{Event, EventBuilder, Keys, Kind, Tag, TagKind, Timest
 use cdvm_protocol::{kinds, JobRequestBuilder, TeeKind};
 
 fn config() -> Config {
-    Config::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/orchestrator.yaml")).unwrap()
+    Config::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/orchestrator.yaml"))
+        .unwrap()
 }
 
 fn valid(user: &Keys, dvm: &Keys) -> Event {
@@ -22,11 +23,20 @@ fn valid(user: &Keys, dvm: &Keys) -> Event {
 }
 
 fn raw(user: &Keys, kind: u16, tags: Vec<Tag>, content: &str) -> Event {
-    EventBuilder::new(Kind::from(kind), content).tags(tags).sign_with_keys(user).unwrap()
+    EventBuilder::new(Kind::from(kind), content)
+        .tags(tags)
+        .sign_with_keys(user)
+        .unwrap()
 }
 
 fn run(event: &Event, dvm: &Keys) -> Action {
-    classify(event, &dvm.public_key(), &config(), 0, &mut RateLimiter::default())
+    classify(
+        event,
+        &dvm.public_key(),
+        &config(),
+        0,
+        &mut RateLimiter::default(),
+    )
 }
 
 fn rejected(action: Action) -> String {
@@ -51,14 +61,24 @@ fn a_bad_signature_is_dropped_silently() {
     let (user, dvm) = (Keys::generate(), Keys::generate());
     let mut e = valid(&user, &dvm);
     e.content = "tampered".into();
-    assert!(matches!(run(&e, &dvm), Action::Drop { why: "bad id or signature" }));
+    assert!(matches!(
+        run(&e, &dvm),
+        Action::Drop {
+            why: "bad id or signature"
+        }
+    ));
 }
 
 #[test]
 fn a_request_for_another_dvm_is_dropped() {
     let (user, dvm) = (Keys::generate(), Keys::generate());
     let e = valid(&user, &Keys::generate());
-    assert!(matches!(run(&e, &dvm), Action::Drop { why: "not addressed to this DVM" }));
+    assert!(matches!(
+        run(&e, &dvm),
+        Action::Drop {
+            why: "not addressed to this DVM"
+        }
+    ));
 }
 
 #[test]
@@ -79,11 +99,30 @@ fn unknown_kinds_oversize_and_malformed_tags_are_rejected_with_reasons() {
     let tee = param("tee", "sev-snp");
     let unknown = raw(&user, 5999, vec![p.clone(), tee.clone()], "");
     assert!(rejected(run(&unknown, &dvm)).contains("unsupported job kind 5999"));
-    let big = raw(&user, kinds::SQL, vec![p.clone(), tee.clone()], &"x".repeat(17_000));
+    let big = raw(
+        &user,
+        kinds::SQL,
+        vec![p.clone(), tee.clone()],
+        &"x".repeat(17_000),
+    );
     assert!(rejected(run(&big, &dvm)).contains("too large"));
-    let half_param = raw(&user, kinds::SQL, vec![p.clone(), Tag::custom(TagKind::custom("param"), ["tee"])], "");
+    let half_param = raw(
+        &user,
+        kinds::SQL,
+        vec![p.clone(), Tag::custom(TagKind::custom("param"), ["tee"])],
+        "",
+    );
     assert!(rejected(run(&half_param, &dvm)).contains("malformed"));
-    let bad_p = raw(&user, kinds::SQL, vec![p.clone(), tee.clone(), Tag::custom(TagKind::custom("p"), ["not-a-key"])], "");
+    let bad_p = raw(
+        &user,
+        kinds::SQL,
+        vec![
+            p.clone(),
+            tee.clone(),
+            Tag::custom(TagKind::custom("p"), ["not-a-key"]),
+        ],
+        "",
+    );
     assert!(rejected(run(&bad_p, &dvm)).contains("malformed"));
     let no_tee = raw(&user, kinds::SQL, vec![p.clone()], "");
     assert!(rejected(run(&no_tee, &dvm)).contains("malformed"));
@@ -93,14 +132,25 @@ fn unknown_kinds_oversize_and_malformed_tags_are_rejected_with_reasons() {
 fn non_request_kinds_are_dropped() {
     let (user, dvm) = (Keys::generate(), Keys::generate());
     let note = raw(&user, 1, vec![Tag::public_key(dvm.public_key())], "hi");
-    assert!(matches!(run(&note, &dvm), Action::Drop { why: "not a job request" }));
+    assert!(matches!(
+        run(&note, &dvm),
+        Action::Drop {
+            why: "not a job request"
+        }
+    ));
 }
 
 #[test]
 fn capacity_is_enforced() {
     let (user, dvm) = (Keys::generate(), Keys::generate());
     let cfg = config();
-    let action = classify(&valid(&user, &dvm), &dvm.public_key(), &cfg, cfg.jobs.max_concurrent, &mut RateLimiter::default());
+    let action = classify(
+        &valid(&user, &dvm),
+        &dvm.public_key(),
+        &cfg,
+        cfg.jobs.max_concurrent,
+        &mut RateLimiter::default(),
+    );
     assert!(rejected(action).contains("at capacity"));
 }
 
@@ -113,7 +163,13 @@ fn a_flood_from_one_key_gets_one_answer_then_silence() {
     let mut answered = 0;
     let mut dropped = 0;
     for _ in 0..20 {
-        match classify(&valid(&user, &dvm), &dvm.public_key(), &cfg, 0, &mut limiter) {
+        match classify(
+            &valid(&user, &dvm),
+            &dvm.public_key(),
+            &cfg,
+            0,
+            &mut limiter,
+        ) {
             Action::Accept(_) => accepted += 1,
             Action::Reject { reason, .. } => {
                 assert!(reason.contains("rate limited"));
@@ -128,7 +184,13 @@ fn a_flood_from_one_key_gets_one_answer_then_silence() {
     // Another user is not affected by the first one's flood.
     let other = Keys::generate();
     assert!(matches!(
-        classify(&valid(&other, &dvm), &dvm.public_key(), &cfg, 0, &mut limiter),
+        classify(
+            &valid(&other, &dvm),
+            &dvm.public_key(),
+            &cfg,
+            0,
+            &mut limiter
+        ),
         Action::Accept(_)
     ));
 }

@@ -32,21 +32,47 @@ async fn bad_requests_get_error_feedback_and_launch_nothing() {
     let tee = param("tee", "sev-snp");
 
     let cases = [
-        ("unknown kind", common::request_event(&Keys::generate(), 5999, dvm, vec![tee.clone()], ""), "unsupported job kind"),
+        (
+            "unknown kind",
+            common::request_event(&Keys::generate(), 5999, dvm, vec![tee.clone()], ""),
+            "unsupported job kind",
+        ),
         (
             "oversized",
-            common::request_event(&Keys::generate(), kinds::SQL, dvm, vec![tee.clone()], &"x".repeat(20_000)),
+            common::request_event(
+                &Keys::generate(),
+                kinds::SQL,
+                dvm,
+                vec![tee.clone()],
+                &"x".repeat(20_000),
+            ),
             "too large",
         ),
         (
             "param without a value",
-            common::request_event(&Keys::generate(), kinds::SQL, dvm, vec![Tag::custom(TagKind::custom("param"), ["tee"])], ""),
+            common::request_event(
+                &Keys::generate(),
+                kinds::SQL,
+                dvm,
+                vec![Tag::custom(TagKind::custom("param"), ["tee"])],
+                "",
+            ),
             "malformed",
         ),
-        ("no TEE named", common::request_event(&Keys::generate(), kinds::SQL, dvm, vec![], ""), "malformed"),
+        (
+            "no TEE named",
+            common::request_event(&Keys::generate(), kinds::SQL, dvm, vec![], ""),
+            "malformed",
+        ),
         (
             "unknown TEE",
-            common::request_event(&Keys::generate(), kinds::SQL, dvm, vec![param("tee", "sgx-enclave-9000")], ""),
+            common::request_event(
+                &Keys::generate(),
+                kinds::SQL,
+                dvm,
+                vec![param("tee", "sgx-enclave-9000")],
+                "",
+            ),
             "malformed",
         ),
     ];
@@ -61,16 +87,21 @@ async fn bad_requests_get_error_feedback_and_launch_nothing() {
             .find(|f| f.status == Some(FeedbackStatus::Error))
             .unwrap_or_else(|| panic!("{name}: no error feedback; log:\n{}", d.orchestrator_log()));
         let info = error.extra_info.clone().unwrap_or_default();
-        assert!(info.contains(expected), "{name}: {info:?} should say {expected:?}");
         assert!(
-            !fb.iter().any(|f| f.status == Some(FeedbackStatus::Processing)),
+            info.contains(expected),
+            "{name}: {info:?} should say {expected:?}"
+        );
+        assert!(
+            !fb.iter()
+                .any(|f| f.status == Some(FeedbackStatus::Processing)),
             "{name}: a refused request must not be processed"
         );
     }
 
     // A forged event (valid shape, wrong signature) sent straight over the websocket: the relay
     // or the intake drops it; the daemon lives on.
-    let mut forged = common::request_event(&Keys::generate(), kinds::SQL, dvm, vec![tee.clone()], "");
+    let mut forged =
+        common::request_event(&Keys::generate(), kinds::SQL, dvm, vec![tee.clone()], "");
     forged.content = "changed after signing".into();
     let _ = sender.send_event(&forged).await;
 
@@ -78,7 +109,15 @@ async fn bad_requests_get_error_feedback_and_launch_nothing() {
     // rest are dropped without an answer.
     let flooder = Keys::generate();
     let flood: Vec<_> = (0..8)
-        .map(|i| common::request_event(&flooder, kinds::TEXT_STATS, dvm, vec![tee.clone(), param("n", &i.to_string())], ""))
+        .map(|i| {
+            common::request_event(
+                &flooder,
+                kinds::TEXT_STATS,
+                dvm,
+                vec![tee.clone(), param("n", &i.to_string())],
+                "",
+            )
+        })
         .collect();
     for e in &flood {
         sender.send_event(e).await.unwrap();
@@ -90,7 +129,14 @@ async fn bad_requests_get_error_feedback_and_launch_nothing() {
         for f in common::dvm_feedback(&url, dvm, e.id, Duration::from_millis(1)).await {
             match f.status {
                 Some(FeedbackStatus::Processing) => processing += 1,
-                Some(FeedbackStatus::Error) if f.extra_info.as_deref().unwrap_or("").contains("rate limited") => limited += 1,
+                Some(FeedbackStatus::Error)
+                    if f.extra_info
+                        .as_deref()
+                        .unwrap_or("")
+                        .contains("rate limited") =>
+                {
+                    limited += 1
+                }
                 _ => {}
             }
         }
@@ -99,17 +145,29 @@ async fn bad_requests_get_error_feedback_and_launch_nothing() {
     assert_eq!(limited, 1, "one rate-limit answer, then silence");
 
     // Nothing refused was stored or launched; the daemon is alive; every VM is gone in the end.
-    assert!(d.orchestrator_alive(), "the orchestrator survived all of it");
+    assert!(
+        d.orchestrator_alive(),
+        "the orchestrator survived all of it"
+    );
     let store = Store::open(&state.join("jobs.sqlite")).unwrap();
     for (name, event, _) in &cases {
-        assert!(store.get(&event.id.to_hex()).unwrap().is_none(), "{name} was stored");
+        assert!(
+            store.get(&event.id.to_hex()).unwrap().is_none(),
+            "{name} was stored"
+        );
     }
-    assert!(store.get(&forged.id.to_hex()).unwrap().is_none(), "forged event was stored");
+    assert!(
+        store.get(&forged.id.to_hex()).unwrap().is_none(),
+        "forged event was stored"
+    );
     drop(store);
     // The two accepted flood jobs never attest (silent agent): their deadline ends them.
     for e in flood.iter().take(2) {
         let fb = common::dvm_feedback(&url, dvm, e.id, Duration::from_secs(20)).await;
-        assert!(fb.iter().any(|f| f.status == Some(FeedbackStatus::Error)), "accepted job must end in an error feedback");
+        assert!(
+            fb.iter().any(|f| f.status == Some(FeedbackStatus::Error)),
+            "accepted job must end in an error feedback"
+        );
     }
     common::assert_no_vm_left(&state).await;
     assert!(d.orchestrator_alive());

@@ -26,7 +26,9 @@ async fn guest_that_never_attests_is_destroyed_at_the_deadline() {
         relays: vec![deployment.relay.url().to_string()],
         dvm: deployment.dvm.public_key(),
         kind: kinds::TEXT_STATS,
-        input: InputBody::TextStats { text: "never sent".into() },
+        input: InputBody::TextStats {
+            text: "never sent".into(),
+        },
         policy: deployment.dev_policy.clone(),
         user: Keys::generate(),
         timeouts: Timeouts {
@@ -39,7 +41,10 @@ async fn guest_that_never_attests_is_destroyed_at_the_deadline() {
     let elapsed = started.elapsed();
     match verdict {
         Err(ClientError::DvmError(reason)) => {
-            assert!(reason.contains("deadline") && reason.contains("attestation"), "{reason}");
+            assert!(
+                reason.contains("deadline") && reason.contains("attestation"),
+                "{reason}"
+            );
             assert!(reason.contains("VM destroyed"), "{reason}");
         }
         other => panic!("expected the DVM's error feedback, got {other:?}"),
@@ -62,19 +67,34 @@ async fn user_who_never_sends_input_gets_an_error_and_the_vm_is_destroyed() {
     let url = deployment.relay.url().to_string();
     let user = Keys::generate();
     // A request and then silence: no input is ever sent.
-    let request = JobRequestBuilder::new(kinds::TEXT_STATS, deployment.dvm.public_key(), TeeKind::SevSnp)
-        .relays(vec![url.clone()])
-        .build()
-        .unwrap()
-        .sign_with_keys(&user)
-        .unwrap();
+    let request = JobRequestBuilder::new(
+        kinds::TEXT_STATS,
+        deployment.dvm.public_key(),
+        TeeKind::SevSnp,
+    )
+    .relays(vec![url.clone()])
+    .build()
+    .unwrap()
+    .sign_with_keys(&user)
+    .unwrap();
     let c = common::client(&url, &user).await;
     c.send_event(&request).await.unwrap();
-    let feedback = common::dvm_feedback(&url, deployment.dvm.public_key(), request.id, Duration::from_secs(40)).await;
+    let feedback = common::dvm_feedback(
+        &url,
+        deployment.dvm.public_key(),
+        request.id,
+        Duration::from_secs(40),
+    )
+    .await;
     let error = feedback
         .iter()
         .find(|f| f.status == Some(FeedbackStatus::Error))
-        .unwrap_or_else(|| panic!("no error feedback: {feedback:?}\n{}", deployment.orchestrator_log()));
+        .unwrap_or_else(|| {
+            panic!(
+                "no error feedback: {feedback:?}\n{}",
+                deployment.orchestrator_log()
+            )
+        });
     let info = error.extra_info.clone().unwrap_or_default();
     assert!(info.contains("input"), "{info}");
     common::assert_no_vm_left(&state).await;

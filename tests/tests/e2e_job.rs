@@ -33,7 +33,9 @@ async fn confidential_sql_job_end_to_end_and_the_canary_stays_secret() {
         log_filter: "trace".into(),
         ..DeploymentOptions::default()
     };
-    let mut deployment = LocalDeployment::start(&state, &opts).await.expect("deployment starts");
+    let mut deployment = LocalDeployment::start(&state, &opts)
+        .await
+        .expect("deployment starts");
 
     let secret_row = canary("ROW");
     let secret_query = canary("QUERY");
@@ -44,7 +46,10 @@ async fn confidential_sql_job_end_to_end_and_the_canary_stays_secret() {
         relays: vec![deployment.relay.url().to_string()],
         dvm: deployment.dvm.public_key(),
         kind: kinds::SQL,
-        input: InputBody::Sql { table_csv: table, query },
+        input: InputBody::Sql {
+            table_csv: table,
+            query,
+        },
         policy: deployment.dev_policy.clone(),
         user: Keys::generate(),
         timeouts: Timeouts {
@@ -56,38 +61,79 @@ async fn confidential_sql_job_end_to_end_and_the_canary_stays_secret() {
     let outcome = run_job(spec, |s, _| stages.push(format!("{s:?}"))).await;
     let outcome = match outcome {
         Ok(o) => o,
-        Err(e) => panic!("job failed: {e}\n--- orchestrator log ---\n{}", deployment.orchestrator_log()),
+        Err(e) => panic!(
+            "job failed: {e}\n--- orchestrator log ---\n{}",
+            deployment.orchestrator_log()
+        ),
     };
 
     // The result is right, and came from an attested (simulated) guest.
     assert_eq!(outcome.media_type, "text/csv");
-    assert_eq!(outcome.output, format!("dept,n,total,top\neng,2,220,bob\nops,1,90,{secret_row}\n"));
-    assert!(outcome.claims.simulated, "the process provider's TEE is simulated and must say so");
+    assert_eq!(
+        outcome.output,
+        format!("dept,n,total,top\neng,2,220,bob\nops,1,90,{secret_row}\n")
+    );
+    assert!(
+        outcome.claims.simulated,
+        "the process provider's TEE is simulated and must say so"
+    );
     assert_eq!(outcome.claims.policy, "development-simulated");
-    assert!(outcome.vm_destroyed, "the DVM confirms the VM's destruction");
-    let order: Vec<&str> = stages.iter().map(|s| s.split([' ', '{', '(']).next().unwrap_or("")).collect();
-    for stage in ["Submitted", "Attested", "InputSent", "Running", "ResultReceived", "VmDestroyed"] {
-        assert!(order.contains(&stage), "stage {stage} missing from {order:?}");
+    assert!(
+        outcome.vm_destroyed,
+        "the DVM confirms the VM's destruction"
+    );
+    let order: Vec<&str> = stages
+        .iter()
+        .map(|s| s.split([' ', '{', '(']).next().unwrap_or(""))
+        .collect();
+    for stage in [
+        "Submitted",
+        "Attested",
+        "InputSent",
+        "Running",
+        "ResultReceived",
+        "VmDestroyed",
+    ] {
+        assert!(
+            order.contains(&stage),
+            "stage {stage} missing from {order:?}"
+        );
     }
     common::assert_no_vm_left(&state).await;
 
     // The store went through every stage, write-ahead, and ended in success.
     let store = Store::open(&state.join("jobs.sqlite")).unwrap();
-    let job = store.get(&outcome.request.to_hex()).unwrap().expect("job recorded");
+    let job = store
+        .get(&outcome.request.to_hex())
+        .unwrap()
+        .expect("job recorded");
     assert_eq!(job.state, JobState::Succeeded);
     assert!(job.vm_destroyed);
     assert_eq!(
         store.history(&outcome.request.to_hex()).unwrap(),
-        ["accepted", "launching", "booted", "attested", "running", "succeeded"]
+        [
+            "accepted",
+            "launching",
+            "booted",
+            "attested",
+            "running",
+            "succeeded"
+        ]
     );
     drop(store);
     deployment.stop();
 
     // Canary: not in the orchestrator's log (at trace level), files, or any event on the relay.
     let log = deployment.orchestrator_log();
-    assert!(log.contains(&outcome.request.to_hex()), "the log is real and mentions the job");
+    assert!(
+        log.contains(&outcome.request.to_hex()),
+        "the log is real and mentions the job"
+    );
     for secret in [&secret_row, &secret_query] {
-        assert!(!log.contains(secret.as_str()), "canary in the orchestrator log");
+        assert!(
+            !log.contains(secret.as_str()),
+            "canary in the orchestrator log"
+        );
         for file in common::files_under(&state) {
             let bytes = std::fs::read(&file).unwrap();
             assert!(
@@ -99,12 +145,25 @@ async fn confidential_sql_job_end_to_end_and_the_canary_stays_secret() {
     }
     let events = common::all_events(deployment.relay.url()).await;
     let seen: std::collections::BTreeSet<u16> = events.iter().map(|e| e.kind.as_u16()).collect();
-    for kind in [kinds::SQL, kinds::ATTESTATION, 1059, kinds::SQL + 1000, kinds::JOB_FEEDBACK, kinds::HANDLER_INFO] {
-        assert!(seen.contains(&kind), "kind {kind} missing from relay traffic {seen:?}");
+    for kind in [
+        kinds::SQL,
+        kinds::ATTESTATION,
+        1059,
+        kinds::SQL + 1000,
+        kinds::JOB_FEEDBACK,
+        kinds::HANDLER_INFO,
+    ] {
+        assert!(
+            seen.contains(&kind),
+            "kind {kind} missing from relay traffic {seen:?}"
+        );
     }
     assert!(events.iter().any(|e| e.kind == Kind::GiftWrap));
     for event in &events {
         let json = event.as_json();
-        assert!(!json.contains(&secret_row) && !json.contains(&secret_query), "canary on the relay in {json}");
+        assert!(
+            !json.contains(&secret_row) && !json.contains(&secret_query),
+            "canary on the relay in {json}"
+        );
     }
 }

@@ -14,8 +14,8 @@ use cdvm_attestation::{Evidence, Measurement, Policy, VerifyError};
 use cdvm_client::relay::TestRelay;
 use cdvm_client::{run_job, ClientError, JobSpec, Timeouts};
 use cdvm_protocol::nostr::{EventId, Filter, Keys, Kind, PublicKey};
-use nostr_sdk::RelayPoolNotification;
 use cdvm_protocol::{kinds, AttestationEvent, AttestationPayload, ImageIdentity, InputBody};
+use nostr_sdk::RelayPoolNotification;
 
 const SECRET: &str = "table,with\nsecret,1\n";
 
@@ -46,7 +46,11 @@ fn setup() -> Setup {
     let dir = tempfile::tempdir().unwrap();
     let sp = SimSecureProcessor::load_or_create(dir.path()).unwrap();
     let good = cdvm_attestation::sim::measure_file_bytes(b"the approved image");
-    Setup { sp, good, _dir: dir }
+    Setup {
+        sp,
+        good,
+        _dir: dir,
+    }
 }
 
 fn forge(setup: &Setup, forgery: Forgery, req: EventId, guest: &PublicKey) -> Evidence {
@@ -56,7 +60,9 @@ fn forge(setup: &Setup, forgery: Forgery, req: EventId, guest: &PublicKey) -> Ev
         _ => cdvm_protocol::report_data(&req, guest),
     };
     let measurement = match forgery {
-        Forgery::UnknownMeasurement => cdvm_attestation::sim::measure_file_bytes(b"some other image"),
+        Forgery::UnknownMeasurement => {
+            cdvm_attestation::sim::measure_file_bytes(b"some other image")
+        }
         _ => setup.good,
     };
     let opts = SimReportOptions {
@@ -82,7 +88,12 @@ async fn run(forgery: Forgery, policy: Policy, setup: &Setup) -> (Result<(), Cli
     let hostile = common::client(&url, &guest).await;
     let mut notes = hostile.notifications();
     hostile
-        .subscribe(Filter::new().kind(Kind::from(kinds::SQL)).pubkey(dvm.public_key()), None)
+        .subscribe(
+            Filter::new()
+                .kind(Kind::from(kinds::SQL))
+                .pubkey(dvm.public_key()),
+            None,
+        )
         .await
         .unwrap();
     let evidence_for = |req: EventId| forge(setup, forgery, req, &guest.public_key());
@@ -90,7 +101,9 @@ async fn run(forgery: Forgery, policy: Policy, setup: &Setup) -> (Result<(), Cli
     let good = setup.good;
     let responder = async move {
         loop {
-            let Ok(RelayPoolNotification::Event { event, .. }) = notes.recv().await else { continue };
+            let Ok(RelayPoolNotification::Event { event, .. }) = notes.recv().await else {
+                continue;
+            };
             if event.kind.as_u16() != kinds::SQL {
                 continue;
             }
@@ -134,7 +147,9 @@ async fn run(forgery: Forgery, policy: Policy, setup: &Setup) -> (Result<(), Cli
     let wraps = common::all_events(&url)
         .await
         .into_iter()
-        .filter(|e| e.kind == Kind::GiftWrap && e.tags.public_keys().any(|p| *p == guest.public_key()))
+        .filter(|e| {
+            e.kind == Kind::GiftWrap && e.tags.public_keys().any(|p| *p == guest.public_key())
+        })
         .count();
     relay.shutdown();
     (verdict.map(|_| ()), wraps > 0)
@@ -148,7 +163,8 @@ fn refused(result: Result<(), ClientError>) -> VerifyError {
 }
 
 fn shipped_policy() -> Policy {
-    Policy::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../policies/default-snp.yaml")).unwrap()
+    Policy::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../policies/default-snp.yaml"))
+        .unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -157,14 +173,21 @@ async fn honest_attestation_gets_the_input_control_case() {
     let policy = dev_policy(&s.sp, &s.good, "test");
     let (verdict, input_sent) = run(Forgery::Honest, policy, &s).await;
     // The hostile guest never answers with a result, so the job times out, after the input went.
-    assert!(matches!(verdict, Err(ClientError::Timeout(_))), "{verdict:?}");
-    assert!(input_sent, "the harness must be able to see an input being sent");
+    assert!(
+        matches!(verdict, Err(ClientError::Timeout(_))),
+        "{verdict:?}"
+    );
+    assert!(
+        input_sent,
+        "the harness must be able to see an input being sent"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tampered_report_is_refused() {
     let s = setup();
-    let (verdict, input_sent) = run(Forgery::TamperedReport, dev_policy(&s.sp, &s.good, "t"), &s).await;
+    let (verdict, input_sent) =
+        run(Forgery::TamperedReport, dev_policy(&s.sp, &s.good, "t"), &s).await;
     assert_eq!(refused(verdict), VerifyError::SignatureInvalid);
     assert!(!input_sent);
 }
@@ -172,8 +195,12 @@ async fn tampered_report_is_refused() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn attestation_from_another_job_is_refused() {
     let s = setup();
-    let (verdict, input_sent) = run(Forgery::OtherRequest, dev_policy(&s.sp, &s.good, "t"), &s).await;
-    assert!(matches!(refused(verdict), VerifyError::ReportDataMismatch { .. }));
+    let (verdict, input_sent) =
+        run(Forgery::OtherRequest, dev_policy(&s.sp, &s.good, "t"), &s).await;
+    assert!(matches!(
+        refused(verdict),
+        VerifyError::ReportDataMismatch { .. }
+    ));
     assert!(!input_sent);
 }
 
@@ -181,15 +208,26 @@ async fn attestation_from_another_job_is_refused() {
 async fn key_not_bound_in_the_report_is_refused() {
     let s = setup();
     let (verdict, input_sent) = run(Forgery::OtherKey, dev_policy(&s.sp, &s.good, "t"), &s).await;
-    assert!(matches!(refused(verdict), VerifyError::ReportDataMismatch { .. }));
+    assert!(matches!(
+        refused(verdict),
+        VerifyError::ReportDataMismatch { .. }
+    ));
     assert!(!input_sent);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn measurement_not_in_policy_is_refused() {
     let s = setup();
-    let (verdict, input_sent) = run(Forgery::UnknownMeasurement, dev_policy(&s.sp, &s.good, "t"), &s).await;
-    assert!(matches!(refused(verdict), VerifyError::MeasurementNotAllowed { .. }));
+    let (verdict, input_sent) = run(
+        Forgery::UnknownMeasurement,
+        dev_policy(&s.sp, &s.good, "t"),
+        &s,
+    )
+    .await;
+    assert!(matches!(
+        refused(verdict),
+        VerifyError::MeasurementNotAllowed { .. }
+    ));
     assert!(!input_sent);
 }
 
@@ -205,6 +243,9 @@ async fn debug_guest_is_refused() {
 async fn simulated_evidence_under_the_shipped_policy_is_refused() {
     let s = setup();
     let (verdict, input_sent) = run(Forgery::Honest, shipped_policy(), &s).await;
-    assert!(matches!(refused(verdict), VerifyError::SimulatedNotAllowed { .. }));
+    assert!(matches!(
+        refused(verdict),
+        VerifyError::SimulatedNotAllowed { .. }
+    ));
     assert!(!input_sent);
 }

@@ -30,9 +30,15 @@ async fn crash_with_a_live_vm_then_restart_leaves_no_orphan() {
         .unwrap()
         .sign_with_keys(&user)
         .unwrap();
-    common::client(&url, &user).await.send_event(&request).await.unwrap();
+    common::client(&url, &user)
+        .await
+        .send_event(&request)
+        .await
+        .unwrap();
     for _ in 0..100 {
-        if common::vm_count(&state) == 1 && !common::processes_mentioning(&agent.display().to_string()).is_empty() {
+        if common::vm_count(&state) == 1
+            && !common::processes_mentioning(&agent.display().to_string()).is_empty()
+        {
             break;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -41,12 +47,30 @@ async fn crash_with_a_live_vm_then_restart_leaves_no_orphan() {
 
     d.crash_and_restart().await.unwrap();
 
-    let fb = common::dvm_feedback(&url, d.dvm.public_key(), request.id, Duration::from_secs(20)).await;
+    let fb = common::dvm_feedback(
+        &url,
+        d.dvm.public_key(),
+        request.id,
+        Duration::from_secs(20),
+    )
+    .await;
     let error = fb
         .iter()
         .find(|f| f.status == Some(FeedbackStatus::Error))
-        .unwrap_or_else(|| panic!("no error feedback after restart: {fb:?}\n{}", d.orchestrator_log()));
-    assert!(error.extra_info.as_deref().unwrap_or("").contains("restarted"), "{error:?}");
+        .unwrap_or_else(|| {
+            panic!(
+                "no error feedback after restart: {fb:?}\n{}",
+                d.orchestrator_log()
+            )
+        });
+    assert!(
+        error
+            .extra_info
+            .as_deref()
+            .unwrap_or("")
+            .contains("restarted"),
+        "{error:?}"
+    );
     common::assert_no_vm_left(&state).await;
     assert!(common::processes_mentioning(&agent.display().to_string()).is_empty());
     let store = Store::open(&state.join("jobs.sqlite")).unwrap();

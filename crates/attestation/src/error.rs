@@ -37,7 +37,9 @@ pub enum VerifyError {
         policy: String,
     },
     /// The chain ends in a root the policy does not trust.
-    #[error("untrusted root certificate (sha256 {fingerprint}); policy `{policy}` trusts: {trusted}")]
+    #[error(
+        "untrusted root certificate (sha256 {fingerprint}); policy `{policy}` trusts: {trusted}"
+    )]
     UntrustedRoot {
         /// SHA-256 of the root's DER.
         fingerprint: String,
@@ -95,7 +97,9 @@ pub enum VerifyError {
         policy: String,
     },
     /// The guest policy allows debugging (the host can read guest memory).
-    #[error("guest policy allows debugging (host can read guest memory); policy `{policy}` forbids it")]
+    #[error(
+        "guest policy allows debugging (host can read guest memory); policy `{policy}` forbids it"
+    )]
     DebugAllowed {
         /// Policy name.
         policy: String,

@@ -138,10 +138,11 @@ impl Policy {
     }
 
     fn parse_named(text: &str, path: &str) -> Result<Self, PolicyError> {
-        let policy: Policy = serde_yaml_ng::from_str(text).map_err(|source| PolicyError::Parse {
-            path: path.to_string(),
-            source,
-        })?;
+        let policy: Policy =
+            serde_yaml_ng::from_str(text).map_err(|source| PolicyError::Parse {
+                path: path.to_string(),
+                source,
+            })?;
         let invalid = |reason: String| PolicyError::Invalid {
             path: path.to_string(),
             reason,
@@ -157,7 +158,9 @@ impl Policy {
             if let TrustedRoot::Simulated { ark_sha256 } = r {
                 let ok = ark_sha256.len() == 64 && hex::decode(ark_sha256).is_ok();
                 if !ok {
-                    return Err(invalid(format!("simulated ark_sha256 {ark_sha256:?} is not 64 hex characters")));
+                    return Err(invalid(format!(
+                        "simulated ark_sha256 {ark_sha256:?} is not 64 hex characters"
+                    )));
                 }
             }
         }

@@ -46,7 +46,10 @@ pub async fn run(args: DemoArgs) -> Result<(), ClientError> {
             tmp = tempfile::Builder::new()
                 .prefix("cdvm-demo-")
                 .tempdir()
-                .map_err(|source| ClientError::Io { path: "temporary folder".into(), source })?;
+                .map_err(|source| ClientError::Io {
+                    path: "temporary folder".into(),
+                    source,
+                })?;
             tmp.path().to_path_buf()
         }
     };
@@ -83,11 +86,16 @@ pub async fn run(args: DemoArgs) -> Result<(), ClientError> {
     let outcome = match result {
         Ok(o) => o,
         Err(e) => {
-            eprintln!("--- orchestrator log ---\n{}", deployment.orchestrator_log());
+            eprintln!(
+                "--- orchestrator log ---\n{}",
+                deployment.orchestrator_log()
+            );
             return Err(e);
         }
     };
-    let leftover = std::fs::read_dir(vms_dir(&state_dir)).map(|d| d.count()).unwrap_or(0);
+    let leftover = std::fs::read_dir(vms_dir(&state_dir))
+        .map(|d| d.count())
+        .unwrap_or(0);
     deployment.stop();
     eprintln!(
         "[{:>7.2}s] done; VMs left on the provider: {leftover}",
@@ -96,7 +104,9 @@ pub async fn run(args: DemoArgs) -> Result<(), ClientError> {
     eprintln!("result ({}):", outcome.media_type);
     show::outcome(&outcome, None)?;
     if leftover != 0 {
-        return Err(ClientError::DvmError(format!("{leftover} VM(s) were not destroyed")));
+        return Err(ClientError::DvmError(format!(
+            "{leftover} VM(s) were not destroyed"
+        )));
     }
     Ok(())
 }

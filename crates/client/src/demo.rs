@@ -156,7 +156,10 @@ impl LocalDeployment {
     /// Asks the orchestrator to stop (SIGTERM: it ends live jobs and destroys their VMs) and waits.
     pub fn stop(&mut self) {
         if let Ok(pid) = i32::try_from(self.orchestrator.id()) {
-            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGTERM);
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid),
+                nix::sys::signal::Signal::SIGTERM,
+            );
         }
         for _ in 0..100 {
             if matches!(self.orchestrator.try_wait(), Ok(Some(_))) {
@@ -187,7 +190,10 @@ impl Drop for LocalDeployment {
 }
 
 /// Starts the orchestrator on `state_dir/orchestrator.yaml` and waits until it is ready.
-async fn spawn_orchestrator(state_dir: &Path, opts: &DeploymentOptions) -> Result<Child, ClientError> {
+async fn spawn_orchestrator(
+    state_dir: &Path,
+    opts: &DeploymentOptions,
+) -> Result<Child, ClientError> {
     let orchestrator_bin = sibling_binary("cdvm-orchestrator")?;
     let config_path = state_dir.join("orchestrator.yaml");
     let log_path = state_dir.join("orchestrator.log");
@@ -213,7 +219,9 @@ async fn spawn_orchestrator(state_dir: &Path, opts: &DeploymentOptions) -> Resul
     let log = std::fs::read_to_string(&log_path).unwrap_or_default();
     let lines: Vec<&str> = log.lines().collect();
     let tail = lines[lines.len().saturating_sub(15)..].join("\n");
-    Err(ClientError::Usage(format!("the orchestrator did not start:\n{tail}")))
+    Err(ClientError::Usage(format!(
+        "the orchestrator did not start:\n{tail}"
+    )))
 }
 
 async fn wait_ready(child: &mut Child) -> bool {
@@ -230,7 +238,10 @@ async fn wait_ready(child: &mut Child) -> bool {
         std::thread::spawn(move || for _ in lines {});
         ready
     });
-    matches!(tokio::time::timeout(Duration::from_secs(60), reader).await, Ok(Ok(true)))
+    matches!(
+        tokio::time::timeout(Duration::from_secs(60), reader).await,
+        Ok(Ok(true))
+    )
 }
 
 /// A YAML scalar for any string: JSON strings are valid YAML.

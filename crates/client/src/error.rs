@@ -59,7 +59,10 @@ impl ClientError {
         match self {
             ClientError::Usage(_) | ClientError::InputTooLarge { .. } | ClientError::Io { .. } => 2,
             ClientError::AttestationRefused(_) | ClientError::BadAttestationEvent(_) => 3,
-            ClientError::DvmError(_) | ClientError::JobFailed(_) | ClientError::Timeout(_) | ClientError::BadResult(_) => 4,
+            ClientError::DvmError(_)
+            | ClientError::JobFailed(_)
+            | ClientError::Timeout(_)
+            | ClientError::BadResult(_) => 4,
             ClientError::Relay(_) => 5,
             ClientError::Protocol(_) => 1,
         }

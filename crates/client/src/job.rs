@@ -6,8 +6,8 @@ use std::time::{Duration, Instant, SystemTime};
 use cdvm_attestation::{Claims, Policy};
 use cdvm_protocol::nostr::{Event, EventId, Filter, Keys, PublicKey, Timestamp};
 use cdvm_protocol::{
-    kinds, wrap_input, ConfidentialInput, FeedbackStatus, InputBody, JobFeedback, JobRequestBuilder, JobResult,
-    Outcome, ResultPayload, MAX_INPUT_PLAINTEXT,
+    kinds, wrap_input, ConfidentialInput, FeedbackStatus, InputBody, JobFeedback,
+    JobRequestBuilder, JobResult, Outcome, ResultPayload, MAX_INPUT_PLAINTEXT,
 };
 use nostr_sdk::{Client, RelayPoolNotification};
 
@@ -103,7 +103,10 @@ pub struct JobOutcome {
 }
 
 /// Runs a job end to end. `progress` is called at each stage with the time since submission.
-pub async fn run_job(spec: JobSpec, mut progress: impl FnMut(&Stage, Duration)) -> Result<JobOutcome, ClientError> {
+pub async fn run_job(
+    spec: JobSpec,
+    mut progress: impl FnMut(&Stage, Duration),
+) -> Result<JobOutcome, ClientError> {
     let me = spec.user.public_key();
     let tee = spec.policy.tee;
     let request_event = JobRequestBuilder::new(spec.kind, spec.dvm, tee)
@@ -119,7 +122,9 @@ pub async fn run_job(spec: JobSpec, mut progress: impl FnMut(&Stage, Duration)) 
         body: spec.input,
     };
     // Refuse oversized input before publishing anything.
-    let size = serde_json::to_vec(&input).map(|v| v.len()).unwrap_or(usize::MAX);
+    let size = serde_json::to_vec(&input)
+        .map(|v| v.len())
+        .unwrap_or(usize::MAX);
     if size > MAX_INPUT_PLAINTEXT {
         return Err(ClientError::InputTooLarge {
             size,
@@ -138,7 +143,12 @@ pub async fn run_job(spec: JobSpec, mut progress: impl FnMut(&Stage, Duration)) 
     client.wait_for_connection(Duration::from_secs(10)).await;
     let mut notifications = client.notifications();
     client
-        .subscribe(Filter::new().event(request).since(Timestamp::from(Timestamp::now().as_secs().saturating_sub(60))), None)
+        .subscribe(
+            Filter::new().event(request).since(Timestamp::from(
+                Timestamp::now().as_secs().saturating_sub(60),
+            )),
+            None,
+        )
         .await
         .map_err(|e| ClientError::Relay(format!("subscribe: {e}")))?;
     let sent = client
@@ -146,7 +156,10 @@ pub async fn run_job(spec: JobSpec, mut progress: impl FnMut(&Stage, Duration)) 
         .await
         .map_err(|e| ClientError::Relay(format!("publish request: {e}")))?;
     if sent.success.is_empty() {
-        return Err(ClientError::Relay(format!("no relay accepted the request: {:?}", sent.failed)));
+        return Err(ClientError::Relay(format!(
+            "no relay accepted the request: {:?}",
+            sent.failed
+        )));
     }
     let start = Instant::now();
     progress(&Stage::Submitted { request }, start.elapsed());
@@ -184,11 +197,25 @@ async fn drive(
     input: &ConfidentialInput,
     progress: &mut impl FnMut(&Stage, Duration),
 ) -> Result<JobOutcome, ClientError> {
-    let Ctx { client, policy, dvm, me, user, request, timeouts, start } = *ctx;
+    let Ctx {
+        client,
+        policy,
+        dvm,
+        me,
+        user,
+        request,
+        timeouts,
+        start,
+    } = *ctx;
     // Stage 1: a verified attestation for this request.
     let deadline = tokio::time::Instant::now() + timeouts.attest;
     let (guest, claims) = loop {
-        let event = next_event(notifications, deadline, "waiting for the guest's attestation").await?;
+        let event = next_event(
+            notifications,
+            deadline,
+            "waiting for the guest's attestation",
+        )
+        .await?;
         if let Some(stage) = dvm_feedback(&event, dvm, request)? {
             progress(&stage, start.elapsed());
             continue;
@@ -199,20 +226,30 @@ async fn drive(
         let (attestation, claims) = verify_attestation_event(&event, policy, SystemTime::now())?;
         if attestation.request_id != request || &attestation.user != me {
             // Verified evidence, but for another job or user: treat it like any other failure.
-            return Err(ClientError::BadAttestationEvent(cdvm_protocol::ProtocolError::RequestMismatch {
-                context: "attestation event (request or user)",
-                expected: request.to_hex(),
-                found: attestation.request_id.to_hex(),
-            }));
+            return Err(ClientError::BadAttestationEvent(
+                cdvm_protocol::ProtocolError::RequestMismatch {
+                    context: "attestation event (request or user)",
+                    expected: request.to_hex(),
+                    found: attestation.request_id.to_hex(),
+                },
+            ));
         }
         let guest = attestation.guest;
-        progress(&Stage::Attested { guest, claims: Box::new(claims.clone()) }, start.elapsed());
+        progress(
+            &Stage::Attested {
+                guest,
+                claims: Box::new(claims.clone()),
+            },
+            start.elapsed(),
+        );
         break (guest, claims);
     };
 
     // Stage 2: the input, encrypted to the attested key only.
     let wrapped = wrap_input(user, &guest, input).await.map_err(|e| match e {
-        cdvm_protocol::ProtocolError::InputTooLarge { size, max } => ClientError::InputTooLarge { size, max },
+        cdvm_protocol::ProtocolError::InputTooLarge { size, max } => {
+            ClientError::InputTooLarge { size, max }
+        }
         other => ClientError::Protocol(other),
     })?;
     client
@@ -245,18 +282,25 @@ async fn drive(
             }
             continue;
         }
-        if !(kinds::JOB_REQUEST_MAX + 1..=kinds::JOB_REQUEST_MAX + kinds::JOB_RESULT_OFFSET).contains(&kind) {
+        if !(kinds::JOB_REQUEST_MAX + 1..=kinds::JOB_REQUEST_MAX + kinds::JOB_RESULT_OFFSET)
+            .contains(&kind)
+        {
             continue;
         }
-        let Ok(result) = JobResult::from_event(&event) else { continue };
+        let Ok(result) = JobResult::from_event(&event) else {
+            continue;
+        };
         if result.request_id != request {
             continue;
         }
-        break cdvm_protocol::decrypt_result(user, &guest, &result.content).map_err(ClientError::BadResult)?;
+        break cdvm_protocol::decrypt_result(user, &guest, &result.content)
+            .map_err(ClientError::BadResult)?;
     };
     progress(&Stage::ResultReceived, start.elapsed());
     let (media_type, output) = match payload.outcome {
-        Outcome::Ok { media_type, output, .. } => (media_type, output),
+        Outcome::Ok {
+            media_type, output, ..
+        } => (media_type, output),
         Outcome::Error { message } => return Err(ClientError::JobFailed(message)),
     };
 
@@ -264,7 +308,11 @@ async fn drive(
     let deadline = tokio::time::Instant::now() + timeouts.destroyed;
     let mut vm_destroyed = false;
     while let Ok(event) = next_event(notifications, deadline, "waiting for VM destruction").await {
-        if let Ok(Some(Stage::Dvm { status: FeedbackStatus::Success, .. })) = dvm_feedback(&event, dvm, request) {
+        if let Ok(Some(Stage::Dvm {
+            status: FeedbackStatus::Success,
+            ..
+        })) = dvm_feedback(&event, dvm, request)
+        {
             vm_destroyed = true;
             progress(&Stage::VmDestroyed, start.elapsed());
             break;
@@ -281,7 +329,11 @@ async fn drive(
 }
 
 /// Feedback from the DVM about this request: progress, or an error that ends the job.
-fn dvm_feedback(event: &Event, dvm: &PublicKey, request: EventId) -> Result<Option<Stage>, ClientError> {
+fn dvm_feedback(
+    event: &Event,
+    dvm: &PublicKey,
+    request: EventId,
+) -> Result<Option<Stage>, ClientError> {
     if &event.pubkey != dvm || event.kind.as_u16() != kinds::JOB_FEEDBACK {
         return Ok(None);
     }

@@ -81,8 +81,11 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("CDVM_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,nostr_relay_pool=error,nostr_sdk=error,nostr_relay_builder=off")),
+            tracing_subscriber::EnvFilter::try_from_env("CDVM_LOG").unwrap_or_else(|_| {
+                tracing_subscriber::EnvFilter::new(
+                    "warn,nostr_relay_pool=error,nostr_sdk=error,nostr_relay_builder=off",
+                )
+            }),
         )
         .with_writer(std::io::stderr)
         .init();
@@ -125,8 +128,13 @@ fn input_body(kind: u16, input: &Path, query: Option<String>) -> Result<InputBod
     let data = read(input)?;
     match kind {
         kinds::SQL => {
-            let query = query.ok_or_else(|| ClientError::Usage("--query is required for kind 5970 (SQL)".into()))?;
-            Ok(InputBody::Sql { table_csv: data, query })
+            let query = query.ok_or_else(|| {
+                ClientError::Usage("--query is required for kind 5970 (SQL)".into())
+            })?;
+            Ok(InputBody::Sql {
+                table_csv: data,
+                query,
+            })
         }
         kinds::TEXT_STATS => {
             if query.is_some() {
@@ -143,12 +151,18 @@ fn input_body(kind: u16, input: &Path, query: Option<String>) -> Result<InputBod
 async fn submit(args: SubmitArgs) -> Result<(), ClientError> {
     let dvm = PublicKey::from_bech32(&args.dvm)
         .or_else(|_| PublicKey::from_hex(&args.dvm))
-        .map_err(|_| ClientError::Usage(format!("--dvm {:?} is not an npub or hex public key", args.dvm)))?;
+        .map_err(|_| {
+            ClientError::Usage(format!(
+                "--dvm {:?} is not an npub or hex public key",
+                args.dvm
+            ))
+        })?;
     let policy = load_policy(&args.policy)?;
     let input = input_body(args.kind, &args.input, args.query)?;
     let user = match &args.key {
-        Some(path) => Keys::parse(read(path)?.trim())
-            .map_err(|_| ClientError::Usage(format!("{} does not hold a secret key", path.display())))?,
+        Some(path) => Keys::parse(read(path)?.trim()).map_err(|_| {
+            ClientError::Usage(format!("{} does not hold a secret key", path.display()))
+        })?,
         None => Keys::generate(),
     };
     let spec = JobSpec {
@@ -171,9 +185,14 @@ async fn submit(args: SubmitArgs) -> Result<(), ClientError> {
 fn verify(args: VerifyArgs) -> Result<(), ClientError> {
     let policy = load_policy(&args.policy)?;
     let text = read(&args.event)?;
-    let event = Event::from_json(text.trim())
-        .map_err(|e| ClientError::Usage(format!("{} is not a Nostr event: {e}", args.event.display())))?;
-    let (attestation, claims) = cdvm_client::verify_attestation_event(&event, &policy, SystemTime::now())?;
+    let event = Event::from_json(text.trim()).map_err(|e| {
+        ClientError::Usage(format!(
+            "{} is not a Nostr event: {e}",
+            args.event.display()
+        ))
+    })?;
+    let (attestation, claims) =
+        cdvm_client::verify_attestation_event(&event, &policy, SystemTime::now())?;
     if args.json {
         let out = serde_json::json!({
             "verdict": "accepted",
@@ -183,7 +202,10 @@ fn verify(args: VerifyArgs) -> Result<(), ClientError> {
         });
         println!("{out:#}");
     } else {
-        println!("attestation for request {} by guest {}", attestation.request_id, attestation.guest);
+        println!(
+            "attestation for request {} by guest {}",
+            attestation.request_id, attestation.guest
+        );
         show::claims(&claims, "  ");
         println!("verdict: ACCEPTED under policy `{}`", claims.policy);
     }

@@ -34,13 +34,18 @@ fn claims_lines(claims: &Claims, indent: &str) {
     }
     if claims.simulated {
         eprintln!("{indent}⚠ SIMULATED TEE: the evidence comes from a simulated secure processor.");
-        eprintln!("{indent}  It proves the protocol works, NOT that the operator cannot read your data.");
+        eprintln!(
+            "{indent}  It proves the protocol works, NOT that the operator cannot read your data."
+        );
     }
 }
 
 /// Prints claims to standard output (for `cdvm verify`).
 pub fn claims(claims: &Claims, indent: &str) {
-    println!("{indent}TEE: {}  root: {}  measurement: {}", claims.tee, claims.root, claims.measurement);
+    println!(
+        "{indent}TEE: {}  root: {}  measurement: {}",
+        claims.tee, claims.root, claims.measurement
+    );
     for check in &claims.checks {
         println!("{indent}✓ {}: {}", check.name, check.detail);
     }
@@ -59,7 +64,11 @@ pub fn outcome(outcome: &JobOutcome, output: Option<&Path>) -> Result<(), Client
                 path: path.display().to_string(),
                 source,
             })?;
-            eprintln!("result ({}) written to {}", outcome.media_type, path.display());
+            eprintln!(
+                "result ({}) written to {}",
+                outcome.media_type,
+                path.display()
+            );
         }
         None => print!("{}", outcome.output),
     }

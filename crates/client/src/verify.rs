@@ -16,7 +16,9 @@ pub fn verify_evidence(
     now: SystemTime,
 ) -> Result<Claims, VerifyError> {
     match evidence {
-        Evidence::SevSnp(_) => cdvm_attestation::snp::SnpVerifier.verify(evidence, expected, policy, now),
+        Evidence::SevSnp(_) => {
+            cdvm_attestation::snp::SnpVerifier.verify(evidence, expected, policy, now)
+        }
     }
 }
 
@@ -27,7 +29,8 @@ pub fn verify_attestation_event(
     policy: &Policy,
     now: SystemTime,
 ) -> Result<(AttestationEvent, Claims), ClientError> {
-    let attestation = AttestationEvent::from_event(event).map_err(ClientError::BadAttestationEvent)?;
+    let attestation =
+        AttestationEvent::from_event(event).map_err(ClientError::BadAttestationEvent)?;
     let expected = cdvm_protocol::report_data(&attestation.request_id, &attestation.guest);
     let claims = verify_evidence(&attestation.payload.evidence, &expected, policy, now)
         .map_err(ClientError::AttestationRefused)?;

@@ -43,8 +43,9 @@ async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("CDVM_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,nostr_relay_pool=warn,nostr_sdk=warn")),
+            tracing_subscriber::EnvFilter::try_from_env("CDVM_LOG").unwrap_or_else(|_| {
+                tracing_subscriber::EnvFilter::new("info,nostr_relay_pool=warn,nostr_sdk=warn")
+            }),
         )
         .with_writer(std::io::stderr)
         .init();
@@ -54,8 +55,12 @@ async fn main() -> anyhow::Result<()> {
         serde_json::from_str(&text).context("parsing bootstrap")?;
     let attester: Box<dyn Attester> = match args.tee {
         Tee::Sim => {
-            let socket = args.sim_socket.context("--sim-socket is required with --tee sim")?;
-            tracing::warn!("using the SIMULATED secure processor: this guest gives no confidentiality");
+            let socket = args
+                .sim_socket
+                .context("--sim-socket is required with --tee sim")?;
+            tracing::warn!(
+                "using the SIMULATED secure processor: this guest gives no confidentiality"
+            );
             Box::new(cdvm_attestation::sim::SimAttester::new(socket))
         }
     };

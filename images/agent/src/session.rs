@@ -25,7 +25,10 @@ pub(crate) async fn run(bootstrap: Bootstrap, attester: Box<dyn Attester>) -> an
     let guest = Keys::generate();
     let client = Client::new(guest.clone());
     for relay in &bootstrap.relays {
-        client.add_relay(relay.as_str()).await.with_context(|| format!("relay {relay}"))?;
+        client
+            .add_relay(relay.as_str())
+            .await
+            .with_context(|| format!("relay {relay}"))?;
     }
     client.connect().await;
     client.wait_for_connection(Duration::from_secs(10)).await;
@@ -34,14 +37,25 @@ pub(crate) async fn run(bootstrap: Bootstrap, attester: Box<dyn Attester>) -> an
     tracing::info!(job = %request_id, kind = request.kind, "request fetched and verified");
     let user = request.author;
     let Some(executor) = executors::for_kind(request.kind) else {
-        publish_error(&client, &guest, &request, "this image has no executor for the job kind").await;
+        publish_error(
+            &client,
+            &guest,
+            &request,
+            "this image has no executor for the job kind",
+        )
+        .await;
         bail!("no executor for kind {}", request.kind);
     };
 
     // Subscribe for input before attesting, so an input sent right after the attestation is seen.
     let mut notifications = client.notifications();
     client
-        .subscribe(Filter::new().kind(Kind::GiftWrap).pubkey(guest.public_key()), None)
+        .subscribe(
+            Filter::new()
+                .kind(Kind::GiftWrap)
+                .pubkey(guest.public_key()),
+            None,
+        )
         .await
         .context("subscribe for input")?;
 
@@ -64,14 +78,24 @@ pub(crate) async fn run(bootstrap: Bootstrap, attester: Box<dyn Attester>) -> an
         evidence,
     };
     let event = AttestationEvent::build(request_id, user, &payload)?.sign_with_keys(&guest)?;
-    client.send_event(&event).await.context("publishing attestation")?;
+    client
+        .send_event(&event)
+        .await
+        .context("publishing attestation")?;
     tracing::info!(job = %request_id, guest = %guest.public_key(), "attestation published");
 
-    let input_deadline = tokio::time::Instant::now() + Duration::from_secs(bootstrap.input_timeout_secs);
+    let input_deadline =
+        tokio::time::Instant::now() + Duration::from_secs(bootstrap.input_timeout_secs);
     let mut input = loop {
         let next = tokio::time::timeout_at(input_deadline, notifications.recv()).await;
         let Ok(Ok(notification)) = next else {
-            publish_error(&client, &guest, &request, "no input from the user before the deadline").await;
+            publish_error(
+                &client,
+                &guest,
+                &request,
+                "no input from the user before the deadline",
+            )
+            .await;
             bail!("input deadline passed");
         };
         let RelayPoolNotification::Event { event, .. } = notification else {
@@ -83,13 +107,25 @@ pub(crate) async fn run(bootstrap: Bootstrap, attester: Box<dyn Attester>) -> an
         }
     };
     tracing::info!(job = %request_id, "input received from the requester");
-    let running = JobFeedback::build(request_id, user, FeedbackStatus::Processing, Some("running"))
-        .sign_with_keys(&guest)?;
-    client.send_event(&running).await.context("publishing running feedback")?;
+    let running = JobFeedback::build(
+        request_id,
+        user,
+        FeedbackStatus::Processing,
+        Some("running"),
+    )
+    .sign_with_keys(&guest)?;
+    client
+        .send_event(&running)
+        .await
+        .context("publishing running feedback")?;
 
     let run_limit = Duration::from_secs(bootstrap.run_timeout_secs);
     let body = input.body.clone();
-    let outcome = tokio::time::timeout(run_limit, tokio::task::spawn_blocking(move || executor.run(&body))).await;
+    let outcome = tokio::time::timeout(
+        run_limit,
+        tokio::task::spawn_blocking(move || executor.run(&body)),
+    )
+    .await;
     zeroize_input(&mut input);
     let payload = match outcome {
         Ok(Ok(Ok(out))) => ResultPayload::ok(&request_id, out.media_type, out.body),
@@ -99,7 +135,10 @@ pub(crate) async fn run(bootstrap: Bootstrap, attester: Box<dyn Attester>) -> an
     };
     let content = cdvm_protocol::encrypt_result(&guest, &user, &payload)?;
     let result = JobResult::build(&request, content).sign_with_keys(&guest)?;
-    client.send_event(&result).await.context("publishing result")?;
+    client
+        .send_event(&result)
+        .await
+        .context("publishing result")?;
     tracing::info!(job = %request_id, "encrypted result published");
     client.shutdown().await;
     Ok(())
@@ -134,7 +173,9 @@ async fn accept_input(
         return None;
     }
     match unwrap_input(guest, event).await {
-        Ok((sender, input)) if &sender == user && input.request_id == request_id.to_hex() => Some(input),
+        Ok((sender, input)) if &sender == user && input.request_id == request_id.to_hex() => {
+            Some(input)
+        }
         Ok((sender, _)) => {
             tracing::warn!(job = %request_id, sender = %sender, "ignored input not from the requester or for another job");
             None
@@ -158,15 +199,22 @@ fn zeroize_input(input: &mut cdvm_protocol::ConfidentialInput) {
 
 fn evidence_measurement(evidence: &cdvm_attestation::Evidence) -> String {
     match evidence {
-        cdvm_attestation::Evidence::SevSnp(snp) => cdvm_attestation::snp::AttestationReport::parse(&snp.report)
-            .map(|r| r.measurement.to_string())
-            .unwrap_or_default(),
+        cdvm_attestation::Evidence::SevSnp(snp) => {
+            cdvm_attestation::snp::AttestationReport::parse(&snp.report)
+                .map(|r| r.measurement.to_string())
+                .unwrap_or_default()
+        }
     }
 }
 
 async fn publish_error(client: &Client, guest: &Keys, request: &JobRequest, info: &str) {
-    let Ok(event) = JobFeedback::build(request.id, request.author, FeedbackStatus::Error, Some(info)).sign_with_keys(guest)
-    else {
+    let Ok(event) = JobFeedback::build(
+        request.id,
+        request.author,
+        FeedbackStatus::Error,
+        Some(info),
+    )
+    .sign_with_keys(guest) else {
         return;
     };
     if let Err(e) = client.send_event(&event).await {

@@ -26,11 +26,24 @@ fn tags(prefix: &str, case: &str, job: &str) -> (OwnerTag, JobTag) {
 
 async fn launch_tags_and_lists(p: &dyn Provider, prefix: &str, make: SpecFactory<'_>) {
     let (owner, job) = tags(prefix, "tags", "a1");
-    let vm = p.launch(&make(&owner, &job)).await.expect("launch must succeed");
-    assert_eq!(vm.owner, owner, "{}: handle must carry the owner tag", p.name());
+    let vm = p
+        .launch(&make(&owner, &job))
+        .await
+        .expect("launch must succeed");
+    assert_eq!(
+        vm.owner,
+        owner,
+        "{}: handle must carry the owner tag",
+        p.name()
+    );
     assert_eq!(vm.job, job, "{}: handle must carry the job tag", p.name());
     let state = p.status(&vm.id).await.expect("status");
-    assert_ne!(state, VmState::Gone, "{}: a launched VM must not be Gone", p.name());
+    assert_ne!(
+        state,
+        VmState::Gone,
+        "{}: a launched VM must not be Gone",
+        p.name()
+    );
     let listed = p.list(&owner).await.expect("list");
     assert!(
         listed.iter().any(|h| h.id == vm.id && h.job == job),
@@ -45,7 +58,12 @@ async fn launch_is_idempotent_per_job(p: &dyn Provider, prefix: &str, make: Spec
     let spec = make(&owner, &job);
     let first = p.launch(&spec).await.expect("launch");
     let second = p.launch(&spec).await.expect("second launch");
-    assert_eq!(first.id, second.id, "{}: a retried launch must not make a second VM", p.name());
+    assert_eq!(
+        first.id,
+        second.id,
+        "{}: a retried launch must not make a second VM",
+        p.name()
+    );
     let listed = p.list(&owner).await.expect("list");
     assert_eq!(listed.len(), 1, "{}: one job, one VM", p.name());
     p.destroy(&first.id).await.expect("destroy");
@@ -63,7 +81,11 @@ async fn owners_are_isolated(p: &dyn Provider, prefix: &str, make: SpecFactory<'
         "{}: list(owner) must return only that owner's VMs",
         p.name()
     );
-    assert!(!listed.iter().any(|h| h.id == b.id), "{}: another owner's VM leaked into list", p.name());
+    assert!(
+        !listed.iter().any(|h| h.id == b.id),
+        "{}: another owner's VM leaked into list",
+        p.name()
+    );
     p.destroy(&a.id).await.expect("destroy a");
     p.destroy(&b.id).await.expect("destroy b");
 }
@@ -83,11 +105,20 @@ async fn destroy_is_final_and_idempotent(p: &dyn Provider, prefix: &str, make: S
         "{}: a destroyed VM must not be listed",
         p.name()
     );
-    p.destroy(&vm.id).await.expect("destroying twice must succeed");
+    p.destroy(&vm.id)
+        .await
+        .expect("destroying twice must succeed");
 }
 
 async fn unknown_vm_is_gone(p: &dyn Provider) {
     let id = crate::VmId("cdvm-conformance-no-such-vm".into());
-    assert_eq!(p.status(&id).await.expect("status"), VmState::Gone, "{}: unknown VM must be Gone", p.name());
-    p.destroy(&id).await.expect("destroying an unknown VM must succeed");
+    assert_eq!(
+        p.status(&id).await.expect("status"),
+        VmState::Gone,
+        "{}: unknown VM must be Gone",
+        p.name()
+    );
+    p.destroy(&id)
+        .await
+        .expect("destroying an unknown VM must succeed");
 }

@@ -46,11 +46,12 @@ impl ProcessProvider {
     /// writes `dev-policy.yaml` there: a development policy that trusts this simulated root and
     /// the current agent binary's measurement.
     pub fn new(cfg: ProcessProviderConfig) -> Result<Self, ProviderError> {
-        let backend = |call: &str, e: Box<dyn std::error::Error + Send + Sync>| ProviderError::Backend {
-            provider: NAME.into(),
-            call: call.into(),
-            source: e,
-        };
+        let backend =
+            |call: &str, e: Box<dyn std::error::Error + Send + Sync>| ProviderError::Backend {
+                provider: NAME.into(),
+                call: call.into(),
+                source: e,
+            };
         std::fs::create_dir_all(vm_dir::vms_root(&cfg.state_dir))
             .map_err(|e| backend("create state folder", Box::new(e)))?;
         let sp = SimSecureProcessor::load_or_create(&cfg.state_dir)
@@ -59,9 +60,13 @@ impl ProcessProvider {
         let policy = sim::dev_policy(
             &sp,
             &measurement,
-            &format!("SHA-384 of {} (process provider)", cfg.agent_binary.display()),
+            &format!(
+                "SHA-384 of {} (process provider)",
+                cfg.agent_binary.display()
+            ),
         );
-        let yaml = serde_yaml_ng::to_string(&policy).map_err(|e| backend("write dev policy", Box::new(e)))?;
+        let yaml = serde_yaml_ng::to_string(&policy)
+            .map_err(|e| backend("write dev policy", Box::new(e)))?;
         let text = format!(
             "# DEVELOPMENT ONLY: trusts a SIMULATED secure processor. Gives no confidentiality.\n{yaml}"
         );
@@ -79,7 +84,11 @@ impl ProcessProvider {
     }
 
     fn stop_server(&self, id: &VmId) {
-        let server = self.servers.lock().unwrap_or_else(|p| p.into_inner()).remove(id);
+        let server = self
+            .servers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(id);
         if let Some(server) = server {
             server.abort();
         }
@@ -110,7 +119,10 @@ impl Provider for ProcessProvider {
         if spec.tee != "sev-snp" {
             return Err(ProviderError::InvalidSpec {
                 provider: NAME.into(),
-                reason: format!("TEE {:?} is not simulated by this provider (only sev-snp)", spec.tee),
+                reason: format!(
+                    "TEE {:?} is not simulated by this provider (only sev-snp)",
+                    spec.tee
+                ),
             });
         }
         let id = vm_dir::vm_id_for(&spec.owner, &spec.job);
@@ -138,14 +150,15 @@ impl Provider for ProcessProvider {
                     source: Box::new(e),
                 }
             })?;
-        let server = sp_server::serve(dir.sp_socket(), Arc::clone(&self.sp), measurement).map_err(|e| {
-            dir.remove();
-            ProviderError::Backend {
-                provider: NAME.into(),
-                call: "start simulated secure processor".into(),
-                source: Box::new(e),
-            }
-        })?;
+        let server =
+            sp_server::serve(dir.sp_socket(), Arc::clone(&self.sp), measurement).map_err(|e| {
+                dir.remove();
+                ProviderError::Backend {
+                    provider: NAME.into(),
+                    call: "start simulated secure processor".into(),
+                    source: Box::new(e),
+                }
+            })?;
         self.servers
             .lock()
             .unwrap_or_else(|p| p.into_inner())

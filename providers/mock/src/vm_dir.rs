@@ -49,11 +49,10 @@ pub(crate) struct VmDir {
 impl VmDir {
     pub fn new(state: &Path, id: &VmId) -> Self {
         // Ids come from callers; keep them inside the state folder.
-        let safe: String = id
-            .0
-            .chars()
-            .filter(|c| c.is_ascii_alphanumeric() || *c == '-')
-            .collect();
+        let safe: String =
+            id.0.chars()
+                .filter(|c| c.is_ascii_alphanumeric() || *c == '-')
+                .collect();
         Self {
             path: vms_root(state).join(safe),
         }

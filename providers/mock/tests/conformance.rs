@@ -4,14 +4,19 @@
 
 use std::os::unix::fs::PermissionsExt;
 
-use cdvm_provider_api::{conformance, Bootstrap, JobTag, OwnerTag, Provider, VmClass, VmSpec, VmState};
+use cdvm_provider_api::{
+    conformance, Bootstrap, JobTag, OwnerTag, Provider, VmClass, VmSpec, VmState,
+};
 use cdvm_provider_mock::{dev_policy_path, ProcessProvider, ProcessProviderConfig};
 
 fn spec(owner: &OwnerTag, job: &JobTag) -> VmSpec {
     VmSpec {
         owner: owner.clone(),
         job: job.clone(),
-        class: VmClass { vcpus: 1, memory_mib: 256 },
+        class: VmClass {
+            vcpus: 1,
+            memory_mib: 256,
+        },
         tee: "sev-snp".into(),
         bootstrap: Bootstrap {
             request_id: job.0.clone(),
@@ -57,7 +62,11 @@ async fn destroy_kills_the_process_group_and_removes_every_file() {
     let vms = dir.path().join("state/vms");
     assert_eq!(std::fs::read_dir(&vms).unwrap().count(), 1);
     p.destroy(&vm.id).await.unwrap();
-    assert_eq!(std::fs::read_dir(&vms).unwrap().count(), 0, "VM folder removed");
+    assert_eq!(
+        std::fs::read_dir(&vms).unwrap().count(),
+        0,
+        "VM folder removed"
+    );
     // No process of this provider's state folder survives (the sleeper's child included).
     let needle = dir.path().display().to_string();
     let survivors: Vec<_> = std::fs::read_dir("/proc")
@@ -74,7 +83,10 @@ async fn destroy_kills_the_process_group_and_removes_every_file() {
 async fn a_restarted_provider_finds_and_destroys_earlier_vms() {
     let dir = tempfile::tempdir().unwrap();
     let owner = OwnerTag("restart".into());
-    let vm = provider(dir.path()).launch(&spec(&owner, &JobTag("cd".repeat(32)))).await.unwrap();
+    let vm = provider(dir.path())
+        .launch(&spec(&owner, &JobTag("cd".repeat(32))))
+        .await
+        .unwrap();
     // A new provider instance on the same state folder (an orchestrator restart).
     let again = provider(dir.path());
     let listed = again.list(&owner).await.unwrap();
@@ -88,7 +100,8 @@ async fn a_restarted_provider_finds_and_destroys_earlier_vms() {
 fn the_dev_policy_trusts_only_the_simulated_root_and_names_itself() {
     let dir = tempfile::tempdir().unwrap();
     let _p = provider(dir.path());
-    let policy = cdvm_attestation::Policy::load(&dev_policy_path(&dir.path().join("state"))).unwrap();
+    let policy =
+        cdvm_attestation::Policy::load(&dev_policy_path(&dir.path().join("state"))).unwrap();
     assert_eq!(policy.name, "development-simulated");
     assert!(policy.trusts_simulated());
     assert_eq!(policy.roots.len(), 1);

@@ -28,11 +28,19 @@ pub async fn all_events(relay: &str) -> Vec<Event> {
 }
 
 /// Events matching `filter`, waiting until at least one matches `pred` or `timeout` passes.
-pub async fn wait_for(relay: &str, filter: Filter, timeout: Duration, pred: impl Fn(&Event) -> bool) -> Option<Event> {
+pub async fn wait_for(
+    relay: &str,
+    filter: Filter,
+    timeout: Duration,
+    pred: impl Fn(&Event) -> bool,
+) -> Option<Event> {
     let c = client(relay, &Keys::generate()).await;
     let deadline = tokio::time::Instant::now() + timeout;
     loop {
-        let events = c.fetch_events(filter.clone(), Duration::from_secs(2)).await.unwrap();
+        let events = c
+            .fetch_events(filter.clone(), Duration::from_secs(2))
+            .await
+            .unwrap();
         if let Some(e) = events.into_iter().find(|e| pred(e)) {
             c.shutdown().await;
             return Some(e);
@@ -60,15 +68,22 @@ pub fn processes_mentioning(needle: &str) -> Vec<String> {
     let mut out = Vec::new();
     for entry in std::fs::read_dir("/proc").unwrap().flatten() {
         let name = entry.file_name();
-        let Some(pid) = name.to_str().filter(|s| s.chars().all(|c| c.is_ascii_digit())) else {
+        let Some(pid) = name
+            .to_str()
+            .filter(|s| s.chars().all(|c| c.is_ascii_digit()))
+        else {
             continue;
         };
         if pid == std::process::id().to_string() {
             continue;
         }
-        let Ok(cmd) = std::fs::read(entry.path().join("cmdline")) else { continue };
+        let Ok(cmd) = std::fs::read(entry.path().join("cmdline")) else {
+            continue;
+        };
         let stat = std::fs::read_to_string(entry.path().join("stat")).unwrap_or_default();
-        let zombie = stat.rsplit_once(')').is_some_and(|(_, r)| r.trim_start().starts_with('Z'));
+        let zombie = stat
+            .rsplit_once(')')
+            .is_some_and(|(_, r)| r.trim_start().starts_with('Z'));
         let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
         if !zombie && cmd.contains(needle) {
             out.push(format!("{pid}: {cmd}"));
@@ -119,7 +134,13 @@ pub fn files_under(dir: &Path) -> Vec<PathBuf> {
 }
 
 /// A signed kind-`kind` event with these tags, p-tagged to `dvm`.
-pub fn request_event(keys: &Keys, kind: u16, dvm: PublicKey, tags: Vec<Tag>, content: &str) -> Event {
+pub fn request_event(
+    keys: &Keys,
+    kind: u16,
+    dvm: PublicKey,
+    tags: Vec<Tag>,
+    content: &str,
+) -> Event {
     EventBuilder::new(Kind::from(kind), content)
         .tag(Tag::public_key(dvm))
         .tags(tags)
@@ -128,14 +149,30 @@ pub fn request_event(keys: &Keys, kind: u16, dvm: PublicKey, tags: Vec<Tag>, con
 }
 
 /// Error feedback (kind 7000) from `dvm` about `request`, waiting up to `timeout`.
-pub async fn dvm_feedback(relay: &str, dvm: PublicKey, request: cdvm_protocol::nostr::EventId, timeout: Duration) -> Vec<cdvm_protocol::JobFeedback> {
-    let filter = Filter::new().author(dvm).kind(Kind::from(7000u16)).event(request);
+pub async fn dvm_feedback(
+    relay: &str,
+    dvm: PublicKey,
+    request: cdvm_protocol::nostr::EventId,
+    timeout: Duration,
+) -> Vec<cdvm_protocol::JobFeedback> {
+    let filter = Filter::new()
+        .author(dvm)
+        .kind(Kind::from(7000u16))
+        .event(request);
     let _ = wait_for(relay, filter.clone(), timeout, |e| {
-        cdvm_protocol::JobFeedback::from_event(e).is_ok_and(|f| matches!(f.status, Some(cdvm_protocol::FeedbackStatus::Error | cdvm_protocol::FeedbackStatus::Success)))
+        cdvm_protocol::JobFeedback::from_event(e).is_ok_and(|f| {
+            matches!(
+                f.status,
+                Some(cdvm_protocol::FeedbackStatus::Error | cdvm_protocol::FeedbackStatus::Success)
+            )
+        })
     })
     .await;
     let c = client(relay, &Keys::generate()).await;
-    let events = c.fetch_events(filter, Duration::from_secs(2)).await.unwrap();
+    let events = c
+        .fetch_events(filter, Duration::from_secs(2))
+        .await
+        .unwrap();
     c.shutdown().await;
     events
         .into_iter()

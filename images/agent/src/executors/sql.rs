@@ -63,14 +63,21 @@ fn load(conn: &Connection, csv_text: &str) -> Result<usize, ExecError> {
         .map(|h| h.trim().to_string())
         .collect();
     if headers.is_empty() || headers.iter().any(String::is_empty) {
-        return Err(ExecError::Invalid("CSV header must name every column".into()));
+        return Err(ExecError::Invalid(
+            "CSV header must name every column".into(),
+        ));
     }
     let rows: Vec<csv::StringRecord> = reader
         .records()
         .collect::<Result<_, _>>()
         .map_err(|e| ExecError::Invalid(format!("CSV: {e}")))?;
     let types: Vec<ColType> = (0..headers.len())
-        .map(|i| infer(rows.iter().map(|r| r.get(i).unwrap_or("").trim().to_string())))
+        .map(|i| {
+            infer(
+                rows.iter()
+                    .map(|r| r.get(i).unwrap_or("").trim().to_string()),
+            )
+        })
         .collect();
     let cols: Vec<String> = headers
         .iter()
@@ -97,13 +104,18 @@ fn load(conn: &Connection, csv_text: &str) -> Result<usize, ExecError> {
                 let v = row.get(i).unwrap_or("").trim();
                 match types[i] {
                     _ if v.is_empty() => rusqlite::types::Value::Null,
-                    ColType::Integer => v.parse::<i64>().map_or(rusqlite::types::Value::Null, Into::into),
-                    ColType::Real => v.parse::<f64>().map_or(rusqlite::types::Value::Null, Into::into),
+                    ColType::Integer => v
+                        .parse::<i64>()
+                        .map_or(rusqlite::types::Value::Null, Into::into),
+                    ColType::Real => v
+                        .parse::<f64>()
+                        .map_or(rusqlite::types::Value::Null, Into::into),
                     ColType::Text => v.to_string().into(),
                 }
             })
             .collect();
-        stmt.execute(rusqlite::params_from_iter(values)).map_err(sql_err)?;
+        stmt.execute(rusqlite::params_from_iter(values))
+            .map_err(sql_err)?;
     }
     Ok(rows.len())
 }
@@ -127,24 +139,38 @@ impl Sql {
             .prepare(query)
             .map_err(|e| ExecError::Invalid(format!("query: {e}")))?;
         if !stmt.readonly() {
-            return Err(ExecError::Invalid("only read-only queries (SELECT) are allowed".into()));
+            return Err(ExecError::Invalid(
+                "only read-only queries (SELECT) are allowed".into(),
+            ));
         }
         let names: Vec<String> = stmt.column_names().iter().map(|s| s.to_string()).collect();
         let mut out = csv::Writer::from_writer(Vec::new());
-        out.write_record(&names).map_err(|e| ExecError::Invalid(e.to_string()))?;
-        let mut rows = stmt.query([]).map_err(|e| ExecError::Invalid(format!("query: {e}")))?;
+        out.write_record(&names)
+            .map_err(|e| ExecError::Invalid(e.to_string()))?;
+        let mut rows = stmt
+            .query([])
+            .map_err(|e| ExecError::Invalid(format!("query: {e}")))?;
         let mut n = 0usize;
-        while let Some(row) = rows.next().map_err(|e| ExecError::Invalid(format!("query: {e}")))? {
+        while let Some(row) = rows
+            .next()
+            .map_err(|e| ExecError::Invalid(format!("query: {e}")))?
+        {
             n += 1;
             if n > self.max_rows {
-                return Err(ExecError::Invalid(format!("result has more than {} rows", self.max_rows)));
+                return Err(ExecError::Invalid(format!(
+                    "result has more than {} rows",
+                    self.max_rows
+                )));
             }
             let record: Vec<String> = (0..names.len())
                 .map(|i| row.get_ref(i).map(cell).unwrap_or_default())
                 .collect();
-            out.write_record(&record).map_err(|e| ExecError::Invalid(e.to_string()))?;
+            out.write_record(&record)
+                .map_err(|e| ExecError::Invalid(e.to_string()))?;
         }
-        let bytes = out.into_inner().map_err(|e| ExecError::Invalid(e.to_string()))?;
+        let bytes = out
+            .into_inner()
+            .map_err(|e| ExecError::Invalid(e.to_string()))?;
         String::from_utf8(bytes).map_err(|e| ExecError::Invalid(e.to_string()))
     }
 }
@@ -188,7 +214,11 @@ mod tests {
     #[test]
     fn aggregates_typed_columns() {
         let csv = "name,dept,salary\nann,eng,120\nbob,eng,100\ncat,ops,90.5\n";
-        let out = run(csv, "SELECT dept, SUM(salary) AS total FROM input GROUP BY dept ORDER BY dept").unwrap();
+        let out = run(
+            csv,
+            "SELECT dept, SUM(salary) AS total FROM input GROUP BY dept ORDER BY dept",
+        )
+        .unwrap();
         assert_eq!(out, "dept,total\neng,220\nops,90.5\n");
     }
 
@@ -206,8 +236,14 @@ mod tests {
 
     #[test]
     fn bad_sql_and_bad_csv_are_clear_errors() {
-        assert!(run("a\n1\n", "SELEC nonsense").unwrap_err().to_string().contains("query"));
-        assert!(run("a,b\n1\n", "SELECT * FROM input").unwrap_err().to_string().contains("CSV"));
+        assert!(run("a\n1\n", "SELEC nonsense")
+            .unwrap_err()
+            .to_string()
+            .contains("query"));
+        assert!(run("a,b\n1\n", "SELECT * FROM input")
+            .unwrap_err()
+            .to_string()
+            .contains("CSV"));
     }
 
     #[test]

@@ -34,7 +34,10 @@ impl Executor for TextStats {
         };
         let mut counts: HashMap<String, usize> = HashMap::new();
         let mut words = 0;
-        for w in text.split(|c: char| !c.is_alphanumeric()).filter(|w| !w.is_empty()) {
+        for w in text
+            .split(|c: char| !c.is_alphanumeric())
+            .filter(|w| !w.is_empty())
+        {
             words += 1;
             *counts.entry(w.to_lowercase()).or_default() += 1;
         }
