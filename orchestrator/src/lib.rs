@@ -3,6 +3,8 @@
 //! The orchestrator is trusted for availability only. It never holds a key that decrypts user
 //! data and never receives plaintext: it sees public requests, attestation events and ciphertext.
 
+#![deny(missing_docs)]
+
 pub mod config;
 pub mod intake;
 mod job;

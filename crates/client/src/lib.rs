@@ -3,6 +3,8 @@
 //!
 //! Input is sent only after verification succeeded. Every refusal is a distinct [`ClientError`].
 
+#![deny(missing_docs)]
+
 pub mod error;
 mod job;
 mod verify;

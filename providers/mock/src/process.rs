@@ -2,6 +2,8 @@
 //!
 //! Liveness and killing go by a marker in the agent's command line (`--vm-id <id>`), not only by
 //! pid, so a restarted orchestrator finds its agents and a recycled pid is never mistaken for one.
+//! Between fork and exec a fresh agent does not carry the marker yet; it is recognised then as
+//! our own child.
 
 use std::io;
 use std::path::Path;
@@ -75,21 +77,33 @@ fn is_marked(pid: i32, id: &VmId) -> bool {
     false
 }
 
+/// The fields after the command name in `/proc/<pid>/stat`: state, ppid, …
+fn stat_fields(pid: i32) -> Option<Vec<String>> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let (_, rest) = stat.rsplit_once(')')?;
+    Some(rest.split_whitespace().map(str::to_string).collect())
+}
+
 fn is_zombie(pid: i32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .ok()
-        .and_then(|s| {
-            s.rsplit_once(')')
-                .map(|(_, rest)| rest.trim_start().starts_with('Z'))
-        })
-        .unwrap_or(true)
+    stat_fields(pid).is_none_or(|f| f.first().is_none_or(|s| s == "Z"))
+}
+
+fn is_our_child(pid: i32) -> bool {
+    stat_fields(pid)
+        .and_then(|f| f.get(1).and_then(|p| p.parse::<u32>().ok()))
+        .is_some_and(|ppid| ppid == std::process::id())
+}
+
+/// The VM's agent (or, before its exec, our child that is becoming it) is alive.
+fn is_ours_alive(pid: i32, id: &VmId) -> bool {
+    !is_zombie(pid) && (is_marked(pid, id) || is_our_child(pid))
 }
 
 pub(crate) fn state(pid: Option<u32>, id: &VmId) -> VmState {
     let Some(pid) = pid else {
         return VmState::Pending;
     };
-    let alive = i32::try_from(pid).is_ok_and(|p| is_marked(p, id) && !is_zombie(p));
+    let alive = i32::try_from(pid).is_ok_and(|p| is_ours_alive(p, id));
     if alive {
         VmState::Running
     } else {
@@ -104,7 +118,7 @@ pub(crate) async fn kill(pid: Option<u32>, id: &VmId) {
     for _ in 0..50 {
         let mut pids = marked_pids(id);
         if let Some(p) = pid.and_then(|p| i32::try_from(p).ok()) {
-            if is_marked(p, id) && !is_zombie(p) && !pids.contains(&p) {
+            if is_ours_alive(p, id) && !pids.contains(&p) {
                 pids.push(p);
             }
         }
