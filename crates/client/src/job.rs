@@ -116,7 +116,7 @@ pub async fn run_job(
         .sign_with_keys(&spec.user)
         .map_err(|e| ClientError::Usage(format!("cannot sign the request: {e}")))?;
     let request = request_event.id;
-    let mut input = ConfidentialInput {
+    let input = ConfidentialInput {
         v: 1,
         request_id: request.to_hex(),
         body: spec.input,
@@ -175,7 +175,6 @@ pub async fn run_job(
         start,
     };
     let result = drive(&ctx, &mut notifications, &input, &mut progress).await;
-    zeroize_input(&mut input);
     client.shutdown().await;
     result
 }
@@ -366,16 +365,5 @@ async fn next_event(
                 return Err(ClientError::Relay("relay connection closed".into()))
             }
         }
-    }
-}
-
-fn zeroize_input(input: &mut ConfidentialInput) {
-    use zeroize::Zeroize;
-    match &mut input.body {
-        InputBody::Sql { table_csv, query } => {
-            table_csv.zeroize();
-            query.zeroize();
-        }
-        InputBody::TextStats { text } => text.zeroize(),
     }
 }

@@ -32,8 +32,10 @@ pub const MAX_INPUT_RUMOR: usize = 28 * 1024;
 /// Larger inputs wait for Blossom (BUD-01/02).
 pub const MAX_INPUT_PLAINTEXT: usize = 24 * 1024;
 
-/// The job-specific body of the input.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// The job-specific body of the input: the user's confidential data.
+///
+/// Its `Debug` shows sizes only, so a stray log line cannot leak it, and it is zeroized on drop.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "kebab-case", deny_unknown_fields)]
 pub enum InputBody {
     /// Job kind 5970: run `query` over the table given as CSV (header row first).
@@ -48,6 +50,35 @@ pub enum InputBody {
         /// The text.
         text: String,
     },
+}
+
+impl std::fmt::Debug for InputBody {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            InputBody::Sql { table_csv, query } => write!(
+                f,
+                "Sql {{ table_csv: <{} bytes>, query: <{} bytes> }}",
+                table_csv.len(),
+                query.len()
+            ),
+            InputBody::TextStats { text } => {
+                write!(f, "TextStats {{ text: <{} bytes> }}", text.len())
+            }
+        }
+    }
+}
+
+impl Drop for InputBody {
+    fn drop(&mut self) {
+        use zeroize::Zeroize;
+        match self {
+            InputBody::Sql { table_csv, query } => {
+                table_csv.zeroize();
+                query.zeroize();
+            }
+            InputBody::TextStats { text } => text.zeroize(),
+        }
+    }
 }
 
 /// The JSON content of the input rumor.

@@ -13,7 +13,6 @@ use cdvm_protocol::{
 };
 use cdvm_provider_api::Bootstrap;
 use nostr_sdk::{Client, RelayPoolNotification};
-use zeroize::Zeroize;
 
 use crate::executors;
 
@@ -86,7 +85,7 @@ pub(crate) async fn run(bootstrap: Bootstrap, attester: Box<dyn Attester>) -> an
 
     let input_deadline =
         tokio::time::Instant::now() + Duration::from_secs(bootstrap.input_timeout_secs);
-    let mut input = loop {
+    let input = loop {
         let next = tokio::time::timeout_at(input_deadline, notifications.recv()).await;
         let Ok(Ok(notification)) = next else {
             publish_error(
@@ -120,13 +119,12 @@ pub(crate) async fn run(bootstrap: Bootstrap, attester: Box<dyn Attester>) -> an
         .context("publishing running feedback")?;
 
     let run_limit = Duration::from_secs(bootstrap.run_timeout_secs);
-    let body = input.body.clone();
+    // The input moves into the executor task and is zeroized when it drops (InputBody's Drop).
     let outcome = tokio::time::timeout(
         run_limit,
-        tokio::task::spawn_blocking(move || executor.run(&body)),
+        tokio::task::spawn_blocking(move || executor.run(&input.body)),
     )
     .await;
-    zeroize_input(&mut input);
     let payload = match outcome {
         Ok(Ok(Ok(out))) => ResultPayload::ok(&request_id, out.media_type, out.body),
         Ok(Ok(Err(e))) => ResultPayload::error(&request_id, e.to_string()),
@@ -184,16 +182,6 @@ async fn accept_input(
             tracing::warn!(job = %request_id, error = %e, "ignored unreadable gift wrap");
             None
         }
-    }
-}
-
-fn zeroize_input(input: &mut cdvm_protocol::ConfidentialInput) {
-    match &mut input.body {
-        cdvm_protocol::InputBody::Sql { table_csv, query } => {
-            table_csv.zeroize();
-            query.zeroize();
-        }
-        cdvm_protocol::InputBody::TextStats { text } => text.zeroize(),
     }
 }
 
