@@ -29,6 +29,12 @@ enum Command {
     Submit(SubmitArgs),
     /// Verify a saved attestation event (JSON) offline against a policy.
     Verify(VerifyArgs),
+    /// Run a local Nostr relay on 127.0.0.1 until Ctrl-C (for trying the pieces by hand).
+    Relay {
+        /// The port.
+        #[arg(long, default_value_t = 7777)]
+        port: u16,
+    },
 }
 
 #[derive(Debug, clap::Args)]
@@ -101,6 +107,7 @@ fn main() -> ExitCode {
             Command::Demo(args) => cli_demo::run(args).await,
             Command::Submit(args) => submit(args).await,
             Command::Verify(args) => verify(args),
+            Command::Relay { port } => relay(port).await,
         }
     });
     match result {
@@ -180,6 +187,16 @@ async fn submit(args: SubmitArgs) -> Result<(), ClientError> {
     };
     let outcome = run_job(spec, show::stage).await?;
     show::outcome(&outcome, args.output.as_deref())
+}
+
+async fn relay(port: u16) -> Result<(), ClientError> {
+    let relay = cdvm_client::relay::TestRelay::start_on(Some(port))
+        .await
+        .map_err(|e| ClientError::Relay(format!("cannot start a relay on port {port}: {e}")))?;
+    eprintln!("relay listening on {} (Ctrl-C to stop)", relay.url());
+    let _ = tokio::signal::ctrl_c().await;
+    relay.shutdown();
+    Ok(())
 }
 
 fn verify(args: VerifyArgs) -> Result<(), ClientError> {

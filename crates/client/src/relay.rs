@@ -14,10 +14,18 @@ impl TestRelay {
     /// Starts a relay on a free loopback port. The per-connection rate limit is raised from the
     /// builder's 60 events/minute, which a busy test or demo would hit.
     pub async fn start() -> Result<Self, nostr_relay_builder::Error> {
-        let builder = RelayBuilder::default().rate_limit(RateLimit {
+        Self::start_on(None).await
+    }
+
+    /// Starts a relay on 127.0.0.1:`port` (a free port when `None`).
+    pub async fn start_on(port: Option<u16>) -> Result<Self, nostr_relay_builder::Error> {
+        let mut builder = RelayBuilder::default().rate_limit(RateLimit {
             max_reqs: 1000,
             notes_per_minute: 10_000,
         });
+        if let Some(port) = port {
+            builder = builder.port(port);
+        }
         let relay = LocalRelay::new(builder);
         relay.run().await?;
         let url = relay.url().await.to_string();
