@@ -135,4 +135,18 @@ pub enum VerifyError {
     /// The VCEK does not belong to the reporting chip or TCB.
     #[error("VCEK does not match the report: {0}")]
     VcekMismatch(String),
+    /// This build cannot verify this kind of evidence (its cargo feature is off).
+    #[error("this build cannot verify {what}: enable the `{feature}` feature")]
+    Unsupported {
+        /// The evidence family.
+        what: &'static str,
+        /// The cargo feature that adds it.
+        feature: &'static str,
+    },
+    /// A TDX quote failed verification.
+    #[error("TDX: {0}")]
+    Tdx(#[from] crate::tdx::TdxError),
+    /// GPU evidence failed verification.
+    #[error("GPU: {0}")]
+    Gpu(#[from] crate::nvidia::GpuError),
 }

@@ -10,6 +10,8 @@ use crate::TeeKind;
 pub enum Evidence {
     /// An AMD SEV-SNP attestation report with the certificate chain that signs it.
     SevSnp(SnpEvidence),
+    /// An Intel TDX quote (DCAP).
+    Tdx(crate::tdx::TdxEvidence),
 }
 
 impl Evidence {
@@ -17,6 +19,29 @@ impl Evidence {
     pub fn tee(&self) -> TeeKind {
         match self {
             Evidence::SevSnp(_) => TeeKind::SevSnp,
+            Evidence::Tdx(_) => TeeKind::Tdx,
+        }
+    }
+
+    /// The launch measurement the evidence claims (unverified: for display and image identity).
+    /// SNP: `MEASUREMENT`; TDX: `MRTD`. None if the evidence does not parse.
+    pub fn claimed_measurement(&self) -> Option<crate::Measurement> {
+        match self {
+            #[cfg(feature = "snp")]
+            Evidence::SevSnp(e) => crate::snp::AttestationReport::parse(&e.report)
+                .ok()
+                .map(|r| r.measurement),
+            #[cfg(not(feature = "snp"))]
+            Evidence::SevSnp(_) => None,
+            Evidence::Tdx(e) => crate::tdx::claimed_mrtd(&e.quote),
+        }
+    }
+
+    /// GPU evidence attached to the CPU evidence (confidential-computing GPUs of the same guest).
+    pub fn gpus(&self) -> &[crate::nvidia::GpuEvidence] {
+        match self {
+            Evidence::SevSnp(e) => &e.gpus,
+            Evidence::Tdx(e) => &e.gpus,
         }
     }
 }
@@ -30,6 +55,9 @@ pub struct SnpEvidence {
     pub report: Vec<u8>,
     /// The certificates, leaf to root.
     pub chain: SnpCertChain,
+    /// Evidence of the guest's confidential GPUs, each bound to the same report data.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub gpus: Vec<crate::nvidia::GpuEvidence>,
 }
 
 /// The ARK → ASK → VCEK chain, DER-encoded, base64 on the wire.
@@ -47,7 +75,7 @@ pub struct SnpCertChain {
     pub ark: Vec<u8>,
 }
 
-mod b64 {
+pub(crate) mod b64 {
     use base64::engine::general_purpose::STANDARD;
     use base64::Engine;
     use serde::{Deserialize, Deserializer, Serializer};

@@ -1,22 +1,27 @@
 //! Attestation for ConfidentialDVM: the typed [`Evidence`] a guest produces, the [`Attester`] and
 //! [`Verifier`] seams, SEV-SNP report parsing and verification, and YAML [`Policy`] evaluation.
 //!
-//! One folder per TEE (`snp/`, and `sim/` for the simulated secure processor, which is feature-gated
-//! and trusted by no shipped policy).
+//! One folder per TEE (`snp/`, `tdx/`, `nvidia/` for confidential GPUs, and `sim/` for the
+//! simulated secure processor, which is feature-gated and trusted by no shipped policy). Each
+//! folder's evidence and policy types always compile; its verifier sits behind its cargo feature.
 #![deny(missing_docs)]
 
 mod claims;
+mod dispatch;
 mod error;
 mod evidence;
 pub mod policy;
 mod types;
 
+pub mod nvidia;
 #[cfg(feature = "sim")]
 pub mod sim;
 #[cfg(feature = "snp")]
 pub mod snp;
+pub mod tdx;
 
 pub use claims::{Check, Claims};
+pub use dispatch::AnyVerifier;
 pub use error::{AttestError, VerifyError};
 pub use evidence::{Evidence, SnpCertChain, SnpEvidence};
 pub use policy::Policy;

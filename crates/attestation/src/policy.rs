@@ -35,6 +35,13 @@ pub struct Policy {
     /// Highest VMPL the report may come from. Default: 0.
     #[serde(default)]
     pub max_vmpl: u32,
+    /// TDX-specific requirements; required when `tee: tdx`.
+    #[serde(default)]
+    pub tdx: Option<crate::tdx::TdxPolicy>,
+    /// Confidential-GPU requirements. Absent: GPU evidence is refused (a guest may not present
+    /// devices the policy does not speak about).
+    #[serde(default)]
+    pub gpu: Option<crate::nvidia::GpuPolicy>,
 }
 
 /// A root the policy trusts.
@@ -47,6 +54,8 @@ pub enum TrustedRoot {
     AmdGenoa,
     /// AMD's ARK for Turin, pinned in this crate.
     AmdTurin,
+    /// Intel's SGX Root CA (signs the PCK chain of TDX quotes), pinned in this crate.
+    IntelSgxRoot,
     /// A simulated secure processor's root, by SHA-256 of its DER. Development only: evidence
     /// ending here is flagged `simulated`, and no shipped policy may contain this.
     Simulated {

@@ -15,6 +15,14 @@ impl ReportData {
     pub fn as_bytes(&self) -> &[u8; 64] {
         &self.0
     }
+
+    /// The 32-byte SPDM nonce a GPU must sign: the first half of the report data, so GPU evidence
+    /// is bound to the same job and guest key as the CPU evidence.
+    pub fn gpu_nonce(&self) -> [u8; 32] {
+        let mut nonce = [0u8; 32];
+        nonce.copy_from_slice(&self.0[..32]);
+        nonce
+    }
 }
 
 impl fmt::Debug for ReportData {
@@ -83,6 +91,9 @@ pub enum TeeKind {
     /// AMD SEV-SNP.
     #[serde(rename = "sev-snp")]
     SevSnp,
+    /// Intel TDX.
+    #[serde(rename = "tdx")]
+    Tdx,
 }
 
 impl TeeKind {
@@ -90,6 +101,7 @@ impl TeeKind {
     pub fn as_str(&self) -> &'static str {
         match self {
             TeeKind::SevSnp => "sev-snp",
+            TeeKind::Tdx => "tdx",
         }
     }
 
@@ -97,6 +109,7 @@ impl TeeKind {
     pub fn parse(s: &str) -> Option<Self> {
         match s {
             "sev-snp" => Some(TeeKind::SevSnp),
+            "tdx" => Some(TeeKind::Tdx),
             _ => None,
         }
     }

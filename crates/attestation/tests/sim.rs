@@ -121,7 +121,9 @@ fn report_is_structurally_real() {
     let dir = tempfile::tempdir().unwrap();
     let p = sp(dir.path());
     let ev = p.report(&rd(7), &agent(), &SimReportOptions::default());
-    let Evidence::SevSnp(snp) = &ev;
+    let Evidence::SevSnp(snp) = &ev else {
+        panic!("sim evidence is SNP")
+    };
     assert_eq!(snp.report.len(), 1184);
     let r = report_of(&ev);
     assert_eq!(r.to_bytes().as_slice(), snp.report.as_slice());
@@ -372,6 +374,8 @@ fn sim_attester_reports_unavailable_and_bad_responses() {
 fn sim_report_parses_with_the_public_parser() {
     let dir = tempfile::tempdir().unwrap();
     let ev = sp(dir.path()).report(&rd(5), &agent(), &SimReportOptions::default());
-    let Evidence::SevSnp(s) = ev;
+    let Evidence::SevSnp(s) = ev else {
+        panic!("sim evidence is SNP")
+    };
     AttestationReport::parse(&s.report).unwrap();
 }

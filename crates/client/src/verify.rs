@@ -2,24 +2,20 @@
 
 use std::time::SystemTime;
 
-use cdvm_attestation::{Claims, Evidence, Policy, Verifier, VerifyError};
+use cdvm_attestation::{AnyVerifier, Claims, Evidence, Policy, Verifier, VerifyError};
 use cdvm_protocol::nostr::Event;
 use cdvm_protocol::AttestationEvent;
 
 use crate::ClientError;
 
-/// Verifies evidence with the verifier of its TEE family.
+/// Verifies evidence with the verifier of its TEE family, then any GPU evidence bound to it.
 pub fn verify_evidence(
     evidence: &Evidence,
     expected: &cdvm_attestation::ReportData,
     policy: &Policy,
     now: SystemTime,
 ) -> Result<Claims, VerifyError> {
-    match evidence {
-        Evidence::SevSnp(_) => {
-            cdvm_attestation::snp::SnpVerifier.verify(evidence, expected, policy, now)
-        }
-    }
+    AnyVerifier.verify(evidence, expected, policy, now)
 }
 
 /// Verifies a whole attestation event: its signature, then the evidence against

@@ -195,6 +195,7 @@ async fn main() -> Result<(), Box<dyn Error>> {
             ask: b"<ASK DER>".to_vec(),
             ark: b"<ARK DER>".to_vec(),
         },
+        gpus: Vec::new(),
     });
     let payload = AttestationPayload {
         v: 1,

@@ -64,11 +64,11 @@ fn request_builder_rejects_bad_kind_and_duplicate_params() {
 #[test]
 fn request_unknown_tee_is_reported() {
     let e = sign(
-        EventBuilder::new(Kind::from(kinds::SQL), "").tag(raw_tag(&["param", "tee", "tdx"])),
+        EventBuilder::new(Kind::from(kinds::SQL), "").tag(raw_tag(&["param", "tee", "sgx-9000"])),
         &user(),
     );
     let r = JobRequest::from_event(&e).expect("parse");
-    assert!(matches!(r.tee(), Err(ProtocolError::UnknownTee { ref value }) if value == "tdx"));
+    assert!(matches!(r.tee(), Err(ProtocolError::UnknownTee { ref value }) if value == "sgx-9000"));
 }
 
 fn malformed(kind: u16, tags: &[&[&str]]) -> Result<(), ProtocolError> {

@@ -72,7 +72,10 @@ pub(crate) async fn run(bootstrap: Bootstrap, attester: Box<dyn Attester>) -> an
         request_id: request_id.to_hex(),
         image: ImageIdentity {
             name: "cdvm-agent (process)".into(),
-            measurement: evidence_measurement(&evidence),
+            measurement: evidence
+                .claimed_measurement()
+                .map(|m| m.to_string())
+                .unwrap_or_default(),
         },
         evidence,
     };
@@ -181,16 +184,6 @@ async fn accept_input(
         Err(e) => {
             tracing::warn!(job = %request_id, error = %e, "ignored unreadable gift wrap");
             None
-        }
-    }
-}
-
-fn evidence_measurement(evidence: &cdvm_attestation::Evidence) -> String {
-    match evidence {
-        cdvm_attestation::Evidence::SevSnp(snp) => {
-            cdvm_attestation::snp::AttestationReport::parse(&snp.report)
-                .map(|r| r.measurement.to_string())
-                .unwrap_or_default()
         }
     }
 }

@@ -63,7 +63,11 @@ impl Attester for SimAttester {
         let evidence = wire::decode_response(&response)
             .map_err(|e| AttestError::BadResponse(e.to_string()))?;
         // Catch a confused simulator here rather than as a REPORT_DATA mismatch at the client.
-        let Evidence::SevSnp(snp) = &evidence;
+        let Evidence::SevSnp(snp) = &evidence else {
+            return Err(AttestError::BadResponse(
+                "the simulator answered with non-SNP evidence".into(),
+            ));
+        };
         let report = AttestationReport::parse(&snp.report)
             .map_err(|e| AttestError::BadResponse(e.to_string()))?;
         if report.report_data != *report_data {

@@ -104,5 +104,7 @@ pub fn dev_policy(sp: &SimSecureProcessor, measurement: &Measurement, source: &s
         allow_debug: false,
         allow_migration_agent: false,
         max_vmpl: 0,
+        tdx: None,
+        gpu: None,
     }
 }

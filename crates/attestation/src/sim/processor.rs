@@ -102,6 +102,7 @@ impl SimSecureProcessor {
         r.signature_s = le(sig.s())?;
 
         Ok(Evidence::SevSnp(SnpEvidence {
+            gpus: Vec::new(),
             report: r.to_bytes().to_vec(),
             chain: self.chain.clone(),
         }))

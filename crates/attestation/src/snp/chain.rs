@@ -81,6 +81,7 @@ fn describe_roots(roots: &[TrustedRoot]) -> String {
             TrustedRoot::AmdMilan => AmdProduct::Milan.root_name().to_string(),
             TrustedRoot::AmdGenoa => AmdProduct::Genoa.root_name().to_string(),
             TrustedRoot::AmdTurin => AmdProduct::Turin.root_name().to_string(),
+            TrustedRoot::IntelSgxRoot => "Intel SGX Root CA".to_string(),
             TrustedRoot::Simulated { ark_sha256 } => format!("simulated {ark_sha256}"),
         })
         .collect();

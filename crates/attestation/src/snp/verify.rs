@@ -45,6 +45,11 @@ impl Verifier for SnpVerifier {
         }
         match evidence {
             Evidence::SevSnp(snp) => verify_snp(snp, expected, policy, now),
+            Evidence::Tdx(_) => Err(VerifyError::TeeMismatch {
+                evidence: evidence.tee().to_string(),
+                expected: "sev-snp".into(),
+                policy: policy.name.clone(),
+            }),
         }
     }
 }
@@ -241,6 +246,8 @@ mod tests {
             allow_debug: false,
             allow_migration_agent: false,
             max_vmpl: 0,
+            tdx: None,
+            gpu: None,
         };
         (report, policy)
     }

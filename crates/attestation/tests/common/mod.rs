@@ -142,6 +142,7 @@ pub fn build(report: Vec<u8>, leaf: Vec<u8>, ask: (&str, usize), ark: (&str, usi
             ask: cert_der(ask.0, ask.1),
             ark: cert_der(ark.0, ark.1),
         },
+        gpus: Vec::new(),
     })
 }
 
@@ -170,13 +171,17 @@ impl Case {
 }
 
 pub fn snp(ev: &Evidence) -> &SnpEvidence {
-    let Evidence::SevSnp(s) = ev;
-    s
+    match ev {
+        Evidence::SevSnp(s) => s,
+        other => panic!("not SNP evidence: {:?}", other.tee()),
+    }
 }
 
 pub fn snp_mut(ev: &mut Evidence) -> &mut SnpEvidence {
-    let Evidence::SevSnp(s) = ev;
-    s
+    match ev {
+        Evidence::SevSnp(s) => s,
+        other => panic!("not SNP evidence: {:?}", other.tee()),
+    }
 }
 
 pub fn report_of(ev: &Evidence) -> AttestationReport {
@@ -197,6 +202,8 @@ pub fn policy_for(ev: &Evidence, roots: Vec<TrustedRoot>) -> Policy {
         allow_debug: false,
         allow_migration_agent: false,
         max_vmpl: 0,
+        tdx: None,
+        gpu: None,
     }
 }
 

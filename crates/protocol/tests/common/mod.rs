@@ -41,6 +41,7 @@ pub fn fake_snp_evidence(report_data: &[u8; 64], measurement: &[u8; 48]) -> Evid
             ask: b"fake ASK DER".to_vec(),
             ark: b"fake ARK DER".to_vec(),
         },
+        gpus: Vec::new(),
     })
 }
 

@@ -1,0 +1,44 @@
+//! The verifier a client uses: picks the CPU verifier for the evidence's TEE family, then checks
+//! any attached GPU evidence against the same report data.
+
+use std::time::SystemTime;
+
+use crate::{Claims, Evidence, Policy, ReportData, Verifier, VerifyError};
+
+/// Verifies any supported evidence. A family whose feature is off is refused, never skipped.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct AnyVerifier;
+
+impl Verifier for AnyVerifier {
+    fn verify(
+        &self,
+        evidence: &Evidence,
+        expected: &ReportData,
+        policy: &Policy,
+        now: SystemTime,
+    ) -> Result<Claims, VerifyError> {
+        let mut claims = match evidence {
+            #[cfg(feature = "snp")]
+            Evidence::SevSnp(_) => {
+                crate::snp::SnpVerifier.verify(evidence, expected, policy, now)?
+            }
+            #[cfg(not(feature = "snp"))]
+            Evidence::SevSnp(_) => {
+                return Err(VerifyError::Unsupported {
+                    what: "SEV-SNP evidence",
+                    feature: "snp",
+                })
+            }
+            Evidence::Tdx(_) => {
+                return Err(VerifyError::Unsupported {
+                    what: "TDX quotes",
+                    feature: "tdx",
+                })
+            }
+        };
+        let gpu_checks =
+            crate::nvidia::verify_gpus(evidence.gpus(), expected, policy.gpu.as_ref(), now)?;
+        claims.checks.extend(gpu_checks);
+        Ok(claims)
+    }
+}
