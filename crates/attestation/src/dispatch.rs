@@ -17,7 +17,7 @@ impl Verifier for AnyVerifier {
         policy: &Policy,
         now: SystemTime,
     ) -> Result<Claims, VerifyError> {
-        let mut claims = match evidence {
+        let mut claims: Claims = match evidence {
             #[cfg(feature = "snp")]
             Evidence::SevSnp(_) => {
                 crate::snp::SnpVerifier.verify(evidence, expected, policy, now)?
@@ -29,6 +29,11 @@ impl Verifier for AnyVerifier {
                     feature: "snp",
                 })
             }
+            #[cfg(feature = "tdx")]
+            Evidence::Tdx(_) => {
+                crate::tdx::TdxVerifier::default().verify(evidence, expected, policy, now)?
+            }
+            #[cfg(not(feature = "tdx"))]
             Evidence::Tdx(_) => {
                 return Err(VerifyError::Unsupported {
                     what: "TDX quotes",

@@ -23,9 +23,13 @@ pub struct Policy {
     /// Launch measurements allowed. Empty means nothing is allowed (fail closed).
     #[serde(default)]
     pub measurements: Vec<AllowedMeasurement>,
-    /// Minimum reported TCB.
+    /// Minimum reported TCB, for every product line without its own floor below.
     #[serde(default)]
     pub min_tcb: MinTcb,
+    /// Per-product floors: SPL numbering differs between Milan, Genoa and Turin, so one set of
+    /// numbers cannot fit all. A product listed here uses its own floor instead of `min_tcb`.
+    #[serde(default)]
+    pub min_tcb_by_product: ProductTcb,
     /// Accept a guest whose policy permits debugging. Default: false.
     #[serde(default)]
     pub allow_debug: bool,
@@ -92,6 +96,21 @@ pub struct MinTcb {
     pub microcode: u8,
 }
 
+/// Per-product TCB floors (each optional).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProductTcb {
+    /// EPYC 7003 (Milan).
+    #[serde(default)]
+    pub milan: Option<MinTcb>,
+    /// EPYC 9004/8004 (Genoa, Bergamo, Siena).
+    #[serde(default)]
+    pub genoa: Option<MinTcb>,
+    /// EPYC 9005 (Turin).
+    #[serde(default)]
+    pub turin: Option<MinTcb>,
+}
+
 /// Errors while loading a policy.
 #[derive(Debug, thiserror::Error)]
 pub enum PolicyError {
@@ -136,7 +155,11 @@ impl Policy {
             path: shown.clone(),
             source,
         })?;
-        Self::parse_named(&text, &shown)
+        let mut policy = Self::parse_named(&text, &shown)?;
+        if let (Some(tdx), Some(dir)) = (policy.tdx.as_mut(), path.parent()) {
+            tdx.resolve_relative(dir);
+        }
+        Ok(policy)
     }
 
     /// True if any root of this policy is a simulated one.
@@ -173,6 +196,7 @@ impl Policy {
                 }
             }
         }
+        crate::tdx::validate_policy(&policy).map_err(invalid)?;
         Ok(policy)
     }
 }

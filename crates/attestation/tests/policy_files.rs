@@ -27,6 +27,12 @@ fn default_snp_policy_parses_with_the_documented_values() {
         p.measurements.is_empty(),
         "pinned by the guest image issue; empty refuses all"
     );
+    let milan = p.min_tcb_by_product.milan.as_ref().expect("a Milan floor");
+    assert_eq!(
+        (milan.bootloader, milan.tee, milan.snp, milan.microcode),
+        (3, 0, 8, 115)
+    );
+    // No Genoa/Turin floor is pinned yet: the generic floor refuses those lines outright.
     assert_eq!(
         (
             p.min_tcb.bootloader,
@@ -34,7 +40,7 @@ fn default_snp_policy_parses_with_the_documented_values() {
             p.min_tcb.snp,
             p.min_tcb.microcode
         ),
-        (3, 0, 8, 115)
+        (255, 255, 255, 255)
     );
     assert!(!p.allow_debug);
     assert!(!p.allow_migration_agent);
@@ -71,7 +77,8 @@ fn unknown_fields_are_rejected() {
             "{extra}"
         );
     }
-    let nested = base.replace("  microcode: 115", "  microcode: 115\n  fmc: 1");
+    let nested = base.replace("  microcode: 255", "  microcode: 255\n  fmc: 1");
+    assert_ne!(nested, base);
     assert!(matches!(
         Policy::from_yaml(&nested),
         Err(PolicyError::Parse { .. })

@@ -1,15 +1,16 @@
 //! `cdvm`: the ConfidentialDVM user CLI.
 
 mod cli_demo;
+mod cli_verify;
 mod show;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use cdvm_attestation::Policy;
 use cdvm_client::{run_job, ClientError, JobSpec, Timeouts};
-use cdvm_protocol::nostr::{Event, FromBech32, JsonUtil, Keys, PublicKey};
+use cdvm_protocol::nostr::{FromBech32, Keys, PublicKey};
 use cdvm_protocol::{kinds, InputBody};
 use clap::{Parser, Subcommand};
 
@@ -28,7 +29,7 @@ enum Command {
     /// Submit a job to a DVM, verify its VM, send the input, print the result.
     Submit(SubmitArgs),
     /// Verify a saved attestation event (JSON) offline against a policy.
-    Verify(VerifyArgs),
+    Verify(cli_verify::VerifyArgs),
     /// Run a local Nostr relay on 127.0.0.1 until Ctrl-C (for trying the pieces by hand).
     Relay {
         /// The port.
@@ -71,18 +72,6 @@ struct SubmitArgs {
     result_timeout: u64,
 }
 
-#[derive(Debug, clap::Args)]
-struct VerifyArgs {
-    /// The policy (YAML).
-    #[arg(long)]
-    policy: PathBuf,
-    /// The attestation event as JSON.
-    event: PathBuf,
-    /// Print the verdict as JSON.
-    #[arg(long)]
-    json: bool,
-}
-
 fn main() -> ExitCode {
     let cli = Cli::parse();
     tracing_subscriber::fmt()
@@ -95,6 +84,11 @@ fn main() -> ExitCode {
         )
         .with_writer(std::io::stderr)
         .init();
+    // Offline verification needs no async runtime: keep that process start lean.
+    let command = match cli.command {
+        Command::Verify(args) => return exit(cli_verify::run(args)),
+        other => other,
+    };
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(r) => r,
         Err(e) => {
@@ -103,13 +97,17 @@ fn main() -> ExitCode {
         }
     };
     let result = runtime.block_on(async {
-        match cli.command {
+        match command {
             Command::Demo(args) => cli_demo::run(args).await,
             Command::Submit(args) => submit(args).await,
-            Command::Verify(args) => verify(args),
+            Command::Verify(args) => cli_verify::run(args),
             Command::Relay { port } => relay(port).await,
         }
     });
+    exit(result)
+}
+
+fn exit(result: Result<(), ClientError>) -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -196,35 +194,5 @@ async fn relay(port: u16) -> Result<(), ClientError> {
     eprintln!("relay listening on {} (Ctrl-C to stop)", relay.url());
     let _ = tokio::signal::ctrl_c().await;
     relay.shutdown();
-    Ok(())
-}
-
-fn verify(args: VerifyArgs) -> Result<(), ClientError> {
-    let policy = load_policy(&args.policy)?;
-    let text = read(&args.event)?;
-    let event = Event::from_json(text.trim()).map_err(|e| {
-        ClientError::Usage(format!(
-            "{} is not a Nostr event: {e}",
-            args.event.display()
-        ))
-    })?;
-    let (attestation, claims) =
-        cdvm_client::verify_attestation_event(&event, &policy, SystemTime::now())?;
-    if args.json {
-        let out = serde_json::json!({
-            "verdict": "accepted",
-            "request": attestation.request_id.to_hex(),
-            "guest": attestation.guest.to_hex(),
-            "claims": claims,
-        });
-        println!("{out:#}");
-    } else {
-        println!(
-            "attestation for request {} by guest {}",
-            attestation.request_id, attestation.guest
-        );
-        show::claims(&claims, "  ");
-        println!("verdict: ACCEPTED under policy `{}`", claims.policy);
-    }
     Ok(())
 }

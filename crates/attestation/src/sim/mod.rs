@@ -101,6 +101,7 @@ pub fn dev_policy(sp: &SimSecureProcessor, measurement: &Measurement, source: &s
             source: source.to_string(),
         }],
         min_tcb: MinTcb::default(),
+        min_tcb_by_product: Default::default(),
         allow_debug: false,
         allow_migration_agent: false,
         max_vmpl: 0,

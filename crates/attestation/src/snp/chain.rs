@@ -224,3 +224,47 @@ impl VerifiedChain {
         ))
     }
 }
+
+/// Chains whose link signatures verified, by SHA-256 of their three DER certificates. Bounded:
+/// cleared when full, so hostile input cannot grow it without limit.
+#[derive(Debug, Default)]
+pub(crate) struct ChainCache {
+    inner: std::sync::Mutex<std::collections::HashMap<[u8; 32], std::sync::Arc<VerifiedChain>>>,
+}
+
+const CHAIN_CACHE_MAX: usize = 256;
+
+impl ChainCache {
+    pub(crate) fn get_or_verify(
+        &self,
+        chain: &SnpCertChain,
+        leaf_role: &str,
+    ) -> Result<std::sync::Arc<VerifiedChain>, VerifyError> {
+        use sha2::{Digest, Sha256};
+        let mut h = Sha256::new();
+        for der in [&chain.ark, &chain.ask, &chain.vcek] {
+            h.update((der.len() as u64).to_le_bytes());
+            h.update(der);
+        }
+        h.update(leaf_role.as_bytes());
+        let key: [u8; 32] = h.finalize().into();
+        let hit = self.lock().get(&key).cloned();
+        if let Some(hit) = hit {
+            return Ok(hit);
+        }
+        let verified = std::sync::Arc::new(verify_links(chain, leaf_role)?);
+        let mut map = self.lock();
+        if map.len() >= CHAIN_CACHE_MAX {
+            map.clear();
+        }
+        map.insert(key, std::sync::Arc::clone(&verified));
+        Ok(verified)
+    }
+
+    fn lock(
+        &self,
+    ) -> std::sync::MutexGuard<'_, std::collections::HashMap<[u8; 32], std::sync::Arc<VerifiedChain>>>
+    {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}

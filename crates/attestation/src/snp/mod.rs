@@ -6,19 +6,21 @@
 
 mod amd_ext;
 mod binding;
+pub mod cert_table;
 mod chain;
 mod der;
 mod fields;
 mod report;
 pub mod roots;
 mod signature;
+pub mod vcek;
 mod verify;
 
 pub use fields::{GuestPolicy, KeyInfo, SigningKey, TcbLayout, TcbVersion};
 pub use report::{AttestationReport, REPORT_LEN, SIGNED_LEN};
 pub use roots::{AmdProduct, SIMULATED_ARK_CN};
 pub use signature::SIG_ALGO_ECDSA_P384_SHA384;
-pub use verify::SnpVerifier;
+pub use verify::{CachingSnpVerifier, SnpVerifier};
 
 #[cfg(feature = "sim")]
 pub(crate) use chain::fingerprint;

@@ -90,6 +90,18 @@ pub fn pinned_product(der: &[u8]) -> Option<AmdProduct> {
         .find(|p| p.ark_der() == Some(der))
 }
 
+impl crate::Policy {
+    /// The SNP TCB floor for a product line: its own if the policy sets one, else `min_tcb`.
+    pub fn snp_tcb_floor(&self, product: AmdProduct) -> &crate::policy::MinTcb {
+        let own = match product {
+            AmdProduct::Milan => &self.min_tcb_by_product.milan,
+            AmdProduct::Genoa => &self.min_tcb_by_product.genoa,
+            AmdProduct::Turin => &self.min_tcb_by_product.turin,
+        };
+        own.as_ref().unwrap_or(&self.min_tcb)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]

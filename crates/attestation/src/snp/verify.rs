@@ -5,7 +5,7 @@ use std::time::SystemTime;
 
 use crate::policy::{MinTcb, Policy};
 use crate::snp::binding::check_binding;
-use crate::snp::chain::{select_root, verify_links, Root};
+use crate::snp::chain::{select_root, verify_links, ChainCache, Root, VerifiedChain};
 use crate::snp::fields::SigningKey;
 use crate::snp::signature::verify_report_signature;
 use crate::snp::AttestationReport;
@@ -44,7 +44,9 @@ impl Verifier for SnpVerifier {
             });
         }
         match evidence {
-            Evidence::SevSnp(snp) => verify_snp(snp, expected, policy, now),
+            Evidence::SevSnp(snp) => verify_snp(snp, expected, policy, now, &|c, role| {
+                verify_links(c, role).map(std::sync::Arc::new)
+            }),
             Evidence::Tdx(_) => Err(VerifyError::TeeMismatch {
                 evidence: evidence.tee().to_string(),
                 expected: "sev-snp".into(),
@@ -54,11 +56,44 @@ impl Verifier for SnpVerifier {
     }
 }
 
+/// An [`SnpVerifier`] that remembers chains whose signatures it already checked (keyed by the
+/// exact certificate bytes), so a repeat verification against the same VCEK skips the three
+/// certificate signature checks. Validity periods, the report signature and every policy check
+/// still run each time.
+#[derive(Debug, Default)]
+pub struct CachingSnpVerifier {
+    cache: ChainCache,
+}
+
+impl Verifier for CachingSnpVerifier {
+    fn verify(
+        &self,
+        evidence: &Evidence,
+        expected: &ReportData,
+        policy: &Policy,
+        now: SystemTime,
+    ) -> Result<Claims, VerifyError> {
+        if evidence.tee() != policy.tee {
+            return SnpVerifier.verify(evidence, expected, policy, now);
+        }
+        match evidence {
+            Evidence::SevSnp(snp) => verify_snp(snp, expected, policy, now, &|c, role| {
+                self.cache.get_or_verify(c, role)
+            }),
+            other => SnpVerifier.verify(other, expected, policy, now),
+        }
+    }
+}
+
+type LinkCheck<'a> =
+    &'a dyn Fn(&crate::SnpCertChain, &str) -> Result<std::sync::Arc<VerifiedChain>, VerifyError>;
+
 fn verify_snp(
     ev: &SnpEvidence,
     expected: &ReportData,
     policy: &Policy,
     now: SystemTime,
+    links: LinkCheck<'_>,
 ) -> Result<Claims, VerifyError> {
     let mut log = Log::default();
     log.pass(
@@ -92,7 +127,7 @@ fn verify_snp(
         format!("{} is trusted by policy `{}`", root.name(), policy.name),
     );
 
-    let chain = verify_links(&ev.chain, leaf_role)?;
+    let chain = links(&ev.chain, leaf_role)?;
     log.pass("chain", chain.path.clone());
     log.pass("validity", chain.check_validity(now)?);
 
@@ -108,7 +143,11 @@ fn verify_snp(
         check_binding(&report, &ev.chain.vcek, leaf_role, simulated)?,
     );
 
-    check_policy(&report, expected, policy, &mut log)?;
+    let floor = match &root {
+        Root::Vendor(product) => policy.snp_tcb_floor(*product),
+        Root::Simulated { .. } => &policy.min_tcb,
+    };
+    check_policy(&report, expected, policy, floor, &mut log)?;
 
     Ok(Claims {
         tee: crate::TeeKind::SevSnp,
@@ -125,6 +164,7 @@ fn check_policy(
     report: &AttestationReport,
     expected: &ReportData,
     policy: &Policy,
+    floor: &MinTcb,
     log: &mut Log,
 ) -> Result<(), VerifyError> {
     let name = || policy.name.clone();
@@ -188,8 +228,8 @@ fn check_policy(
         "vmpl",
         format!("VMPL {} ≤ {}", report.vmpl, policy.max_vmpl),
     );
-    check_tcb(report, &policy.min_tcb, &name())?;
-    let m = &policy.min_tcb;
+    check_tcb(report, floor, &name())?;
+    let m = floor;
     log.pass(
         "tcb",
         format!(
@@ -243,6 +283,7 @@ mod tests {
                 source: "fixture".into(),
             }],
             min_tcb: MinTcb::default(),
+            min_tcb_by_product: Default::default(),
             allow_debug: false,
             allow_migration_agent: false,
             max_vmpl: 0,
@@ -253,7 +294,13 @@ mod tests {
     }
 
     fn run(report: &AttestationReport, policy: &Policy) -> Result<(), VerifyError> {
-        check_policy(report, &report.report_data, policy, &mut Log::default())
+        check_policy(
+            report,
+            &report.report_data,
+            policy,
+            &policy.min_tcb,
+            &mut Log::default(),
+        )
     }
 
     #[test]

@@ -1,6 +1,42 @@
-//! Intel TDX: quote evidence, policy, and (feature `tdx`) verification.
+//! Intel TDX: quote evidence, the typed quote, policy, and (feature `tdx`) verification.
+//!
+//! References: Intel "TDX DCAP Quoting Library API" (quote v4/v5 layout), Intel "TDX Module ABI
+//! Specification" (TDREPORT, TD_ATTRIBUTES), Intel "SGX/TDX PCK Certificate and CRL
+//! Specification" and "PCS API" (collateral). Verification: the quote's own signatures and PCK
+//! chain are checked here with OpenSSL, then dcap-qvl (pure Rust, MIT) verifies the whole DCAP
+//! chain with Intel's collateral against the pinned Intel SGX Root CA.
 
 use serde::{Deserialize, Serialize};
+
+mod error;
+mod policy;
+mod quote;
+pub mod roots;
+
+#[cfg(feature = "tdx")]
+mod chain;
+#[cfg(feature = "tdx")]
+mod collateral;
+#[cfg(feature = "tdx")]
+mod dcap;
+#[cfg(feature = "tdx")]
+mod signature;
+#[cfg(feature = "tdx")]
+mod verify;
+
+pub use error::TdxError;
+pub(crate) use policy::validate_policy;
+pub use policy::{TdxPolicy, KNOWN_TCB_STATUSES};
+pub use quote::{
+    QuoteHeader, QuoteSignature, TdAttributes, TdReport, TdReportKind, TdxQuote, HEADER_LEN,
+    INTEL_QE_VENDOR_ID, QE_REPORT_LEN, TD10_BODY_LEN, TD15_BODY_LEN, TEE_TYPE_TDX,
+};
+pub use roots::{INTEL_SGX_ROOT_NAME, INTEL_SGX_ROOT_SHA256};
+
+#[cfg(feature = "tdx")]
+pub use collateral::TdxCollateral;
+#[cfg(feature = "tdx")]
+pub use verify::TdxVerifier;
 
 /// A TDX quote (DCAP v4 or v5) as produced by the guest's quote generation service.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -14,20 +50,7 @@ pub struct TdxEvidence {
     pub gpus: Vec<crate::nvidia::GpuEvidence>,
 }
 
-/// TDX requirements of a policy.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct TdxPolicy {}
-
-/// Why a TDX quote was refused.
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
-pub enum TdxError {
-    /// The quote could not be parsed.
-    #[error("malformed quote: {0}")]
-    Malformed(String),
-}
-
 /// The MRTD a quote claims (unverified), if the quote parses.
-pub fn claimed_mrtd(_quote: &[u8]) -> Option<crate::Measurement> {
-    None
+pub fn claimed_mrtd(quote: &[u8]) -> Option<crate::Measurement> {
+    TdxQuote::parse(quote).ok().map(|q| q.report.mrtd)
 }

@@ -199,6 +199,7 @@ pub fn policy_for(ev: &Evidence, roots: Vec<TrustedRoot>) -> Policy {
             source: "fixture".into(),
         }],
         min_tcb: MinTcb::default(),
+        min_tcb_by_product: Default::default(),
         allow_debug: false,
         allow_migration_agent: false,
         max_vmpl: 0,

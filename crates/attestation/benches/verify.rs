@@ -1,0 +1,150 @@
+//! Verification cost per evidence family, cold and with a warm chain cache, with the crypto
+//! primitive underneath as the floor. `cargo bench -p cdvm-attestation --all-features` prints a
+//! table of medians; docs/benchmarks.md records a run.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::hint::black_box;
+use std::path::PathBuf;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use cdvm_attestation::policy::{AllowedMeasurement, MinTcb, Policy, TrustedRoot};
+use cdvm_attestation::snp::{AttestationReport, CachingSnpVerifier, SnpVerifier};
+use cdvm_attestation::{Evidence, SnpCertChain, SnpEvidence, TeeKind, Verifier};
+use openssl::x509::X509;
+
+fn fixture(rel: &str) -> Vec<u8> {
+    std::fs::read(
+        PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures")
+            .join(rel),
+    )
+    .unwrap()
+}
+
+fn pem_der(rel: &str) -> Vec<u8> {
+    X509::stack_from_pem(&fixture(rel)).unwrap()[0]
+        .to_der()
+        .unwrap()
+}
+
+/// Median and 90th percentile of `f` over enough runs to take about a second.
+fn measure(mut f: impl FnMut()) -> (Duration, Duration) {
+    for _ in 0..20 {
+        f();
+    }
+    let start = Instant::now();
+    let mut samples = Vec::new();
+    while start.elapsed() < Duration::from_secs(1) || samples.len() < 50 {
+        let t = Instant::now();
+        f();
+        samples.push(t.elapsed());
+    }
+    samples.sort();
+    (samples[samples.len() / 2], samples[samples.len() * 9 / 10])
+}
+
+fn row(name: &str, (median, p90): (Duration, Duration)) {
+    println!(
+        "| {name:<52} | {:>9.3} | {:>9.3} |",
+        median.as_secs_f64() * 1e3,
+        p90.as_secs_f64() * 1e3
+    );
+}
+
+fn snp() -> (Evidence, Policy, cdvm_attestation::ReportData) {
+    let report = fixture("snp/virtee_milan/report_milan.derived.bin");
+    let parsed = AttestationReport::parse(&report).unwrap();
+    let evidence = Evidence::SevSnp(SnpEvidence {
+        report,
+        chain: SnpCertChain {
+            vcek: fixture("snp/virtee_milan/vcek_milan.der"),
+            ask: pem_der("snp/amd_roots/virtee_milan_ask.pem"),
+            ark: pem_der("snp/amd_roots/virtee_milan_ark.pem"),
+        },
+        gpus: Vec::new(),
+    });
+    let policy = Policy {
+        name: "bench".into(),
+        tee: TeeKind::SevSnp,
+        roots: vec![TrustedRoot::AmdMilan],
+        measurements: vec![AllowedMeasurement {
+            measurement: parsed.measurement.to_string(),
+            source: "fixture".into(),
+        }],
+        min_tcb: MinTcb::default(),
+        min_tcb_by_product: Default::default(),
+        allow_debug: false,
+        allow_migration_agent: false,
+        max_vmpl: 0,
+        tdx: None,
+        gpu: None,
+    };
+    (evidence, policy, parsed.report_data)
+}
+
+fn main() {
+    // Criterion-style filters are passed by `cargo bench`; this harness runs everything.
+    let now = UNIX_EPOCH + Duration::from_secs(1_767_225_600);
+    println!("| what | median ms | p90 ms |");
+    println!("|---|---:|---:|");
+
+    let (ev, policy, rd) = snp();
+    row(
+        "SNP: full verification, cold (SnpVerifier)",
+        measure(|| {
+            black_box(SnpVerifier.verify(&ev, &rd, &policy, now).unwrap());
+        }),
+    );
+    let cached = CachingSnpVerifier::default();
+    cached.verify(&ev, &rd, &policy, now).unwrap();
+    row(
+        "SNP: full verification, chain cached (CachingSnpVerifier)",
+        measure(|| {
+            black_box(cached.verify(&ev, &rd, &policy, now).unwrap());
+        }),
+    );
+
+    // The floor: one ECDSA P-384 verify (the report signature) and the three chain links.
+    let Evidence::SevSnp(snp) = &ev else {
+        unreachable!()
+    };
+    let vcek = X509::from_der(&snp.chain.vcek).unwrap();
+    let ask = X509::from_der(&snp.chain.ask).unwrap();
+    let ark = X509::from_der(&snp.chain.ark).unwrap();
+    let parsed = AttestationReport::parse(&snp.report).unwrap();
+    let ec = vcek.public_key().unwrap().ec_key().unwrap();
+    let digest = openssl::sha::sha384(&snp.report[..0x2A0]);
+    let be = |le: &[u8]| {
+        let mut b = le[..48].to_vec();
+        b.reverse();
+        openssl::bn::BigNum::from_slice(&b).unwrap()
+    };
+    let sig = openssl::ecdsa::EcdsaSig::from_private_components(
+        be(&snp.report[0x2A0..0x2E8]),
+        be(&snp.report[0x2E8..0x330]),
+    )
+    .unwrap();
+    row(
+        "floor: ECDSA P-384 verify of the report (OpenSSL)",
+        measure(|| {
+            assert!(black_box(sig.verify(&digest, &ec).unwrap()));
+        }),
+    );
+    let ask_key = ask.public_key().unwrap();
+    let ark_key = ark.public_key().unwrap();
+    row(
+        "floor: 3 RSA-PSS chain links ARK/ASK/VCEK (OpenSSL)",
+        measure(|| {
+            assert!(black_box(ark.verify(&ark_key).unwrap()));
+            assert!(black_box(ask.verify(&ark_key).unwrap()));
+            assert!(black_box(vcek.verify(&ask_key).unwrap()));
+        }),
+    );
+    row(
+        "parse: ATTESTATION_REPORT (1184 bytes)",
+        measure(|| {
+            black_box(AttestationReport::parse(black_box(&snp.report)).unwrap());
+        }),
+    );
+    let _ = (parsed, SystemTime::now());
+}

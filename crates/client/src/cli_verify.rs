@@ -1,0 +1,336 @@
+//! `cdvm verify`: offline verification of saved evidence, printing every check.
+//!
+//! Accepts a saved attestation event (JSON; the expected report data is recomputed from its
+//! request id and author), an `Evidence` JSON, a raw 1184-byte SEV-SNP report, or a raw TDX quote.
+//! For the last three the expected report data must be given (`--report-data`).
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use cdvm_attestation::snp::roots::AmdProduct;
+use cdvm_attestation::snp::vcek::{product_of, VcekResolver};
+use cdvm_attestation::snp::{cert_table, AttestationReport};
+use cdvm_attestation::tdx::TdxEvidence;
+use cdvm_attestation::{Claims, Evidence, Policy, ReportData, SnpCertChain, SnpEvidence};
+use cdvm_client::ClientError;
+use cdvm_protocol::nostr::{Event, JsonUtil};
+use clap::ValueEnum;
+
+/// Arguments of `cdvm verify`.
+#[derive(Debug, clap::Args)]
+pub struct VerifyArgs {
+    /// The policy (YAML).
+    #[arg(long)]
+    policy: PathBuf,
+    /// The evidence: an attestation event (JSON), an Evidence JSON, a raw SNP report or TDX quote.
+    evidence: PathBuf,
+    /// The 64-byte report data the evidence must carry (128 hex characters). Not needed for an
+    /// attestation event, whose binding is recomputed.
+    #[arg(long)]
+    report_data: Option<String>,
+    /// Certificates for a raw SNP report: the extended report's certificate table, or a PEM
+    /// bundle (VCEK/VLEK first, then ASK/ASVK and ARK).
+    #[arg(long)]
+    certs: Option<PathBuf>,
+    /// The AMD product, when a v2 report cannot tell it.
+    #[arg(long, value_enum)]
+    product: Option<Product>,
+    /// Folder of cached VCEKs (one DER per chip and TCB).
+    #[arg(long, default_value_os_t = default_cache())]
+    cache_dir: PathBuf,
+    /// Fetch a missing VCEK from AMD KDS (and cache it). Without it, verification stays offline.
+    #[arg(long)]
+    fetch: bool,
+    /// Verify as of this time (unix seconds or YYYY-MM-DDTHH:MM:SSZ) instead of now.
+    #[arg(long)]
+    at: Option<String>,
+    /// Print the verdict as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum Product {
+    Milan,
+    Genoa,
+    Turin,
+}
+
+impl From<Product> for AmdProduct {
+    fn from(p: Product) -> Self {
+        match p {
+            Product::Milan => AmdProduct::Milan,
+            Product::Genoa => AmdProduct::Genoa,
+            Product::Turin => AmdProduct::Turin,
+        }
+    }
+}
+
+fn default_cache() -> PathBuf {
+    std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
+        .unwrap_or_else(std::env::temp_dir)
+        .join("cdvm/vcek")
+}
+
+fn usage(msg: impl Into<String>) -> ClientError {
+    ClientError::Usage(msg.into())
+}
+
+/// Runs `cdvm verify`.
+pub fn run(args: VerifyArgs) -> Result<(), ClientError> {
+    let policy = Policy::load(&args.policy).map_err(|e| usage(e.to_string()))?;
+    let now = match &args.at {
+        Some(t) => parse_time(t)?,
+        None => SystemTime::now(),
+    };
+    let bytes = std::fs::read(&args.evidence).map_err(|source| ClientError::Io {
+        path: args.evidence.display().to_string(),
+        source,
+    })?;
+    let (subject, claims) = if looks_like_json(&bytes) {
+        verify_json(&bytes, &args, &policy, now)?
+    } else {
+        let expected = expected_report_data(&args)?;
+        let evidence = raw_evidence(bytes, &args)?;
+        let claims = cdvm_client::verify_evidence(&evidence, &expected, &policy, now)
+            .map_err(ClientError::AttestationRefused)?;
+        (
+            format!(
+                "{} evidence from {}",
+                evidence.tee(),
+                args.evidence.display()
+            ),
+            claims,
+        )
+    };
+    print(&subject, &claims, args.json);
+    Ok(())
+}
+
+fn looks_like_json(bytes: &[u8]) -> bool {
+    bytes.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{')
+}
+
+fn verify_json(
+    bytes: &[u8],
+    args: &VerifyArgs,
+    policy: &Policy,
+    now: SystemTime,
+) -> Result<(String, Claims), ClientError> {
+    let text =
+        std::str::from_utf8(bytes).map_err(|_| usage("the evidence file is not UTF-8 JSON"))?;
+    let value: serde_json::Value = serde_json::from_str(text)
+        .map_err(|e| usage(format!("{}: invalid JSON: {e}", args.evidence.display())))?;
+    if value.get("sig").is_some() && value.get("kind").is_some() {
+        let event =
+            Event::from_json(text.trim()).map_err(|e| usage(format!("not a Nostr event: {e}")))?;
+        let (attestation, claims) = cdvm_client::verify_attestation_event(&event, policy, now)?;
+        let subject = format!(
+            "attestation for request {} by guest {}",
+            attestation.request_id, attestation.guest
+        );
+        return Ok((subject, claims));
+    }
+    let evidence: Evidence = serde_json::from_value(value)
+        .map_err(|e| usage(format!("not an attestation event or Evidence JSON: {e}")))?;
+    let expected = expected_report_data(args)?;
+    let claims = cdvm_client::verify_evidence(&evidence, &expected, policy, now)
+        .map_err(ClientError::AttestationRefused)?;
+    Ok((
+        format!(
+            "{} evidence from {}",
+            evidence.tee(),
+            args.evidence.display()
+        ),
+        claims,
+    ))
+}
+
+fn expected_report_data(args: &VerifyArgs) -> Result<ReportData, ClientError> {
+    let hex_text = args.report_data.as_deref().ok_or_else(|| {
+        usage("--report-data is required for raw evidence: verification never skips the binding")
+    })?;
+    let mut out = [0u8; 64];
+    hex::decode_to_slice(hex_text.trim(), &mut out)
+        .map_err(|_| usage("--report-data must be exactly 128 hex characters (64 bytes)"))?;
+    Ok(ReportData(out))
+}
+
+/// A raw SNP report (1184 bytes) or TDX quote (TEE type 0x81 at offset 4).
+fn raw_evidence(bytes: Vec<u8>, args: &VerifyArgs) -> Result<Evidence, ClientError> {
+    let is_tdx_quote = bytes.get(4..8) == Some(&[0x81, 0, 0, 0][..]);
+    if is_tdx_quote {
+        return Ok(Evidence::Tdx(TdxEvidence {
+            quote: bytes,
+            gpus: Vec::new(),
+        }));
+    }
+    let report = AttestationReport::parse(&bytes)
+        .map_err(|e| usage(format!("not an SNP report or TDX quote: {e}")))?;
+    let chain = match &args.certs {
+        Some(path) => chain_from_file(path)?,
+        None => {
+            let product = args
+                .product
+                .map(AmdProduct::from)
+                .or_else(|| product_of(&report))
+                .ok_or_else(|| {
+                    usage("cannot tell the AMD product of this report: pass --product")
+                })?;
+            let resolver = resolver(args);
+            let (chain, source) = resolver
+                .chain(&report, product)
+                .map_err(|e| usage(format!("no VCEK: {e}")))?;
+            eprintln!("VCEK from {source:?}");
+            chain
+        }
+    };
+    Ok(Evidence::SevSnp(SnpEvidence {
+        report: bytes,
+        chain,
+        gpus: Vec::new(),
+    }))
+}
+
+#[cfg(feature = "kds")]
+fn resolver(args: &VerifyArgs) -> VcekResolver {
+    use cdvm_attestation::snp::vcek::{KdsHttp, KDS_BASE};
+    if args.fetch {
+        VcekResolver::with_fetch(
+            Some(args.cache_dir.clone()),
+            KDS_BASE,
+            Box::new(KdsHttp::new()),
+        )
+    } else {
+        VcekResolver::offline(&args.cache_dir)
+    }
+}
+
+#[cfg(not(feature = "kds"))]
+fn resolver(args: &VerifyArgs) -> VcekResolver {
+    if args.fetch {
+        eprintln!(
+            "warning: this build cannot fetch from AMD KDS (feature `kds`); using the cache only"
+        );
+    }
+    VcekResolver::offline(&args.cache_dir)
+}
+
+/// A certificate table (binary) or a PEM bundle: leaf, then ASK/ASVK, then ARK.
+fn chain_from_file(path: &Path) -> Result<SnpCertChain, ClientError> {
+    let bytes = std::fs::read(path).map_err(|source| ClientError::Io {
+        path: path.display().to_string(),
+        source,
+    })?;
+    if bytes.starts_with(b"-----BEGIN") {
+        let certs = openssl::x509::X509::stack_from_pem(&bytes)
+            .map_err(|e| usage(format!("{}: bad PEM: {e}", path.display())))?;
+        let der: Vec<Vec<u8>> = certs.iter().filter_map(|c| c.to_der().ok()).collect();
+        return match der.as_slice() {
+            [vcek, ask, ark] => Ok(SnpCertChain {
+                vcek: vcek.clone(),
+                ask: ask.clone(),
+                ark: ark.clone(),
+            }),
+            other => Err(usage(format!(
+                "{}: expected 3 certificates (VCEK/VLEK, ASK/ASVK, ARK), found {}",
+                path.display(),
+                other.len()
+            ))),
+        };
+    }
+    let entries =
+        cert_table::parse(&bytes).map_err(|e| usage(format!("{}: {e}", path.display())))?;
+    cert_table::chain(&entries).ok_or_else(|| {
+        usage(format!(
+            "{}: the certificate table lacks the VCEK/VLEK, ASK or ARK",
+            path.display()
+        ))
+    })
+}
+
+fn print(subject: &str, claims: &Claims, json: bool) {
+    if json {
+        let out =
+            serde_json::json!({ "verdict": "accepted", "subject": subject, "claims": claims });
+        println!("{out:#}");
+        return;
+    }
+    println!("{subject}");
+    crate::show::claims(claims, "  ");
+    println!("verdict: ACCEPTED under policy `{}`", claims.policy);
+}
+
+/// Unix seconds, or `YYYY-MM-DDTHH:MM:SSZ` (UTC).
+fn parse_time(text: &str) -> Result<SystemTime, ClientError> {
+    if let Ok(secs) = text.parse::<u64>() {
+        return Ok(UNIX_EPOCH + Duration::from_secs(secs));
+    }
+    let bad = || {
+        usage(format!(
+            "--at {text:?}: use unix seconds or YYYY-MM-DDTHH:MM:SSZ"
+        ))
+    };
+    let b = text.as_bytes();
+    if b.len() != 20
+        || b[4] != b'-'
+        || b[7] != b'-'
+        || b[10] != b'T'
+        || b[13] != b':'
+        || b[16] != b':'
+        || b[19] != b'Z'
+    {
+        return Err(bad());
+    }
+    let num = |r: std::ops::Range<usize>| {
+        text.get(r)
+            .and_then(|s| s.parse::<i64>().ok())
+            .ok_or_else(bad)
+    };
+    let (y, m, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
+    let (hh, mm, ss) = (num(11..13)?, num(14..16)?, num(17..19)?);
+    if !(1..=12).contains(&m) || !(1..=31).contains(&d) || hh > 23 || mm > 59 || ss > 60 {
+        return Err(bad());
+    }
+    // Days from the civil date (Howard Hinnant's algorithm).
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    let secs = days * 86_400 + hh * 3600 + mm * 60 + ss;
+    u64::try_from(secs)
+        .map(|s| UNIX_EPOCH + Duration::from_secs(s))
+        .map_err(|_| bad())
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn times_parse() {
+        let t = parse_time("2026-01-01T00:00:00Z").unwrap();
+        assert_eq!(
+            t.duration_since(UNIX_EPOCH).unwrap().as_secs(),
+            1_767_225_600
+        );
+        let t = parse_time("2000-02-29T12:34:56Z").unwrap();
+        assert_eq!(t.duration_since(UNIX_EPOCH).unwrap().as_secs(), 951_827_696);
+        assert_eq!(
+            parse_time("42")
+                .unwrap()
+                .duration_since(UNIX_EPOCH)
+                .unwrap()
+                .as_secs(),
+            42
+        );
+        assert!(parse_time("2026-13-01T00:00:00Z").is_err());
+        assert!(parse_time("yesterday").is_err());
+    }
+}

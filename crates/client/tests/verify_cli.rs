@@ -1,0 +1,259 @@
+//! `cdvm verify` as a process, on a real Azure Milan report: certificates from a PEM bundle, a
+//! certificate table, or the offline VCEK cache; every refusal with exit code 3 or 2.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+use cdvm_attestation::snp::cert_table::{self, CertEntry, CertKind};
+use cdvm_attestation::snp::roots::AmdProduct;
+use cdvm_attestation::snp::vcek::{cache_file, pinned_ask_ark};
+use cdvm_attestation::snp::AttestationReport;
+
+fn fixture(rel: &str) -> Vec<u8> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../attestation/tests/fixtures/snp")
+        .join(rel);
+    std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+const REPORT: &str = "trustee_az_snp_vtpm/evidence-v1.snp_report.derived.bin";
+const VCEK: &str = "trustee_az_snp_vtpm/evidence-v1.vcek.derived.der";
+const AT: &str = "2026-01-01T00:00:00Z";
+
+fn cdvm(args: &[&str]) -> Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_cdvm"))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+struct Setup {
+    dir: tempfile::TempDir,
+    report: PathBuf,
+    policy: PathBuf,
+    report_data: String,
+}
+
+fn setup() -> Setup {
+    let dir = tempfile::tempdir().unwrap();
+    let bytes = fixture(REPORT);
+    let parsed = AttestationReport::parse(&bytes).unwrap();
+    let report = dir.path().join("report.bin");
+    std::fs::write(&report, &bytes).unwrap();
+    let policy = dir.path().join("policy.yaml");
+    std::fs::write(
+        &policy,
+        format!(
+            "name: azure-milan-sample\ntee: sev-snp\nroots: [amd-milan]\nmeasurements:\n  - measurement: {}\n    source: trustee evidence-v1.json\n",
+            parsed.measurement
+        ),
+    )
+    .unwrap();
+    Setup {
+        report_data: parsed.report_data.to_string(),
+        dir,
+        report,
+        policy,
+    }
+}
+
+fn pem(der: &[u8]) -> Vec<u8> {
+    openssl::x509::X509::from_der(der)
+        .unwrap()
+        .to_pem()
+        .unwrap()
+}
+
+fn path(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+fn ok(out: &Output) -> String {
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn raw_report_with_a_pem_bundle_verifies_and_prints_every_check() {
+    let s = setup();
+    let (ask, ark) = pinned_ask_ark(AmdProduct::Milan);
+    let bundle = s.dir.path().join("chain.pem");
+    std::fs::write(
+        &bundle,
+        [pem(&fixture(VCEK)), pem(&ask), pem(&ark)].concat(),
+    )
+    .unwrap();
+    let args = [
+        "verify",
+        "--policy",
+        path(&s.policy),
+        path(&s.report),
+        "--certs",
+        path(&bundle),
+        "--report-data",
+        &s.report_data,
+        "--at",
+        AT,
+    ];
+    let out = ok(&cdvm(&args));
+    for check in [
+        "chain",
+        "signature",
+        "report-data",
+        "measurement",
+        "debug",
+        "tcb",
+        "ACCEPTED",
+    ] {
+        assert!(out.contains(check), "{check} missing:\n{out}");
+    }
+    let mut json_args = args.to_vec();
+    json_args.push("--json");
+    let v: serde_json::Value = serde_json::from_str(&ok(&cdvm(&json_args))).unwrap();
+    assert_eq!(v["verdict"], "accepted");
+    assert_eq!(v["claims"]["root"], "AMD ARK-Milan");
+    assert_eq!(v["claims"]["simulated"], false);
+
+    // Tamper twins: another report data, a flipped report byte.
+    let mut wrong = s.report_data.clone().into_bytes();
+    wrong[0] = if wrong[0] == b'0' { b'1' } else { b'0' };
+    let wrong = String::from_utf8(wrong).unwrap();
+    let out = cdvm(&[
+        "verify",
+        "--policy",
+        path(&s.policy),
+        path(&s.report),
+        "--certs",
+        path(&bundle),
+        "--report-data",
+        &wrong,
+        "--at",
+        AT,
+    ]);
+    assert_eq!(out.status.code(), Some(3));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("report data mismatch"));
+    let mut bytes = fixture(REPORT);
+    bytes[0x90] ^= 1;
+    std::fs::write(&s.report, bytes).unwrap();
+    let out = cdvm(&[
+        "verify",
+        "--policy",
+        path(&s.policy),
+        path(&s.report),
+        "--certs",
+        path(&bundle),
+        "--report-data",
+        &s.report_data,
+        "--at",
+        AT,
+    ]);
+    assert_eq!(out.status.code(), Some(3));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("signature invalid"));
+}
+
+#[test]
+fn certificate_table_and_offline_cache_supply_the_vcek() {
+    let s = setup();
+    let (ask, ark) = pinned_ask_ark(AmdProduct::Milan);
+    let table = cert_table::serialize(&[
+        CertEntry {
+            kind: CertKind::Vcek,
+            der: fixture(VCEK),
+        },
+        CertEntry {
+            kind: CertKind::Ask,
+            der: ask,
+        },
+        CertEntry {
+            kind: CertKind::Ark,
+            der: ark,
+        },
+    ]);
+    let table_file = s.dir.path().join("certs.bin");
+    std::fs::write(&table_file, table).unwrap();
+    ok(&cdvm(&[
+        "verify",
+        "--policy",
+        path(&s.policy),
+        path(&s.report),
+        "--certs",
+        path(&table_file),
+        "--report-data",
+        &s.report_data,
+        "--at",
+        AT,
+    ]));
+
+    // No certificates given: the empty cache cannot help and nothing is fetched (exit 2)…
+    let cache = s.dir.path().join("cache");
+    let out = cdvm(&[
+        "verify",
+        "--policy",
+        path(&s.policy),
+        path(&s.report),
+        "--cache-dir",
+        path(&cache),
+        "--report-data",
+        &s.report_data,
+        "--at",
+        AT,
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no VCEK in the cache"));
+    // …until the VCEK is in the cache, under its chip-and-TCB name.
+    let report = AttestationReport::parse(&fixture(REPORT)).unwrap();
+    let file = cache_file(&cache, AmdProduct::Milan, &report);
+    std::fs::create_dir_all(&cache).unwrap();
+    std::fs::write(file, fixture(VCEK)).unwrap();
+    ok(&cdvm(&[
+        "verify",
+        "--policy",
+        path(&s.policy),
+        path(&s.report),
+        "--cache-dir",
+        path(&cache),
+        "--report-data",
+        &s.report_data,
+        "--at",
+        AT,
+    ]));
+}
+
+#[test]
+fn raw_evidence_without_report_data_and_the_shipped_policy_are_refused() {
+    let s = setup();
+    let out = cdvm(&["verify", "--policy", path(&s.policy), path(&s.report)]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--report-data is required"));
+    let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../policies/default-snp.yaml");
+    let (ask, ark) = pinned_ask_ark(AmdProduct::Milan);
+    let bundle = s.dir.path().join("chain.pem");
+    std::fs::write(
+        &bundle,
+        [pem(&fixture(VCEK)), pem(&ask), pem(&ark)].concat(),
+    )
+    .unwrap();
+    let out = cdvm(&[
+        "verify",
+        "--policy",
+        path(&shipped),
+        path(&s.report),
+        "--certs",
+        path(&bundle),
+        "--report-data",
+        &s.report_data,
+        "--at",
+        AT,
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
