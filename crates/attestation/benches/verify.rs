@@ -147,4 +147,71 @@ fn main() {
         }),
     );
     let _ = (parsed, SystemTime::now());
+    tdx_rows();
+    gpu_rows();
+}
+
+fn tdx_rows() {
+    use cdvm_attestation::tdx::{TdxCollateral, TdxEvidence, TdxPolicy, TdxQuote, TdxVerifier};
+    let quote = fixture("tdx/dcapqvl/tdx_quote");
+    let text = String::from_utf8(fixture("tdx/dcapqvl/tdx_quote_collateral.json")).unwrap();
+    let collateral = TdxCollateral::from_json(&text).unwrap();
+    let now_secs = 1_752_919_234;
+    let now = UNIX_EPOCH + Duration::from_secs(now_secs);
+    let parsed = TdxQuote::parse(&quote).unwrap();
+    let mut policy =
+        Policy::from_yaml("name: bench\ntee: tdx\nroots: [intel-sgx-root]\ntdx: {}\n").unwrap();
+    policy.tdx = Some(TdxPolicy {
+        mrtd: vec![AllowedMeasurement {
+            measurement: parsed.report.mrtd.to_string(),
+            source: "fixture".into(),
+        }],
+        ..TdxPolicy::default()
+    });
+    let evidence = Evidence::Tdx(TdxEvidence {
+        quote: quote.clone(),
+        gpus: Vec::new(),
+    });
+    let verifier = TdxVerifier::with_collateral(collateral);
+    let rd = parsed.report.report_data;
+    row(
+        "TDX: full verification (TdxVerifier, collateral in memory)",
+        measure(|| {
+            black_box(verifier.verify(&evidence, &rd, &policy, now).unwrap());
+        }),
+    );
+    let qvl: dcap_qvl::QuoteCollateralV3 = serde_json::from_str(&text).unwrap();
+    let root = cdvm_attestation::tdx::roots::intel_sgx_root_der()
+        .unwrap()
+        .to_vec();
+    row(
+        "peer: dcap-qvl QuoteVerifier::verify alone",
+        measure(|| {
+            black_box(
+                dcap_qvl::verify::QuoteVerifier::new(root.clone())
+                    .verify(&quote, &qvl, now_secs)
+                    .unwrap(),
+            );
+        }),
+    );
+}
+
+fn gpu_rows() {
+    use cdvm_attestation::nvidia::{verify_gpus, GpuEvidence, GpuPolicy};
+    let report = String::from_utf8(fixture("nvidia/trustee/hopperAttestationReport.txt")).unwrap();
+    let chain = String::from_utf8(fixture("nvidia/trustee/hopper_cert_chain_case1.txt")).unwrap();
+    let gpu = GpuEvidence::from_text(&report, &chain).unwrap();
+    let nonce = gpu.parse_report().unwrap().request.nonce;
+    let mut rd = [0u8; 64];
+    rd[..32].copy_from_slice(&nonce);
+    let rd = cdvm_attestation::ReportData(rd);
+    let policy = GpuPolicy::default();
+    let now = SystemTime::now();
+    let gpus = [gpu];
+    row(
+        "GPU: one H100 SPDM report + 5-cert chain (verify_gpus)",
+        measure(|| {
+            black_box(verify_gpus(&gpus, &rd, Some(&policy), now).unwrap());
+        }),
+    );
 }

@@ -150,3 +150,28 @@ pub enum VerifyError {
     #[error("GPU: {0}")]
     Gpu(#[from] crate::nvidia::GpuError),
 }
+
+impl VerifyError {
+    /// The name of the check that failed, matching the `Check::name`s of a successful run
+    /// (`root`, `chain`, `signature`, `report-data`, …), so a refusal can be shown in place.
+    pub fn check(&self) -> &'static str {
+        match self {
+            VerifyError::Malformed(_) => "report",
+            VerifyError::TeeMismatch { .. } => "tee",
+            VerifyError::UntrustedRoot { .. } | VerifyError::SimulatedNotAllowed { .. } => "root",
+            VerifyError::ChainInvalid { .. } | VerifyError::BadCertificate { .. } => "chain",
+            VerifyError::CertificateExpired { .. } => "validity",
+            VerifyError::SignatureInvalid => "signature",
+            VerifyError::VcekMismatch(_) => "vcek-binding",
+            VerifyError::ReportDataMismatch { .. } => "report-data",
+            VerifyError::MeasurementNotAllowed { .. } => "measurement",
+            VerifyError::DebugAllowed { .. } => "debug",
+            VerifyError::MigrationAgentAllowed { .. } => "migration-agent",
+            VerifyError::VmplTooHigh { .. } => "vmpl",
+            VerifyError::TcbTooLow { .. } => "tcb",
+            VerifyError::Unsupported { .. } => "support",
+            VerifyError::Tdx(_) => "tdx",
+            VerifyError::Gpu(_) => "gpu",
+        }
+    }
+}

@@ -89,24 +89,47 @@ pub fn run(args: VerifyArgs) -> Result<(), ClientError> {
         path: args.evidence.display().to_string(),
         source,
     })?;
-    let (subject, claims) = if looks_like_json(&bytes) {
-        verify_json(&bytes, &args, &policy, now)?
+    let verdict = if looks_like_json(&bytes) {
+        verify_json(&bytes, &args, &policy, now)
     } else {
         let expected = expected_report_data(&args)?;
         let evidence = raw_evidence(bytes, &args)?;
-        let claims = cdvm_client::verify_evidence(&evidence, &expected, &policy, now)
-            .map_err(ClientError::AttestationRefused)?;
-        (
-            format!(
-                "{} evidence from {}",
-                evidence.tee(),
-                args.evidence.display()
-            ),
-            claims,
-        )
+        let subject = format!(
+            "{} evidence from {}",
+            evidence.tee(),
+            args.evidence.display()
+        );
+        cdvm_client::verify_evidence(&evidence, &expected, &policy, now)
+            .map(|claims| (subject, claims))
+            .map_err(ClientError::AttestationRefused)
     };
-    print(&subject, &claims, args.json);
-    Ok(())
+    match verdict {
+        Ok((subject, claims)) => {
+            print(&subject, &claims, args.json);
+            Ok(())
+        }
+        Err(ClientError::AttestationRefused(e)) => {
+            print_refusal(&e, &policy, args.json);
+            Err(ClientError::AttestationRefused(e))
+        }
+        Err(other) => Err(other),
+    }
+}
+
+/// Shows the failed check in place (the checks before it passed; the ones after it did not run).
+fn print_refusal(e: &cdvm_attestation::VerifyError, policy: &Policy, json: bool) {
+    if json {
+        let out = serde_json::json!({
+            "verdict": "refused",
+            "policy": policy.name,
+            "failed_check": e.check(),
+            "reason": e.to_string(),
+        });
+        println!("{out:#}");
+    } else {
+        println!("  ✗ {}: {e}", e.check());
+        println!("verdict: REFUSED under policy `{}`", policy.name);
+    }
 }
 
 fn looks_like_json(bytes: &[u8]) -> bool {
@@ -119,6 +142,7 @@ fn verify_json(
     policy: &Policy,
     now: SystemTime,
 ) -> Result<(String, Claims), ClientError> {
+    // Usage problems (bad JSON, missing --report-data) are errors of their own, not refusals.
     let text =
         std::str::from_utf8(bytes).map_err(|_| usage("the evidence file is not UTF-8 JSON"))?;
     let value: serde_json::Value = serde_json::from_str(text)

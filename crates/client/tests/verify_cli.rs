@@ -137,6 +137,11 @@ fn raw_report_with_a_pem_bundle_verifies_and_prints_every_check() {
     ]);
     assert_eq!(out.status.code(), Some(3));
     assert!(String::from_utf8_lossy(&out.stderr).contains("report data mismatch"));
+    let shown = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        shown.contains("✗ report-data:") && shown.contains("REFUSED"),
+        "{shown}"
+    );
     let mut bytes = fixture(REPORT);
     bytes[0x90] ^= 1;
     std::fs::write(&s.report, bytes).unwrap();
@@ -154,6 +159,7 @@ fn raw_report_with_a_pem_bundle_verifies_and_prints_every_check() {
     ]);
     assert_eq!(out.status.code(), Some(3));
     assert!(String::from_utf8_lossy(&out.stderr).contains("signature invalid"));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("✗ signature:"));
 }
 
 #[test]
