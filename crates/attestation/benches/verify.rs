@@ -95,6 +95,27 @@ fn main() {
             black_box(SnpVerifier.verify(&ev, &rd, &policy, now).unwrap());
         }),
     );
+    // Breakdown: where a refusal stops tells what the stages before it cost.
+    let mut wrong_rd = rd;
+    wrong_rd.0[0] ^= 1;
+    row(
+        "SNP: breakdown, through chain+signature+binding (bad REPORT_DATA)",
+        measure(|| {
+            black_box(
+                SnpVerifier
+                    .verify(&ev, &wrong_rd, &policy, now)
+                    .unwrap_err(),
+            );
+        }),
+    );
+    let mut genoa_only = policy.clone();
+    genoa_only.roots = vec![TrustedRoot::AmdGenoa];
+    row(
+        "SNP: breakdown, through root selection (untrusted root)",
+        measure(|| {
+            black_box(SnpVerifier.verify(&ev, &rd, &genoa_only, now).unwrap_err());
+        }),
+    );
     let cached = CachingSnpVerifier::default();
     cached.verify(&ev, &rd, &policy, now).unwrap();
     row(

@@ -66,7 +66,7 @@ fn dcapqvl_quote_is_valid_and_up_to_date_at_its_pinned_time() {
     };
     assert_eq!(
         detail("chain"),
-        "Intel SGX Root CA → Intel SGX PCK Platform CA → Intel SGX PCK Certificate"
+        "3 certificates from the PCK up to the pinned Intel SGX Root CA"
     );
     assert!(detail("tcb").starts_with("TCB status UpToDate (advisories: none)"));
     assert!(detail("collateral").contains("b0c06f000000"));

@@ -129,6 +129,23 @@ fn check_link(
     issuer: &X509Ref,
     issuer_label: &str,
 ) -> Result<(), VerifyError> {
+    let key = issuer
+        .public_key()
+        .map_err(|e| VerifyError::BadCertificate {
+            cert: issuer_label.to_string(),
+            reason: format!("unreadable public key ({e})"),
+        })?;
+    check_link_with(cert, cert_label, issuer, issuer_label, &key)
+}
+
+/// [`check_link`] with the issuer's key already extracted.
+fn check_link_with(
+    cert: &X509Ref,
+    cert_label: &str,
+    issuer: &X509Ref,
+    issuer_label: &str,
+    key: &PKey<Public>,
+) -> Result<(), VerifyError> {
     let broken = || VerifyError::ChainInvalid {
         cert: cert_label.to_string(),
         issuer: issuer_label.to_string(),
@@ -137,14 +154,8 @@ fn check_link(
         cert.issuer_name().try_cmp(issuer.subject_name()),
         Ok(Ordering::Equal)
     );
-    let key = issuer
-        .public_key()
-        .map_err(|e| VerifyError::BadCertificate {
-            cert: issuer_label.to_string(),
-            reason: format!("unreadable public key ({e})"),
-        })?;
     // X509::verify handles AMD's RSASSA-PSS as well as the simulator's ECDSA.
-    let signed = cert.verify(&key).unwrap_or(false);
+    let signed = cert.verify(key).unwrap_or(false);
     if names_match && signed {
         Ok(())
     } else {
@@ -152,11 +163,69 @@ fn check_link(
     }
 }
 
+/// A pinned ARK with one of its pinned intermediates (ASK or ASVK), parsed and link-verified
+/// once per process: they are compiled-in constants, so only the leaf varies per report.
+struct PinnedPair {
+    ark_der: Vec<u8>,
+    ask_der: Vec<u8>,
+    ark: X509,
+    ask: X509,
+    ask_key: PKey<Public>,
+}
+
+fn pinned_pairs() -> &'static [PinnedPair] {
+    static PAIRS: std::sync::OnceLock<Vec<PinnedPair>> = std::sync::OnceLock::new();
+    PAIRS.get_or_init(|| {
+        let mut out = Vec::new();
+        for product in AmdProduct::ALL {
+            let certs = crate::snp::vcek::pinned_intermediates(product);
+            let Some(ark) = product.ark_der().and_then(|d| X509::from_der(d).ok()) else {
+                continue;
+            };
+            for ask in certs
+                .iter()
+                .filter(|c| c.to_der().ok().as_deref() != product.ark_der())
+            {
+                let ok = check_link(&ark, "ARK", &ark, "ARK").is_ok()
+                    && check_link(ask, "ASK", &ark, "ARK").is_ok();
+                let (Ok(ark_der), Ok(ask_der), Ok(ask_key)) =
+                    (ark.to_der(), ask.to_der(), ask.public_key())
+                else {
+                    continue;
+                };
+                if ok {
+                    out.push(PinnedPair {
+                        ark_der,
+                        ask_der,
+                        ark: ark.clone(),
+                        ask: ask.clone(),
+                        ask_key,
+                    });
+                }
+            }
+        }
+        out
+    })
+}
+
 /// Verifies ARK self-signature, ASK by ARK, leaf by ASK; `leaf_role` is `VCEK` or `VLEK`.
 pub(crate) fn verify_links(
     chain: &SnpCertChain,
     leaf_role: &str,
 ) -> Result<VerifiedChain, VerifyError> {
+    let pinned = pinned_pairs()
+        .iter()
+        .find(|p| p.ark_der == chain.ark && p.ask_der == chain.ask);
+    if let Some(p) = pinned {
+        let leaf = parse(&chain.vcek, leaf_role)?;
+        let labels = [
+            label("ARK", &p.ark),
+            label("ASK", &p.ask),
+            label(leaf_role, &leaf),
+        ];
+        check_link_with(&leaf, &labels[2], &p.ask, &labels[1], &p.ask_key)?;
+        return finish(p.ark.clone(), p.ask.clone(), leaf, labels, leaf_role);
+    }
     let ark = parse(&chain.ark, "ARK")?;
     let ask = parse(&chain.ask, "ASK")?;
     let leaf = parse(&chain.vcek, leaf_role)?;
@@ -168,6 +237,16 @@ pub(crate) fn verify_links(
     check_link(&ark, &labels[0], &ark, &labels[0])?;
     check_link(&ask, &labels[1], &ark, &labels[0])?;
     check_link(&leaf, &labels[2], &ask, &labels[1])?;
+    finish(ark, ask, leaf, labels, leaf_role)
+}
+
+fn finish(
+    ark: X509,
+    ask: X509,
+    leaf: X509,
+    labels: [String; 3],
+    leaf_role: &str,
+) -> Result<VerifiedChain, VerifyError> {
     let leaf_key = leaf.public_key().map_err(|e| VerifyError::BadCertificate {
         cert: labels[2].clone(),
         reason: format!("unreadable public key ({e})"),

@@ -3,9 +3,8 @@
 
 use openssl::bn::BigNum;
 use openssl::ecdsa::EcdsaSig;
-use openssl::nid::Nid;
+use openssl::hash::MessageDigest;
 use openssl::pkey::{PKeyRef, Public};
-use openssl::sha::sha384;
 
 use crate::snp::AttestationReport;
 use crate::VerifyError;
@@ -55,11 +54,10 @@ pub(crate) fn verify_report_signature(
         cert: leaf_label.to_string(),
         reason: reason.to_string(),
     };
-    let ec = key
-        .ec_key()
-        .map_err(|_| bad_key("public key is not an EC key"))?;
-    if ec.group().curve_name() != Some(Nid::SECP384R1) {
-        return Err(bad_key("public key is not on curve P-384"));
+    // Checked on the provider key directly: exporting a legacy EC_KEY per call costs more
+    // than the signature check itself on OpenSSL 3.
+    if key.id() != openssl::pkey::Id::EC || key.bits() != 384 {
+        return Err(bad_key("public key is not an EC P-384 key"));
     }
     let r = scalar_from_le(&report.signature_r).ok_or(VerifyError::SignatureInvalid)?;
     let s = scalar_from_le(&report.signature_s).ok_or(VerifyError::SignatureInvalid)?;
@@ -67,8 +65,10 @@ pub(crate) fn verify_report_signature(
         .and_then(|r| BigNum::from_slice(&s).map(|s| (r, s)))
         .and_then(|(r, s)| EcdsaSig::from_private_components(r, s))
         .map_err(|_| VerifyError::SignatureInvalid)?;
-    let digest = sha384(&report.signed_bytes());
-    match sig.verify(&digest, &ec) {
+    let der = sig.to_der().map_err(|_| VerifyError::SignatureInvalid)?;
+    let verified = openssl::sign::Verifier::new(MessageDigest::sha384(), key)
+        .and_then(|mut v| v.verify_oneshot(&der, &report.signed_bytes()));
+    match verified {
         Ok(true) => Ok(()),
         _ => Err(VerifyError::SignatureInvalid),
     }

@@ -282,12 +282,7 @@ const INTERMEDIATES_TURIN: &str = include_str!("../../roots/intermediates_turin.
 /// The pinned ASK and ARK (DER) of a product, as AMD publishes them at
 /// `/vcek/v1/{product}/cert_chain`. Only the ARK is a trust anchor; the ASK is checked against it.
 pub fn pinned_ask_ark(product: AmdProduct) -> (Vec<u8>, Vec<u8>) {
-    let pem = match product {
-        AmdProduct::Milan => INTERMEDIATES_MILAN,
-        AmdProduct::Genoa => INTERMEDIATES_GENOA,
-        AmdProduct::Turin => INTERMEDIATES_TURIN,
-    };
-    let certs = X509::stack_from_pem(pem.as_bytes()).unwrap_or_default();
+    let certs = pinned_intermediates(product);
     let name = kds_name(product);
     let by_cn = |cn: String| {
         certs
@@ -301,6 +296,16 @@ pub fn pinned_ask_ark(product: AmdProduct) -> (Vec<u8>, Vec<u8>) {
             .unwrap_or_default()
     };
     (by_cn(format!("SEV-{name}")), by_cn(format!("ARK-{name}")))
+}
+
+/// The pinned ASK, ARK and ASVK of a product, parsed.
+pub(crate) fn pinned_intermediates(product: AmdProduct) -> Vec<X509> {
+    let pem = match product {
+        AmdProduct::Milan => INTERMEDIATES_MILAN,
+        AmdProduct::Genoa => INTERMEDIATES_GENOA,
+        AmdProduct::Turin => INTERMEDIATES_TURIN,
+    };
+    X509::stack_from_pem(pem.as_bytes()).unwrap_or_default()
 }
 
 #[cfg(feature = "kds")]

@@ -177,14 +177,10 @@ fn trusted_list(policy: &Policy) -> String {
     names.join(", ")
 }
 
-/// The verified links of the chain: its certificates' names and the PCK leaf's public key.
+/// The verified links of the chain: the PCK leaf's public key (signs the QE report).
 pub(crate) struct PckChain {
-    /// Subject CNs, leaf first.
-    pub names: Vec<String>,
-    /// The PCK leaf key (signs the QE report).
+    /// The PCK leaf key.
     pub leaf_key: PKey<Public>,
-    /// The PCK leaf's not-after, for display.
-    pub leaf_not_after: String,
 }
 
 fn cn(name: &X509NameRef) -> String {
@@ -257,11 +253,7 @@ pub(crate) fn verify_chain(chain: &[Vec<u8>], now: SystemTime) -> Result<PckChai
     let leaf_key = leaf
         .public_key()
         .map_err(|e| TdxError::PckChainMalformed(format!("PCK leaf public key unreadable: {e}")))?;
-    Ok(PckChain {
-        leaf_not_after: leaf.not_after().to_string(),
-        names,
-        leaf_key,
-    })
+    Ok(PckChain { leaf_key })
 }
 
 pub(crate) fn unix_secs(now: SystemTime) -> Result<u64, VerifyError> {
