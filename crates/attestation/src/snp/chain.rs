@@ -166,42 +166,45 @@ fn check_link_with(
 /// A pinned ARK with one of its pinned intermediates (ASK or ASVK), parsed and link-verified
 /// once per process: they are compiled-in constants, so only the leaf varies per report.
 struct PinnedPair {
-    ark_der: Vec<u8>,
     ask_der: Vec<u8>,
     ark: X509,
     ask: X509,
     ask_key: PKey<Public>,
 }
 
-fn pinned_pairs() -> &'static [PinnedPair] {
-    static PAIRS: std::sync::OnceLock<Vec<PinnedPair>> = std::sync::OnceLock::new();
-    PAIRS.get_or_init(|| {
+/// The pinned pairs of one product, built on first use (only the product being verified pays).
+fn pinned_pairs(product: AmdProduct) -> &'static [PinnedPair] {
+    static PAIRS: [std::sync::OnceLock<Vec<PinnedPair>>; 3] = [
+        std::sync::OnceLock::new(),
+        std::sync::OnceLock::new(),
+        std::sync::OnceLock::new(),
+    ];
+    let index = AmdProduct::ALL
+        .iter()
+        .position(|&p| p == product)
+        .unwrap_or(0);
+    PAIRS[index].get_or_init(|| {
         let mut out = Vec::new();
-        for product in AmdProduct::ALL {
-            let certs = crate::snp::vcek::pinned_intermediates(product);
-            let Some(ark) = product.ark_der().and_then(|d| X509::from_der(d).ok()) else {
+        let Some(ark) = product.ark_der().and_then(|d| X509::from_der(d).ok()) else {
+            return out;
+        };
+        let certs = crate::snp::vcek::pinned_intermediates(product);
+        for ask in certs
+            .iter()
+            .filter(|c| c.to_der().ok().as_deref() != product.ark_der())
+        {
+            let ok = check_link(&ark, "ARK", &ark, "ARK").is_ok()
+                && check_link(ask, "ASK", &ark, "ARK").is_ok();
+            let (Ok(ask_der), Ok(ask_key)) = (ask.to_der(), ask.public_key()) else {
                 continue;
             };
-            for ask in certs
-                .iter()
-                .filter(|c| c.to_der().ok().as_deref() != product.ark_der())
-            {
-                let ok = check_link(&ark, "ARK", &ark, "ARK").is_ok()
-                    && check_link(ask, "ASK", &ark, "ARK").is_ok();
-                let (Ok(ark_der), Ok(ask_der), Ok(ask_key)) =
-                    (ark.to_der(), ask.to_der(), ask.public_key())
-                else {
-                    continue;
-                };
-                if ok {
-                    out.push(PinnedPair {
-                        ark_der,
-                        ask_der,
-                        ark: ark.clone(),
-                        ask: ask.clone(),
-                        ask_key,
-                    });
-                }
+            if ok {
+                out.push(PinnedPair {
+                    ask_der,
+                    ark: ark.clone(),
+                    ask: ask.clone(),
+                    ask_key,
+                });
             }
         }
         out
@@ -213,9 +216,11 @@ pub(crate) fn verify_links(
     chain: &SnpCertChain,
     leaf_role: &str,
 ) -> Result<VerifiedChain, VerifyError> {
-    let pinned = pinned_pairs()
-        .iter()
-        .find(|p| p.ark_der == chain.ark && p.ask_der == chain.ask);
+    let pinned = pinned_product(&chain.ark).and_then(|product| {
+        pinned_pairs(product)
+            .iter()
+            .find(|p| p.ask_der == chain.ask)
+    });
     if let Some(p) = pinned {
         let leaf = parse(&chain.vcek, leaf_role)?;
         let labels = [

@@ -3,8 +3,6 @@
 
 use std::sync::OnceLock;
 
-use openssl::x509::X509;
-
 use crate::policy::TrustedRoot;
 
 /// Subject CN of the simulated secure processor's root. The verifier uses it only to say plainly
@@ -71,16 +69,23 @@ impl AmdProduct {
     pub fn ark_der(self) -> Option<&'static [u8]> {
         // Decoded once per process: every verification compares against these.
         static DERS: OnceLock<[Option<Vec<u8>>; 3]> = OnceLock::new();
-        let ders = DERS.get_or_init(|| {
-            AmdProduct::ALL.map(|p| {
-                X509::from_pem(p.pem().as_bytes())
-                    .and_then(|c| c.to_der())
-                    .ok()
-            })
-        });
+        // Base64 of the PEM body, not an X.509 parse: parsing costs milliseconds per process.
+        let ders = DERS.get_or_init(|| AmdProduct::ALL.map(|p| pem_body_der(p.pem())));
         let index = AmdProduct::ALL.iter().position(|&p| p == self)?;
         ders.get(index)?.as_deref()
     }
+}
+
+/// The DER inside a single-certificate PEM.
+fn pem_body_der(pem: &str) -> Option<Vec<u8>> {
+    use base64::Engine;
+    let body: String = pem
+        .lines()
+        .skip_while(|l| !l.starts_with("-----BEGIN CERTIFICATE"))
+        .skip(1)
+        .take_while(|l| !l.starts_with("-----END"))
+        .collect();
+    base64::engine::general_purpose::STANDARD.decode(body).ok()
 }
 
 /// The pinned product whose ARK is exactly `der`, if any.
