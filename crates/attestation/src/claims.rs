@@ -29,3 +29,17 @@ pub struct Claims {
     /// Every check performed, in order.
     pub checks: Vec<Check>,
 }
+
+/// Collects the checks that passed, in order (used by every verifier).
+#[derive(Debug, Default)]
+pub(crate) struct CheckLog(pub Vec<Check>);
+
+impl CheckLog {
+    /// Records a passed check.
+    pub(crate) fn pass(&mut self, name: &str, detail: impl Into<String>) {
+        self.0.push(Check {
+            name: name.to_string(),
+            detail: detail.into(),
+        });
+    }
+}

@@ -3,30 +3,18 @@
 
 use std::time::SystemTime;
 
+use crate::claims::CheckLog as Log;
 use crate::policy::{MinTcb, Policy};
 use crate::snp::binding::check_binding;
 use crate::snp::chain::{select_root, verify_links, ChainCache, Root, VerifiedChain};
 use crate::snp::fields::SigningKey;
 use crate::snp::signature::verify_report_signature;
 use crate::snp::AttestationReport;
-use crate::{Check, Claims, Evidence, Measurement, ReportData, SnpEvidence, Verifier, VerifyError};
+use crate::{Claims, Evidence, Measurement, ReportData, SnpEvidence, Verifier, VerifyError};
 
 /// Verifies [`Evidence::SevSnp`] against pinned AMD roots (or a policy-named simulated root).
 #[derive(Clone, Copy, Debug, Default)]
 pub struct SnpVerifier;
-
-/// Collects the checks that passed, in order.
-#[derive(Default)]
-struct Log(Vec<Check>);
-
-impl Log {
-    fn pass(&mut self, name: &str, detail: impl Into<String>) {
-        self.0.push(Check {
-            name: name.to_string(),
-            detail: detail.into(),
-        });
-    }
-}
 
 impl Verifier for SnpVerifier {
     fn verify(

@@ -3,6 +3,7 @@
 
 use std::time::SystemTime;
 
+use crate::claims::CheckLog as Log;
 use crate::policy::{AllowedMeasurement, Policy};
 use crate::tdx::chain::{check_root, decode_chain, unix_secs, verify_chain};
 use crate::tdx::quote::{TdReportKind, TdxQuote, INTEL_QE_VENDOR_ID};
@@ -10,7 +11,7 @@ use crate::tdx::signature::{
     verify_attestation_key_binding, verify_qe_report, verify_quote_signature,
 };
 use crate::tdx::{dcap, TdxCollateral, TdxError, TdxEvidence, TdxPolicy};
-use crate::{Check, Claims, Evidence, Measurement, ReportData, TeeKind, Verifier, VerifyError};
+use crate::{Claims, Evidence, Measurement, ReportData, TeeKind, Verifier, VerifyError};
 
 /// Verifies [`Evidence::Tdx`] against the pinned Intel SGX Root CA with dcap-qvl, using the
 /// collateral the policy names (`tdx.collateral`) or the one given with
@@ -27,19 +28,6 @@ impl TdxVerifier {
         Self {
             collateral: Some(collateral),
         }
-    }
-}
-
-/// Collects the checks that passed, in order.
-#[derive(Default)]
-struct Log(Vec<Check>);
-
-impl Log {
-    fn pass(&mut self, name: &str, detail: impl Into<String>) {
-        self.0.push(Check {
-            name: name.to_string(),
-            detail: detail.into(),
-        });
     }
 }
 
