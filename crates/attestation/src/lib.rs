@@ -7,6 +7,7 @@
 #![deny(missing_docs)]
 
 mod claims;
+mod der;
 mod dispatch;
 mod error;
 mod evidence;

@@ -3,12 +3,7 @@
 //! (OID 2.23.133.5.4.1) of the attestation leaf. Every read is bounds-checked; malformed input
 //! gives `None`.
 
-const TAG_BOOLEAN: u8 = 0x01;
-const TAG_OCTET_STRING: u8 = 0x04;
-const TAG_OID: u8 = 0x06;
-const TAG_SEQUENCE: u8 = 0x30;
-/// `[3] EXPLICIT Extensions` inside TBSCertificate.
-const TAG_EXTENSIONS: u8 = 0xA3;
+use crate::der::{TAG_BOOLEAN, TAG_OCTET_STRING, TAG_OID, TAG_SEQUENCE};
 /// Bit 5 of the tag: constructed encoding.
 const CONSTRUCTED: u8 = 0x20;
 
@@ -21,80 +16,8 @@ const OID_SHA384: &[u8] = &[0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x02
 /// Length of a SHA-384 FWID.
 pub(crate) const FWID_LEN: usize = 48;
 
-/// One DER element: its tag byte and content.
-#[derive(Clone, Copy, Debug)]
-struct Tlv<'a> {
-    tag: u8,
-    content: &'a [u8],
-}
-
-/// Reads one element; returns it and the rest of the input.
-fn read(input: &[u8]) -> Option<(Tlv<'_>, &[u8])> {
-    let (&tag, rest) = input.split_first()?;
-    if tag & 0x1F == 0x1F {
-        return None; // high-tag-number form never occurs in what we read
-    }
-    let (&first, mut rest) = rest.split_first()?;
-    let len = if first < 0x80 {
-        usize::from(first)
-    } else {
-        let n = usize::from(first & 0x7F);
-        if n == 0 || n > 4 {
-            return None; // indefinite length (BER) or absurd
-        }
-        let (len_bytes, after) = rest.split_at_checked(n)?;
-        rest = after;
-        len_bytes
-            .iter()
-            .fold(0usize, |acc, &b| (acc << 8) | usize::from(b))
-    };
-    let (content, rest) = rest.split_at_checked(len)?;
-    Some((Tlv { tag, content }, rest))
-}
-
-/// Reads exactly one element of `tag` spanning all of `input`.
-fn read_exact(input: &[u8], tag: u8) -> Option<&[u8]> {
-    match read(input)? {
-        (tlv, []) if tlv.tag == tag => Some(tlv.content),
-        _ => None,
-    }
-}
-
-/// The extensions of a DER certificate as (OID content, extnValue content) pairs.
-pub(crate) fn extensions(cert_der: &[u8]) -> Option<Vec<(&[u8], &[u8])>> {
-    let cert = read_exact(cert_der, TAG_SEQUENCE)?;
-    let (tbs, _) = read(cert)?;
-    if tbs.tag != TAG_SEQUENCE {
-        return None;
-    }
-    let mut items = tbs.content;
-    while !items.is_empty() {
-        let (item, rest) = read(items)?;
-        items = rest;
-        if item.tag == TAG_EXTENSIONS {
-            let mut list = read_exact(item.content, TAG_SEQUENCE)?;
-            let mut out = Vec::new();
-            while !list.is_empty() {
-                let (ext, rest) = read(list)?;
-                list = rest;
-                if ext.tag != TAG_SEQUENCE {
-                    return None;
-                }
-                let (oid, body) = read(ext.content)?;
-                let (mut value, after) = read(body)?;
-                if value.tag == TAG_BOOLEAN {
-                    (value, _) = read(after)?;
-                }
-                if oid.tag != TAG_OID || value.tag != TAG_OCTET_STRING {
-                    return None;
-                }
-                out.push((oid.content, value.content));
-            }
-            return Some(out);
-        }
-    }
-    Some(Vec::new())
-}
+pub(crate) use crate::der::extensions;
+use crate::der::{read, read_exact};
 
 /// The value of extension `oid`, if the certificate has exactly one.
 pub(crate) fn extension<'a>(exts: &[(&[u8], &'a [u8])], oid: &[u8]) -> Option<&'a [u8]> {

@@ -2,7 +2,7 @@
 //! Key (VCEK) Certificate and KDS Interface Specification", Table 8): they bind the key to one
 //! chip (hwID) and one reported TCB (the SPLs).
 
-use crate::snp::der;
+use crate::der;
 
 /// DER content of OID 1.3.6.1.4.1.3704.1 (AMD SEV arc); components follow.
 const AMD_ARC: [u8; 8] = [0x2B, 0x06, 0x01, 0x04, 0x01, 0x9C, 0x78, 0x01];

@@ -8,7 +8,6 @@ mod amd_ext;
 mod binding;
 pub mod cert_table;
 mod chain;
-mod der;
 mod fields;
 mod report;
 pub mod roots;

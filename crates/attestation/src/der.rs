@@ -1,7 +1,6 @@
-//! A minimal DER reader, just enough to find X.509 extensions by OID (RFC 5280 §4.1).
-//!
-//! The openssl crate has no safe accessor for arbitrary extensions, and the AMD VCEK carries its
-//! hwID and TCB SPLs in private ones. Every read is bounds-checked; malformed input gives `None`.
+//! A minimal DER reader, just enough to find X.509 extensions by OID (RFC 5280 §4.1), shared by
+//! the SNP (VCEK hwID and TCB SPLs) and NVIDIA (basicConstraints, DICE FWID) verifiers: the
+//! openssl crate has no safe accessor for arbitrary extensions. Every read is bounds-checked; malformed input gives `None`.
 
 /// One DER element: its tag byte and content.
 #[derive(Clone, Copy, Debug)]
@@ -12,9 +11,9 @@ pub(crate) struct Tlv<'a> {
 
 pub(crate) const TAG_INTEGER: u8 = 0x02;
 pub(crate) const TAG_OCTET_STRING: u8 = 0x04;
-const TAG_BOOLEAN: u8 = 0x01;
-const TAG_OID: u8 = 0x06;
-const TAG_SEQUENCE: u8 = 0x30;
+pub(crate) const TAG_BOOLEAN: u8 = 0x01;
+pub(crate) const TAG_OID: u8 = 0x06;
+pub(crate) const TAG_SEQUENCE: u8 = 0x30;
 /// `[3] EXPLICIT Extensions` inside TBSCertificate.
 const TAG_EXTENSIONS: u8 = 0xA3;
 
