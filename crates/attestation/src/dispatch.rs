@@ -10,6 +10,8 @@ use crate::{Claims, Evidence, Policy, ReportData, Verifier, VerifyError};
 pub struct AnyVerifier;
 
 impl Verifier for AnyVerifier {
+    // With every TEE feature off, each arm refuses and the GPU step cannot be reached.
+    #[cfg_attr(not(any(feature = "snp", feature = "tdx")), allow(unreachable_code))]
     fn verify(
         &self,
         evidence: &Evidence,
