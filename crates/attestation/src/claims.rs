@@ -31,9 +31,11 @@ pub struct Claims {
 }
 
 /// Collects the checks that passed, in order (used by every verifier).
+#[cfg(any(feature = "snp", feature = "tdx"))]
 #[derive(Debug, Default)]
 pub(crate) struct CheckLog(pub Vec<Check>);
 
+#[cfg(any(feature = "snp", feature = "tdx"))]
 impl CheckLog {
     /// Records a passed check.
     pub(crate) fn pass(&mut self, name: &str, detail: impl Into<String>) {

@@ -11,7 +11,10 @@ pub struct AnyVerifier;
 
 impl Verifier for AnyVerifier {
     // With every TEE feature off, each arm refuses and the GPU step cannot be reached.
-    #[cfg_attr(not(any(feature = "snp", feature = "tdx")), allow(unreachable_code))]
+    #[cfg_attr(
+        not(any(feature = "snp", feature = "tdx")),
+        allow(unreachable_code, unused_variables)
+    )]
     fn verify(
         &self,
         evidence: &Evidence,

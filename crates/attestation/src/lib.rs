@@ -7,6 +7,7 @@
 #![deny(missing_docs)]
 
 mod claims;
+#[cfg(any(feature = "snp", feature = "nvidia"))]
 mod der;
 mod dispatch;
 mod error;
