@@ -227,13 +227,22 @@ fn main() {
     tdx_pair();
 }
 
-fn tdx_rows() {
+/// The dcap-qvl quote with its collateral at its pinned time, for our verifier and for dcap-qvl.
+struct TdxCase {
+    evidence: Evidence,
+    quote: Vec<u8>,
+    policy: Policy,
+    rd: cdvm_attestation::ReportData,
+    verifier: cdvm_attestation::tdx::TdxVerifier,
+    qvl: dcap_qvl::QuoteCollateralV3,
+    root: Vec<u8>,
+    now_secs: u64,
+}
+
+fn tdx_case() -> TdxCase {
     use cdvm_attestation::tdx::{TdxCollateral, TdxEvidence, TdxPolicy, TdxQuote, TdxVerifier};
     let quote = fixture("tdx/dcapqvl/tdx_quote");
     let text = String::from_utf8(fixture("tdx/dcapqvl/tdx_quote_collateral.json")).unwrap();
-    let collateral = TdxCollateral::from_json(&text).unwrap();
-    let now_secs = 1_752_919_234;
-    let now = UNIX_EPOCH + Duration::from_secs(now_secs);
     let parsed = TdxQuote::parse(&quote).unwrap();
     let mut policy =
         Policy::from_yaml("name: bench\ntee: tdx\nroots: [intel-sgx-root]\ntdx: {}\n").unwrap();
@@ -244,74 +253,59 @@ fn tdx_rows() {
         }],
         ..TdxPolicy::default()
     });
-    let evidence = Evidence::Tdx(TdxEvidence {
-        quote: quote.clone(),
-        gpus: Vec::new(),
-    });
-    let verifier = TdxVerifier::with_collateral(collateral);
-    let rd = parsed.report.report_data;
+    TdxCase {
+        evidence: Evidence::Tdx(TdxEvidence {
+            quote: quote.clone(),
+            gpus: Vec::new(),
+        }),
+        quote,
+        policy,
+        rd: parsed.report.report_data,
+        verifier: TdxVerifier::with_collateral(TdxCollateral::from_json(&text).unwrap()),
+        qvl: serde_json::from_str(&text).unwrap(),
+        root: cdvm_attestation::tdx::roots::intel_sgx_root_der()
+            .unwrap()
+            .to_vec(),
+        now_secs: 1_752_919_234,
+    }
+}
+
+impl TdxCase {
+    fn ours(&self) {
+        let now = UNIX_EPOCH + Duration::from_secs(self.now_secs);
+        black_box(
+            self.verifier
+                .verify(&self.evidence, &self.rd, &self.policy, now)
+                .unwrap(),
+        );
+    }
+
+    fn dcap_qvl_alone(&self) {
+        black_box(
+            dcap_qvl::verify::QuoteVerifier::new(self.root.clone())
+                .verify(&self.quote, &self.qvl, self.now_secs)
+                .unwrap(),
+        );
+    }
+}
+
+fn tdx_rows() {
+    let case = tdx_case();
     row(
         "TDX: full verification (TdxVerifier, collateral in memory)",
-        measure(|| {
-            black_box(verifier.verify(&evidence, &rd, &policy, now).unwrap());
-        }),
+        measure(|| case.ours()),
     );
-    let qvl: dcap_qvl::QuoteCollateralV3 = serde_json::from_str(&text).unwrap();
-    let root = cdvm_attestation::tdx::roots::intel_sgx_root_der()
-        .unwrap()
-        .to_vec();
     row(
         "peer: dcap-qvl QuoteVerifier::verify alone",
-        measure(|| {
-            black_box(
-                dcap_qvl::verify::QuoteVerifier::new(root.clone())
-                    .verify(&quote, &qvl, now_secs)
-                    .unwrap(),
-            );
-        }),
+        measure(|| case.dcap_qvl_alone()),
     );
 }
 
 fn tdx_pair() {
-    use cdvm_attestation::tdx::{TdxCollateral, TdxEvidence, TdxPolicy, TdxQuote, TdxVerifier};
-    let quote = fixture("tdx/dcapqvl/tdx_quote");
-    let text = String::from_utf8(fixture("tdx/dcapqvl/tdx_quote_collateral.json")).unwrap();
-    let now_secs = 1_752_919_234;
-    let now = UNIX_EPOCH + Duration::from_secs(now_secs);
-    let parsed = TdxQuote::parse(&quote).unwrap();
-    let mut policy =
-        Policy::from_yaml("name: bench\ntee: tdx\nroots: [intel-sgx-root]\ntdx: {}\n").unwrap();
-    policy.tdx = Some(TdxPolicy {
-        mrtd: vec![AllowedMeasurement {
-            measurement: parsed.report.mrtd.to_string(),
-            source: "fixture".into(),
-        }],
-        ..TdxPolicy::default()
-    });
-    let evidence = Evidence::Tdx(TdxEvidence {
-        quote: quote.clone(),
-        gpus: Vec::new(),
-    });
-    let verifier = TdxVerifier::with_collateral(TdxCollateral::from_json(&text).unwrap());
-    let rd = parsed.report.report_data;
-    let qvl: dcap_qvl::QuoteCollateralV3 = serde_json::from_str(&text).unwrap();
-    let root = cdvm_attestation::tdx::roots::intel_sgx_root_der()
-        .unwrap()
-        .to_vec();
+    let case = tdx_case();
     ratio_row(
         "A = TDX TdxVerifier, B = dcap-qvl alone",
-        measure_pair(
-            || {
-                black_box(verifier.verify(&evidence, &rd, &policy, now).unwrap());
-            },
-            || {
-                black_box(
-                    dcap_qvl::verify::QuoteVerifier::new(root.clone())
-                        .verify(&quote, &qvl, now_secs)
-                        .unwrap(),
-                );
-            },
-        ),
+        measure_pair(|| case.ours(), || case.dcap_qvl_alone()),
     );
 }
 

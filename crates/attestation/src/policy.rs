@@ -78,6 +78,18 @@ pub struct AllowedMeasurement {
     pub source: String,
 }
 
+impl AllowedMeasurement {
+    /// The entry of `list` that allows `value`, if any (entries that are not valid hex match
+    /// nothing; policy loading rejects them anyway).
+    pub fn find<'a>(
+        list: &'a [AllowedMeasurement],
+        value: &crate::Measurement,
+    ) -> Option<&'a AllowedMeasurement> {
+        list.iter()
+            .find(|m| crate::Measurement::from_hex(&m.measurement).ok().as_ref() == Some(value))
+    }
+}
+
 /// Minimum SNP TCB components (reported TCB must be at least these).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

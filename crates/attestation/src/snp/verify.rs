@@ -4,13 +4,13 @@
 use std::time::SystemTime;
 
 use crate::claims::CheckLog as Log;
-use crate::policy::{MinTcb, Policy};
+use crate::policy::{AllowedMeasurement, MinTcb, Policy};
 use crate::snp::binding::check_binding;
 use crate::snp::chain::{select_root, verify_links, ChainCache, Root, VerifiedChain};
 use crate::snp::fields::SigningKey;
 use crate::snp::signature::verify_report_signature;
 use crate::snp::AttestationReport;
-use crate::{Claims, Evidence, Measurement, ReportData, SnpEvidence, Verifier, VerifyError};
+use crate::{Claims, Evidence, ReportData, SnpEvidence, Verifier, VerifyError};
 
 /// Verifies [`Evidence::SevSnp`] against pinned AMD roots (or a policy-named simulated root).
 #[derive(Clone, Copy, Debug, Default)]
@@ -164,10 +164,7 @@ fn check_policy(
     }
     log.pass("report-data", "REPORT_DATA equals the expected binding");
 
-    let allowed = policy
-        .measurements
-        .iter()
-        .find(|m| Measurement::from_hex(&m.measurement).ok() == Some(report.measurement));
+    let allowed = AllowedMeasurement::find(&policy.measurements, &report.measurement);
     let Some(allowed) = allowed else {
         return Err(VerifyError::MeasurementNotAllowed {
             measurement: report.measurement.to_string(),

@@ -11,7 +11,7 @@ use crate::tdx::signature::{
     verify_attestation_key_binding, verify_qe_report, verify_quote_signature,
 };
 use crate::tdx::{dcap, TdxCollateral, TdxError, TdxEvidence, TdxPolicy};
-use crate::{Claims, Evidence, Measurement, ReportData, TeeKind, Verifier, VerifyError};
+use crate::{Claims, Evidence, ReportData, TeeKind, Verifier, VerifyError};
 
 /// Verifies [`Evidence::Tdx`] against the pinned Intel SGX Root CA with dcap-qvl, using the
 /// collateral the policy names (`tdx.collateral`) or the one given with
@@ -223,14 +223,6 @@ impl TdxVerifier {
     }
 }
 
-fn allowed<'a>(
-    list: &'a [AllowedMeasurement],
-    value: &Measurement,
-) -> Option<&'a AllowedMeasurement> {
-    list.iter()
-        .find(|m| Measurement::from_hex(&m.measurement).ok().as_ref() == Some(value))
-}
-
 /// REPORT_DATA, MRTD, RTMRs, debug and XFAM, in that order.
 fn check_policy(
     quote: &TdxQuote,
@@ -249,7 +241,7 @@ fn check_policy(
     }
     log.pass("report-data", "REPORTDATA equals the expected binding");
 
-    let Some(mrtd) = allowed(&rules.mrtd, &report.mrtd) else {
+    let Some(mrtd) = AllowedMeasurement::find(&rules.mrtd, &report.mrtd) else {
         return Err(VerifyError::MeasurementNotAllowed {
             measurement: report.mrtd.to_string(),
             policy: name(),
@@ -262,7 +254,7 @@ fn check_policy(
 
     for (index, (list, value)) in rules.rtmr().into_iter().zip(&report.rtmr).enumerate() {
         let Some(list) = list else { continue };
-        let Some(found) = allowed(list, value) else {
+        let Some(found) = AllowedMeasurement::find(list, value) else {
             return Err(TdxError::RtmrNotAllowed {
                 index,
                 value: value.to_string(),
