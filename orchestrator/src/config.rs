@@ -28,6 +28,11 @@ pub struct Config {
     /// Stage deadlines.
     #[serde(default)]
     pub deadlines: Deadlines,
+    /// The attestation policy the orchestrator applies to decide which guest key it follows for a
+    /// job (anyone can publish an event tagged to a job). Availability only: users verify for
+    /// themselves. Default: the provider's own (the process provider's development policy).
+    #[serde(default)]
+    pub guest_policy: Option<PathBuf>,
     /// Seconds between reconciler passes.
     #[serde(default = "default_reconcile")]
     pub reconcile_interval_secs: u64,

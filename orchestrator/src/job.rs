@@ -135,8 +135,9 @@ async fn drive(
     let hex = request.id.to_hex();
     let d = shared.cfg.deadlines;
 
-    // Stage 1: the guest publishes its attestation. The orchestrator does not judge the evidence
-    // (the user does); it only learns the guest key to follow the job.
+    // Stage 1: the guest publishes its attestation. The user judges it for confidentiality; the
+    // orchestrator checks it against its guest policy only to choose which key to follow, since
+    // anyone can publish an event tagged to this job.
     let deadline = Instant::now() + Duration::from_secs(d.attest_secs);
     let attestation = wait(
         shared,
@@ -152,6 +153,7 @@ async fn drive(
             AttestationEvent::from_event(e)
                 .ok()
                 .filter(|a| a.request_id == request.id && a.user == request.author)
+                .filter(|a| believable(shared, a))
         },
     )
     .await?;
@@ -199,6 +201,27 @@ async fn drive(
         Progress::Result => Ok(()),
         Progress::Error(info) => Err(Stop::GuestError(info)),
         Progress::Running => Err(Stop::GuestError("no result".into())),
+    }
+}
+
+/// Whether the attestation passes the orchestrator's guest policy (always, if it has none).
+fn believable(shared: &Shared, a: &AttestationEvent) -> bool {
+    use cdvm_attestation::Verifier;
+    let Some(policy) = &shared.guest_policy else {
+        return true;
+    };
+    let expected = cdvm_protocol::report_data(&a.request_id, &a.guest);
+    match cdvm_attestation::AnyVerifier.verify(
+        &a.payload.evidence,
+        &expected,
+        policy,
+        std::time::SystemTime::now(),
+    ) {
+        Ok(_) => true,
+        Err(e) => {
+            tracing::warn!(job = %a.request_id, key = %a.guest, reason = %e, "ignored an attestation that fails the guest policy");
+            false
+        }
     }
 }
 

@@ -6,7 +6,10 @@ use cdvm_provider_api::{Provider, ProviderError};
 
 use crate::config::{Config, ProviderConfig};
 
-pub(crate) fn build(cfg: &Config) -> Result<Arc<dyn Provider>, ProviderError> {
+/// The provider, and the policy its own guests satisfy (used when the config names none).
+pub(crate) type Built = (Arc<dyn Provider>, Option<std::path::PathBuf>);
+
+pub(crate) fn build(cfg: &Config) -> Result<Built, ProviderError> {
     match &cfg.provider {
         #[cfg(feature = "provider-process")]
         ProviderConfig::Process { agent_binary } => {
@@ -14,13 +17,15 @@ pub(crate) fn build(cfg: &Config) -> Result<Arc<dyn Provider>, ProviderError> {
                 Some(p) => p.clone(),
                 None => default_agent_binary()?,
             };
+            let state_dir = cfg.state_dir.join("process-provider");
             let p = cdvm_provider_mock::ProcessProvider::new(
                 cdvm_provider_mock::ProcessProviderConfig {
-                    state_dir: cfg.state_dir.join("process-provider"),
+                    state_dir: state_dir.clone(),
                     agent_binary,
                 },
             )?;
-            Ok(Arc::new(p))
+            let own_policy = cdvm_provider_mock::dev_policy_path(&state_dir);
+            Ok((Arc::new(p), Some(own_policy)))
         }
         #[cfg(not(feature = "provider-process"))]
         ProviderConfig::Process { .. } => Err(ProviderError::InvalidSpec {

@@ -30,6 +30,9 @@ pub enum OrchestratorError {
     /// The provider could not be built.
     #[error(transparent)]
     Provider(#[from] cdvm_provider_api::ProviderError),
+    /// The guest policy could not be loaded.
+    #[error("guest policy: {0}")]
+    GuestPolicy(#[source] cdvm_attestation::policy::PolicyError),
     /// A relay URL is invalid or no relay could be used.
     #[error("relays: {0}")]
     Relay(String),
@@ -43,6 +46,8 @@ pub(crate) struct Shared {
     pub store: Store,
     pub provider: Arc<dyn Provider>,
     pub owner: OwnerTag,
+    /// Which attestations the orchestrator believes when choosing the guest key to follow.
+    pub guest_policy: Option<cdvm_attestation::Policy>,
     routes: Mutex<HashMap<EventId, mpsc::Sender<Event>>>,
 }
 
@@ -113,7 +118,18 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()>) -> Result<(), 
     let keys =
         keyfile::load_or_create(&cfg.identity.secret_key_file).map_err(OrchestratorError::State)?;
     let store = Store::open(&cfg.state_dir.join("jobs.sqlite"))?;
-    let provider = provider::build(&cfg)?;
+    let (provider, provider_policy) = provider::build(&cfg)?;
+    let guest_policy = match cfg.guest_policy.as_ref().or(provider_policy.as_ref()) {
+        Some(path) => {
+            Some(cdvm_attestation::Policy::load(path).map_err(OrchestratorError::GuestPolicy)?)
+        }
+        None => {
+            tracing::warn!(
+                "no guest policy: the first attestation event for a job is followed unverified"
+            );
+            None
+        }
+    };
     let client = Client::new(keys.clone());
     for relay in &cfg.relays {
         client
@@ -131,6 +147,7 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()>) -> Result<(), 
         client,
         store,
         provider,
+        guest_policy,
         routes: Mutex::new(HashMap::new()),
     });
     let dvm = shared.keys.public_key();

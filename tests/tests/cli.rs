@@ -80,7 +80,9 @@ async fn submit_and_verify_from_the_command_line() {
     }
 
     // Under the shipped policy the simulated guest is refused: exit 3, input not sent.
-    let refused = cdvm(base(&shipped_policy())).await;
+    let mut args = base(&shipped_policy());
+    args.extend(["--attest-timeout".into(), "5".into()]);
+    let refused = cdvm(args).await;
     let stderr = String::from_utf8_lossy(&refused.stderr);
     assert_eq!(refused.status.code(), Some(3), "{stderr}");
     assert!(

@@ -75,6 +75,14 @@ pub enum Stage {
         /// What was verified.
         claims: Box<Claims>,
     },
+    /// An attestation event for this job failed verification and was skipped; its key gets
+    /// nothing. The job goes on waiting for a valid one until the attestation deadline.
+    Refused {
+        /// The key that signed the refused event.
+        guest: PublicKey,
+        /// Why it was refused.
+        reason: String,
+    },
     /// The encrypted input is on the relays.
     InputSent,
     /// The guest reported it is running the job.
@@ -206,15 +214,26 @@ async fn drive(
         timeouts,
         start,
     } = *ctx;
-    // Stage 1: a verified attestation for this request.
+    // Stage 1: a verified attestation for this request. Anyone can publish an event tagged to
+    // this job, so a refused attestation is reported and skipped, not fatal: nothing is sent to an
+    // unverified key either way. If no attestation verifies before the deadline, the job ends with
+    // the last refusal (or a timeout if none came).
     let deadline = tokio::time::Instant::now() + timeouts.attest;
+    let mut last_refusal: Option<ClientError> = None;
     let (guest, claims) = loop {
-        let event = next_event(
+        let event = match next_event(
             notifications,
             deadline,
             "waiting for the guest's attestation",
         )
-        .await?;
+        .await
+        {
+            Ok(event) => event,
+            Err(ClientError::Timeout(stage)) => {
+                return Err(last_refusal.unwrap_or(ClientError::Timeout(stage)))
+            }
+            Err(other) => return Err(other),
+        };
         if let Some(stage) = dvm_feedback(&event, dvm, request)? {
             progress(&stage, start.elapsed());
             continue;
@@ -222,17 +241,35 @@ async fn drive(
         if event.kind.as_u16() != kinds::ATTESTATION {
             continue;
         }
-        let (attestation, claims) = verify_attestation_event(&event, policy, SystemTime::now())?;
-        if attestation.request_id != request || &attestation.user != me {
-            // Verified evidence, but for another job or user: treat it like any other failure.
-            return Err(ClientError::BadAttestationEvent(
-                cdvm_protocol::ProtocolError::RequestMismatch {
-                    context: "attestation event (request or user)",
-                    expected: request.to_hex(),
-                    found: attestation.request_id.to_hex(),
-                },
-            ));
-        }
+        let verified = verify_attestation_event(&event, policy, SystemTime::now()).and_then(
+            |(attestation, claims)| {
+                if attestation.request_id != request || &attestation.user != me {
+                    // Verified evidence, but for another job or user.
+                    return Err(ClientError::BadAttestationEvent(
+                        cdvm_protocol::ProtocolError::RequestMismatch {
+                            context: "attestation event (request or user)",
+                            expected: request.to_hex(),
+                            found: attestation.request_id.to_hex(),
+                        },
+                    ));
+                }
+                Ok((attestation, claims))
+            },
+        );
+        let (attestation, claims) = match verified {
+            Ok(ok) => ok,
+            Err(refusal) => {
+                progress(
+                    &Stage::Refused {
+                        guest: event.pubkey,
+                        reason: refusal.to_string(),
+                    },
+                    start.elapsed(),
+                );
+                last_refusal = Some(refusal);
+                continue;
+            }
+        };
         let guest = attestation.guest;
         progress(
             &Stage::Attested {

@@ -21,6 +21,10 @@ pub fn stage(stage: &Stage, t: Duration) {
             );
             claims_lines(claims, "            ");
         }
+        Stage::Refused { guest, reason } => {
+            eprintln!("{at} ✗ refused an attestation from key {guest}: {reason}");
+            eprintln!("            (nothing is sent to it; waiting for a valid attestation until the deadline)");
+        }
         Stage::InputSent => eprintln!("{at} input sent, encrypted to the attested guest key only"),
         Stage::Running => eprintln!("{at} running inside the VM"),
         Stage::ResultReceived => eprintln!("{at} result received and decrypted (hash checked)"),
