@@ -9,6 +9,7 @@ pub(crate) struct Tlv<'a> {
     pub content: &'a [u8],
 }
 
+#[cfg(feature = "snp")]
 pub(crate) const TAG_INTEGER: u8 = 0x02;
 pub(crate) const TAG_OCTET_STRING: u8 = 0x04;
 pub(crate) const TAG_BOOLEAN: u8 = 0x01;
@@ -96,6 +97,7 @@ fn parse_extension_list(explicit: &[u8]) -> Option<Vec<(&[u8], &[u8])>> {
 }
 
 /// A DER INTEGER's value if it is non-negative and fits in a `u8`.
+#[cfg(feature = "snp")]
 pub(crate) fn small_uint(content: &[u8]) -> Option<u8> {
     let body = read_exact(content, TAG_INTEGER)?;
     match body {

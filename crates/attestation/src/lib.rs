@@ -14,6 +14,8 @@ mod error;
 mod evidence;
 pub mod policy;
 mod types;
+#[cfg(any(feature = "snp", feature = "tdx", feature = "nvidia"))]
+mod x509time;
 
 pub mod nvidia;
 #[cfg(feature = "sim")]

@@ -184,15 +184,7 @@ fn check_validity(
             reason: "verification time out of range".into(),
         })?;
     for (cert, label) in certs.iter().zip(labels) {
-        let started = matches!(
-            cert.not_before().compare(&at),
-            Ok(Ordering::Less | Ordering::Equal)
-        );
-        let not_ended = matches!(
-            cert.not_after().compare(&at),
-            Ok(Ordering::Greater | Ordering::Equal)
-        );
-        if !(started && not_ended) {
+        if !crate::x509time::valid_at(cert, &at) {
             return Err(GpuError::CertificateExpired {
                 gpu,
                 cert: label.clone(),

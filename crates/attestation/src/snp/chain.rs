@@ -288,15 +288,7 @@ impl VerifiedChain {
             (&self.ask, &self.labels[1]),
             (&self.leaf, &self.labels[2]),
         ] {
-            let started = matches!(
-                cert.not_before().compare(&at),
-                Ok(Ordering::Less | Ordering::Equal)
-            );
-            let not_ended = matches!(
-                cert.not_after().compare(&at),
-                Ok(Ordering::Greater | Ordering::Equal)
-            );
-            if !(started && not_ended) {
+            if !crate::x509time::valid_at(cert, &at) {
                 return Err(VerifyError::CertificateExpired {
                     cert: label.clone(),
                 });

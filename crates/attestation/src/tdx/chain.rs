@@ -235,15 +235,7 @@ pub(crate) fn verify_chain(chain: &[Vec<u8>], now: SystemTime) -> Result<PckChai
     }
     let at = asn1_time(now)?;
     for (i, cert) in certs.iter().enumerate() {
-        let started = matches!(
-            cert.not_before().compare(&at),
-            Ok(Ordering::Less | Ordering::Equal)
-        );
-        let not_ended = matches!(
-            cert.not_after().compare(&at),
-            Ok(Ordering::Greater | Ordering::Equal)
-        );
-        if !(started && not_ended) {
+        if !crate::x509time::valid_at(cert, &at) {
             return Err(TdxError::PckCertificateExpired { cert: name_at(i) }.into());
         }
     }
