@@ -58,6 +58,36 @@ fn setup() -> Setup {
     }
 }
 
+impl Setup {
+    /// `cdvm verify --policy POLICY REPORT --report-data RD --at AT EXTRA…`
+    fn verify(&self, policy: &Path, report_data: &str, extra: &[&str]) -> Output {
+        let mut args = vec![
+            "verify",
+            "--policy",
+            path(policy),
+            path(&self.report),
+            "--report-data",
+            report_data,
+            "--at",
+            AT,
+        ];
+        args.extend_from_slice(extra);
+        cdvm(&args)
+    }
+
+    /// The report's VCEK with the pinned Milan ASK and ARK, as a PEM bundle file.
+    fn pem_bundle(&self) -> PathBuf {
+        let (ask, ark) = pinned_ask_ark(AmdProduct::Milan);
+        let bundle = self.dir.path().join("chain.pem");
+        std::fs::write(
+            &bundle,
+            [pem(&fixture(VCEK)), pem(&ask), pem(&ark)].concat(),
+        )
+        .unwrap();
+        bundle
+    }
+}
+
 fn pem(der: &[u8]) -> Vec<u8> {
     openssl::x509::X509::from_der(der)
         .unwrap()
@@ -81,26 +111,9 @@ fn ok(out: &Output) -> String {
 #[test]
 fn raw_report_with_a_pem_bundle_verifies_and_prints_every_check() {
     let s = setup();
-    let (ask, ark) = pinned_ask_ark(AmdProduct::Milan);
-    let bundle = s.dir.path().join("chain.pem");
-    std::fs::write(
-        &bundle,
-        [pem(&fixture(VCEK)), pem(&ask), pem(&ark)].concat(),
-    )
-    .unwrap();
-    let args = [
-        "verify",
-        "--policy",
-        path(&s.policy),
-        path(&s.report),
-        "--certs",
-        path(&bundle),
-        "--report-data",
-        &s.report_data,
-        "--at",
-        AT,
-    ];
-    let out = ok(&cdvm(&args));
+    let bundle = s.pem_bundle();
+    let certs = ["--certs", path(&bundle)];
+    let out = ok(&s.verify(&s.policy, &s.report_data, &certs));
     for check in [
         "chain",
         "signature",
@@ -112,9 +125,12 @@ fn raw_report_with_a_pem_bundle_verifies_and_prints_every_check() {
     ] {
         assert!(out.contains(check), "{check} missing:\n{out}");
     }
-    let mut json_args = args.to_vec();
-    json_args.push("--json");
-    let v: serde_json::Value = serde_json::from_str(&ok(&cdvm(&json_args))).unwrap();
+    let json = ok(&s.verify(
+        &s.policy,
+        &s.report_data,
+        &["--certs", path(&bundle), "--json"],
+    ));
+    let v: serde_json::Value = serde_json::from_str(&json).unwrap();
     assert_eq!(v["verdict"], "accepted");
     assert_eq!(v["claims"]["root"], "AMD ARK-Milan");
     assert_eq!(v["claims"]["simulated"], false);
@@ -123,18 +139,7 @@ fn raw_report_with_a_pem_bundle_verifies_and_prints_every_check() {
     let mut wrong = s.report_data.clone().into_bytes();
     wrong[0] = if wrong[0] == b'0' { b'1' } else { b'0' };
     let wrong = String::from_utf8(wrong).unwrap();
-    let out = cdvm(&[
-        "verify",
-        "--policy",
-        path(&s.policy),
-        path(&s.report),
-        "--certs",
-        path(&bundle),
-        "--report-data",
-        &wrong,
-        "--at",
-        AT,
-    ]);
+    let out = s.verify(&s.policy, &wrong, &certs);
     assert_eq!(out.status.code(), Some(3));
     assert!(String::from_utf8_lossy(&out.stderr).contains("report data mismatch"));
     let shown = String::from_utf8_lossy(&out.stdout);
@@ -145,18 +150,7 @@ fn raw_report_with_a_pem_bundle_verifies_and_prints_every_check() {
     let mut bytes = fixture(REPORT);
     bytes[0x90] ^= 1;
     std::fs::write(&s.report, bytes).unwrap();
-    let out = cdvm(&[
-        "verify",
-        "--policy",
-        path(&s.policy),
-        path(&s.report),
-        "--certs",
-        path(&bundle),
-        "--report-data",
-        &s.report_data,
-        "--at",
-        AT,
-    ]);
+    let out = s.verify(&s.policy, &s.report_data, &certs);
     assert_eq!(out.status.code(), Some(3));
     assert!(String::from_utf8_lossy(&out.stderr).contains("signature invalid"));
     assert!(String::from_utf8_lossy(&out.stdout).contains("✗ signature:"));
@@ -182,33 +176,12 @@ fn certificate_table_and_offline_cache_supply_the_vcek() {
     ]);
     let table_file = s.dir.path().join("certs.bin");
     std::fs::write(&table_file, table).unwrap();
-    ok(&cdvm(&[
-        "verify",
-        "--policy",
-        path(&s.policy),
-        path(&s.report),
-        "--certs",
-        path(&table_file),
-        "--report-data",
-        &s.report_data,
-        "--at",
-        AT,
-    ]));
+    ok(&s.verify(&s.policy, &s.report_data, &["--certs", path(&table_file)]));
 
     // No certificates given: the empty cache cannot help and nothing is fetched (exit 2)…
     let cache = s.dir.path().join("cache");
-    let out = cdvm(&[
-        "verify",
-        "--policy",
-        path(&s.policy),
-        path(&s.report),
-        "--cache-dir",
-        path(&cache),
-        "--report-data",
-        &s.report_data,
-        "--at",
-        AT,
-    ]);
+    let from_cache = ["--cache-dir", path(&cache)];
+    let out = s.verify(&s.policy, &s.report_data, &from_cache);
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("no VCEK in the cache"));
     // …until the VCEK is in the cache, under its chip-and-TCB name.
@@ -216,18 +189,7 @@ fn certificate_table_and_offline_cache_supply_the_vcek() {
     let file = cache_file(&cache, AmdProduct::Milan, &report);
     std::fs::create_dir_all(&cache).unwrap();
     std::fs::write(file, fixture(VCEK)).unwrap();
-    ok(&cdvm(&[
-        "verify",
-        "--policy",
-        path(&s.policy),
-        path(&s.report),
-        "--cache-dir",
-        path(&cache),
-        "--report-data",
-        &s.report_data,
-        "--at",
-        AT,
-    ]));
+    ok(&s.verify(&s.policy, &s.report_data, &from_cache));
 }
 
 #[test]
@@ -237,25 +199,8 @@ fn raw_evidence_without_report_data_and_the_shipped_policy_are_refused() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--report-data is required"));
     let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../policies/default-snp.yaml");
-    let (ask, ark) = pinned_ask_ark(AmdProduct::Milan);
-    let bundle = s.dir.path().join("chain.pem");
-    std::fs::write(
-        &bundle,
-        [pem(&fixture(VCEK)), pem(&ask), pem(&ark)].concat(),
-    )
-    .unwrap();
-    let out = cdvm(&[
-        "verify",
-        "--policy",
-        path(&shipped),
-        path(&s.report),
-        "--certs",
-        path(&bundle),
-        "--report-data",
-        &s.report_data,
-        "--at",
-        AT,
-    ]);
+    let bundle = s.pem_bundle();
+    let out = s.verify(&shipped, &s.report_data, &["--certs", path(&bundle)]);
     assert_eq!(
         out.status.code(),
         Some(3),
