@@ -40,7 +40,10 @@ pub enum TdxError {
     #[error("quote signature invalid: the quote was altered or not signed by its attestation key")]
     QuoteSignatureInvalid,
     /// The policy names no collateral and the verifier was given none.
-    #[error("policy `{policy}` names no TDX collateral (tdx.collateral): cannot evaluate the TCB")]
+    #[error(
+        "policy `{policy}` names no TDX collateral (tdx.collateral or tdx.pccs): cannot evaluate \
+         the TCB"
+    )]
     NoCollateral {
         /// Policy name.
         policy: String,
@@ -53,6 +56,14 @@ pub enum TdxError {
         /// Why.
         reason: String,
     },
+    /// The policy's PCCS (`tdx.pccs`) or its collateral cache gave no usable collateral: which
+    /// request failed and why (HTTP status, rate limiting, a bad body, offline with no fresh
+    /// cache entry, the `pccs` feature off).
+    #[error("TDX collateral from the PCCS: {0}")]
+    CollateralFetch(#[from] crate::tdx::PccsError),
+    /// A policy built in code names both a collateral file and a PCCS (a loaded policy cannot).
+    #[error("the policy names both tdx.collateral and tdx.pccs: name one source of collateral")]
+    CollateralAmbiguous,
     /// The collateral (TCB info, QE identity, CRLs, their signer chains) does not verify against
     /// the pinned Intel root, or is of the wrong kind for this quote.
     #[error("TDX collateral invalid: {0}")]

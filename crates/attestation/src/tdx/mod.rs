@@ -4,11 +4,13 @@
 //! Specification" (TDREPORT, TD_ATTRIBUTES), Intel "SGX/TDX PCK Certificate and CRL
 //! Specification" and "PCS API" (collateral). Verification: the quote's own signatures and PCK
 //! chain are checked here with OpenSSL, then dcap-qvl (pure Rust, MIT) verifies the whole DCAP
-//! chain with Intel's collateral against the pinned Intel SGX Root CA.
+//! chain with Intel's collateral against the pinned Intel SGX Root CA. The collateral comes from
+//! a pinned file or from Intel PCS / a PCCS with an on-disk cache ([`pccs`]).
 
 use serde::{Deserialize, Serialize};
 
 mod error;
+mod pccs_error;
 mod policy;
 mod quote;
 pub mod roots;
@@ -20,13 +22,16 @@ mod collateral;
 #[cfg(feature = "tdx")]
 mod dcap;
 #[cfg(feature = "tdx")]
+pub mod pccs;
+#[cfg(feature = "tdx")]
 mod signature;
 #[cfg(feature = "tdx")]
 mod verify;
 
 pub use error::TdxError;
+pub use pccs_error::PccsError;
 pub(crate) use policy::validate_policy;
-pub use policy::{TdxPolicy, KNOWN_TCB_STATUSES};
+pub use policy::{PccsConfig, TdxCollateralSource, TdxPolicy, KNOWN_TCB_STATUSES};
 pub use quote::{
     QuoteHeader, QuoteSignature, TdAttributes, TdReport, TdReportKind, TdxQuote, HEADER_LEN,
     INTEL_QE_VENDOR_ID, QE_REPORT_LEN, TD10_BODY_LEN, TD15_BODY_LEN, TEE_TYPE_TDX,

@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::policy::{AllowedMeasurement, MinTcb, Policy, ProductTcb};
+use crate::tdx::TdxError;
 use crate::{Measurement, TeeKind};
 
 /// TCB statuses Intel's TCB info can give a TDX platform (dcap-qvl's names). `Revoked` is
@@ -31,11 +32,20 @@ pub struct TdxPolicy {
     /// Intel's collateral for the platform: a dcap-qvl `QuoteCollateralV3` JSON file (TCB info,
     /// QE identity, PCK and root CRLs, their signer chains), as fetched from Intel PCS or a PCCS
     /// for the platform's FMSPC. Intel signs it, so where it comes from does not matter; it is
-    /// valid about 30 days (its `nextUpdate`). A relative path is resolved against the policy
-    /// file's folder ([`Policy::load`]) or the working directory ([`Policy::from_yaml`]).
-    /// Absent: every quote is refused (`NoCollateral`) unless the verifier was given collateral.
+    /// valid about 30 days (its `nextUpdate`); a `tdx.pccs` cache file has the same format. A
+    /// relative path is resolved against the policy file's folder ([`Policy::load`]) or the
+    /// working directory ([`Policy::from_yaml`]).
+    /// Absent (and no `pccs`): every quote is refused (`NoCollateral`) unless the verifier was
+    /// given collateral. Exclusive with `pccs`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub collateral: Option<PathBuf>,
+    /// Instead of a pinned file: fetch the collateral for each quote's FMSPC from Intel PCS or a
+    /// PCCS and cache it on disk until its earliest `nextUpdate` (`tdx::pccs`). Without a URL,
+    /// the cache only (offline). Fetching needs the `pccs` feature; a build without it refuses
+    /// quotes under a policy that names a URL (`PccsError::FeatureOff`). Exclusive with
+    /// `collateral`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pccs: Option<PccsConfig>,
     /// Allowed MRTD values (the TD's launch measurement, 96 hex characters each, with the
     /// build that produced them). Empty allows nothing.
     #[serde(default)]
@@ -66,10 +76,33 @@ pub struct TdxPolicy {
     pub allow_debug: bool,
 }
 
+/// Where Intel's collateral comes from: `tdx.pccs` in the YAML.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PccsConfig {
+    /// Base URL of Intel PCS (`https://api.trustedservices.intel.com`) or of a PCCS
+    /// (`https://pccs:8081`); the v4 paths are appended. Absent: offline, the cache only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    /// The collateral cache folder (one JSON file per FMSPC and PCK CA). A relative path is
+    /// resolved like `collateral`.
+    pub cache_dir: PathBuf,
+}
+
+/// The source of collateral a [`TdxPolicy`] names (`tdx.collateral` or `tdx.pccs`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TdxCollateralSource<'a> {
+    /// A pinned `QuoteCollateralV3` JSON file (`tdx.collateral`).
+    File(&'a Path),
+    /// Intel PCS / a PCCS with an on-disk cache, or the cache alone (`tdx.pccs`).
+    Pccs(&'a PccsConfig),
+}
+
 impl Default for TdxPolicy {
     fn default() -> Self {
         Self {
             collateral: None,
+            pccs: None,
             mrtd: Vec::new(),
             rtmr0: None,
             rtmr1: None,
@@ -93,8 +126,25 @@ impl TdxPolicy {
         ]
     }
 
+    /// Where the collateral comes from: the file, the PCCS, or nothing named (`None`). Naming
+    /// both is refused ([`TdxError::CollateralAmbiguous`]); a loaded policy never does.
+    pub fn collateral_source(&self) -> Result<Option<TdxCollateralSource<'_>>, TdxError> {
+        match (&self.collateral, &self.pccs) {
+            (Some(_), Some(_)) => Err(TdxError::CollateralAmbiguous),
+            (Some(path), None) => Ok(Some(TdxCollateralSource::File(path))),
+            (None, Some(pccs)) => Ok(Some(TdxCollateralSource::Pccs(pccs))),
+            (None, None) => Ok(None),
+        }
+    }
+
     /// Checks every value's format.
     fn validate(&self) -> Result<(), String> {
+        self.collateral_source().map_err(|_| {
+            "tdx.collateral and tdx.pccs are exclusive: name one source".to_string()
+        })?;
+        if let Some(pccs) = &self.pccs {
+            pccs.validate()?;
+        }
         let lists = std::iter::once(("mrtd".to_string(), Some(&self.mrtd))).chain(
             self.rtmr()
                 .into_iter()
@@ -126,13 +176,40 @@ impl TdxPolicy {
         Ok(())
     }
 
-    /// Resolves a relative collateral path against `base` (the policy file's folder).
+    /// Resolves a relative collateral file or PCCS cache folder against `base` (the policy
+    /// file's folder).
     pub(crate) fn resolve_relative(&mut self, base: &Path) {
-        if let Some(path) = self.collateral.as_mut() {
+        let paths = [
+            self.collateral.as_mut(),
+            self.pccs.as_mut().map(|p| &mut p.cache_dir),
+        ];
+        for path in paths.into_iter().flatten() {
             if path.is_relative() {
                 *path = base.join(&*path);
             }
         }
+    }
+}
+
+impl PccsConfig {
+    fn validate(&self) -> Result<(), String> {
+        if let Some(url) = &self.url {
+            let rest = url
+                .strip_prefix("https://")
+                .or_else(|| url.strip_prefix("http://"))
+                .ok_or_else(|| format!("tdx.pccs.url {url:?} is not an http(s):// URL"))?;
+            let host = rest.split(['/', '?', '#']).next().unwrap_or_default();
+            if host.is_empty() || rest.contains(['?', '#']) || url.chars().any(char::is_whitespace)
+            {
+                return Err(format!(
+                    "tdx.pccs.url {url:?}: expected a base URL such as https://pccs:8081"
+                ));
+            }
+        }
+        if self.cache_dir.as_os_str().is_empty() {
+            return Err("tdx.pccs.cache_dir is empty".into());
+        }
+        Ok(())
     }
 }
 

@@ -12,7 +12,7 @@ use sha2::{Digest, Sha256};
 use crate::tdx::quote::TdxQuote;
 use crate::tdx::TdxError;
 
-fn ecdsa_p256_verify(key: &EcKey<Public>, message: &[u8], sig: &[u8; 64]) -> bool {
+pub(crate) fn ecdsa_p256_verify(key: &EcKey<Public>, message: &[u8], sig: &[u8; 64]) -> bool {
     let (r, s) = sig.split_at(32);
     let Ok(sig) = BigNum::from_slice(r)
         .and_then(|r| BigNum::from_slice(s).map(|s| (r, s)))

@@ -6,15 +6,17 @@ use std::time::SystemTime;
 use crate::claims::CheckLog as Log;
 use crate::policy::{AllowedMeasurement, Policy};
 use crate::tdx::chain::{check_root, decode_chain, unix_secs, verify_chain};
+use crate::tdx::pccs::{pck_fmspc, PccsResolver, PckCa};
 use crate::tdx::quote::{TdReportKind, TdxQuote, INTEL_QE_VENDOR_ID};
 use crate::tdx::signature::{
     verify_attestation_key_binding, verify_qe_report, verify_quote_signature,
 };
-use crate::tdx::{dcap, TdxCollateral, TdxError, TdxEvidence, TdxPolicy};
+use crate::tdx::{dcap, TdxCollateral, TdxCollateralSource, TdxError, TdxEvidence, TdxPolicy};
 use crate::{Claims, Evidence, ReportData, TeeKind, Verifier, VerifyError};
 
 /// Verifies [`Evidence::Tdx`] against the pinned Intel SGX Root CA with dcap-qvl, using the
-/// collateral the policy names (`tdx.collateral`) or the one given with
+/// collateral the policy names (the file `tdx.collateral`, or `tdx.pccs`: Intel PCS / a PCCS
+/// with an on-disk cache, see [`crate::tdx::pccs`]) or the one given with
 /// [`TdxVerifier::with_collateral`], which takes precedence.
 #[derive(Clone, Debug, Default)]
 pub struct TdxVerifier {
@@ -106,25 +108,40 @@ impl TdxVerifier {
             format!("{root} is trusted by policy `{}`", policy.name),
         );
 
-        // 3. Collateral for this platform model (cheap checks before any signature).
-        let loaded;
-        let collateral = match (&self.collateral, &rules.collateral) {
-            (Some(c), _) => c,
-            (None, Some(path)) => {
-                loaded = TdxCollateral::load(path)?;
-                &loaded
-            }
-            (None, None) => {
-                return Err(TdxError::NoCollateral {
-                    policy: policy.name.clone(),
-                }
-                .into())
-            }
-        };
+        // 3. Collateral for this platform model (cheap checks before any signature): the
+        // verifier's, else the policy's file or its PCCS / collateral cache.
         let leaf = chain.first().map(Vec::as_slice).unwrap_or_default();
-        let quote_fmspc = dcap_qvl::intel::parse_pck_extension(leaf)
-            .map(|ext| hex::encode(ext.fmspc))
-            .map_err(|e| TdxError::PckChainMalformed(format!("PCK SGX extension: {e:#}")))?;
+        let mut fetched_for = None;
+        let loaded;
+        let collateral = match &self.collateral {
+            Some(c) => c,
+            None => match rules.collateral_source()? {
+                Some(TdxCollateralSource::File(path)) => {
+                    loaded = TdxCollateral::load(path)?;
+                    &loaded
+                }
+                Some(TdxCollateralSource::Pccs(config)) => {
+                    let fmspc = pck_fmspc(leaf)?;
+                    let ca = PckCa::of_pck(leaf)?;
+                    loaded = PccsResolver::from_config(config)
+                        .and_then(|r| r.collateral(&fmspc, ca, now))
+                        .map_err(TdxError::from)?
+                        .0;
+                    fetched_for = Some(fmspc);
+                    &loaded
+                }
+                None => {
+                    return Err(TdxError::NoCollateral {
+                        policy: policy.name.clone(),
+                    }
+                    .into())
+                }
+            },
+        };
+        let quote_fmspc = match fetched_for {
+            Some(fmspc) => fmspc,
+            None => pck_fmspc(leaf)?,
+        };
         if quote_fmspc != collateral.fmspc() {
             return Err(TdxError::FmspcMismatch {
                 collateral: collateral.fmspc().to_string(),
