@@ -58,6 +58,114 @@ pub enum ProviderConfig {
         #[serde(default)]
         agent_binary: Option<PathBuf>,
     },
+    /// One QEMU process per job booting the guest image (`scripts/build-image`).
+    Qemu(QemuProviderConfig),
+    /// The same QEMU VMs on a remote bare-metal host reached over SSH.
+    Ssh(SshProviderConfig),
+}
+
+/// Settings of the SSH provider (feature `provider-ssh`): where the host is, how to log in, and
+/// the QEMU settings it runs VMs with (`docs/ssh-provider.md`).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SshProviderConfig {
+    /// Host name or address.
+    pub host: String,
+    /// SSH port.
+    #[serde(default = "default_ssh_port")]
+    pub port: u16,
+    /// Remote user.
+    pub user: String,
+    /// Local private key file (unencrypted OpenSSH or PEM).
+    pub private_key: PathBuf,
+    /// The host's public key line or its `SHA256:` fingerprint; any other key is refused.
+    pub known_host_key: String,
+    /// The provider's folder on the host (absolute).
+    pub remote_dir: PathBuf,
+    /// The guest image folder on this machine (uploaded once per content hash).
+    pub image_dir: PathBuf,
+    /// The QEMU executable on the host.
+    #[serde(default = "default_qemu")]
+    pub qemu: PathBuf,
+    /// `tcg` or `kvm`.
+    pub accel: QemuAccel,
+    /// `sim` (only mode accepted until the image has a hardware attester).
+    pub tee: QemuTee,
+    /// CPU model the launch digest is computed for.
+    #[serde(default = "default_cpu")]
+    pub cpu: QemuCpu,
+    /// A VM is killed after this many seconds on the host (`timeout -s KILL`).
+    #[serde(default = "default_max_lifetime")]
+    pub max_lifetime_secs: u64,
+}
+
+fn default_ssh_port() -> u16 {
+    22
+}
+
+/// Settings of the QEMU provider (feature `provider-qemu`).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QemuProviderConfig {
+    /// The built guest image folder.
+    pub image_dir: PathBuf,
+    /// The QEMU executable.
+    #[serde(default = "default_qemu")]
+    pub qemu: PathBuf,
+    /// `tcg` (software, works anywhere) or `kvm`.
+    pub accel: QemuAccel,
+    /// `sim` (plain VM + host-side simulated secure processor), `sev-snp` or `tdx`.
+    pub tee: QemuTee,
+    /// CPU model the launch digest is computed for: `milan` or `genoa`.
+    #[serde(default = "default_cpu")]
+    pub cpu: QemuCpu,
+    /// A VM is killed after this many seconds, whatever else happens.
+    #[serde(default = "default_max_lifetime")]
+    pub max_lifetime_secs: u64,
+}
+
+/// QEMU acceleration.
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum QemuAccel {
+    /// Software emulation.
+    Tcg,
+    /// /dev/kvm.
+    Kvm,
+}
+
+/// Secure processor of QEMU guests.
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum QemuTee {
+    /// Host-side simulated secure processor (development only).
+    Sim,
+    /// AMD SEV-SNP hardware.
+    SevSnp,
+    /// Intel TDX hardware.
+    Tdx,
+}
+
+/// CPU model for the launch digest.
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum QemuCpu {
+    /// AMD EPYC Milan.
+    Milan,
+    /// AMD EPYC Genoa.
+    Genoa,
+}
+
+fn default_qemu() -> PathBuf {
+    PathBuf::from("qemu-system-x86_64")
+}
+
+fn default_cpu() -> QemuCpu {
+    QemuCpu::Milan
+}
+
+fn default_max_lifetime() -> u64 {
+    900
 }
 
 /// Served job kinds and TEEs, and the VM size.

@@ -28,11 +28,100 @@ pub(crate) fn build(cfg: &Config) -> Result<Built, ProviderError> {
             Ok((Arc::new(p), Some(own_policy)))
         }
         #[cfg(not(feature = "provider-process"))]
-        ProviderConfig::Process { .. } => Err(ProviderError::InvalidSpec {
-            provider: "process".into(),
-            reason: "this build lacks the `provider-process` feature".into(),
-        }),
+        ProviderConfig::Process { .. } => Err(missing_feature("process")),
+        #[cfg(feature = "provider-qemu")]
+        ProviderConfig::Qemu(q) => qemu(cfg, q),
+        #[cfg(not(feature = "provider-qemu"))]
+        ProviderConfig::Qemu(_) => Err(missing_feature("qemu")),
+        #[cfg(feature = "provider-ssh")]
+        ProviderConfig::Ssh(s) => ssh(cfg, s),
+        #[cfg(not(feature = "provider-ssh"))]
+        ProviderConfig::Ssh(_) => Err(missing_feature("ssh")),
     }
+}
+
+#[cfg(not(all(
+    feature = "provider-process",
+    feature = "provider-qemu",
+    feature = "provider-ssh"
+)))]
+fn missing_feature(provider: &str) -> ProviderError {
+    ProviderError::InvalidSpec {
+        provider: provider.into(),
+        reason: format!("this build lacks the `provider-{provider}` feature"),
+    }
+}
+
+#[cfg(any(feature = "provider-qemu", feature = "provider-ssh"))]
+mod qemu_settings {
+    use crate::config::{QemuAccel, QemuCpu, QemuTee};
+    use cdvm_provider_qemu as qp;
+
+    pub(super) fn accel(a: QemuAccel) -> qp::Accel {
+        match a {
+            QemuAccel::Tcg => qp::Accel::Tcg,
+            QemuAccel::Kvm => qp::Accel::Kvm,
+        }
+    }
+
+    pub(super) fn tee(t: QemuTee) -> qp::TeeMode {
+        match t {
+            QemuTee::Sim => qp::TeeMode::Sim,
+            QemuTee::SevSnp => qp::TeeMode::SevSnp,
+            QemuTee::Tdx => qp::TeeMode::Tdx,
+        }
+    }
+
+    pub(super) fn cpu(c: QemuCpu) -> qp::CpuModel {
+        match c {
+            QemuCpu::Milan => qp::CpuModel::Milan,
+            QemuCpu::Genoa => qp::CpuModel::Genoa,
+        }
+    }
+}
+
+#[cfg(feature = "provider-ssh")]
+fn ssh(cfg: &Config, s: &crate::config::SshProviderConfig) -> Result<Built, ProviderError> {
+    use cdvm_provider_ssh as sp;
+    let state_dir = cfg.state_dir.join("ssh-provider");
+    let p = sp::SshProvider::new(sp::SshConfig {
+        host: s.host.clone(),
+        port: s.port,
+        user: s.user.clone(),
+        private_key: s.private_key.clone(),
+        known_host_key: s.known_host_key.clone(),
+        remote_dir: s.remote_dir.clone(),
+        qemu: s.qemu.clone(),
+        accel: qemu_settings::accel(s.accel),
+        tee: qemu_settings::tee(s.tee),
+        cpu: qemu_settings::cpu(s.cpu),
+        image_dir: s.image_dir.clone(),
+        state_dir: state_dir.clone(),
+        policy_vcpus: cfg.jobs.vm_class.vcpus,
+        max_lifetime: std::time::Duration::from_secs(s.max_lifetime_secs),
+    })?;
+    let own = (s.tee == crate::config::QemuTee::Sim).then(|| sp::dev_policy_path(&state_dir));
+    Ok((Arc::new(p), own))
+}
+
+#[cfg(feature = "provider-qemu")]
+fn qemu(cfg: &Config, q: &crate::config::QemuProviderConfig) -> Result<Built, ProviderError> {
+    use cdvm_provider_qemu as qp;
+    let state_dir = cfg.state_dir.join("qemu-provider");
+    let p = qp::QemuProvider::new(qp::QemuConfig {
+        state_dir: state_dir.clone(),
+        image_dir: q.image_dir.clone(),
+        qemu: q.qemu.clone(),
+        accel: qemu_settings::accel(q.accel),
+        tee: qemu_settings::tee(q.tee),
+        cpu: qemu_settings::cpu(q.cpu),
+        policy_vcpus: cfg.jobs.vm_class.vcpus,
+        max_lifetime: std::time::Duration::from_secs(q.max_lifetime_secs),
+    })?;
+    // Only the simulated mode has a policy of the provider's own; hardware guests are checked
+    // against the configured guest_policy.
+    let own = (q.tee == crate::config::QemuTee::Sim).then(|| qp::dev_policy_path(&state_dir));
+    Ok((Arc::new(p), own))
 }
 
 #[cfg(feature = "provider-process")]

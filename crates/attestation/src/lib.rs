@@ -12,6 +12,7 @@ mod der;
 mod dispatch;
 mod error;
 mod evidence;
+pub mod pem;
 pub mod policy;
 mod types;
 #[cfg(any(feature = "snp", feature = "tdx", feature = "nvidia"))]

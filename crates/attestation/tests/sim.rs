@@ -311,6 +311,40 @@ fn wire_response_round_trips_evidence_json() {
     ));
 }
 
+#[test]
+fn framed_responses_round_trip_and_refuse_oversize_and_truncation() {
+    let dir = tempfile::tempdir().unwrap();
+    let ev = sp(dir.path()).report(&rd(4), &agent(), &SimReportOptions::default());
+    let framed = wire::encode_framed_response(&ev).unwrap();
+    let body_len = u32::from_be_bytes(framed[..4].try_into().unwrap()) as usize;
+    assert_eq!(body_len, framed.len() - 4);
+    // Two responses back to back on one stream (a serial port): each read takes exactly one.
+    let mut stream = std::io::Cursor::new([framed.clone(), framed.clone()].concat());
+    assert_eq!(wire::read_framed_response(&mut stream).unwrap(), ev);
+    assert_eq!(wire::read_framed_response(&mut stream).unwrap(), ev);
+    let huge = ((wire::MAX_RESPONSE_LEN + 1) as u32).to_be_bytes();
+    assert!(matches!(
+        wire::read_framed_response(&mut std::io::Cursor::new(huge)),
+        Err(wire::WireError::ResponseTooLarge)
+    ));
+    assert!(matches!(
+        wire::read_framed_response(&mut std::io::Cursor::new(&framed[..framed.len() - 1])),
+        Err(wire::WireError::Io(_))
+    ));
+}
+
+#[test]
+fn serial_attester_without_its_port_is_unavailable_naming_the_device() {
+    // The real virtio-serial path is exercised by the QEMU end-to-end test; here, the failure.
+    let err = SimAttester::serial("/dev/no-such-vport9p9")
+        .evidence(&rd(5))
+        .unwrap_err();
+    assert!(
+        matches!(&err, cdvm_attestation::AttestError::Unavailable { path, .. } if path == "/dev/no-such-vport9p9"),
+        "{err}"
+    );
+}
+
 /// A one-shot server that behaves as the provider's: read 64 bytes, answer, close.
 fn serve_once(
     listener: UnixListener,

@@ -3,8 +3,8 @@
 use std::path::PathBuf;
 use std::time::Instant;
 
-use cdvm_client::demo::{vms_dir, DeploymentOptions, LocalDeployment};
-use cdvm_client::{run_job, ClientError, JobSpec, Timeouts};
+use cdvm_client::demo::{qemu_vms_dir, vms_dir, DeploymentOptions, LocalDeployment};
+use cdvm_client::{run_job, ClientError, JobSpec, Stage, Timeouts};
 use cdvm_protocol::nostr::Keys;
 use cdvm_protocol::{kinds, InputBody};
 use clap::ValueEnum;
@@ -16,6 +16,9 @@ use crate::show;
 pub enum DemoProvider {
     /// A local agent process with a simulated secure processor.
     Process,
+    /// A QEMU VM (TCG) booting the guest image, with the host-side simulated secure processor
+    /// reporting the image's real SEV-SNP launch digest.
+    Qemu,
 }
 
 #[derive(Debug, clap::Args)]
@@ -26,6 +29,9 @@ pub struct DemoArgs {
     /// Keep the orchestrator's state (store, logs) in this folder instead of a temporary one.
     #[arg(long)]
     state_dir: Option<PathBuf>,
+    /// The guest image folder for `--provider qemu` (built by `scripts/build-image`).
+    #[arg(long, default_value = "target/image")]
+    image: PathBuf,
 }
 
 const SAMPLE_CSV: &str = "employee,department,salary\n\
@@ -38,7 +44,26 @@ const SAMPLE_QUERY: &str =
     "SELECT department, COUNT(*) AS people, AVG(salary) AS avg_salary FROM input GROUP BY department ORDER BY department";
 
 pub async fn run(args: DemoArgs) -> Result<(), ClientError> {
-    let DemoProvider::Process = args.provider;
+    let mut opts = DeploymentOptions::default();
+    let provider_name = match args.provider {
+        DemoProvider::Process => "process",
+        DemoProvider::Qemu => {
+            if !args.image.join("manifest.json").is_file() {
+                return Err(ClientError::Usage(format!(
+                    "no guest image in {}: build it with scripts/build-image (needs qemu-system-x86 installed to run)",
+                    args.image.display()
+                )));
+            }
+            opts.qemu_image =
+                Some(
+                    std::path::absolute(&args.image).map_err(|source| ClientError::Io {
+                        path: args.image.display().to_string(),
+                        source,
+                    })?,
+                );
+            "qemu (TCG)"
+        }
+    };
     let tmp;
     let state_dir = match args.state_dir {
         Some(dir) => dir,
@@ -53,10 +78,10 @@ pub async fn run(args: DemoArgs) -> Result<(), ClientError> {
             tmp.path().to_path_buf()
         }
     };
-    eprintln!("ConfidentialDVM demo — provider: process, TEE: SIMULATED secure processor");
+    eprintln!("ConfidentialDVM demo — provider: {provider_name}, TEE: SIMULATED secure processor");
     eprintln!("  (development only: this run proves the protocol, not hardware confidentiality)");
     let t0 = Instant::now();
-    let mut deployment = LocalDeployment::start(&state_dir, &DeploymentOptions::default()).await?;
+    let mut deployment = LocalDeployment::start(&state_dir, &opts).await?;
     eprintln!(
         "[{:>7.2}s] relay {} and orchestrator (dvm {}) up; state in {}",
         t0.elapsed().as_secs_f64(),
@@ -82,7 +107,25 @@ pub async fn run(args: DemoArgs) -> Result<(), ClientError> {
         user: Keys::generate(),
         timeouts: Timeouts::default(),
     };
-    let result = run_job(spec, show::stage).await;
+    // Boot-to-attested: from the DVM's first "processing" (the VM is being launched) to a
+    // verified attestation.
+    let mut launched_at = None;
+    let result = run_job(spec, |stage, t| {
+        show::stage(stage, t);
+        match stage {
+            Stage::Dvm { .. } if launched_at.is_none() => launched_at = Some(t),
+            Stage::Attested { .. } => {
+                if let Some(start) = launched_at {
+                    eprintln!(
+                        "            boot-to-attested: {:.2} s",
+                        t.saturating_sub(start).as_secs_f64()
+                    );
+                }
+            }
+            _ => {}
+        }
+    })
+    .await;
     let outcome = match result {
         Ok(o) => o,
         Err(e) => {
@@ -93,9 +136,11 @@ pub async fn run(args: DemoArgs) -> Result<(), ClientError> {
             return Err(e);
         }
     };
-    let leftover = std::fs::read_dir(vms_dir(&state_dir))
-        .map(|d| d.count())
-        .unwrap_or(0);
+    let vms = match args.provider {
+        DemoProvider::Process => vms_dir(&state_dir),
+        DemoProvider::Qemu => qemu_vms_dir(&state_dir),
+    };
+    let leftover = std::fs::read_dir(vms).map(|d| d.count()).unwrap_or(0);
     deployment.stop();
     eprintln!(
         "[{:>7.2}s] done; VMs left on the provider: {leftover}",

@@ -249,9 +249,9 @@ fn chain_from_file(path: &Path) -> Result<SnpCertChain, ClientError> {
         source,
     })?;
     if bytes.starts_with(b"-----BEGIN") {
-        let certs = openssl::x509::X509::stack_from_pem(&bytes)
+        // DER only: the verifier parses what it needs, and pinned certificates not at all.
+        let der = cdvm_attestation::pem::certificates(&bytes)
             .map_err(|e| usage(format!("{}: bad PEM: {e}", path.display())))?;
-        let der: Vec<Vec<u8>> = certs.iter().filter_map(|c| c.to_der().ok()).collect();
         return match der.as_slice() {
             [vcek, ask, ark] => Ok(SnpCertChain {
                 vcek: vcek.clone(),

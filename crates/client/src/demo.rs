@@ -1,5 +1,6 @@
 //! `cdvm demo`: the whole system on one machine. A real relay in this process, the orchestrator as
-//! a supervised child process with the process provider, and this process playing the user.
+//! a supervised child process with the process provider (or the QEMU provider booting the guest
+//! image under TCG), and this process playing the user.
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -19,7 +20,7 @@ pub struct LocalDeployment {
     pub relay: TestRelay,
     /// The DVM's public key.
     pub dvm: Keys,
-    /// The development policy the process provider wrote (trusts its simulated root only).
+    /// The development policy the provider wrote (trusts its simulated root only).
     pub dev_policy: Policy,
     /// Path of that policy.
     pub dev_policy_path: PathBuf,
@@ -32,6 +33,11 @@ pub struct LocalDeployment {
 /// Where the process provider keeps its VMs.
 pub fn vms_dir(state_dir: &Path) -> PathBuf {
     state_dir.join("process-provider").join("vms")
+}
+
+/// Where the QEMU provider keeps its VMs.
+pub fn qemu_vms_dir(state_dir: &Path) -> PathBuf {
+    state_dir.join("qemu-provider").join("vms")
 }
 
 fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> ClientError + '_ {
@@ -70,6 +76,28 @@ pub struct DeploymentOptions {
     pub agent_binary: Option<PathBuf>,
     /// The orchestrator's log filter (`CDVM_LOG`).
     pub log_filter: String,
+    /// Boot this guest image folder in QEMU (TCG, simulated secure processor) instead of
+    /// running the agent as a process.
+    pub qemu_image: Option<PathBuf>,
+    /// With `qemu_image`: run QEMU on this host over SSH (the ssh provider).
+    pub ssh: Option<SshHost>,
+}
+
+/// A bare-metal host for the SSH provider.
+#[derive(Clone, Debug)]
+pub struct SshHost {
+    /// Host name or address.
+    pub host: String,
+    /// SSH port.
+    pub port: u16,
+    /// Remote user.
+    pub user: String,
+    /// Private key file.
+    pub private_key: PathBuf,
+    /// The host's pinned public key line or `SHA256:` fingerprint.
+    pub known_host_key: String,
+    /// The provider's folder on the host.
+    pub remote_dir: PathBuf,
 }
 
 impl Default for DeploymentOptions {
@@ -79,6 +107,8 @@ impl Default for DeploymentOptions {
             per_user_per_minute: 6,
             agent_binary: None,
             log_filter: "info,nostr_relay_pool=warn,nostr_sdk=warn".into(),
+            qemu_image: None,
+            ssh: None,
         }
     }
 }
@@ -112,16 +142,48 @@ impl LocalDeployment {
         std::fs::create_dir_all(state_dir).map_err(io_err(state_dir))?;
         let key_file = state_dir.join("dvm.key");
         write_private(&key_file, &dvm.secret_key().to_secret_hex())?;
-        let agent_bin = match &opts.agent_binary {
-            Some(p) => p.clone(),
-            None => sibling_binary("cdvm-agent")?,
+        let (provider, provider_dir) = match (&opts.qemu_image, &opts.ssh) {
+            (Some(image), Some(ssh)) => (
+                format!(
+                    "{{ ssh: {{ host: {}, port: {}, user: {}, private_key: {}, known_host_key: {}, \
+                     remote_dir: {}, image_dir: {}, accel: tcg, tee: sim }} }}",
+                    yaml_str(&ssh.host),
+                    ssh.port,
+                    yaml_str(&ssh.user),
+                    yaml_str(&ssh.private_key.display().to_string()),
+                    yaml_str(&ssh.known_host_key),
+                    yaml_str(&ssh.remote_dir.display().to_string()),
+                    yaml_str(&image.display().to_string())
+                ),
+                "ssh-provider",
+            ),
+            (Some(image), None) => (
+                format!(
+                    "{{ qemu: {{ image_dir: {}, accel: tcg, tee: sim }} }}",
+                    yaml_str(&image.display().to_string())
+                ),
+                "qemu-provider",
+            ),
+            (None, _) => {
+                let agent_bin = match &opts.agent_binary {
+                    Some(p) => p.clone(),
+                    None => sibling_binary("cdvm-agent")?,
+                };
+                (
+                    format!(
+                        "{{ process: {{ agent_binary: {} }} }}",
+                        yaml_str(&agent_bin.display().to_string())
+                    ),
+                    "process-provider",
+                )
+            }
         };
         let config = format!(
             "identity: {{ secret_key_file: {key} }}\n\
              owner_tag: cdvm-demo\n\
              relays: [{relay}]\n\
              state_dir: {state}\n\
-             provider: {{ process: {{ agent_binary: {agent} }} }}\n\
+             provider: {provider}\n\
              jobs: {{ kinds: [5970, 5971], tees: [sev-snp], vm_class: {{ vcpus: 1, memory_mib: 512 }}, max_concurrent: 4 }}\n\
              limits: {{ per_user_per_minute: {per_user} }}\n\
              deadlines: {{ attest_secs: {a}, input_secs: {i}, run_secs: {r} }}\n\
@@ -130,7 +192,6 @@ impl LocalDeployment {
             key = yaml_str(&key_file.display().to_string()),
             relay = yaml_str(relay.url()),
             state = yaml_str(&state_dir.display().to_string()),
-            agent = yaml_str(&agent_bin.display().to_string()),
             a = deadlines.0,
             i = deadlines.1,
             r = deadlines.2,
@@ -139,7 +200,7 @@ impl LocalDeployment {
         let config_path = state_dir.join("orchestrator.yaml");
         std::fs::write(&config_path, config).map_err(io_err(&config_path))?;
         let orchestrator = spawn_orchestrator(state_dir, opts).await?;
-        let dev_policy_path = state_dir.join("process-provider").join("dev-policy.yaml");
+        let dev_policy_path = state_dir.join(provider_dir).join("dev-policy.yaml");
         let dev_policy = Policy::load(&dev_policy_path)
             .map_err(|e| ClientError::Usage(format!("cannot read the development policy: {e}")))?;
         Ok(Self {

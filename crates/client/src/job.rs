@@ -234,9 +234,28 @@ async fn drive(
             }
             Err(other) => return Err(other),
         };
-        if let Some(stage) = dvm_feedback(&event, dvm, request)? {
-            progress(&stage, start.elapsed());
-            continue;
+        match dvm_feedback(&event, dvm, request) {
+            Ok(Some(stage)) => {
+                progress(&stage, start.elapsed());
+                continue;
+            }
+            Ok(None) => {}
+            // The DVM gave up on the job after we refused its guest: the refusal is the cause the
+            // user needs; the DVM's message is shown as progress.
+            Err(ClientError::DvmError(info)) if last_refusal.is_some() => {
+                progress(
+                    &Stage::Dvm {
+                        status: FeedbackStatus::Error,
+                        info,
+                    },
+                    start.elapsed(),
+                );
+                if let Some(refusal) = last_refusal {
+                    return Err(refusal);
+                }
+                continue;
+            }
+            Err(e) => return Err(e),
         }
         if event.kind.as_u16() != kinds::ATTESTATION {
             continue;

@@ -1,9 +1,14 @@
 //! `cdvm-agent`: the guest agent. Runs once per VM, for one job, then exits.
 //!
+//! Two ways to run: as PID 1 of the guest image (it boots the guest itself, reads the bootstrap
+//! from fw_cfg and powers the VM off at the end), or as a process with flags (the process
+//! provider's stand-in for a VM).
+//!
 //! It never trusts the bootstrap for anything but the request id and relays: the user's key comes
 //! from the signed request itself. It never logs keys, input or output.
 
 mod executors;
+mod guest;
 mod session;
 
 use std::path::PathBuf;
@@ -38,9 +43,7 @@ struct Args {
     vm_id: Option<String>,
 }
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
-    let args = Args::parse();
+fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("CDVM_LOG").unwrap_or_else(|_| {
@@ -48,7 +51,39 @@ async fn main() -> anyhow::Result<()> {
             }),
         )
         .with_writer(std::io::stderr)
+        // PID 1 writes to a serial console that ends up in log files: no colour codes.
+        .with_ansi(std::process::id() != 1)
         .init();
+    if std::process::id() == 1 {
+        run_as_init()
+    } else {
+        run_as_process(Args::parse())
+    }
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")
+}
+
+fn run_as_init() -> ! {
+    let outcome = guest::boot().and_then(|booted| {
+        runtime()?.block_on(session::run(
+            booted.bootstrap,
+            booted.attester,
+            "cdvm-guest (qemu)",
+        ))
+    });
+    match outcome {
+        Ok(()) => tracing::info!("job over, powering off"),
+        Err(e) => tracing::error!("job failed: {e:#}; powering off"),
+    }
+    guest::power_off()
+}
+
+fn run_as_process(args: Args) -> anyhow::Result<()> {
     let text = std::fs::read_to_string(&args.bootstrap)
         .with_context(|| format!("reading bootstrap {}", args.bootstrap.display()))?;
     let bootstrap: cdvm_provider_api::Bootstrap =
@@ -64,5 +99,5 @@ async fn main() -> anyhow::Result<()> {
             Box::new(cdvm_attestation::sim::SimAttester::new(socket))
         }
     };
-    session::run(bootstrap, attester).await
+    runtime()?.block_on(session::run(bootstrap, attester, "cdvm-agent (process)"))
 }

@@ -18,7 +18,11 @@ use crate::executors;
 
 const FETCH_TIMEOUT: Duration = Duration::from_secs(30);
 
-pub(crate) async fn run(bootstrap: Bootstrap, attester: Box<dyn Attester>) -> anyhow::Result<()> {
+pub(crate) async fn run(
+    bootstrap: Bootstrap,
+    attester: Box<dyn Attester>,
+    image_name: &str,
+) -> anyhow::Result<()> {
     let request_id = EventId::from_hex(&bootstrap.request_id).context("bootstrap request id")?;
     // The one-time key: generated here, kept in memory only, dropped at exit.
     let guest = Keys::generate();
@@ -71,7 +75,7 @@ pub(crate) async fn run(bootstrap: Bootstrap, attester: Box<dyn Attester>) -> an
         v: 1,
         request_id: request_id.to_hex(),
         image: ImageIdentity {
-            name: "cdvm-agent (process)".into(),
+            name: image_name.into(),
             measurement: evidence
                 .claimed_measurement()
                 .map(|m| m.to_string())

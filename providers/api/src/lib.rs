@@ -5,6 +5,8 @@
 #![deny(missing_docs)]
 
 pub mod conformance;
+#[cfg(feature = "host")]
+pub mod host;
 mod spec;
 
 pub use spec::{Bootstrap, JobTag, OwnerTag, VmClass, VmHandle, VmId, VmSpec, VmState};

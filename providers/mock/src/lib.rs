@@ -6,9 +6,7 @@
 //! a simulated root that no shipped policy trusts.
 #![deny(missing_docs)]
 
-mod process;
 mod sp_server;
-mod vm_dir;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -17,10 +15,10 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 use cdvm_attestation::sim::{self, SimSecureProcessor};
 use cdvm_attestation::Measurement;
+use cdvm_provider_api::host::process::{self, Marker};
+use cdvm_provider_api::host::vm_dir::{self, VmDir};
 use cdvm_provider_api::{OwnerTag, Provider, ProviderError, VmHandle, VmId, VmSpec, VmState};
 use tokio::task::JoinHandle;
-
-use vm_dir::VmDir;
 
 const NAME: &str = "process";
 
@@ -95,6 +93,28 @@ impl ProcessProvider {
     }
 }
 
+/// The agent carries `--vm-id <id>` so a restarted orchestrator can find it.
+fn marker(id: &VmId) -> Marker {
+    Marker {
+        flag: "--vm-id".into(),
+        value: id.0.clone(),
+    }
+}
+
+fn spawn_agent(agent: &Path, dir: &VmDir, id: &VmId) -> std::io::Result<u32> {
+    let mut command = tokio::process::Command::new(agent);
+    command
+        .arg("--bootstrap")
+        .arg(dir.bootstrap())
+        .arg("--tee")
+        .arg("sim")
+        .arg("--sim-socket")
+        .arg(dir.sp_socket())
+        .arg("--vm-id")
+        .arg(&id.0);
+    process::spawn(command, &dir.console(), None)
+}
+
 /// Where the process provider writes its development policy.
 pub fn dev_policy_path(state_dir: &Path) -> PathBuf {
     state_dir.join("dev-policy.yaml")
@@ -125,7 +145,7 @@ impl Provider for ProcessProvider {
                 ),
             });
         }
-        let id = vm_dir::vm_id_for(&spec.owner, &spec.job);
+        let id = vm_dir::vm_id_for("proc", &spec.owner, &spec.job);
         let dir = self.vm(&id);
         if let Some(meta) = dir.read_meta() {
             // Idempotent launch: the job already has its VM.
@@ -140,7 +160,7 @@ impl Provider for ProcessProvider {
             pid: None,
         };
         // Write-ahead: the VM is listed (and destroyable) before its process exists.
-        dir.create(spec)
+        dir.create(&spec.bootstrap)
             .and_then(|()| dir.write_meta(&meta))
             .map_err(|e| {
                 dir.remove();
@@ -163,7 +183,7 @@ impl Provider for ProcessProvider {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .insert(id.clone(), server);
-        match process::spawn_agent(&self.cfg.agent_binary, &dir, &id) {
+        match spawn_agent(&self.cfg.agent_binary, &dir, &id) {
             Ok(pid) => {
                 meta.pid = Some(pid);
                 dir.write_meta(&meta).map_err(|e| ProviderError::Backend {
@@ -176,7 +196,7 @@ impl Provider for ProcessProvider {
             }
             Err(e) => {
                 self.stop_server(&id);
-                process::kill(None, &id).await;
+                process::kill(None, &marker(&id)).await;
                 dir.remove();
                 Err(ProviderError::Backend {
                     provider: NAME.into(),
@@ -192,13 +212,13 @@ impl Provider for ProcessProvider {
         let Some(meta) = dir.read_meta() else {
             return Ok(VmState::Gone);
         };
-        Ok(process::state(meta.pid, id))
+        Ok(process::state(meta.pid, &marker(id)))
     }
 
     async fn destroy(&self, id: &VmId) -> Result<(), ProviderError> {
         let dir = self.vm(id);
         if let Some(meta) = dir.read_meta() {
-            process::kill(meta.pid, id).await;
+            process::kill(meta.pid, &marker(id)).await;
             tracing::info!(provider = NAME, vm = %id, job = %meta.job, "VM destroyed");
         }
         self.stop_server(id);

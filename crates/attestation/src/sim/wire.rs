@@ -1,9 +1,13 @@
 //! The socket protocol between the guest agent ([`crate::sim::SimAttester`]) and the provider's
 //! simulated secure processor. Both sides call these functions so the format cannot drift.
 //!
-//! One request per connection: the client writes exactly [`REQUEST_LEN`] bytes (the raw
-//! REPORT_DATA) and shuts down its write half; the server answers with the JSON of an
+//! Over a Unix socket, one request per connection: the client writes exactly [`REQUEST_LEN`] bytes
+//! (the raw REPORT_DATA) and shuts down its write half; the server answers with the JSON of an
 //! [`Evidence`] (`serde_json`) and closes.
+//!
+//! Over a virtio-serial port (a QEMU guest), there is no half-close: the client writes the same
+//! [`REQUEST_LEN`] bytes and the server answers with a *framed* response, a 4-byte big-endian
+//! length followed by the JSON ([`encode_framed_response`], [`read_framed_response`]).
 
 use thiserror::Error;
 
@@ -26,6 +30,9 @@ pub enum WireError {
     /// The response is not the JSON of an [`Evidence`].
     #[error("response is not evidence JSON: {0}")]
     Json(#[from] serde_json::Error),
+    /// The stream ended or failed before a whole framed response arrived.
+    #[error("reading the response: {0}")]
+    Io(#[from] std::io::Error),
 }
 
 /// Encodes a request.
@@ -44,6 +51,30 @@ pub fn decode_request(bytes: &[u8]) -> Result<ReportData, WireError> {
 /// Encodes a response.
 pub fn encode_response(evidence: &Evidence) -> Result<Vec<u8>, WireError> {
     Ok(serde_json::to_vec(evidence)?)
+}
+
+/// Encodes a response for a stream without half-close: length prefix, then the JSON.
+pub fn encode_framed_response(evidence: &Evidence) -> Result<Vec<u8>, WireError> {
+    let body = encode_response(evidence)?;
+    let len = u32::try_from(body.len()).map_err(|_| WireError::ResponseTooLarge)?;
+    let mut out = Vec::with_capacity(4 + body.len());
+    out.extend_from_slice(&len.to_be_bytes());
+    out.extend_from_slice(&body);
+    Ok(out)
+}
+
+/// Reads one framed response from a stream; a length over [`MAX_RESPONSE_LEN`] is refused before
+/// anything is allocated.
+pub fn read_framed_response(stream: &mut impl std::io::Read) -> Result<Evidence, WireError> {
+    let mut len = [0u8; 4];
+    stream.read_exact(&mut len)?;
+    let len = u32::from_be_bytes(len) as usize;
+    if len > MAX_RESPONSE_LEN {
+        return Err(WireError::ResponseTooLarge);
+    }
+    let mut body = vec![0u8; len];
+    stream.read_exact(&mut body)?;
+    decode_response(&body)
 }
 
 /// Decodes a response.

@@ -163,16 +163,36 @@ fn check_link_with(
     }
 }
 
-/// A pinned ARK with one of its pinned intermediates (ASK or ASVK), parsed and link-verified
-/// once per process: they are compiled-in constants, so only the leaf varies per report.
+/// A pinned ARK with one of its pinned intermediates (ASK or ASVK). Both are compiled-in
+/// constants, so their links (ARK self-signature, intermediate by ARK) are verified by this
+/// module's tests, not per process; a process parses a pair only when a chain presents that exact
+/// intermediate, once. Only the leaf varies per report.
 struct PinnedPair {
+    product: AmdProduct,
     ask_der: Vec<u8>,
+    parsed: std::sync::OnceLock<Option<ParsedPair>>,
+}
+
+struct ParsedPair {
     ark: X509,
     ask: X509,
     ask_key: PKey<Public>,
 }
 
-/// The pinned pairs of one product, built on first use (only the product being verified pays).
+impl PinnedPair {
+    fn parsed(&self) -> Option<&ParsedPair> {
+        self.parsed
+            .get_or_init(|| {
+                let ark = X509::from_der(self.product.ark_der()?).ok()?;
+                let ask = X509::from_der(&self.ask_der).ok()?;
+                let ask_key = ask.public_key().ok()?;
+                Some(ParsedPair { ark, ask, ask_key })
+            })
+            .as_ref()
+    }
+}
+
+/// The pinned pairs of one product (DER only until used).
 fn pinned_pairs(product: AmdProduct) -> &'static [PinnedPair] {
     static PAIRS: [std::sync::OnceLock<Vec<PinnedPair>>; 3] = [
         std::sync::OnceLock::new(),
@@ -184,30 +204,15 @@ fn pinned_pairs(product: AmdProduct) -> &'static [PinnedPair] {
         .position(|&p| p == product)
         .unwrap_or(0);
     PAIRS[index].get_or_init(|| {
-        let mut out = Vec::new();
-        let Some(ark) = product.ark_der().and_then(|d| X509::from_der(d).ok()) else {
-            return out;
-        };
-        let certs = crate::snp::vcek::pinned_intermediates(product);
-        for ask in certs
-            .iter()
-            .filter(|c| c.to_der().ok().as_deref() != product.ark_der())
-        {
-            let ok = check_link(&ark, "ARK", &ark, "ARK").is_ok()
-                && check_link(ask, "ASK", &ark, "ARK").is_ok();
-            let (Ok(ask_der), Ok(ask_key)) = (ask.to_der(), ask.public_key()) else {
-                continue;
-            };
-            if ok {
-                out.push(PinnedPair {
-                    ask_der,
-                    ark: ark.clone(),
-                    ask: ask.clone(),
-                    ask_key,
-                });
-            }
-        }
-        out
+        crate::snp::vcek::pinned_intermediates_der(product)
+            .into_iter()
+            .filter(|der| Some(der.as_slice()) != product.ark_der())
+            .map(|ask_der| PinnedPair {
+                product,
+                ask_der,
+                parsed: std::sync::OnceLock::new(),
+            })
+            .collect()
     })
 }
 
@@ -220,6 +225,7 @@ pub(crate) fn verify_links(
         pinned_pairs(product)
             .iter()
             .find(|p| p.ask_der == chain.ask)
+            .and_then(PinnedPair::parsed)
     });
     if let Some(p) = pinned {
         let leaf = parse(&chain.vcek, leaf_role)?;
@@ -342,5 +348,28 @@ impl ChainCache {
     ) -> std::sync::MutexGuard<'_, std::collections::HashMap<[u8; 32], std::sync::Arc<VerifiedChain>>>
     {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What a process no longer re-checks at run time: every pinned intermediate is signed by its
+    /// product's pinned ARK, which signs itself.
+    #[test]
+    fn every_pinned_pair_links_to_its_ark() {
+        for product in AmdProduct::ALL {
+            let pairs = pinned_pairs(product);
+            assert!(
+                pairs.len() >= 2,
+                "{product:?}: an ASK and an ASVK are pinned"
+            );
+            for pair in pairs {
+                let p = pair.parsed().expect("pinned certificates parse");
+                check_link(&p.ark, "ARK", &p.ark, "ARK").expect("ARK self-signed");
+                check_link(&p.ask, "ASK", &p.ark, "ARK").expect("intermediate signed by the ARK");
+            }
+        }
     }
 }

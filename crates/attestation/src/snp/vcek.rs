@@ -298,14 +298,22 @@ pub fn pinned_ask_ark(product: AmdProduct) -> (Vec<u8>, Vec<u8>) {
     (by_cn(format!("SEV-{name}")), by_cn(format!("ARK-{name}")))
 }
 
-/// The pinned ASK, ARK and ASVK of a product, parsed.
-pub(crate) fn pinned_intermediates(product: AmdProduct) -> Vec<X509> {
-    let pem = match product {
+fn intermediates_pem(product: AmdProduct) -> &'static str {
+    match product {
         AmdProduct::Milan => INTERMEDIATES_MILAN,
         AmdProduct::Genoa => INTERMEDIATES_GENOA,
         AmdProduct::Turin => INTERMEDIATES_TURIN,
-    };
-    X509::stack_from_pem(pem.as_bytes()).unwrap_or_default()
+    }
+}
+
+/// The pinned ASK, ARK and ASVK of a product, parsed.
+pub(crate) fn pinned_intermediates(product: AmdProduct) -> Vec<X509> {
+    X509::stack_from_pem(intermediates_pem(product).as_bytes()).unwrap_or_default()
+}
+
+/// The pinned ASK, ARK and ASVK of a product, as DER (no certificate parsed).
+pub(crate) fn pinned_intermediates_der(product: AmdProduct) -> Vec<Vec<u8>> {
+    crate::pem::certificates(intermediates_pem(product).as_bytes()).unwrap_or_default()
 }
 
 #[cfg(feature = "kds")]

@@ -1,50 +1,74 @@
-//! The agent process behind a VM: spawn, observe, kill.
+//! The host process behind a VM (an agent process, a QEMU process): spawn, observe, kill.
 //!
-//! Liveness and killing go by a marker in the agent's command line (`--vm-id <id>`), not only by
-//! pid, so a restarted orchestrator finds its agents and a recycled pid is never mistaken for one.
-//! Between fork and exec a fresh agent does not carry the marker yet; it is recognised then as
-//! our own child.
+//! Liveness and killing go by a marker in the process's command line (a flag followed by a
+//! value naming the VM, such as `--vm-id <id>` or `-name cdvm-<id>`), not only by pid, so a
+//! restarted orchestrator finds its VMs and a recycled pid is never mistaken for one. Between fork
+//! and exec a fresh process does not carry the marker yet; it is recognised then as our own child.
 
 use std::io;
 use std::path::Path;
 use std::process::Stdio;
 use std::time::Duration;
 
-use cdvm_provider_api::{VmId, VmState};
 use nix::sys::signal::{killpg, Signal};
 use nix::unistd::Pid;
 
-use crate::vm_dir::VmDir;
+use crate::VmState;
 
-/// Starts the agent in its own process group, console to the VM folder. Returns its pid.
-pub(crate) fn spawn_agent(agent: &Path, dir: &VmDir, id: &VmId) -> io::Result<u32> {
-    let console = std::fs::File::create(dir.console())?;
-    let mut child = tokio::process::Command::new(agent)
-        .arg("--bootstrap")
-        .arg(dir.bootstrap())
-        .arg("--tee")
-        .arg("sim")
-        .arg("--sim-socket")
-        .arg(dir.sp_socket())
-        .arg("--vm-id")
-        .arg(&id.0)
+/// The flag and value in a VM process's command line that say which VM it is.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Marker {
+    /// The flag (`--vm-id`, `-name`).
+    pub flag: String,
+    /// The value after it.
+    pub value: String,
+}
+
+/// Starts `command` in its own process group with stdin closed and stdout/stderr appended to
+/// `console`. Returns its pid. The child is reaped when it exits; with `lifetime`, its process
+/// group is killed once that much time has passed (a hard deadline that holds even if nobody
+/// calls destroy).
+pub fn spawn(
+    mut command: tokio::process::Command,
+    console: &Path,
+    lifetime: Option<Duration>,
+) -> io::Result<u32> {
+    let console = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(console)?;
+    let mut child = command
         .stdin(Stdio::null())
         .stdout(console.try_clone()?)
         .stderr(console)
         .process_group(0)
+        .kill_on_drop(false)
         .spawn()?;
     let pid = child
         .id()
-        .ok_or_else(|| io::Error::other("agent exited before its pid was read"))?;
-    // Reap the child so an exited agent does not linger as a zombie.
+        .ok_or_else(|| io::Error::other("process exited before its pid was read"))?;
     tokio::spawn(async move {
-        let _ = child.wait().await;
+        match lifetime {
+            Some(limit) => {
+                if tokio::time::timeout(limit, child.wait()).await.is_err() {
+                    tracing::warn!(pid, ?limit, "VM reached its hard deadline; killing it");
+                    if let Ok(group) = i32::try_from(pid) {
+                        let _ = killpg(Pid::from_raw(group), Signal::SIGKILL);
+                    }
+                    let _ = child.wait().await;
+                }
+            }
+            // Reap the child so an exited process does not linger as a zombie.
+            None => {
+                let _ = child.wait().await;
+            }
+        }
     });
     Ok(pid)
 }
 
-/// Pids of live (non-zombie) processes carrying this VM's marker.
-fn marked_pids(id: &VmId) -> Vec<i32> {
+/// Pids of live (non-zombie) processes carrying this marker.
+fn marked_pids(id: &Marker) -> Vec<i32> {
     let mut out = Vec::new();
     let Ok(entries) = std::fs::read_dir("/proc") else {
         return out;
@@ -64,14 +88,14 @@ fn marked_pids(id: &VmId) -> Vec<i32> {
     out
 }
 
-fn is_marked(pid: i32, id: &VmId) -> bool {
+fn is_marked(pid: i32, id: &Marker) -> bool {
     let Ok(cmdline) = std::fs::read(format!("/proc/{pid}/cmdline")) else {
         return false;
     };
     let mut args = cmdline.split(|b| *b == 0);
     while let Some(arg) = args.next() {
-        if arg == b"--vm-id" {
-            return args.next() == Some(id.0.as_bytes());
+        if arg == id.flag.as_bytes() {
+            return args.next() == Some(id.value.as_bytes());
         }
     }
     false
@@ -94,12 +118,13 @@ fn is_our_child(pid: i32) -> bool {
         .is_some_and(|ppid| ppid == std::process::id())
 }
 
-/// The VM's agent (or, before its exec, our child that is becoming it) is alive.
-fn is_ours_alive(pid: i32, id: &VmId) -> bool {
+/// The VM's process (or, before its exec, our child that is becoming it) is alive.
+fn is_ours_alive(pid: i32, id: &Marker) -> bool {
     !is_zombie(pid) && (is_marked(pid, id) || is_our_child(pid))
 }
 
-pub(crate) fn state(pid: Option<u32>, id: &VmId) -> VmState {
+/// The state of a VM whose process is `pid` (None: recorded but not spawned yet).
+pub fn state(pid: Option<u32>, id: &Marker) -> VmState {
     let Some(pid) = pid else {
         return VmState::Pending;
     };
@@ -108,13 +133,13 @@ pub(crate) fn state(pid: Option<u32>, id: &VmId) -> VmState {
         VmState::Running
     } else {
         VmState::Exited {
-            detail: "agent process ended".into(),
+            detail: "VM process ended".into(),
         }
     }
 }
 
 /// Kills every process of the VM and waits until none is left.
-pub(crate) async fn kill(pid: Option<u32>, id: &VmId) {
+pub async fn kill(pid: Option<u32>, id: &Marker) {
     for _ in 0..50 {
         let mut pids = marked_pids(id);
         if let Some(p) = pid.and_then(|p| i32::try_from(p).ok()) {
@@ -126,10 +151,10 @@ pub(crate) async fn kill(pid: Option<u32>, id: &VmId) {
             return;
         }
         for p in pids {
-            // Each agent leads its own process group: kill the whole group.
+            // Each VM process leads its own process group: kill the whole group.
             let _ = killpg(Pid::from_raw(p), Signal::SIGKILL);
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    tracing::error!(vm = %id, "agent processes survived SIGKILL for 1 s");
+    tracing::error!(vm = %id.value, "VM processes survived SIGKILL for 1 s");
 }

@@ -1,24 +1,30 @@
-//! One folder per VM under `<state>/vms/<id>/`: bootstrap, metadata, console log, SP socket.
-//! The folder is the VM's whole footprint; destroy removes it.
+//! One folder per VM under `<state>/vms/<id>/`: bootstrap, metadata, console log, SP socket and
+//! whatever else the backend keeps there. The folder is the VM's whole footprint on the host;
+//! destroy removes it.
 
 use std::io;
 use std::path::{Path, PathBuf};
 
-use cdvm_provider_api::{JobTag, OwnerTag, VmHandle, VmId, VmSpec};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use crate::{Bootstrap, JobTag, OwnerTag, VmHandle, VmId};
+
 /// What the provider remembers about a VM (survives an orchestrator restart).
 #[derive(Debug, Serialize, Deserialize)]
-pub(crate) struct Meta {
+pub struct Meta {
+    /// The VM id.
     pub id: VmId,
+    /// Owner tag.
     pub owner: OwnerTag,
+    /// Job tag.
     pub job: JobTag,
     /// None between the write-ahead record and the spawn.
     pub pid: Option<u32>,
 }
 
 impl Meta {
+    /// The handle callers see.
     pub fn handle(&self) -> VmHandle {
         VmHandle {
             id: self.id.clone(),
@@ -28,25 +34,30 @@ impl Meta {
     }
 }
 
-pub(crate) fn vms_root(state: &Path) -> PathBuf {
+/// The folder holding every VM folder.
+pub fn vms_root(state: &Path) -> PathBuf {
     state.join("vms")
 }
 
-/// Deterministic per (owner, job), so a retried launch finds the VM it already made.
-pub(crate) fn vm_id_for(owner: &OwnerTag, job: &JobTag) -> VmId {
+/// Deterministic per (owner, job), so a retried launch finds the VM it already made. `prefix`
+/// names the backend (`proc`, `qemu`).
+pub fn vm_id_for(prefix: &str, owner: &OwnerTag, job: &JobTag) -> VmId {
     let digest = Sha256::new()
         .chain_update(owner.0.as_bytes())
         .chain_update([0u8])
         .chain_update(job.0.as_bytes())
         .finalize();
-    VmId(format!("proc-{}", hex::encode(&digest[..8])))
+    VmId(format!("{prefix}-{}", hex::encode(&digest[..8])))
 }
 
-pub(crate) struct VmDir {
+/// One VM's folder.
+#[derive(Debug)]
+pub struct VmDir {
     path: PathBuf,
 }
 
 impl VmDir {
+    /// The folder of VM `id` under the state folder.
     pub fn new(state: &Path, id: &VmId) -> Self {
         // Ids come from callers; keep them inside the state folder.
         let safe: String =
@@ -58,20 +69,29 @@ impl VmDir {
         }
     }
 
-    pub fn create(&self, spec: &VmSpec) -> io::Result<()> {
+    /// Creates the folder and writes the bootstrap the guest will read.
+    pub fn create(&self, bootstrap: &Bootstrap) -> io::Result<()> {
         std::fs::create_dir_all(&self.path)?;
-        let bootstrap = serde_json::to_vec_pretty(&spec.bootstrap).map_err(io::Error::other)?;
+        let bootstrap = serde_json::to_vec_pretty(bootstrap).map_err(io::Error::other)?;
         std::fs::write(self.bootstrap(), bootstrap)
     }
 
+    /// The folder itself.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The bootstrap JSON.
     pub fn bootstrap(&self) -> PathBuf {
         self.path.join("bootstrap.json")
     }
 
+    /// The host side of the simulated secure processor.
     pub fn sp_socket(&self) -> PathBuf {
         self.path.join("sp.sock")
     }
 
+    /// Everything the VM printed.
     pub fn console(&self) -> PathBuf {
         self.path.join("console.log")
     }
@@ -80,17 +100,20 @@ impl VmDir {
         self.path.join("meta.json")
     }
 
+    /// Records the VM (atomically: a crash leaves the old record or the new one).
     pub fn write_meta(&self, meta: &Meta) -> io::Result<()> {
         let tmp = self.path.join("meta.json.tmp");
         std::fs::write(&tmp, serde_json::to_vec(meta).map_err(io::Error::other)?)?;
         std::fs::rename(tmp, self.meta_path())
     }
 
+    /// The VM's record, if the folder holds one.
     pub fn read_meta(&self) -> Option<Meta> {
         let bytes = std::fs::read(self.meta_path()).ok()?;
         serde_json::from_slice(&bytes).ok()
     }
 
+    /// Removes the folder and everything in it.
     pub fn remove(&self) {
         if let Err(e) = std::fs::remove_dir_all(&self.path) {
             if e.kind() != io::ErrorKind::NotFound {
@@ -101,7 +124,7 @@ impl VmDir {
 }
 
 /// Every recorded VM (metadata is written before the agent is spawned, so none is missed).
-pub(crate) fn list(state: &Path) -> io::Result<Vec<Meta>> {
+pub fn list(state: &Path) -> io::Result<Vec<Meta>> {
     let mut out = Vec::new();
     let entries = match std::fs::read_dir(vms_root(state)) {
         Ok(e) => e,

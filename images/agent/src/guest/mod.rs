@@ -1,0 +1,105 @@
+//! The agent as PID 1 of the guest image: mount the kernel file systems, load the image's
+//! modules, bring up the network QEMU's user-mode stack expects, read the public bootstrap from
+//! fw_cfg, pick the secure processor, and power off when the job is over.
+
+mod fw_cfg;
+mod modules;
+mod netlink;
+mod ports;
+
+use std::net::Ipv4Addr;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use cdvm_attestation::Attester;
+use cdvm_provider_api::Bootstrap;
+use nix::mount::{mount, MsFlags};
+
+/// QEMU user networking's fixed addresses (the host's loopback is reachable as the gateway).
+const GUEST_ADDR: Ipv4Addr = Ipv4Addr::new(10, 0, 2, 15);
+const GATEWAY: Ipv4Addr = Ipv4Addr::new(10, 0, 2, 2);
+/// The virtio-serial port the host's simulated secure processor listens on.
+pub(crate) const SIM_SP_PORT: &str = "cdvm.sim-sp";
+
+/// What the guest learned while booting.
+pub(crate) struct Booted {
+    pub bootstrap: Bootstrap,
+    pub attester: Box<dyn Attester>,
+}
+
+/// Prepares the guest. Every step's failure names the step; the caller powers off either way.
+pub(crate) fn boot() -> anyhow::Result<Booted> {
+    let started = Instant::now();
+    mount_kernel_filesystems()?;
+    let modules = modules::load_all()?;
+    network_up().context("bringing up the network")?;
+    tracing::info!(
+        modules,
+        ms = started.elapsed().as_millis() as u64,
+        "guest ready"
+    );
+    let bootstrap = fw_cfg::bootstrap()?;
+    let attester: Box<dyn Attester> = match fw_cfg::tee()?.as_str() {
+        "sim" => {
+            let port = ports::find(SIM_SP_PORT)?;
+            tracing::warn!(
+                "using the host's SIMULATED secure processor: this guest gives no confidentiality"
+            );
+            Box::new(cdvm_attestation::sim::SimAttester::serial(port))
+        }
+        // /dev/sev-guest needs an ioctl; the image's kernel (6.1) has no configfs-tsm yet.
+        "sev-snp" => {
+            anyhow::bail!("the SEV-SNP hardware attester is not in this image yet; refusing to run")
+        }
+        other => anyhow::bail!("unknown secure processor {other:?} in fw_cfg opt/cdvm/tee"),
+    };
+    Ok(Booted {
+        bootstrap,
+        attester,
+    })
+}
+
+fn mount_kernel_filesystems() -> anyhow::Result<()> {
+    let none: Option<&str> = None;
+    for (source, target, fstype) in [
+        ("proc", "/proc", "proc"),
+        ("sysfs", "/sys", "sysfs"),
+        ("devtmpfs", "/dev", "devtmpfs"),
+        ("tmpfs", "/tmp", "tmpfs"),
+    ] {
+        let flags = MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC;
+        mount(Some(source), target, Some(fstype), flags, none)
+            .with_context(|| format!("mounting {fstype} on {target}"))?;
+    }
+    Ok(())
+}
+
+fn network_up() -> anyhow::Result<()> {
+    let mut nl = netlink::Netlink::open().context("opening rtnetlink")?;
+    let lo = nix::net::if_::if_nametoindex("lo").context("no loopback interface")?;
+    nl.link_up(lo).context("lo up")?;
+    // virtio_net registers eth0 asynchronously after its module loads.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let eth0 = loop {
+        match nix::net::if_::if_nametoindex("eth0") {
+            Ok(index) => break index,
+            Err(_) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(20)),
+            Err(e) => return Err(e).context("eth0 did not appear within 10 s"),
+        }
+    };
+    nl.link_up(eth0).context("eth0 up")?;
+    nl.add_address(eth0, GUEST_ADDR, 24)
+        .context("address on eth0")?;
+    nl.add_default_route(eth0, GATEWAY)
+        .context("default route")?;
+    Ok(())
+}
+
+/// Ends the VM. PID 1 must never return: the kernel would panic.
+pub(crate) fn power_off() -> ! {
+    nix::unistd::sync();
+    let err = nix::sys::reboot::reboot(nix::sys::reboot::RebootMode::RB_POWER_OFF);
+    tracing::error!(error = ?err, "power off failed");
+    // With panic=-1 and QEMU's -no-reboot, exiting PID 1 still ends the VM.
+    std::process::exit(1)
+}

@@ -1,0 +1,226 @@
+//! `cdvm-image`: builds the guest image and prints its expected SEV-SNP launch digests.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::Context;
+use cdvm_image::recipe::{self, BuildConfig, BuildOutcome};
+use cdvm_image::{CpuModel, Firmware};
+use clap::{Parser, Subcommand};
+
+/// ConfidentialDVM guest image recipe.
+#[derive(Debug, Parser)]
+#[command(name = "cdvm-image", version)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Build vmlinuz, initrd.img, cmdline, OVMF.amdsev.fd and manifest.json (scripts/build-image
+    /// runs this with the right inputs).
+    Build {
+        /// The Debian kernel package (linux-image-6.1.0-*-amd64).
+        #[arg(long)]
+        kernel_deb: PathBuf,
+        /// The AMD-SEV OVMF package (images/firmware/, SHA-256 pinned).
+        #[arg(
+            long,
+            default_value = "images/firmware/ovmf-amdsev_2026.08+ds-2_all.deb"
+        )]
+        ovmf_deb: PathBuf,
+        /// The static agent binary.
+        #[arg(long)]
+        agent: PathBuf,
+        /// The agent's crate version (recorded in the manifest).
+        #[arg(long)]
+        agent_version: String,
+        /// Output folder.
+        #[arg(long, default_value = "target/image")]
+        out: PathBuf,
+        /// The policy whose roots and rules the image policy copies.
+        #[arg(long, default_value = "policies/default-snp.yaml")]
+        base_policy: PathBuf,
+        /// Where to write the image policy.
+        #[arg(long, default_value = "policies/image-snp.yaml")]
+        policy_out: PathBuf,
+        /// Rebuild even when the manifest says nothing changed.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Print expected SEV-SNP launch digests, for a built image folder or for given files.
+    Measure {
+        /// A folder written by `build` (uses its OVMF.amdsev.fd, vmlinuz, initrd.img, cmdline).
+        #[arg(long, default_value = "target/image", conflicts_with_all = ["ovmf", "kernel", "initrd", "cmdline"])]
+        image: PathBuf,
+        /// OVMF image (AMD-SEV build).
+        #[arg(long, requires_all = ["kernel", "initrd", "cmdline"])]
+        ovmf: Option<PathBuf>,
+        /// Kernel file.
+        #[arg(long)]
+        kernel: Option<PathBuf>,
+        /// Initrd file.
+        #[arg(long)]
+        initrd: Option<PathBuf>,
+        /// Kernel command line, exactly as given to -append.
+        #[arg(long)]
+        cmdline: Option<String>,
+        /// vCPU counts (repeat or comma-separate).
+        #[arg(long, value_delimiter = ',', default_values_t = recipe::DIGEST_VCPUS)]
+        vcpus: Vec<u32>,
+        /// vCPU models: milan, genoa (repeat or comma-separate).
+        #[arg(long, value_delimiter = ',', default_values = ["milan", "genoa"])]
+        cpu: Vec<String>,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Build {
+            kernel_deb,
+            ovmf_deb,
+            agent,
+            agent_version,
+            out,
+            base_policy,
+            policy_out,
+            force,
+        } => {
+            let started = Instant::now();
+            let cfg = BuildConfig {
+                kernel_deb,
+                ovmf_deb,
+                agent,
+                agent_version,
+                out_dir: out.clone(),
+                base_policy: Some(base_policy),
+                policy_out: Some(policy_out.clone()),
+                force,
+            };
+            let mut progress = |line: &str| {
+                println!(
+                    "[cdvm-image {:5.1}s] {line}",
+                    started.elapsed().as_secs_f64()
+                )
+            };
+            let outcome = recipe::build(&cfg, &mut progress).context("building the image")?;
+            let m = outcome.manifest();
+            let verb = match outcome {
+                BuildOutcome::Built(_) => "built",
+                BuildOutcome::UpToDate(_) => "up to date",
+            };
+            println!(
+                "[cdvm-image] {} {verb} in {:.1} s: kernel {} {}, {} modules, cmdline {:?}",
+                out.display(),
+                started.elapsed().as_secs_f64(),
+                m.inputs.kernel_deb.package,
+                m.inputs.kernel_deb.version,
+                m.modules.load_order.len(),
+                m.cmdline
+            );
+            for (name, rec) in &m.outputs {
+                println!(
+                    "[cdvm-image]   {name:<16} {:>11} bytes  sha256 {}",
+                    rec.size, rec.sha256
+                );
+            }
+            println!(
+                "[cdvm-image] SEV-SNP launch digests (guest features {}):",
+                m.snp.guest_features
+            );
+            for d in &m.snp.digests {
+                println!(
+                    "[cdvm-image]   {:<10} {} vCPU  {}",
+                    d.cpu, d.vcpus, d.measurement
+                );
+            }
+            println!("[cdvm-image] image policy: {}", policy_out.display());
+        }
+        Command::Measure {
+            image,
+            ovmf,
+            kernel,
+            initrd,
+            cmdline,
+            vcpus,
+            cpu,
+            json,
+        } => {
+            let (ovmf, kernel, initrd, cmdline) = match (ovmf, kernel, initrd, cmdline) {
+                (Some(o), Some(k), Some(i), Some(c)) => (o, k, i, c),
+                _ => {
+                    let cmdline_path = image.join(recipe::CMDLINE_FILE);
+                    let cmdline = std::fs::read_to_string(&cmdline_path).with_context(|| {
+                        format!(
+                            "reading {} (run scripts/build-image, or give --ovmf --kernel --initrd --cmdline)",
+                            cmdline_path.display()
+                        )
+                    })?;
+                    (
+                        image.join(recipe::OVMF_FILE),
+                        image.join(recipe::VMLINUZ),
+                        image.join(recipe::INITRD),
+                        cmdline,
+                    )
+                }
+            };
+            let cpus = cpu
+                .iter()
+                .map(|c| {
+                    CpuModel::parse(c)
+                        .with_context(|| format!("unknown vCPU model {c:?} (milan, genoa)"))
+                })
+                .collect::<anyhow::Result<Vec<_>>>()?;
+            let started = Instant::now();
+            let fw = Firmware::load(&ovmf)?;
+            let loaded = started.elapsed();
+            let mut rows = Vec::new();
+            for cpu in &cpus {
+                for n in &vcpus {
+                    let d = fw.launch_digest(&kernel, &initrd, &cmdline, *n, *cpu)?;
+                    rows.push(serde_json::json!({
+                        "cpu": cpu.qemu_name(),
+                        "vcpus": n,
+                        "measurement": hex::encode(d),
+                    }));
+                }
+            }
+            let took = started.elapsed();
+            if json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&serde_json::json!({
+                        "ovmf": ovmf.display().to_string(),
+                        "kernel": kernel.display().to_string(),
+                        "initrd": initrd.display().to_string(),
+                        "cmdline": cmdline,
+                        "guest_features": format!("{:#x}", cdvm_image::GUEST_FEATURES),
+                        "digests": rows,
+                    }))?
+                );
+            } else {
+                for r in &rows {
+                    println!(
+                        "{:<10} {} vCPU  {}",
+                        r["cpu"].as_str().unwrap_or_default(),
+                        r["vcpus"],
+                        r["measurement"].as_str().unwrap_or_default()
+                    );
+                }
+                eprintln!(
+                    "(guest features {:#x}; OVMF pages hashed in {:.0} ms, then {} digest(s) in {:.0} ms)",
+                    cdvm_image::GUEST_FEATURES,
+                    loaded.as_secs_f64() * 1000.0,
+                    rows.len(),
+                    (took - loaded).as_secs_f64() * 1000.0,
+                );
+            }
+        }
+    }
+    Ok(())
+}

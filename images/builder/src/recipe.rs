@@ -1,0 +1,558 @@
+//! The image recipe: from the kernel package, the OVMF package and the agent binary to
+//! `vmlinuz`, `initrd.img`, `cmdline`, `OVMF.amdsev.fd`, `manifest.json` and the image policy.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+use crate::deb::{self, io_err, DebError, PackageId};
+use crate::initramfs::{self, InitramfsError, ModuleFile, GZIP_LEVEL, LOAD_ORDER, MODULE_DIR};
+use crate::manifest::{
+    AgentInput, DigestRecord, FileInput, FileRecord, InitrdInfo, Inputs, Manifest, ModuleRecord,
+    Modules, PackageInput, SnpInfo, FORMAT,
+};
+use crate::measure::{CpuModel, Firmware, MeasureError, GUEST_FEATURES};
+use crate::modules::{self, ModuleError, ModulesDep};
+use crate::policy::{self, Pinned, PolicyGenError};
+
+/// The kernel command line. The per-job bootstrap is not here: it comes through fw_cfg, so one
+/// image (and one launch digest) serves every job.
+pub const CMDLINE: &str = "console=ttyS0 panic=-1 quiet";
+/// The AMD-SEV OVMF package committed in `images/firmware/` (Debian sid, see its SOURCES.md).
+pub const OVMF_DEB_FILE: &str = "ovmf-amdsev_2026.08+ds-2_all.deb";
+/// Its pinned SHA-256.
+pub const OVMF_DEB_SHA256: &str =
+    "92c9b6d15e4eeb371938c3f99080c1a8fc057dfd6bc0509d37f8b615e9edebfb";
+/// The firmware's path inside the package (`dpkg-deb -c`).
+pub const OVMF_IN_DEB: &str = "usr/share/ovmf/OVMF.amdsev.fd";
+/// vCPU counts the manifest and policy pin digests for.
+pub const DIGEST_VCPUS: [u32; 3] = [1, 2, 4];
+/// Output file names.
+pub const VMLINUZ: &str = "vmlinuz";
+/// The compressed initramfs.
+pub const INITRD: &str = "initrd.img";
+/// The command line, without a trailing newline (pass it to `-append` verbatim).
+pub const CMDLINE_FILE: &str = "cmdline";
+/// The firmware, extracted from the pinned package.
+pub const OVMF_FILE: &str = "OVMF.amdsev.fd";
+/// The manifest.
+pub const MANIFEST: &str = "manifest.json";
+/// How the agent is expected to have been built (recorded in the manifest).
+pub const AGENT_BUILD: &str = "RUSTFLAGS=\"-C target-feature=+crt-static --remap-path-prefix=$PWD=/cdvm --remap-path-prefix=$CARGO_HOME=/cargo\" CARGO_PROFILE_DEV_DEBUG=false CARGO_PROFILE_DEV_STRIP=true OPENSSL_STATIC=1 cargo build -p cdvm-agent --target x86_64-unknown-linux-gnu (debug profile without debug info or symbols; static glibc, no musl target available)";
+/// The initrd format, as recorded.
+pub const INITRD_FORMAT: &str = "newc cpio (sorted, mtime 0, uid/gid 0, inodes 1..n), gzip level 6 via flate2/miniz_oxide (header: mtime 0, no name, OS 3)";
+
+/// Errors of the recipe.
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    /// Reading a package or a file failed.
+    #[error(transparent)]
+    Deb(#[from] DebError),
+    /// Module metadata or ordering failed.
+    #[error(transparent)]
+    Module(#[from] ModuleError),
+    /// The initramfs could not be assembled.
+    #[error(transparent)]
+    Initramfs(#[from] InitramfsError),
+    /// A launch digest could not be computed.
+    #[error(transparent)]
+    Measure(#[from] MeasureError),
+    /// The policy could not be generated.
+    #[error(transparent)]
+    Policy(#[from] PolicyGenError),
+    /// The kernel package does not look like a Debian kernel image package.
+    #[error("kernel package {deb}: {reason}")]
+    KernelPackage {
+        /// The package file.
+        deb: String,
+        /// What is missing.
+        reason: String,
+    },
+    /// A module built for another kernel.
+    #[error("module {module} has vermagic {vermagic:?}, not for kernel {release}")]
+    Vermagic {
+        /// The module.
+        module: String,
+        /// Its vermagic.
+        vermagic: String,
+        /// The kernel release.
+        release: String,
+    },
+    /// The manifest could not be written or read.
+    #[error("manifest: {0}")]
+    Manifest(#[from] serde_json::Error),
+}
+
+/// What the kernel package and the agent give, ready to be written.
+#[derive(Debug)]
+pub struct Prepared {
+    /// The kernel package's identity.
+    pub kernel_pkg: PackageId,
+    /// The kernel release.
+    pub release: String,
+    /// The kernel image.
+    pub vmlinuz: Vec<u8>,
+    /// Where the module dependencies came from.
+    pub dep_source: String,
+    /// Wanted modules built into the kernel.
+    pub builtin: Vec<String>,
+    /// The modules, in load order.
+    pub modules: Vec<ModuleRecord>,
+    /// The uncompressed cpio archive.
+    pub cpio: Vec<u8>,
+    /// The compressed initramfs.
+    pub initrd: Vec<u8>,
+}
+
+/// Extracts the kernel and modules from `kernel_deb`, resolves the module order, and assembles
+/// the initramfs around `agent` (the bytes of `/init`). `work` is an empty scratch folder for the
+/// extracted package (about 400 MiB for Debian's 6.1 kernel). Pure in its inputs: the same
+/// package and agent give the same bytes.
+pub fn prepare(
+    kernel_deb: &Path,
+    agent: &[u8],
+    work: &Path,
+    progress: &mut dyn FnMut(&str),
+) -> Result<Prepared, BuildError> {
+    let kernel_pkg = deb::package_id(kernel_deb)?;
+    let pkg_err = |reason: String| BuildError::KernelPackage {
+        deb: kernel_deb.display().to_string(),
+        reason,
+    };
+    progress(&format!(
+        "extracting {} {} ({})",
+        kernel_pkg.name,
+        kernel_pkg.version,
+        kernel_deb.display()
+    ));
+    let root = work.join("kernel");
+    deb::extract(kernel_deb, &root)?;
+
+    let boot = root.join("boot");
+    let mut kernels: Vec<String> = std::fs::read_dir(&boot)
+        .map_err(io_err(&boot))?
+        .filter_map(|e| e.ok())
+        .filter_map(|e| e.file_name().to_str().map(str::to_string))
+        .filter_map(|n| n.strip_prefix("vmlinuz-").map(str::to_string))
+        .collect();
+    kernels.sort();
+    let release = match kernels.as_slice() {
+        [one] => one.clone(),
+        other => {
+            return Err(pkg_err(format!(
+                "expected one boot/vmlinuz-*, found {other:?}"
+            )))
+        }
+    };
+    let vmlinuz_path = boot.join(format!("vmlinuz-{release}"));
+    let vmlinuz = std::fs::read(&vmlinuz_path).map_err(io_err(&vmlinuz_path))?;
+
+    let moddir = [
+        root.join("lib/modules").join(&release),
+        root.join("usr/lib/modules").join(&release),
+    ]
+    .into_iter()
+    .find(|p| p.is_dir())
+    .ok_or_else(|| pkg_err(format!("no lib/modules/{release}")))?;
+
+    // Module name → path relative to the modules folder.
+    let mut index: BTreeMap<String, String> = BTreeMap::new();
+    for rel in deb::find_files(&moddir, &[".ko", ".ko.xz", ".ko.zst", ".ko.gz"])? {
+        let rel = rel.to_string_lossy().replace('\\', "/");
+        let name = modules::module_name(&rel);
+        if let Some(first) = index.insert(name.clone(), rel.clone()) {
+            return Err(ModuleError::DuplicateName {
+                name,
+                first,
+                second: rel,
+            }
+            .into());
+        }
+    }
+    let builtin_path = moddir.join("modules.builtin");
+    let builtin: BTreeSet<String> = if builtin_path.exists() {
+        modules::parse_builtin(
+            &std::fs::read_to_string(&builtin_path).map_err(io_err(&builtin_path))?,
+        )
+    } else {
+        BTreeSet::new()
+    };
+
+    let dep_path = moddir.join("modules.dep");
+    let (dep_text, dep_source) = if dep_path.exists() {
+        (
+            std::fs::read_to_string(&dep_path).map_err(io_err(&dep_path))?,
+            "modules.dep shipped in the kernel package".to_string(),
+        )
+    } else {
+        let text = modules::synthesize_modules_dep(modules::WANTED, &index, &builtin, |rel| {
+            let path = moddir.join(rel);
+            let elf = deb::read_decompressed(&path).map_err(|e| ModuleError::BadModule {
+                path: rel.to_string(),
+                reason: e.to_string(),
+            })?;
+            modules::modinfo_depends(rel, &elf)
+        })?;
+        (
+            text,
+            format!(
+                "modules.dep synthesized from each module's .modinfo depends= ({} ships no \
+                 modules.dep: depmod runs at install time)",
+                kernel_pkg.name
+            ),
+        )
+    };
+    let dep = ModulesDep::parse(&dep_text)?;
+    let resolved = modules::resolve(modules::WANTED, &dep, &builtin)?;
+    progress(&format!(
+        "modules in load order: {}",
+        resolved
+            .load_order
+            .iter()
+            .map(|p| modules::module_name(p))
+            .collect::<Vec<_>>()
+            .join(", ")
+    ));
+
+    let mut files = Vec::new();
+    let mut records = Vec::new();
+    for rel in &resolved.load_order {
+        let path = moddir.join(rel);
+        let data = deb::read_decompressed(&path)?;
+        let info = modules::modinfo(rel, &data)?;
+        let vermagic = info
+            .iter()
+            .find_map(|kv| kv.strip_prefix("vermagic="))
+            .unwrap_or_default();
+        if vermagic.split_whitespace().next() != Some(release.as_str()) {
+            return Err(BuildError::Vermagic {
+                module: rel.clone(),
+                vermagic: vermagic.to_string(),
+                release,
+            });
+        }
+        let file_name = rel.rsplit('/').next().unwrap_or(rel);
+        let file_name = format!("{}.ko", modules::strip_ko(file_name).unwrap_or(file_name));
+        let depends = dep
+            .deps_of(rel)
+            .unwrap_or_default()
+            .iter()
+            .map(|d| modules::module_name(d))
+            .collect();
+        records.push(ModuleRecord {
+            name: modules::module_name(rel),
+            file: file_name.clone(),
+            source: rel.clone(),
+            depends,
+            sha256: deb::sha256_hex(&data),
+        });
+        files.push(ModuleFile { file_name, data });
+    }
+
+    progress(&format!(
+        "writing the initramfs (agent {} bytes, {} modules, gzip level {GZIP_LEVEL})",
+        agent.len(),
+        files.len()
+    ));
+    let cpio = initramfs::archive(agent, &files)?
+        .to_bytes()
+        .map_err(InitramfsError::from)?;
+    let initrd = initramfs::gzip(&cpio)?;
+    Ok(Prepared {
+        kernel_pkg,
+        release,
+        vmlinuz,
+        dep_source,
+        builtin: resolved.builtin,
+        modules: records,
+        cpio,
+        initrd,
+    })
+}
+
+/// Checks the OVMF package against [`OVMF_DEB_SHA256`] and returns its identity and the firmware
+/// bytes.
+pub fn extract_ovmf(ovmf_deb: &Path, work: &Path) -> Result<(PackageId, Vec<u8>), BuildError> {
+    deb::verify_sha256(ovmf_deb, OVMF_DEB_SHA256)?;
+    let pkg = deb::package_id(ovmf_deb)?;
+    let dest = work.join("ovmf");
+    deb::extract(ovmf_deb, &dest)?;
+    let fd = dest.join(OVMF_IN_DEB);
+    let bytes = std::fs::read(&fd).map_err(io_err(&fd))?;
+    Ok((pkg, bytes))
+}
+
+/// What `cdvm-image build` is given.
+#[derive(Clone, Debug)]
+pub struct BuildConfig {
+    /// The kernel `.deb`.
+    pub kernel_deb: PathBuf,
+    /// The AMD-SEV OVMF `.deb` (checked against [`OVMF_DEB_SHA256`]).
+    pub ovmf_deb: PathBuf,
+    /// The static agent binary.
+    pub agent: PathBuf,
+    /// The agent crate's version, for the manifest.
+    pub agent_version: String,
+    /// Output folder (created).
+    pub out_dir: PathBuf,
+    /// Base policy to copy rules from; with `policy_out`, the image policy is written.
+    pub base_policy: Option<PathBuf>,
+    /// Where to write the image policy.
+    pub policy_out: Option<PathBuf>,
+    /// Rebuild even if the manifest says the outputs are up to date.
+    pub force: bool,
+}
+
+/// What [`build`] did.
+#[derive(Debug)]
+pub enum BuildOutcome {
+    /// The image was (re)built.
+    Built(Manifest),
+    /// The recorded inputs and outputs matched; nothing was rebuilt (the policy was rewritten).
+    UpToDate(Manifest),
+}
+
+impl BuildOutcome {
+    /// The manifest either way.
+    pub fn manifest(&self) -> &Manifest {
+        match self {
+            BuildOutcome::Built(m) | BuildOutcome::UpToDate(m) => m,
+        }
+    }
+}
+
+fn record_bytes(data: &[u8]) -> FileRecord {
+    FileRecord {
+        sha256: deb::sha256_hex(data),
+        size: data.len() as u64,
+    }
+}
+
+fn file_size(path: &Path) -> Result<u64, BuildError> {
+    Ok(std::fs::metadata(path).map_err(io_err(path))?.len())
+}
+
+/// Writes `data` to `path` through a temporary file in the same folder and a rename.
+fn write_atomic(path: &Path, data: &[u8]) -> Result<(), BuildError> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(io_err(dir))?;
+    std::io::Write::write_all(&mut tmp, data).map_err(io_err(path))?;
+    // NamedTempFile creates 0600; outputs are ordinary readable files.
+    tmp.as_file()
+        .set_permissions(std::os::unix::fs::PermissionsExt::from_mode(0o644))
+        .map_err(io_err(path))?;
+    tmp.persist(path).map_err(|e| DebError::Io {
+        path: path.display().to_string(),
+        source: e.error,
+    })?;
+    Ok(())
+}
+
+fn outputs_match(out_dir: &Path, manifest: &Manifest) -> bool {
+    manifest
+        .outputs
+        .iter()
+        .all(|(name, rec)| deb::sha256_file(&out_dir.join(name)).is_ok_and(|h| h == rec.sha256))
+}
+
+/// The image policy's text for a manifest.
+pub fn policy_text(base: &str, manifest: &Manifest) -> Result<String, BuildError> {
+    let k = &manifest.inputs.kernel_deb;
+    let o = &manifest.inputs.ovmf_deb;
+    let initrd = manifest
+        .outputs
+        .get(INITRD)
+        .map(|r| r.sha256.as_str())
+        .unwrap_or("?");
+    let pinned: Vec<Pinned> = manifest
+        .snp
+        .digests
+        .iter()
+        .map(|d| Pinned {
+            measurement: d.measurement.clone(),
+            source: format!(
+                "{}: {} {}, initrd.img sha256 {}, {} {}, cmdline {:?}, {} vCPU {}, guest features {}",
+                manifest.builder,
+                k.package,
+                k.version,
+                initrd,
+                o.package,
+                o.version,
+                manifest.cmdline,
+                d.vcpus,
+                d.cpu,
+                manifest.snp.guest_features
+            ),
+        })
+        .collect();
+    let header = "GENERATED by `cdvm-image build` (scripts/build-image) from policies/default-snp.yaml;\n\
+                  do not edit: change default-snp.yaml or the image recipe and rebuild.\n\
+                  \n\
+                  SEV-SNP policy for the ConfidentialDVM guest image: the same roots, TCB floors and\n\
+                  guest-policy rules as default-snp.yaml, and the image's expected launch digests\n\
+                  (QEMU direct boot of target/image/ with the AMD-SEV OVMF; see docs/image.md).";
+    Ok(policy::image_policy(
+        base,
+        "image-sev-snp",
+        header,
+        &pinned,
+    )?)
+}
+
+/// Builds the image into `cfg.out_dir` (see the crate docs), or finds it up to date.
+pub fn build(
+    cfg: &BuildConfig,
+    progress: &mut dyn FnMut(&str),
+) -> Result<BuildOutcome, BuildError> {
+    let builder = format!("cdvm-image {}", env!("CARGO_PKG_VERSION"));
+    std::fs::create_dir_all(&cfg.out_dir).map_err(io_err(&cfg.out_dir))?;
+
+    progress("hashing inputs");
+    let kernel_sha = deb::sha256_file(&cfg.kernel_deb)?;
+    deb::verify_sha256(&cfg.ovmf_deb, OVMF_DEB_SHA256)?;
+    let agent_bytes = std::fs::read(&cfg.agent).map_err(io_err(&cfg.agent))?;
+    let base_policy = match &cfg.base_policy {
+        Some(p) => Some((p.clone(), std::fs::read_to_string(p).map_err(io_err(p))?)),
+        None => None,
+    };
+    let base_input = base_policy.as_ref().map(|(p, text)| FileInput {
+        path: p.display().to_string(),
+        sha256: deb::sha256_hex(text.as_bytes()),
+    });
+
+    let manifest_path = cfg.out_dir.join(MANIFEST);
+    let write_policy = |manifest: &Manifest| -> Result<(), BuildError> {
+        if let (Some((_, base)), Some(out)) = (&base_policy, &cfg.policy_out) {
+            let text = policy_text(base, manifest)?;
+            if std::fs::read_to_string(out).ok().as_deref() != Some(text.as_str()) {
+                write_atomic(out, text.as_bytes())?;
+            }
+        }
+        Ok(())
+    };
+
+    if !cfg.force {
+        if let Some(old) = std::fs::read_to_string(&manifest_path)
+            .ok()
+            .and_then(|t| Manifest::from_json(&t).ok())
+        {
+            let same_inputs = old.builder == builder
+                && old.format == FORMAT
+                && old.inputs.kernel_deb.sha256 == kernel_sha
+                && old.inputs.ovmf_deb.sha256 == OVMF_DEB_SHA256
+                && old.inputs.agent.sha256 == deb::sha256_hex(&agent_bytes)
+                && old.inputs.agent.version == cfg.agent_version
+                && old.inputs.base_policy == base_input
+                && old.cmdline == CMDLINE;
+            if same_inputs && outputs_match(&cfg.out_dir, &old) {
+                progress("inputs and outputs unchanged since the last build: nothing to do");
+                write_policy(&old)?;
+                return Ok(BuildOutcome::UpToDate(old));
+            }
+        }
+    }
+    // A manifest only ever describes a finished build.
+    if manifest_path.exists() {
+        std::fs::remove_file(&manifest_path).map_err(io_err(&manifest_path))?;
+    }
+
+    let work = tempfile::Builder::new()
+        .prefix("cdvm-image-")
+        .tempdir()
+        .map_err(io_err(Path::new("temporary folder")))?;
+    let (ovmf_pkg, ovmf) = extract_ovmf(&cfg.ovmf_deb, work.path())?;
+    let prepared = prepare(&cfg.kernel_deb, &agent_bytes, work.path(), progress)?;
+
+    progress(&format!("writing {}", cfg.out_dir.display()));
+    let files: [(&str, &[u8]); 4] = [
+        (VMLINUZ, &prepared.vmlinuz),
+        (INITRD, &prepared.initrd),
+        (CMDLINE_FILE, CMDLINE.as_bytes()),
+        (OVMF_FILE, &ovmf),
+    ];
+    let mut outputs = BTreeMap::new();
+    for (name, data) in files {
+        write_atomic(&cfg.out_dir.join(name), data)?;
+        outputs.insert(name.to_string(), record_bytes(data));
+    }
+    drop(work);
+
+    progress("computing SEV-SNP launch digests");
+    let fw = Firmware::load(&cfg.out_dir.join(OVMF_FILE))?;
+    let mut digests = Vec::new();
+    for cpu in CpuModel::ALL {
+        for vcpus in DIGEST_VCPUS {
+            let d = fw.launch_digest(
+                &cfg.out_dir.join(VMLINUZ),
+                &cfg.out_dir.join(INITRD),
+                CMDLINE,
+                vcpus,
+                cpu,
+            )?;
+            digests.push(DigestRecord {
+                cpu: cpu.qemu_name().to_string(),
+                sev_cpu_type: match cpu {
+                    CpuModel::Milan => "EpycMilan",
+                    CpuModel::Genoa => "EpycGenoa",
+                }
+                .to_string(),
+                vcpus,
+                measurement: hex::encode(d),
+            });
+        }
+    }
+
+    let manifest = Manifest {
+        format: FORMAT,
+        builder,
+        inputs: Inputs {
+            kernel_deb: PackageInput {
+                package: prepared.kernel_pkg.name.clone(),
+                version: prepared.kernel_pkg.version.clone(),
+                path: cfg.kernel_deb.display().to_string(),
+                sha256: kernel_sha,
+                size: file_size(&cfg.kernel_deb)?,
+            },
+            ovmf_deb: PackageInput {
+                package: ovmf_pkg.name,
+                version: ovmf_pkg.version,
+                path: cfg.ovmf_deb.display().to_string(),
+                sha256: OVMF_DEB_SHA256.to_string(),
+                size: file_size(&cfg.ovmf_deb)?,
+            },
+            agent: AgentInput {
+                path: cfg.agent.display().to_string(),
+                version: cfg.agent_version.clone(),
+                build: AGENT_BUILD.to_string(),
+                sha256: deb::sha256_hex(&agent_bytes),
+                size: agent_bytes.len() as u64,
+            },
+            base_policy: base_input,
+        },
+        kernel_release: prepared.release.clone(),
+        cmdline: CMDLINE.to_string(),
+        modules: Modules {
+            dep_source: prepared.dep_source.clone(),
+            wanted: modules::WANTED.iter().map(|s| s.to_string()).collect(),
+            builtin: prepared.builtin.clone(),
+            load_order: prepared.modules.clone(),
+        },
+        initrd: InitrdInfo {
+            format: format!("{INITRD_FORMAT}; modules in /{MODULE_DIR}/, order in /{MODULE_DIR}/{LOAD_ORDER}"),
+            cpio_sha256: deb::sha256_hex(&prepared.cpio),
+            cpio_size: prepared.cpio.len() as u64,
+        },
+        outputs,
+        snp: SnpInfo {
+            method: "sev crate 8.x measurement::snp (SNP_LAUNCH_UPDATE page digests: OVMF pages, \
+                     OVMF SEV metadata sections incl. QEMU's kernel-hashes table, one VMSA per vCPU)"
+                .to_string(),
+            vmm: "QEMU".to_string(),
+            guest_features: format!("{GUEST_FEATURES:#x}"),
+            ovmf_hash: fw.ovmf_hash_hex().to_string(),
+            digests,
+        },
+    };
+    write_atomic(&manifest_path, manifest.to_json()?.as_bytes())?;
+    write_policy(&manifest)?;
+    Ok(BuildOutcome::Built(manifest))
+}

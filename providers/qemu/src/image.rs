@@ -1,0 +1,69 @@
+//! The guest image the provider boots: the files `scripts/build-image` writes into one folder.
+
+use std::path::{Path, PathBuf};
+
+use crate::QemuError;
+
+/// Kernel, initramfs, command line and the firmware the launch digest is computed with.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GuestImage {
+    /// The kernel (bzImage).
+    pub kernel: PathBuf,
+    /// The initramfs (the agent as /init, the modules it loads).
+    pub initrd: PathBuf,
+    /// The kernel command line (measured on SEV-SNP through the kernel-hashes table).
+    pub cmdline: String,
+    /// AMD's SEV OVMF build (`OVMF.amdsev.fd`): boots SEV-SNP guests, and the simulated secure
+    /// processor computes the launch digest with it.
+    pub ovmf: PathBuf,
+}
+
+impl GuestImage {
+    /// The SEV-SNP launch digest of these files as they are on disk now, for a VM of `vcpus`
+    /// vCPUs of model `cpu` (what a real SNP launch of them measures, and what the simulated
+    /// secure processor reports).
+    pub fn launch_digest(
+        &self,
+        vcpus: u32,
+        cpu: crate::CpuModel,
+    ) -> Result<cdvm_attestation::Measurement, cdvm_image::MeasureError> {
+        cdvm_image::snp_launch_digest(
+            &self.ovmf,
+            &self.kernel,
+            &self.initrd,
+            &self.cmdline,
+            vcpus,
+            cpu.measured(),
+        )
+        .map(cdvm_attestation::Measurement)
+    }
+
+    /// Reads the image folder; every file must exist.
+    pub fn load(dir: &Path) -> Result<Self, QemuError> {
+        let file = |name: &str| {
+            let path = dir.join(name);
+            if path.is_file() {
+                Ok(path)
+            } else {
+                Err(QemuError::Image {
+                    dir: dir.to_path_buf(),
+                    reason: format!("{name} is missing (run scripts/build-image)"),
+                })
+            }
+        };
+        let cmdline_path = file("cmdline")?;
+        let cmdline = std::fs::read_to_string(&cmdline_path)
+            .map_err(|e| QemuError::Image {
+                dir: dir.to_path_buf(),
+                reason: format!("reading cmdline: {e}"),
+            })?
+            .trim()
+            .to_string();
+        Ok(Self {
+            kernel: file("vmlinuz")?,
+            initrd: file("initrd.img")?,
+            cmdline,
+            ovmf: file("OVMF.amdsev.fd")?,
+        })
+    }
+}

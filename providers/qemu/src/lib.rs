@@ -1,0 +1,357 @@
+//! The QEMU provider: each VM is one QEMU process booting the measured guest image (a Debian
+//! kernel and an initramfs whose /init is the agent).
+//!
+//! Under [`TeeMode::Sim`] the VM is a plain q35 machine (TCG or KVM) and the provider hosts a
+//! simulated secure processor, reached by the guest over virtio-serial, that signs reports
+//! carrying the SEV-SNP launch digest of the kernel, initrd and command line it actually started
+//! QEMU with: boot a different kernel or initrd and the policy check fails. Under
+//! [`TeeMode::SevSnp`] / [`TeeMode::Tdx`] QEMU gets the confidential-guest objects and the
+//! hardware signs (on hosts that have it; see `argv.rs` for the exact command lines).
+#![deny(missing_docs)]
+
+pub mod argv;
+mod config;
+mod console;
+mod image;
+mod sp_serial;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use cdvm_attestation::sim::{self, SimSecureProcessor};
+use cdvm_attestation::Measurement;
+use cdvm_provider_api::host::process::{self, Marker};
+use cdvm_provider_api::host::vm_dir::{self, VmDir};
+use cdvm_provider_api::{
+    Bootstrap, OwnerTag, Provider, ProviderError, VmHandle, VmId, VmSpec, VmState,
+};
+use tokio::task::JoinHandle;
+
+pub use config::{Accel, CpuModel, QemuConfig, TeeMode};
+pub use image::GuestImage;
+
+const NAME: &str = "qemu";
+
+/// Why the QEMU provider could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum QemuError {
+    /// The image folder is incomplete.
+    #[error("guest image {dir}: {reason}")]
+    Image {
+        /// The image folder.
+        dir: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+}
+
+/// The QEMU provider. See the crate docs.
+#[derive(Debug)]
+pub struct QemuProvider {
+    cfg: QemuConfig,
+    image: GuestImage,
+    sp: Arc<SimSecureProcessor>,
+    tasks: Mutex<HashMap<VmId, Vec<JoinHandle<()>>>>,
+}
+
+fn backend(call: &str, e: impl std::error::Error + Send + Sync + 'static) -> ProviderError {
+    ProviderError::Backend {
+        provider: NAME.into(),
+        call: call.into(),
+        source: Box::new(e),
+    }
+}
+
+impl QemuProvider {
+    /// Loads the image, opens (or creates) the simulated secure processor, and — in sim mode —
+    /// writes `dev-policy.yaml`: a development policy trusting this simulated root and the image's
+    /// launch digest for `policy_vcpus` vCPUs.
+    pub fn new(cfg: QemuConfig) -> Result<Self, ProviderError> {
+        let refuse = |reason: &str| {
+            Err(ProviderError::InvalidSpec {
+                provider: NAME.into(),
+                reason: reason.into(),
+            })
+        };
+        // Fail closed at start rather than boot guests that can never attest.
+        match cfg.tee {
+            TeeMode::Sim => {}
+            TeeMode::SevSnp => {
+                return refuse(
+                    "tee: sev-snp needs a guest image with the hardware attester, which this \
+                     image lacks (its 6.1 kernel has no configfs-tsm); use tee: sim",
+                )
+            }
+            TeeMode::Tdx => {
+                return refuse(
+                    "tee: tdx needs a TDVF firmware and a TDX attester in the guest image, \
+                     neither of which is built yet; use tee: sim",
+                )
+            }
+        }
+        let image = GuestImage::load(&cfg.image_dir).map_err(|e| backend("load guest image", e))?;
+        for path in [&cfg.state_dir, &image.kernel, &image.initrd, &image.ovmf] {
+            if !argv::usable_in_option(path) {
+                return Err(ProviderError::InvalidSpec {
+                    provider: NAME.into(),
+                    reason: format!(
+                        "{} contains a comma, which QEMU options cannot carry",
+                        path.display()
+                    ),
+                });
+            }
+        }
+        std::fs::create_dir_all(vm_dir::vms_root(&cfg.state_dir))
+            .map_err(|e| backend("create state folder", e))?;
+        let sp = SimSecureProcessor::load_or_create(&cfg.state_dir)
+            .map_err(|e| backend("load simulated secure processor", e))?;
+        let provider = Self {
+            image,
+            sp: Arc::new(sp),
+            tasks: Mutex::new(HashMap::new()),
+            cfg,
+        };
+        if provider.cfg.tee == TeeMode::Sim {
+            provider.write_dev_policy()?;
+        }
+        Ok(provider)
+    }
+
+    fn write_dev_policy(&self) -> Result<(), ProviderError> {
+        let vcpus = self.cfg.policy_vcpus;
+        let measurement = self.launch_digest(vcpus)?;
+        let policy = sim::dev_policy(
+            &self.sp,
+            &measurement,
+            &format!(
+                "SEV-SNP launch digest of {} + {} + cmdline {:?}, {} vCPU {:?}, OVMF {}",
+                self.image.kernel.display(),
+                self.image.initrd.display(),
+                self.image.cmdline,
+                vcpus,
+                self.cfg.cpu,
+                self.image.ovmf.display()
+            ),
+        );
+        let yaml = serde_yaml_ng::to_string(&policy).map_err(|e| backend("write dev policy", e))?;
+        let text = format!(
+            "# DEVELOPMENT ONLY: trusts a SIMULATED secure processor. Gives no confidentiality.\n{yaml}"
+        );
+        std::fs::write(dev_policy_path(&self.cfg.state_dir), text)
+            .map_err(|e| backend("write dev policy", e))
+    }
+
+    /// The SEV-SNP launch digest of the image's files as they are on disk now.
+    fn launch_digest(&self, vcpus: u32) -> Result<Measurement, ProviderError> {
+        self.image
+            .launch_digest(vcpus, self.cfg.cpu)
+            .map_err(|e| backend("compute launch digest", e))
+    }
+
+    fn vm(&self, id: &VmId) -> VmDir {
+        VmDir::new(&self.cfg.state_dir, id)
+    }
+
+    fn stop_tasks(&self, id: &VmId) {
+        let tasks = self
+            .tasks
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(id);
+        for task in tasks.into_iter().flatten() {
+            task.abort();
+        }
+    }
+
+    fn keep_task(&self, id: &VmId, task: JoinHandle<()>) {
+        self.tasks
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(id.clone())
+            .or_default()
+            .push(task);
+    }
+
+    async fn launch_new(
+        &self,
+        spec: &VmSpec,
+        id: &VmId,
+        dir: &VmDir,
+    ) -> Result<u32, ProviderError> {
+        if self.cfg.tee == TeeMode::Sim {
+            // Measure what is booted, right before booting it: a swapped file changes the report.
+            let measurement = self.launch_digest(spec.class.vcpus)?;
+            let server = sp_serial::serve(dir.sp_socket(), Arc::clone(&self.sp), measurement)
+                .map_err(|e| backend("start simulated secure processor", e))?;
+            self.keep_task(id, server);
+        }
+        let name = marker(id).value;
+        let args = argv::build(
+            &self.image,
+            self.cfg.accel,
+            self.cfg.tee,
+            self.cfg.cpu,
+            &argv::VmArgs {
+                name: &name,
+                vcpus: spec.class.vcpus,
+                memory_mib: spec.class.memory_mib,
+                bootstrap: &dir.bootstrap(),
+                console: &dir.console(),
+                sp_socket: &dir.sp_socket(),
+            },
+        );
+        let mut command = tokio::process::Command::new(&self.cfg.qemu);
+        command.args(args);
+        let pid = process::spawn(
+            command,
+            &dir.path().join("qemu.log"),
+            Some(self.cfg.max_lifetime),
+        )
+        .map_err(|e| backend(&format!("start {}", self.cfg.qemu.display()), e))?;
+        self.keep_task(id, console::follow(dir.console(), id.0.clone()));
+        Ok(pid)
+    }
+}
+
+/// Where the QEMU provider writes its development policy (sim mode).
+pub fn dev_policy_path(state_dir: &Path) -> PathBuf {
+    state_dir.join("dev-policy.yaml")
+}
+
+/// QEMU runs with `-name cdvm-<id>`, so a restarted orchestrator can find it.
+fn marker(id: &VmId) -> Marker {
+    Marker {
+        flag: "-name".into(),
+        value: format!("cdvm-{}", id.0),
+    }
+}
+
+/// The guest reaches the host's loopback through QEMU's user network as 10.0.2.2: a relay on the
+/// host's `127.0.0.1`/`localhost` is rewritten so; everything else is left alone.
+pub fn guest_bootstrap(bootstrap: &Bootstrap) -> Bootstrap {
+    let mut out = bootstrap.clone();
+    for relay in &mut out.relays {
+        for host in ["127.0.0.1", "localhost"] {
+            for scheme in ["ws://", "wss://"] {
+                let from = format!("{scheme}{host}");
+                if let Some(rest) = relay.strip_prefix(&from) {
+                    if rest.is_empty() || rest.starts_with(':') || rest.starts_with('/') {
+                        *relay = format!("{scheme}10.0.2.2{rest}");
+                    }
+                }
+            }
+        }
+    }
+    out
+}
+
+#[async_trait]
+impl Provider for QemuProvider {
+    fn name(&self) -> &str {
+        NAME
+    }
+
+    async fn launch(&self, spec: &VmSpec) -> Result<VmHandle, ProviderError> {
+        let wanted = match self.cfg.tee {
+            TeeMode::Sim | TeeMode::SevSnp => "sev-snp",
+            TeeMode::Tdx => "tdx",
+        };
+        if spec.tee != wanted {
+            return Err(ProviderError::InvalidSpec {
+                provider: NAME.into(),
+                reason: format!("this host offers {wanted}, not {:?}", spec.tee),
+            });
+        }
+        let id = vm_dir::vm_id_for(NAME, &spec.owner, &spec.job);
+        let dir = self.vm(&id);
+        if let Some(meta) = dir.read_meta() {
+            return Ok(meta.handle());
+        }
+        let mut meta = vm_dir::Meta {
+            id: id.clone(),
+            owner: spec.owner.clone(),
+            job: spec.job.clone(),
+            pid: None,
+        };
+        // Write-ahead: the VM is listed (and destroyable) before its process exists.
+        dir.create(&guest_bootstrap(&spec.bootstrap))
+            .and_then(|()| dir.write_meta(&meta))
+            .map_err(|e| {
+                dir.remove();
+                backend("create VM folder", e)
+            })?;
+        match self.launch_new(spec, &id, &dir).await {
+            Ok(pid) => {
+                meta.pid = Some(pid);
+                dir.write_meta(&meta).map_err(|e| backend("record VM", e))?;
+                tracing::info!(provider = NAME, vm = %id, job = %spec.job, pid, "VM launched");
+                Ok(meta.handle())
+            }
+            Err(e) => {
+                self.stop_tasks(&id);
+                process::kill(None, &marker(&id)).await;
+                dir.remove();
+                Err(e)
+            }
+        }
+    }
+
+    async fn status(&self, id: &VmId) -> Result<VmState, ProviderError> {
+        let dir = self.vm(id);
+        let Some(meta) = dir.read_meta() else {
+            return Ok(VmState::Gone);
+        };
+        Ok(process::state(meta.pid, &marker(id)))
+    }
+
+    async fn destroy(&self, id: &VmId) -> Result<(), ProviderError> {
+        let dir = self.vm(id);
+        if let Some(meta) = dir.read_meta() {
+            process::kill(meta.pid, &marker(id)).await;
+            tracing::info!(provider = NAME, vm = %id, job = %meta.job, "VM destroyed");
+        }
+        self.stop_tasks(id);
+        dir.remove();
+        Ok(())
+    }
+
+    async fn list(&self, owner: &OwnerTag) -> Result<Vec<VmHandle>, ProviderError> {
+        let metas = vm_dir::list(&self.cfg.state_dir).map_err(|e| backend("list VM folders", e))?;
+        Ok(metas
+            .into_iter()
+            .filter(|m| &m.owner == owner)
+            .map(|m| m.handle())
+            .collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn loopback_relays_become_the_user_network_gateway() {
+        let b = Bootstrap {
+            request_id: "00".repeat(32),
+            relays: vec![
+                "ws://127.0.0.1:7777".into(),
+                "ws://localhost/".into(),
+                "wss://relay.example.com".into(),
+                "ws://127.0.0.10:1".into(),
+            ],
+            input_timeout_secs: 1,
+            run_timeout_secs: 1,
+        };
+        assert_eq!(
+            guest_bootstrap(&b).relays,
+            [
+                "ws://10.0.2.2:7777",
+                "ws://10.0.2.2/",
+                "wss://relay.example.com",
+                "ws://127.0.0.10:1"
+            ]
+        );
+    }
+}

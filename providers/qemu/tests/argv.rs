@@ -1,0 +1,96 @@
+//! The exact QEMU command lines, per acceleration and secure processor. The SEV-SNP and TDX lines
+//! cannot boot here (no such hardware, and Debian's QEMU 7.2 lacks the objects), so they are
+//! checked argument by argument against QEMU's documentation instead.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::{Path, PathBuf};
+
+use cdvm_provider_qemu::argv::{build, to_strings, VmArgs};
+use cdvm_provider_qemu::{Accel, CpuModel, GuestImage, TeeMode};
+
+fn image() -> GuestImage {
+    GuestImage {
+        kernel: PathBuf::from("/img/vmlinuz"),
+        initrd: PathBuf::from("/img/initrd.img"),
+        cmdline: "console=ttyS0 panic=-1 quiet".into(),
+        ovmf: PathBuf::from("/img/OVMF.amdsev.fd"),
+    }
+}
+
+fn vm() -> VmArgs<'static> {
+    VmArgs {
+        name: "cdvm-qemu-0011223344556677",
+        vcpus: 2,
+        memory_mib: 1024,
+        bootstrap: Path::new("/vm/bootstrap.json"),
+        console: Path::new("/vm/console.log"),
+        sp_socket: Path::new("/vm/sp.sock"),
+    }
+}
+
+fn line(accel: Accel, tee: TeeMode) -> String {
+    to_strings(&build(&image(), accel, tee, CpuModel::Milan, &vm())).join(" ")
+}
+
+const COMMON_TAIL: &str = "-smp 2 -m 1024M -kernel /img/vmlinuz -initrd /img/initrd.img \
+-append console=ttyS0 panic=-1 quiet -serial file:/vm/console.log -netdev user,id=net0 \
+-device virtio-net-pci,netdev=net0,romfile= -fw_cfg name=opt/cdvm/bootstrap,file=/vm/bootstrap.json";
+
+#[test]
+fn simulated_tee_under_tcg() {
+    assert_eq!(
+        line(Accel::Tcg, TeeMode::Sim),
+        format!(
+            "-name cdvm-qemu-0011223344556677 -nodefaults -nographic -no-user-config -no-reboot \
+-machine q35,accel=tcg -cpu max {COMMON_TAIL} -fw_cfg name=opt/cdvm/tee,string=sim \
+-device virtio-serial-pci -chardev socket,id=simsp,path=/vm/sp.sock \
+-device virtserialport,chardev=simsp,name=cdvm.sim-sp"
+        )
+    );
+}
+
+#[test]
+fn simulated_tee_under_kvm_uses_the_measured_cpu_model() {
+    let l = line(Accel::Kvm, TeeMode::Sim);
+    assert!(l.contains("-machine q35,accel=kvm -cpu EPYC-Milan "), "{l}");
+}
+
+#[test]
+fn sev_snp_guest_with_measured_direct_boot() {
+    // docs/system/i386/amd-memory-encryption.rst: memfd backend, sev-snp-guest object,
+    // kernel-hashes=on so OVMF measures kernel, initrd and command line; the AMD SEV OVMF as BIOS.
+    assert_eq!(
+        line(Accel::Kvm, TeeMode::SevSnp),
+        format!(
+            "-name cdvm-qemu-0011223344556677 -nodefaults -nographic -no-user-config -no-reboot \
+-machine q35,accel=kvm,confidential-guest-support=sev0,memory-backend=ram0 \
+-object memory-backend-memfd,id=ram0,size=1024M,share=true \
+-object sev-snp-guest,id=sev0,cbitpos=51,reduced-phys-bits=1,kernel-hashes=on \
+-cpu EPYC-Milan -bios /img/OVMF.amdsev.fd {COMMON_TAIL} -fw_cfg name=opt/cdvm/tee,string=sev-snp"
+        )
+    );
+}
+
+#[test]
+fn tdx_guest() {
+    // docs/system/i386/tdx.rst: tdx-guest object, split irqchip.
+    assert_eq!(
+        line(Accel::Kvm, TeeMode::Tdx),
+        format!(
+            "-name cdvm-qemu-0011223344556677 -nodefaults -nographic -no-user-config -no-reboot \
+-machine q35,accel=kvm,kernel-irqchip=split,confidential-guest-support=tdx0 \
+-object tdx-guest,id=tdx0 -cpu host {COMMON_TAIL} -fw_cfg name=opt/cdvm/tee,string=tdx"
+        )
+    );
+}
+
+#[test]
+fn only_the_simulated_mode_gets_the_host_side_secure_processor() {
+    for tee in [TeeMode::SevSnp, TeeMode::Tdx] {
+        let l = line(Accel::Kvm, tee);
+        assert!(
+            !l.contains("simsp"),
+            "{tee:?} must not expose a simulator: {l}"
+        );
+    }
+}

@@ -1,0 +1,170 @@
+//! A job end to end with QEMU really booting the guest image under TCG: the agent is PID 1 of a
+//! Debian kernel, reaches the relay through QEMU's user network, attests through the host-side
+//! simulated secure processor with the image's real SEV-SNP launch digest, and returns the result;
+//! the QEMU process and its files are gone afterwards. Then the same deployment boots an initrd
+//! with one byte changed, and the client refuses its attestation.
+//!
+//! Needs `qemu-system-x86_64` and the image from `scripts/build-image` (built by `scripts/test`
+//! and `.ci/run` before the tests); a missing image fails with a message saying so.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use cdvm_attestation::VerifyError;
+use cdvm_client::demo::{qemu_vms_dir, DeploymentOptions, LocalDeployment};
+use cdvm_client::{run_job, ClientError, JobSpec, Stage, Timeouts};
+use cdvm_protocol::nostr::Keys;
+use cdvm_protocol::{kinds, InputBody};
+
+fn built_image() -> PathBuf {
+    let dir = std::env::var_os("CDVM_IMAGE_DIR").map_or_else(
+        || PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/image"),
+        PathBuf::from,
+    );
+    assert!(
+        dir.join("manifest.json").is_file(),
+        "no guest image in {}: run scripts/build-image first",
+        dir.display()
+    );
+    dir
+}
+
+/// A private copy of the image folder, so a test can change its files.
+fn copy_image(to: &Path) -> PathBuf {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(built_image()).unwrap().flatten() {
+        if entry.file_type().unwrap().is_file() {
+            std::fs::copy(entry.path(), to.join(entry.file_name())).unwrap();
+        }
+    }
+    to.to_path_buf()
+}
+
+fn job(deployment: &LocalDeployment, attest: Duration) -> JobSpec {
+    JobSpec {
+        relays: vec![deployment.relay.url().to_string()],
+        dvm: deployment.dvm.public_key(),
+        kind: kinds::SQL,
+        input: InputBody::Sql {
+            table_csv: "city,temp\noslo,3\nlima,19\nlima,21\n".into(),
+            query: "SELECT city, AVG(temp) AS t FROM input GROUP BY city ORDER BY city".into(),
+        },
+        policy: deployment.dev_policy.clone(),
+        user: Keys::generate(),
+        timeouts: Timeouts {
+            attest,
+            result: Duration::from_secs(90),
+            destroyed: Duration::from_secs(30),
+        },
+    }
+}
+
+async fn assert_no_qemu_left(state: &Path) {
+    let vms = qemu_vms_dir(state);
+    for _ in 0..100 {
+        let folders = std::fs::read_dir(&vms).map(|d| d.count()).unwrap_or(0);
+        if folders == 0 && common::processes_mentioning(&vms.display().to_string()).is_empty() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!(
+        "QEMU VMs left: {:?}",
+        common::processes_mentioning(&vms.display().to_string())
+    );
+}
+
+/// The initrd with one byte of its payload changed, still a valid gzip stream so the kernel
+/// boots it: only the measurement tells the difference.
+fn tamper_one_byte(initrd: &Path) {
+    let packed = std::fs::read(initrd).unwrap();
+    let mut cpio = Vec::new();
+    flate2::read::GzDecoder::new(&packed[..])
+        .read_to_end(&mut cpio)
+        .expect("the image's initrd is gzip");
+    let at = find(&cpio, b"cdvm-release").expect("the image carries /etc/cdvm-release");
+    // The file's content follows its header and name; change one byte of it.
+    let content = at + cpio[at..].iter().position(|b| *b == b'\n').unwrap() - 1;
+    cpio[content] ^= 0x01;
+    let mut out = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    out.write_all(&cpio).unwrap();
+    std::fs::write(initrd, out.finish().unwrap()).unwrap();
+}
+
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).rposition(|w| w == needle)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_runs_in_a_real_qemu_guest_and_a_tampered_initrd_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let image = copy_image(&dir.path().join("image"));
+    let state = dir.path().join("state");
+    let opts = DeploymentOptions {
+        qemu_image: Some(image.clone()),
+        // The orchestrator gives up on a guest that never passes its policy after 60 s, before the
+        // client (75 s) does, so the tampered VM is gone when the client returns.
+        deadlines: (60, 120, 120),
+        ..DeploymentOptions::default()
+    };
+    let deployment = LocalDeployment::start(&state, &opts).await.unwrap();
+
+    // The honest image: the job completes inside the VM.
+    let mut stages = Vec::new();
+    let outcome = run_job(job(&deployment, Duration::from_secs(120)), |s, t| {
+        stages.push((format!("{s:?}"), t))
+    })
+    .await;
+    let outcome = match outcome {
+        Ok(o) => o,
+        Err(e) => panic!(
+            "job failed: {e}\n--- orchestrator log ---\n{}",
+            deployment.orchestrator_log()
+        ),
+    };
+    assert_eq!(outcome.output, "city,t\nlima,20\noslo,3\n");
+    assert!(outcome.claims.simulated);
+    let pinned = &deployment.dev_policy.measurements[0].measurement;
+    assert_eq!(&outcome.claims.measurement.to_string(), pinned);
+    // The simulator reported the digest the image build published for real SEV-SNP hosts.
+    let published = cdvm_attestation::Policy::load(
+        &PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../policies/image-snp.yaml"),
+    )
+    .unwrap();
+    assert!(
+        published
+            .measurements
+            .iter()
+            .any(|m| &m.measurement == pinned),
+        "the booted image's digest is pinned by policies/image-snp.yaml (run scripts/build-image)"
+    );
+    assert_no_qemu_left(&state).await;
+
+    // One byte of the initrd changed: the guest boots and attests, with another launch digest.
+    tamper_one_byte(&image.join("initrd.img"));
+    let mut refused = Vec::new();
+    let err = run_job(job(&deployment, Duration::from_secs(75)), |s, _| {
+        if let Stage::Refused { reason, .. } = s {
+            refused.push(reason.clone());
+        }
+    })
+    .await
+    .expect_err("a tampered initrd must not get the input");
+    match err {
+        ClientError::AttestationRefused(VerifyError::MeasurementNotAllowed { .. }) => {}
+        other => panic!(
+            "expected MeasurementNotAllowed, got {other}\nrefusals: {refused:?}\n--- orchestrator log ---\n{}",
+            deployment.orchestrator_log()
+        ),
+    }
+    assert!(
+        !refused.is_empty(),
+        "the client saw and refused the attestation"
+    );
+    assert_no_qemu_left(&state).await;
+    drop(deployment);
+}

@@ -1,0 +1,107 @@
+//! The same job end to end through the SSH provider: the orchestrator logs in to a real OpenSSH
+//! server on this machine (Debian's openssh-server, started by the test on a loopback port, key
+//! auth, pinned host key), uploads the guest image, starts QEMU there under a hard deadline, and
+//! bridges the simulated secure processor over an SSH stream-local channel. The guest attests
+//! with the image's launch digest and returns the result; afterwards no QEMU process and no VM
+//! folder is left on the "remote" host.
+//!
+//! Needs `/usr/sbin/sshd`, `qemu-system-x86_64` and the image from `scripts/build-image`
+//! (`.ci/run` installs and builds them); a missing one fails with a message saying so.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+#[path = "../../providers/ssh/src/test_sshd.rs"]
+mod test_sshd;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use cdvm_client::demo::{DeploymentOptions, LocalDeployment, SshHost};
+use cdvm_client::{run_job, JobSpec, Timeouts};
+use cdvm_protocol::nostr::Keys;
+use cdvm_protocol::{kinds, InputBody};
+
+fn built_image() -> PathBuf {
+    let dir = std::env::var_os("CDVM_IMAGE_DIR").map_or_else(
+        || PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/image"),
+        PathBuf::from,
+    );
+    assert!(
+        dir.join("manifest.json").is_file(),
+        "no guest image in {}: run scripts/build-image first",
+        dir.display()
+    );
+    dir
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_runs_in_a_qemu_guest_on_a_host_reached_over_ssh() {
+    let sshd = test_sshd::Sshd::start();
+    let dir = tempfile::tempdir().unwrap();
+    let remote_dir = dir.path().join("remote");
+    let opts = DeploymentOptions {
+        qemu_image: Some(built_image()),
+        ssh: Some(SshHost {
+            host: "127.0.0.1".into(),
+            port: sshd.port,
+            user: sshd.user.clone(),
+            private_key: sshd.client_key.clone(),
+            known_host_key: sshd.host_key_line.clone(),
+            remote_dir: remote_dir.clone(),
+        }),
+        deadlines: (120, 120, 120),
+        ..DeploymentOptions::default()
+    };
+    let deployment = LocalDeployment::start(&dir.path().join("state"), &opts)
+        .await
+        .unwrap();
+    let spec = JobSpec {
+        relays: vec![deployment.relay.url().to_string()],
+        dvm: deployment.dvm.public_key(),
+        kind: kinds::TEXT_STATS,
+        input: InputBody::TextStats {
+            text: "the cat saw the other cat\n".into(),
+        },
+        policy: deployment.dev_policy.clone(),
+        user: Keys::generate(),
+        timeouts: Timeouts {
+            attest: Duration::from_secs(120),
+            result: Duration::from_secs(90),
+            destroyed: Duration::from_secs(30),
+        },
+    };
+    let outcome = match run_job(spec, |_, _| {}).await {
+        Ok(o) => o,
+        Err(e) => panic!(
+            "job failed: {e}\n--- orchestrator log ---\n{}\n--- sshd log ---\n{}",
+            deployment.orchestrator_log(),
+            sshd.log()
+        ),
+    };
+    let stats: serde_json::Value = serde_json::from_str(&outcome.output).unwrap();
+    assert_eq!(stats["words"], 6, "{stats}");
+    assert!(outcome.claims.simulated);
+    assert_eq!(
+        outcome.claims.measurement.to_string(),
+        deployment.dev_policy.measurements[0].measurement
+    );
+
+    // Nothing of the VM is left on the host: no QEMU, no VM folder.
+    let vms = remote_dir.join("vms");
+    let mut left = usize::MAX;
+    for _ in 0..100 {
+        left = std::fs::read_dir(&vms).map(|d| d.count()).unwrap_or(0)
+            + common::processes_mentioning(&vms.display().to_string()).len();
+        if left == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        left,
+        0,
+        "left on the host: {:?}",
+        common::processes_mentioning(&vms.display().to_string())
+    );
+    drop(deployment);
+}
