@@ -3,7 +3,7 @@
 //! the real orchestrator. QEMU boots the guest image under TCG here (no usable KVM), so its floor
 //! is the Debian kernel's boot under emulation.
 //!
-//! Run: `scripts/build-image && cargo build --bins && cargo bench -p cdvm-e2e --bench boot [-- N]`
+//! Run: `scripts/build-image && cargo build --bins && cargo bench -p cdvm-e2e --bench boot --profile dev [-- N]`
 //! (N jobs per provider, default 5). Prints a table; docs/benchmarks.md records a run.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
