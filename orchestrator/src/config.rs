@@ -380,6 +380,33 @@ mod tests {
     }
 
     #[test]
+    fn every_example_config_parses() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples");
+        let qemu = Config::load(&dir.join("orchestrator-qemu.yaml")).unwrap();
+        assert!(
+            matches!(&qemu.provider, ProviderConfig::Qemu(q) if q.accel == QemuAccel::Tcg && q.tee == QemuTee::Sim)
+        );
+        let ssh = Config::load(&dir.join("orchestrator-ssh.yaml")).unwrap();
+        assert!(
+            matches!(&ssh.provider, ProviderConfig::Ssh(s) if s.port == 22 && s.accel == QemuAccel::Kvm)
+        );
+        let mut names: Vec<_> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        names.sort();
+        assert_eq!(
+            names,
+            [
+                "orchestrator-qemu.yaml",
+                "orchestrator-ssh.yaml",
+                "orchestrator.yaml"
+            ],
+            "a new example needs a parse test"
+        );
+    }
+
+    #[test]
     fn unknown_field_is_rejected() {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/orchestrator.yaml");
         let text = std::fs::read_to_string(path).unwrap() + "\nsurprise: 1\n";

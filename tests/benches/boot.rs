@@ -7,7 +7,6 @@
 //! (N jobs per provider, default 5). Prints a table; docs/benchmarks.md records a run.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::path::PathBuf;
 use std::time::Duration;
 
 use cdvm_client::demo::{DeploymentOptions, LocalDeployment};
@@ -65,12 +64,7 @@ async fn main() {
         .skip(1)
         .find_map(|a| a.parse().ok())
         .unwrap_or(5);
-    let image = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/image");
-    assert!(
-        image.join("manifest.json").is_file(),
-        "no guest image in {}: run scripts/build-image first",
-        image.display()
-    );
+    let image = cdvm_provider_qemu::built_image_dir().unwrap_or_else(|e| panic!("{e}"));
     println!("| provider | jobs | boot-to-attested s (min / median / max) | whole job s (min / median / max) |");
     println!("|---|---:|---|---|");
     for (name, qemu_image) in [("process", None), ("qemu (TCG)", Some(image.clone()))] {

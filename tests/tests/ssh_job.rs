@@ -22,16 +22,7 @@ use cdvm_protocol::nostr::Keys;
 use cdvm_protocol::{kinds, InputBody};
 
 fn built_image() -> PathBuf {
-    let dir = std::env::var_os("CDVM_IMAGE_DIR").map_or_else(
-        || PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/image"),
-        PathBuf::from,
-    );
-    assert!(
-        dir.join("manifest.json").is_file(),
-        "no guest image in {}: run scripts/build-image first",
-        dir.display()
-    );
-    dir
+    cdvm_provider_qemu::built_image_dir().unwrap_or_else(|e| panic!("{e}"))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -3,10 +3,30 @@
 //! A backend's test calls [`run`] with a provider and a factory for specs; each check panics with
 //! a message naming the broken rule of the `Provider` contract.
 
-use crate::{JobTag, OwnerTag, Provider, VmSpec, VmState};
+use crate::{Bootstrap, JobTag, OwnerTag, Provider, VmClass, VmSpec, VmState};
 
 /// Makes a spec for the given owner and job tag (the backend decides class, TEE and bootstrap).
 pub type SpecFactory<'a> = &'a (dyn Fn(&OwnerTag, &JobTag) -> VmSpec + Sync);
+
+/// A spec for suite runs: 1 vCPU, 256 MiB, `sev-snp`, and a bootstrap that names the job and an
+/// unreachable relay (the suite checks the VM lifecycle, not the guest).
+pub fn sample_spec(owner: &OwnerTag, job: &JobTag) -> VmSpec {
+    VmSpec {
+        owner: owner.clone(),
+        job: job.clone(),
+        class: VmClass {
+            vcpus: 1,
+            memory_mib: 256,
+        },
+        tee: "sev-snp".into(),
+        bootstrap: Bootstrap {
+            request_id: job.0.clone(),
+            relays: vec!["ws://127.0.0.1:9".into()],
+            input_timeout_secs: 5,
+            run_timeout_secs: 5,
+        },
+    }
+}
 
 /// Runs every conformance check. Uses owner tags derived from `prefix`, so runs do not collide.
 pub async fn run(provider: &dyn Provider, prefix: &str, make_spec: SpecFactory<'_>) {

@@ -15,6 +15,7 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 use cdvm_attestation::sim::{self, SimSecureProcessor};
 use cdvm_attestation::Measurement;
+use cdvm_provider_api::host;
 use cdvm_provider_api::host::process::{self, Marker};
 use cdvm_provider_api::host::vm_dir::{self, VmDir};
 use cdvm_provider_api::{OwnerTag, Provider, ProviderError, VmHandle, VmId, VmSpec, VmState};
@@ -208,34 +209,20 @@ impl Provider for ProcessProvider {
     }
 
     async fn status(&self, id: &VmId) -> Result<VmState, ProviderError> {
-        let dir = self.vm(id);
-        let Some(meta) = dir.read_meta() else {
-            return Ok(VmState::Gone);
-        };
-        Ok(process::state(meta.pid, &marker(id)))
+        Ok(host::status(&self.cfg.state_dir, id, &marker(id)))
     }
 
     async fn destroy(&self, id: &VmId) -> Result<(), ProviderError> {
-        let dir = self.vm(id);
-        if let Some(meta) = dir.read_meta() {
-            process::kill(meta.pid, &marker(id)).await;
-            tracing::info!(provider = NAME, vm = %id, job = %meta.job, "VM destroyed");
-        }
+        host::destroy(&self.cfg.state_dir, id, &marker(id), NAME).await;
         self.stop_server(id);
-        dir.remove();
         Ok(())
     }
 
     async fn list(&self, owner: &OwnerTag) -> Result<Vec<VmHandle>, ProviderError> {
-        let metas = vm_dir::list(&self.cfg.state_dir).map_err(|e| ProviderError::Backend {
+        host::owned_by(&self.cfg.state_dir, owner).map_err(|e| ProviderError::Backend {
             provider: NAME.into(),
             call: "list VM folders".into(),
             source: Box::new(e),
-        })?;
-        Ok(metas
-            .into_iter()
-            .filter(|m| &m.owner == owner)
-            .map(|m| m.handle())
-            .collect())
+        })
     }
 }

@@ -4,28 +4,10 @@
 
 use std::os::unix::fs::PermissionsExt;
 
-use cdvm_provider_api::{
-    conformance, Bootstrap, JobTag, OwnerTag, Provider, VmClass, VmSpec, VmState,
-};
+use cdvm_provider_api::{conformance, JobTag, OwnerTag, Provider, VmState};
 use cdvm_provider_mock::{dev_policy_path, ProcessProvider, ProcessProviderConfig};
 
-fn spec(owner: &OwnerTag, job: &JobTag) -> VmSpec {
-    VmSpec {
-        owner: owner.clone(),
-        job: job.clone(),
-        class: VmClass {
-            vcpus: 1,
-            memory_mib: 256,
-        },
-        tee: "sev-snp".into(),
-        bootstrap: Bootstrap {
-            request_id: job.0.clone(),
-            relays: vec!["ws://127.0.0.1:9".into()],
-            input_timeout_secs: 5,
-            run_timeout_secs: 5,
-        },
-    }
-}
+use cdvm_provider_api::conformance::sample_spec as spec;
 
 /// A stand-in agent that just stays up (the suite tests VM lifecycle, not the guest).
 fn sleeper(dir: &std::path::Path) -> std::path::PathBuf {

@@ -18,6 +18,24 @@ pub struct GuestImage {
     pub ovmf: PathBuf,
 }
 
+/// Where `scripts/build-image` puts the image of this checkout: `$CDVM_IMAGE_DIR` if set, else
+/// `<workspace>/target/image`. For tests and benches, which must fail (not skip) without it:
+/// a missing image is an error saying how to build it.
+pub fn built_image_dir() -> Result<PathBuf, String> {
+    let dir = std::env::var_os("CDVM_IMAGE_DIR").map_or_else(
+        || PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../target/image")),
+        PathBuf::from,
+    );
+    if dir.join("manifest.json").is_file() {
+        Ok(dir)
+    } else {
+        Err(format!(
+            "no guest image in {}: run scripts/build-image first",
+            dir.display()
+        ))
+    }
+}
+
 impl GuestImage {
     /// The SEV-SNP launch digest of these files as they are on disk now, for a VM of `vcpus`
     /// vCPUs of model `cpu` (what a real SNP launch of them measures, and what the simulated

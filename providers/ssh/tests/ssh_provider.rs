@@ -22,44 +22,17 @@ use cdvm_protocol::{kinds, report_data, AttestationEvent, JobRequestBuilder, Tee
 use nostr_relay_builder::{LocalRelay, RelayBuilder};
 use nostr_sdk::Client;
 
-use cdvm_provider_api::{
-    conformance, Bootstrap, JobTag, OwnerTag, Provider, ProviderError, VmClass, VmSpec, VmState,
-};
+use cdvm_provider_api::{conformance, JobTag, OwnerTag, Provider, ProviderError, VmState};
 use cdvm_provider_ssh::{
     dev_policy_path, Accel, CpuModel, SshConfig, SshError, SshProvider, TeeMode,
 };
 use sshd::Sshd;
 
 fn image_dir() -> PathBuf {
-    let dir = std::env::var_os("CDVM_IMAGE_DIR").map_or_else(
-        || PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/image"),
-        PathBuf::from,
-    );
-    assert!(
-        dir.join("manifest.json").is_file(),
-        "no guest image in {}: run scripts/build-image first",
-        dir.display()
-    );
-    dir
+    cdvm_provider_qemu::built_image_dir().unwrap_or_else(|e| panic!("{e}"))
 }
 
-fn spec(owner: &OwnerTag, job: &JobTag) -> VmSpec {
-    VmSpec {
-        owner: owner.clone(),
-        job: job.clone(),
-        class: VmClass {
-            vcpus: 1,
-            memory_mib: 256,
-        },
-        tee: "sev-snp".into(),
-        bootstrap: Bootstrap {
-            request_id: job.0.clone(),
-            relays: vec!["ws://127.0.0.1:9".into()],
-            input_timeout_secs: 5,
-            run_timeout_secs: 5,
-        },
-    }
-}
+use cdvm_provider_api::conformance::sample_spec as spec;
 
 /// A provider setup: the sshd, a remote folder and a local state folder.
 struct Host {
