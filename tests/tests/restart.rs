@@ -78,3 +78,70 @@ async fn crash_with_a_live_vm_then_restart_leaves_no_orphan() {
     assert_eq!(job.state, JobState::Failed);
     assert!(job.vm_destroyed);
 }
+
+/// The same with a real QEMU VM: the restarted orchestrator finds the QEMU process by its
+/// `-name cdvm-<id>` marker and kills it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn crash_with_a_live_qemu_vm_then_restart_leaves_no_orphan() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let opts = DeploymentOptions {
+        deadlines: (300, 300, 300),
+        qemu_image: Some(cdvm_provider_qemu::built_image_dir().unwrap_or_else(|e| panic!("{e}"))),
+        ..DeploymentOptions::default()
+    };
+    let mut d = LocalDeployment::start(&state, &opts).await.unwrap();
+    let url = d.relay.url().to_string();
+    let user = Keys::generate();
+    let request = JobRequestBuilder::new(kinds::TEXT_STATS, d.dvm.public_key(), TeeKind::SevSnp)
+        .relays(vec![url.clone()])
+        .build()
+        .unwrap()
+        .sign_with_keys(&user)
+        .unwrap();
+    common::client(&url, &user)
+        .await
+        .send_event(&request)
+        .await
+        .unwrap();
+    let vms = cdvm_client::demo::qemu_vms_dir(&state);
+    let qemu_running = || !common::processes_mentioning(&vms.display().to_string()).is_empty();
+    for _ in 0..100 {
+        if qemu_running() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(qemu_running(), "the job's QEMU VM is running");
+
+    d.crash_and_restart().await.unwrap();
+
+    let fb = common::dvm_feedback(
+        &url,
+        d.dvm.public_key(),
+        request.id,
+        Duration::from_secs(20),
+    )
+    .await;
+    assert!(
+        fb.iter().any(|f| f.status == Some(FeedbackStatus::Error)),
+        "no error feedback after restart: {fb:?}\n{}",
+        d.orchestrator_log()
+    );
+    for _ in 0..100 {
+        if !qemu_running() && std::fs::read_dir(&vms).map(|e| e.count()).unwrap_or(0) == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        !qemu_running(),
+        "QEMU survived: {:?}",
+        common::processes_mentioning(&vms.display().to_string())
+    );
+    assert_eq!(std::fs::read_dir(&vms).map(|e| e.count()).unwrap_or(0), 0);
+    let store = Store::open(&state.join("jobs.sqlite")).unwrap();
+    let job = store.get(&request.id.to_hex()).unwrap().unwrap();
+    assert_eq!(job.state, JobState::Failed);
+    assert!(job.vm_destroyed);
+}
