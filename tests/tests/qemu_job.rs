@@ -54,21 +54,6 @@ fn job(deployment: &LocalDeployment, attest: Duration) -> JobSpec {
     }
 }
 
-async fn assert_no_qemu_left(state: &Path) {
-    let vms = qemu_vms_dir(state);
-    for _ in 0..100 {
-        let folders = std::fs::read_dir(&vms).map(|d| d.count()).unwrap_or(0);
-        if folders == 0 && common::processes_mentioning(&vms.display().to_string()).is_empty() {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!(
-        "QEMU VMs left: {:?}",
-        common::processes_mentioning(&vms.display().to_string())
-    );
-}
-
 /// The initrd with one byte of its payload changed, still a valid gzip stream so the kernel
 /// boots it: only the measurement tells the difference.
 fn tamper_one_byte(initrd: &Path) {
@@ -133,7 +118,7 @@ async fn a_job_runs_in_a_real_qemu_guest_and_a_tampered_initrd_is_refused() {
             .any(|m| &m.measurement == pinned),
         "the booted image's digest is pinned by policies/image-snp.yaml (run scripts/build-image)"
     );
-    assert_no_qemu_left(&state).await;
+    common::assert_no_vm_in(&qemu_vms_dir(&state)).await;
 
     // One byte of the initrd changed: the guest boots and attests, with another launch digest.
     tamper_one_byte(&image.join("initrd.img"));
@@ -156,6 +141,6 @@ async fn a_job_runs_in_a_real_qemu_guest_and_a_tampered_initrd_is_refused() {
         !refused.is_empty(),
         "the client saw and refused the attestation"
     );
-    assert_no_qemu_left(&state).await;
+    common::assert_no_vm_in(&qemu_vms_dir(&state)).await;
     drop(deployment);
 }

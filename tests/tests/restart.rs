@@ -8,20 +8,11 @@ use std::time::Duration;
 
 use cdvm_client::demo::{DeploymentOptions, LocalDeployment};
 use cdvm_orchestrator::store::{JobState, Store};
-use cdvm_protocol::nostr::Keys;
+use cdvm_protocol::nostr::{Event, Keys};
 use cdvm_protocol::{kinds, FeedbackStatus, JobRequestBuilder, TeeKind};
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn crash_with_a_live_vm_then_restart_leaves_no_orphan() {
-    let dir = tempfile::tempdir().unwrap();
-    let state = dir.path().join("state");
-    let agent = common::never_attesting_agent(dir.path());
-    let opts = DeploymentOptions {
-        deadlines: (300, 300, 300),
-        agent_binary: Some(agent.clone()),
-        ..DeploymentOptions::default()
-    };
-    let mut d = LocalDeployment::start(&state, &opts).await.unwrap();
+/// Publishes a text-stats request to the deployment's DVM from a fresh user.
+async fn submit_job(d: &LocalDeployment) -> Event {
     let url = d.relay.url().to_string();
     let user = Keys::generate();
     let request = JobRequestBuilder::new(kinds::TEXT_STATS, d.dvm.public_key(), TeeKind::SevSnp)
@@ -35,6 +26,22 @@ async fn crash_with_a_live_vm_then_restart_leaves_no_orphan() {
         .send_event(&request)
         .await
         .unwrap();
+    request
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn crash_with_a_live_vm_then_restart_leaves_no_orphan() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let agent = common::never_attesting_agent(dir.path());
+    let opts = DeploymentOptions {
+        deadlines: (300, 300, 300),
+        agent_binary: Some(agent.clone()),
+        ..DeploymentOptions::default()
+    };
+    let mut d = LocalDeployment::start(&state, &opts).await.unwrap();
+    let url = d.relay.url().to_string();
+    let request = submit_job(&d).await;
     for _ in 0..100 {
         if common::vm_count(&state) == 1
             && !common::processes_mentioning(&agent.display().to_string()).is_empty()
@@ -92,18 +99,7 @@ async fn crash_with_a_live_qemu_vm_then_restart_leaves_no_orphan() {
     };
     let mut d = LocalDeployment::start(&state, &opts).await.unwrap();
     let url = d.relay.url().to_string();
-    let user = Keys::generate();
-    let request = JobRequestBuilder::new(kinds::TEXT_STATS, d.dvm.public_key(), TeeKind::SevSnp)
-        .relays(vec![url.clone()])
-        .build()
-        .unwrap()
-        .sign_with_keys(&user)
-        .unwrap();
-    common::client(&url, &user)
-        .await
-        .send_event(&request)
-        .await
-        .unwrap();
+    let request = submit_job(&d).await;
     let vms = cdvm_client::demo::qemu_vms_dir(&state);
     let qemu_running = || !common::processes_mentioning(&vms.display().to_string()).is_empty();
     for _ in 0..100 {
@@ -128,18 +124,7 @@ async fn crash_with_a_live_qemu_vm_then_restart_leaves_no_orphan() {
         "no error feedback after restart: {fb:?}\n{}",
         d.orchestrator_log()
     );
-    for _ in 0..100 {
-        if !qemu_running() && std::fs::read_dir(&vms).map(|e| e.count()).unwrap_or(0) == 0 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert!(
-        !qemu_running(),
-        "QEMU survived: {:?}",
-        common::processes_mentioning(&vms.display().to_string())
-    );
-    assert_eq!(std::fs::read_dir(&vms).map(|e| e.count()).unwrap_or(0), 0);
+    common::assert_no_vm_in(&vms).await;
     let store = Store::open(&state.join("jobs.sqlite")).unwrap();
     let job = store.get(&request.id.to_hex()).unwrap().unwrap();
     assert_eq!(job.state, JobState::Failed);

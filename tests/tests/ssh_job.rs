@@ -78,21 +78,6 @@ async fn a_job_runs_in_a_qemu_guest_on_a_host_reached_over_ssh() {
     );
 
     // Nothing of the VM is left on the host: no QEMU, no VM folder.
-    let vms = remote_dir.join("vms");
-    let mut left = usize::MAX;
-    for _ in 0..100 {
-        left = std::fs::read_dir(&vms).map(|d| d.count()).unwrap_or(0)
-            + common::processes_mentioning(&vms.display().to_string()).len();
-        if left == 0 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert_eq!(
-        left,
-        0,
-        "left on the host: {:?}",
-        common::processes_mentioning(&vms.display().to_string())
-    );
+    common::assert_no_vm_in(&remote_dir.join("vms")).await;
     drop(deployment);
 }

@@ -99,19 +99,25 @@ pub fn vm_count(state_dir: &Path) -> usize {
         .unwrap_or(0)
 }
 
-/// Waits until the provider holds no VM and no agent process of this state folder is left.
+/// Waits until the process provider holds no VM and no agent process of this state folder is left.
 pub async fn assert_no_vm_left(state_dir: &Path) {
-    // Agents are started with paths inside the VM folders; the orchestrator itself is not a VM.
-    let needle = cdvm_client::demo::vms_dir(state_dir).display().to_string();
+    assert_no_vm_in(&cdvm_client::demo::vms_dir(state_dir)).await;
+}
+
+/// Waits (up to 10 s) until the VM folder `vms` is empty and no process (agent, QEMU) mentions
+/// it: every VM process is started with paths inside its folder; the orchestrator is not a VM.
+pub async fn assert_no_vm_in(vms: &Path) {
+    let needle = vms.display().to_string();
+    let folders = || std::fs::read_dir(vms).map(|d| d.count()).unwrap_or(0);
     for _ in 0..100 {
-        if vm_count(state_dir) == 0 && processes_mentioning(&needle).is_empty() {
+        if folders() == 0 && processes_mentioning(&needle).is_empty() {
             return;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     panic!(
         "VMs left: {} folders, processes: {:?}",
-        vm_count(state_dir),
+        folders(),
         processes_mentioning(&needle)
     );
 }
