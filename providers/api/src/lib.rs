@@ -7,6 +7,9 @@
 pub mod conformance;
 #[cfg(feature = "host")]
 pub mod host;
+pub mod metadata;
+#[cfg(feature = "retry")]
+pub mod retry;
 mod spec;
 
 pub use spec::{Bootstrap, JobTag, OwnerTag, VmClass, VmHandle, VmId, VmSpec, VmState};

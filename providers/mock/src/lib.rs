@@ -18,6 +18,7 @@ use cdvm_attestation::Measurement;
 use cdvm_provider_api::host;
 use cdvm_provider_api::host::process::{self, Marker};
 use cdvm_provider_api::host::vm_dir::{self, VmDir};
+use cdvm_provider_api::metadata::MetadataService;
 use cdvm_provider_api::{OwnerTag, Provider, ProviderError, VmHandle, VmId, VmSpec, VmState};
 use tokio::task::JoinHandle;
 
@@ -102,11 +103,41 @@ fn marker(id: &VmId) -> Marker {
     }
 }
 
-fn spawn_agent(agent: &Path, dir: &VmDir, id: &VmId) -> std::io::Result<u32> {
+/// How a launched agent gets its bootstrap.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum BootstrapDelivery {
+    /// A file in the VM folder (`--bootstrap`), the process provider's own way.
+    File,
+    /// A cloud metadata service emulated at `endpoint` (`--bootstrap-from`), the way a cloud
+    /// guest gets it; used by the mock cloud to "boot" instances.
+    Metadata {
+        /// Which cloud's metadata protocol.
+        service: MetadataService,
+        /// Base URL standing in for the link-local address.
+        endpoint: String,
+    },
+}
+
+fn spawn_agent(
+    agent: &Path,
+    dir: &VmDir,
+    id: &VmId,
+    delivery: &BootstrapDelivery,
+) -> std::io::Result<u32> {
     let mut command = tokio::process::Command::new(agent);
+    match delivery {
+        BootstrapDelivery::File => {
+            command.arg("--bootstrap").arg(dir.bootstrap());
+        }
+        BootstrapDelivery::Metadata { service, endpoint } => {
+            command
+                .arg("--bootstrap-from")
+                .arg(service.name())
+                .arg("--metadata-endpoint")
+                .arg(endpoint);
+        }
+    }
     command
-        .arg("--bootstrap")
-        .arg(dir.bootstrap())
         .arg("--tee")
         .arg("sim")
         .arg("--sim-socket")
@@ -137,6 +168,35 @@ impl Provider for ProcessProvider {
     }
 
     async fn launch(&self, spec: &VmSpec) -> Result<VmHandle, ProviderError> {
+        self.launch_with(spec, &BootstrapDelivery::File).await
+    }
+
+    async fn status(&self, id: &VmId) -> Result<VmState, ProviderError> {
+        Ok(host::status(&self.cfg.state_dir, id, &marker(id)))
+    }
+
+    async fn destroy(&self, id: &VmId) -> Result<(), ProviderError> {
+        host::destroy(&self.cfg.state_dir, id, &marker(id), NAME).await;
+        self.stop_server(id);
+        Ok(())
+    }
+
+    async fn list(&self, owner: &OwnerTag) -> Result<Vec<VmHandle>, ProviderError> {
+        host::owned_by(&self.cfg.state_dir, owner).map_err(|e| ProviderError::Backend {
+            provider: NAME.into(),
+            call: "list VM folders".into(),
+            source: Box::new(e),
+        })
+    }
+}
+
+impl ProcessProvider {
+    /// Launches like [`Provider::launch`], with the bootstrap delivered as `delivery` says.
+    pub async fn launch_with(
+        &self,
+        spec: &VmSpec,
+        delivery: &BootstrapDelivery,
+    ) -> Result<VmHandle, ProviderError> {
         if spec.tee != "sev-snp" {
             return Err(ProviderError::InvalidSpec {
                 provider: NAME.into(),
@@ -184,7 +244,7 @@ impl Provider for ProcessProvider {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .insert(id.clone(), server);
-        match spawn_agent(&self.cfg.agent_binary, &dir, &id) {
+        match spawn_agent(&self.cfg.agent_binary, &dir, &id, delivery) {
             Ok(pid) => {
                 meta.pid = Some(pid);
                 dir.write_meta(&meta).map_err(|e| ProviderError::Backend {
@@ -206,23 +266,5 @@ impl Provider for ProcessProvider {
                 })
             }
         }
-    }
-
-    async fn status(&self, id: &VmId) -> Result<VmState, ProviderError> {
-        Ok(host::status(&self.cfg.state_dir, id, &marker(id)))
-    }
-
-    async fn destroy(&self, id: &VmId) -> Result<(), ProviderError> {
-        host::destroy(&self.cfg.state_dir, id, &marker(id), NAME).await;
-        self.stop_server(id);
-        Ok(())
-    }
-
-    async fn list(&self, owner: &OwnerTag) -> Result<Vec<VmHandle>, ProviderError> {
-        host::owned_by(&self.cfg.state_dir, owner).map_err(|e| ProviderError::Backend {
-            provider: NAME.into(),
-            call: "list VM folders".into(),
-            source: Box::new(e),
-        })
     }
 }
