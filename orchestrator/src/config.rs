@@ -62,6 +62,38 @@ pub enum ProviderConfig {
     Qemu(QemuProviderConfig),
     /// The same QEMU VMs on a remote bare-metal host reached over SSH.
     Ssh(SshProviderConfig),
+    /// EC2 SEV-SNP instances (feature `provider-aws`); keys = terraform/aws outputs.
+    Aws(AwsSection),
+    /// Compute Engine confidential VMs (feature `provider-gcp`); keys = terraform/gcp outputs.
+    Gcp(GcpSection),
+    /// Azure confidential VMs (feature `provider-azure`); keys = terraform/azure outputs.
+    Azure(AzureSection),
+}
+
+/// The `aws` section: the backend's own config type when the feature is built in.
+#[cfg(feature = "provider-aws")]
+pub type AwsSection = cdvm_provider_aws::AwsProviderConfig;
+/// The `aws` section in a build without the feature: read, then refused when the provider is built.
+#[cfg(not(feature = "provider-aws"))]
+pub type AwsSection = serde::de::IgnoredAny;
+/// The `gcp` section: the backend's own config type when the feature is built in.
+#[cfg(feature = "provider-gcp")]
+pub type GcpSection = cdvm_provider_gcp::GcpProviderConfig;
+/// The `gcp` section in a build without the feature.
+#[cfg(not(feature = "provider-gcp"))]
+pub type GcpSection = serde::de::IgnoredAny;
+/// The `azure` section: the backend's own config type when the feature is built in.
+#[cfg(feature = "provider-azure")]
+pub type AzureSection = cdvm_provider_azure::AzureProviderConfig;
+/// The `azure` section in a build without the feature.
+#[cfg(not(feature = "provider-azure"))]
+pub type AzureSection = serde::de::IgnoredAny;
+
+impl ProviderConfig {
+    /// Whether the VMs run in a public cloud (no policy of the provider's own).
+    pub fn is_cloud(&self) -> bool {
+        matches!(self, Self::Aws(_) | Self::Gcp(_) | Self::Azure(_))
+    }
 }
 
 /// Settings of the SSH provider (feature `provider-ssh`): where the host is, how to log in, and
@@ -359,6 +391,12 @@ impl Config {
                 )));
             }
         }
+        if cfg.provider.is_cloud() && cfg.guest_policy.is_none() {
+            return Err(invalid(
+                "guest_policy: a cloud provider needs a policy for its guests (policies/ has them)"
+                    .into(),
+            ));
+        }
         if cfg.limits.per_user_per_minute == 0 || cfg.jobs.max_concurrent == 0 {
             return Err(invalid("limits must be at least 1".into()));
         }
@@ -395,15 +433,87 @@ mod tests {
             .map(|e| e.unwrap().file_name().into_string().unwrap())
             .collect();
         names.sort();
+        #[cfg(feature = "provider-aws")]
+        {
+            let aws = Config::load(&dir.join("orchestrator-aws.yaml")).unwrap();
+            assert!(
+                matches!(&aws.provider, ProviderConfig::Aws(a) if a.allowed_instance_types == ["m6a.large", "c6a.xlarge"])
+            );
+        }
+        #[cfg(feature = "provider-gcp")]
+        {
+            let gcp = Config::load(&dir.join("orchestrator-gcp.yaml")).unwrap();
+            assert!(matches!(&gcp.provider, ProviderConfig::Gcp(g) if g.zone == "europe-west4-a"));
+        }
+        #[cfg(feature = "provider-azure")]
+        {
+            let azure = Config::load(&dir.join("orchestrator-azure.yaml")).unwrap();
+            assert!(
+                matches!(&azure.provider, ProviderConfig::Azure(a) if a.location == "westeurope")
+            );
+        }
         assert_eq!(
             names,
             [
+                "orchestrator-aws.yaml",
+                "orchestrator-azure.yaml",
+                "orchestrator-gcp.yaml",
                 "orchestrator-qemu.yaml",
                 "orchestrator-ssh.yaml",
                 "orchestrator.yaml"
             ],
             "a new example needs a parse test"
         );
+    }
+
+    /// The Terraform modules' outputs (terraform/config-keys.yaml) fill each cloud section one to
+    /// one: every output is a field (unknown keys are refused), and no other field is required.
+    #[test]
+    fn terraform_outputs_fill_the_cloud_sections() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../terraform/config-keys.yaml");
+        let keys: std::collections::BTreeMap<String, Vec<String>> =
+            serde_yaml_ng::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+        let section = |cloud: &str| {
+            let mut map = serde_yaml_ng::Mapping::new();
+            for k in &keys[cloud] {
+                let value = if k.starts_with("allowed_") {
+                    serde_yaml_ng::Value::Sequence(vec!["m6a.large".into()])
+                } else {
+                    serde_yaml_ng::Value::String(format!("{k}-value"))
+                };
+                map.insert(k.as_str().into(), value);
+            }
+            serde_yaml_ng::Value::Mapping(map)
+        };
+        #[cfg(feature = "provider-aws")]
+        {
+            let aws: AwsSection = serde_yaml_ng::from_value(section("aws")).unwrap();
+            assert_eq!(aws.subnet_id, "subnet_id-value");
+            assert_eq!(aws.allowed_instance_types, ["m6a.large"]);
+            let mut extra = section("aws");
+            if let serde_yaml_ng::Value::Mapping(m) = &mut extra {
+                m.insert("not_an_output".into(), "x".into());
+            }
+            assert!(serde_yaml_ng::from_value::<AwsSection>(extra).is_err());
+        }
+        #[cfg(feature = "provider-gcp")]
+        {
+            let mut gcp = section("gcp");
+            if let serde_yaml_ng::Value::Mapping(m) = &mut gcp {
+                m.insert(
+                    "allowed_machine_types".into(),
+                    vec!["n2d-standard-2"].into(),
+                );
+            }
+            let gcp: GcpSection = serde_yaml_ng::from_value(gcp).unwrap();
+            assert_eq!(gcp.zone, "zone-value");
+        }
+        #[cfg(feature = "provider-azure")]
+        {
+            let azure: AzureSection = serde_yaml_ng::from_value(section("azure")).unwrap();
+            assert_eq!(azure.resource_group, "resource_group-value");
+        }
+        assert_eq!(keys.len(), 3, "aws, gcp and azure");
     }
 
     #[test]

@@ -9,7 +9,7 @@ use crate::config::{Config, ProviderConfig};
 /// The provider, and the policy its own guests satisfy (used when the config names none).
 pub(crate) type Built = (Arc<dyn Provider>, Option<std::path::PathBuf>);
 
-pub(crate) fn build(cfg: &Config) -> Result<Built, ProviderError> {
+pub(crate) async fn build(cfg: &Config) -> Result<Built, ProviderError> {
     match &cfg.provider {
         #[cfg(feature = "provider-process")]
         ProviderConfig::Process { agent_binary } => {
@@ -37,13 +37,56 @@ pub(crate) fn build(cfg: &Config) -> Result<Built, ProviderError> {
         ProviderConfig::Ssh(s) => ssh(cfg, s),
         #[cfg(not(feature = "provider-ssh"))]
         ProviderConfig::Ssh(_) => Err(missing_feature("ssh")),
+        #[cfg(feature = "provider-aws")]
+        ProviderConfig::Aws(a) => {
+            check_owner("aws", &a.owner_tag, &cfg.owner_tag)?;
+            let p = cdvm_provider_aws::AwsProvider::new(a.clone()).await?;
+            Ok((Arc::new(p), None))
+        }
+        #[cfg(not(feature = "provider-aws"))]
+        ProviderConfig::Aws(_) => Err(missing_feature("aws")),
+        #[cfg(feature = "provider-gcp")]
+        ProviderConfig::Gcp(g) => {
+            check_owner("gcp", &g.owner_label, &cfg.owner_tag)?;
+            let p = cdvm_provider_gcp::GcpProvider::new(g.clone()).await?;
+            Ok((Arc::new(p), None))
+        }
+        #[cfg(not(feature = "provider-gcp"))]
+        ProviderConfig::Gcp(_) => Err(missing_feature("gcp")),
+        #[cfg(feature = "provider-azure")]
+        ProviderConfig::Azure(a) => {
+            check_owner("azure", &a.owner_tag, &cfg.owner_tag)?;
+            let p = cdvm_provider_azure::AzureProvider::new(a.clone())?;
+            Ok((Arc::new(p), None))
+        }
+        #[cfg(not(feature = "provider-azure"))]
+        ProviderConfig::Azure(_) => Err(missing_feature("azure")),
+    }
+}
+
+/// The cloud's IAM conditions check the configured owner tag; the reconciler lists by the
+/// orchestrator's. Two different values would launch VMs the orchestrator cannot see.
+#[allow(dead_code)]
+fn check_owner(provider: &str, cloud: &str, orchestrator: &str) -> Result<(), ProviderError> {
+    if cloud == orchestrator {
+        Ok(())
+    } else {
+        Err(ProviderError::InvalidSpec {
+            provider: provider.into(),
+            reason: format!(
+                "the cloud section's owner tag {cloud:?} differs from owner_tag {orchestrator:?}"
+            ),
+        })
     }
 }
 
 #[cfg(not(all(
     feature = "provider-process",
     feature = "provider-qemu",
-    feature = "provider-ssh"
+    feature = "provider-ssh",
+    feature = "provider-aws",
+    feature = "provider-gcp",
+    feature = "provider-azure"
 )))]
 fn missing_feature(provider: &str) -> ProviderError {
     ProviderError::InvalidSpec {

@@ -118,7 +118,7 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()>) -> Result<(), 
     let keys =
         keyfile::load_or_create(&cfg.identity.secret_key_file).map_err(OrchestratorError::State)?;
     let store = Store::open(&cfg.state_dir.join("jobs.sqlite"))?;
-    let (provider, provider_policy) = provider::build(&cfg)?;
+    let (provider, provider_policy) = provider::build(&cfg).await?;
     let guest_policy = match cfg.guest_policy.as_ref().or(provider_policy.as_ref()) {
         Some(path) => {
             Some(cdvm_attestation::Policy::load(path).map_err(OrchestratorError::GuestPolicy)?)

@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 use std::time::Instant;
 
+use cdvm_client::cloud_emulators::{self, Cloud, Emulators};
 use cdvm_client::demo::{qemu_vms_dir, vms_dir, DeploymentOptions, LocalDeployment};
 use cdvm_client::{run_job, ClientError, JobSpec, Stage, Timeouts};
 use cdvm_protocol::nostr::Keys;
@@ -19,6 +20,13 @@ pub enum DemoProvider {
     /// A QEMU VM (TCG) booting the guest image, with the host-side simulated secure processor
     /// reporting the image's real SEV-SNP launch digest.
     Qemu,
+    /// The AWS backend (aws-sdk-ec2) against moto server behind the mock cloud's proxy, which
+    /// boots each instance's agent locally.
+    Aws,
+    /// The GCP backend against the mock cloud's Compute Engine emulation.
+    Gcp,
+    /// The Azure backend against the mock cloud's Resource Manager emulation.
+    Azure,
 }
 
 #[derive(Debug, clap::Args)]
@@ -32,6 +40,9 @@ pub struct DemoArgs {
     /// The guest image folder for `--provider qemu` (built by `scripts/build-image`).
     #[arg(long, default_value = "target/image")]
     image: PathBuf,
+    /// The moto server executable for `--provider aws` (installed by scripts/setup-moto).
+    #[arg(long, default_value_os_t = cloud_emulators::default_moto_server())]
+    moto_server: PathBuf,
 }
 
 const SAMPLE_CSV: &str = "employee,department,salary\n\
@@ -63,6 +74,15 @@ pub async fn run(args: DemoArgs) -> Result<(), ClientError> {
                 );
             "qemu (TCG)"
         }
+        DemoProvider::Aws => "aws (moto server + mock cloud)",
+        DemoProvider::Gcp => "gcp (mock cloud)",
+        DemoProvider::Azure => "azure (mock cloud)",
+    };
+    let cloud = match args.provider {
+        DemoProvider::Aws => Some(Cloud::Aws),
+        DemoProvider::Gcp => Some(Cloud::Gcp),
+        DemoProvider::Azure => Some(Cloud::Azure),
+        DemoProvider::Process | DemoProvider::Qemu => None,
     };
     let tmp;
     let state_dir = match args.state_dir {
@@ -81,6 +101,20 @@ pub async fn run(args: DemoArgs) -> Result<(), ClientError> {
     eprintln!("ConfidentialDVM demo — provider: {provider_name}, TEE: SIMULATED secure processor");
     eprintln!("  (development only: this run proves the protocol, not hardware confidentiality)");
     let t0 = Instant::now();
+    let emulators = match cloud {
+        Some(cloud) => {
+            let e = Emulators::start(cloud, &state_dir, &args.moto_server, "cdvm-demo")?;
+            eprintln!(
+                "[{:>7.2}s] cloud emulators up: mock cloud {} (log {})",
+                t0.elapsed().as_secs_f64(),
+                e.base_url,
+                state_dir.join("mockcloud.log").display()
+            );
+            opts.cloud = Some(e.target.clone());
+            Some(e)
+        }
+        None => None,
+    };
     let mut deployment = LocalDeployment::start(&state_dir, &opts).await?;
     eprintln!(
         "[{:>7.2}s] relay {} and orchestrator (dvm {}) up; state in {}",
@@ -136,12 +170,13 @@ pub async fn run(args: DemoArgs) -> Result<(), ClientError> {
             return Err(e);
         }
     };
-    let vms = match args.provider {
-        DemoProvider::Process => vms_dir(&state_dir),
-        DemoProvider::Qemu => qemu_vms_dir(&state_dir),
+    let leftover = match (&emulators, args.provider) {
+        (Some(e), _) => e.leftovers()?,
+        (None, DemoProvider::Qemu) => count_entries(&qemu_vms_dir(&state_dir)),
+        (None, _) => count_entries(&vms_dir(&state_dir)),
     };
-    let leftover = std::fs::read_dir(vms).map(|d| d.count()).unwrap_or(0);
     deployment.stop();
+    drop(emulators);
     eprintln!(
         "[{:>7.2}s] done; VMs left on the provider: {leftover}",
         t0.elapsed().as_secs_f64()
@@ -154,4 +189,8 @@ pub async fn run(args: DemoArgs) -> Result<(), ClientError> {
         )));
     }
     Ok(())
+}
+
+fn count_entries(dir: &std::path::Path) -> usize {
+    std::fs::read_dir(dir).map(|d| d.count()).unwrap_or(0)
 }

@@ -81,6 +81,21 @@ pub struct DeploymentOptions {
     pub qemu_image: Option<PathBuf>,
     /// With `qemu_image`: run QEMU on this host over SSH (the ssh provider).
     pub ssh: Option<SshHost>,
+    /// A cloud backend against an emulator instead (takes precedence over the others).
+    pub cloud: Option<CloudTarget>,
+}
+
+/// A cloud provider section for the orchestrator, pointed at an emulator.
+#[derive(Clone, Debug)]
+pub struct CloudTarget {
+    /// The `provider:` value, in YAML flow style (`{ aws: { … } }`); its owner tag must be
+    /// `cdvm-demo`, the deployment's.
+    pub provider_yaml: String,
+    /// The policy the orchestrator and the user check guests against (the emulator's booter
+    /// writes a development policy for its simulated secure processor).
+    pub guest_policy: PathBuf,
+    /// Environment for the orchestrator (the SDKs' credential chains read it).
+    pub env: Vec<(String, String)>,
 }
 
 /// A bare-metal host for the SSH provider.
@@ -109,6 +124,7 @@ impl Default for DeploymentOptions {
             log_filter: "info,nostr_relay_pool=warn,nostr_sdk=warn".into(),
             qemu_image: None,
             ssh: None,
+            cloud: None,
         }
     }
 }
@@ -143,6 +159,13 @@ impl LocalDeployment {
         let key_file = state_dir.join("dvm.key");
         write_private(&key_file, &dvm.secret_key().to_secret_hex())?;
         let (provider, provider_dir) = match (&opts.qemu_image, &opts.ssh) {
+            _ if opts.cloud.is_some() => (
+                opts.cloud
+                    .as_ref()
+                    .map(|c| c.provider_yaml.clone())
+                    .unwrap_or_default(),
+                "",
+            ),
             (Some(image), Some(ssh)) => (
                 format!(
                     "{{ ssh: {{ host: {}, port: {}, user: {}, private_key: {}, known_host_key: {}, \
@@ -188,6 +211,7 @@ impl LocalDeployment {
              limits: {{ per_user_per_minute: {per_user} }}\n\
              deadlines: {{ attest_secs: {a}, input_secs: {i}, run_secs: {r} }}\n\
              reconcile_interval_secs: 5\n\
+             {guest_policy}\
              announce: {{ name: ConfidentialDVM demo, about: 'Local demo with a SIMULATED TEE' }}\n",
             key = yaml_str(&key_file.display().to_string()),
             relay = yaml_str(relay.url()),
@@ -196,11 +220,21 @@ impl LocalDeployment {
             i = deadlines.1,
             r = deadlines.2,
             per_user = opts.per_user_per_minute,
+            guest_policy = match &opts.cloud {
+                Some(c) => format!(
+                    "guest_policy: {}\n",
+                    yaml_str(&c.guest_policy.display().to_string())
+                ),
+                None => String::new(),
+            },
         );
         let config_path = state_dir.join("orchestrator.yaml");
         std::fs::write(&config_path, config).map_err(io_err(&config_path))?;
         let orchestrator = spawn_orchestrator(state_dir, opts).await?;
-        let dev_policy_path = state_dir.join(provider_dir).join("dev-policy.yaml");
+        let dev_policy_path = match &opts.cloud {
+            Some(c) => c.guest_policy.clone(),
+            None => state_dir.join(provider_dir).join("dev-policy.yaml"),
+        };
         let dev_policy = Policy::load(&dev_policy_path)
             .map_err(|e| ClientError::Usage(format!("cannot read the development policy: {e}")))?;
         Ok(Self {
@@ -267,6 +301,7 @@ async fn spawn_orchestrator(
         .arg("--config")
         .arg(&config_path)
         .env("CDVM_LOG", &opts.log_filter)
+        .envs(opts.cloud.iter().flat_map(|c| c.env.iter().cloned()))
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(log)

@@ -10,6 +10,8 @@ mod job;
 mod verify;
 
 #[cfg(feature = "demo")]
+pub mod cloud_emulators;
+#[cfg(feature = "demo")]
 pub mod demo;
 #[cfg(feature = "demo")]
 pub mod relay;

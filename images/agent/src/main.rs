@@ -1,20 +1,22 @@
 //! `cdvm-agent`: the guest agent. Runs once per VM, for one job, then exits.
 //!
 //! Two ways to run: as PID 1 of the guest image (it boots the guest itself, reads the bootstrap
-//! from fw_cfg and powers the VM off at the end), or as a process with flags (the process
-//! provider's stand-in for a VM).
+//! from fw_cfg and powers the VM off at the end), or as a process with flags: the bootstrap from a
+//! file (the process provider's stand-in for a VM) or from a cloud's metadata service.
 //!
 //! It never trusts the bootstrap for anything but the request id and relays: the user's key comes
 //! from the signed request itself. It never logs keys, input or output.
 
 mod executors;
 mod guest;
+mod metadata;
 mod session;
 
 use std::path::PathBuf;
 
 use anyhow::Context;
 use cdvm_attestation::Attester;
+use cdvm_provider_api::metadata::MetadataService;
 use clap::{Parser, ValueEnum};
 
 /// Which secure processor to ask for evidence. There is no default: a guest never silently falls
@@ -28,10 +30,17 @@ enum Tee {
 /// ConfidentialDVM guest agent.
 #[derive(Debug, Parser)]
 #[command(version, about)]
+#[command(group(clap::ArgGroup::new("source").required(true).args(["bootstrap", "bootstrap_from"])))]
 struct Args {
     /// The bootstrap JSON (request id, relays, timeouts): public data from the operator.
     #[arg(long)]
-    bootstrap: PathBuf,
+    bootstrap: Option<PathBuf>,
+    /// Read the bootstrap from this cloud's instance metadata service instead (aws, gcp, azure).
+    #[arg(long)]
+    bootstrap_from: Option<MetadataService>,
+    /// Where the metadata service answers (default: the cloud's link-local address).
+    #[arg(long, requires = "bootstrap_from")]
+    metadata_endpoint: Option<String>,
     /// The secure processor to use.
     #[arg(long, value_enum)]
     tee: Tee,
@@ -84,10 +93,25 @@ fn run_as_init() -> ! {
 }
 
 fn run_as_process(args: Args) -> anyhow::Result<()> {
-    let text = std::fs::read_to_string(&args.bootstrap)
-        .with_context(|| format!("reading bootstrap {}", args.bootstrap.display()))?;
-    let bootstrap: cdvm_provider_api::Bootstrap =
-        serde_json::from_str(&text).context("parsing bootstrap")?;
+    let runtime = runtime()?;
+    let bootstrap = match (&args.bootstrap, args.bootstrap_from) {
+        (Some(path), _) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("reading bootstrap {}", path.display()))?;
+            serde_json::from_str(&text).context("parsing bootstrap")?
+        }
+        (None, Some(service)) => {
+            let endpoint = args
+                .metadata_endpoint
+                .as_deref()
+                .unwrap_or(service.default_endpoint());
+            let url = metadata::Url::parse(endpoint)?;
+            runtime
+                .block_on(metadata::read_bootstrap(service, &url))
+                .context("reading the bootstrap from the metadata service")?
+        }
+        (None, None) => anyhow::bail!("give --bootstrap or --bootstrap-from"),
+    };
     let attester: Box<dyn Attester> = match args.tee {
         Tee::Sim => {
             let socket = args
@@ -99,5 +123,5 @@ fn run_as_process(args: Args) -> anyhow::Result<()> {
             Box::new(cdvm_attestation::sim::SimAttester::new(socket))
         }
     };
-    runtime()?.block_on(session::run(bootstrap, attester, "cdvm-agent (process)"))
+    runtime.block_on(session::run(bootstrap, attester, "cdvm-agent (process)"))
 }

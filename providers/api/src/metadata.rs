@@ -41,8 +41,9 @@ impl MetadataService {
         match self {
             // https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/instancedata-data-retrieval.html
             Self::Aws => "http://169.254.169.254",
-            // https://cloud.google.com/compute/docs/metadata/querying-metadata
-            Self::Gcp => "http://metadata.google.internal",
+            // https://cloud.google.com/compute/docs/metadata/querying-metadata — the address, not
+            // metadata.google.internal: the static guest agent has no resolver to look names up.
+            Self::Gcp => "http://169.254.169.254",
             // https://learn.microsoft.com/azure/virtual-machines/instance-metadata-service
             Self::Azure => "http://169.254.169.254",
         }

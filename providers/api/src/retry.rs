@@ -30,6 +30,29 @@ impl Default for RetryPolicy {
     }
 }
 
+/// A retry pace as a config file gives it (`retry: { attempts, base_ms, max_ms }`); the cloud
+/// backends' configs take it for tests that must not wait seconds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetrySettings {
+    /// Attempts in all, the first included.
+    pub attempts: u32,
+    /// Cap of the first backoff, in milliseconds.
+    pub base_ms: u64,
+    /// Upper bound of any wait (backoff, `Retry-After`, operation polling), in milliseconds.
+    pub max_ms: u64,
+}
+
+impl From<RetrySettings> for RetryPolicy {
+    fn from(s: RetrySettings) -> Self {
+        RetryPolicy {
+            attempts: s.attempts,
+            base: Duration::from_millis(s.base_ms),
+            max: Duration::from_millis(s.max_ms),
+        }
+    }
+}
+
 /// What to do with a failed attempt.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Retry {

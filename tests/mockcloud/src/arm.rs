@@ -1,22 +1,125 @@
-//! Azure Resource Manager emulation (to be written: virtualMachines + async operations).
+//! Azure Resource Manager emulation: network interfaces, virtual machines and their
+//! `Azure-AsyncOperation` status resources, under the real paths:
+//!
+//! - `PUT|GET|DELETE /subscriptions/{s}/resourceGroups/{rg}/providers/Microsoft.Network/networkInterfaces/{name}`
+//! - `PUT|GET|DELETE /subscriptions/{s}/resourceGroups/{rg}/providers/Microsoft.Compute/virtualMachines/{name}`
+//!   (`GET …?$expand=instanceView` adds the power state)
+//! - `GET /subscriptions/{s}/resourceGroups/{rg}/providers/Microsoft.Compute/virtualMachines`
+//!   (pages of [`PAGE_SIZE`], `nextLink` with `$skiptoken`)
+//! - `GET /subscriptions/{s}/providers/Microsoft.{Compute|Network}/locations/{loc}/operations/{id}`
+//!
+//! Every request needs `Authorization: Bearer …` (401 `AuthenticationFailed`) and a supported
+//! `api-version` (400 `MissingApiVersionParameter` / `NoRegisteredProviderFound`). Bodies are
+//! validated like ARM does ([`validate`]): an unknown `vmSize` is 400 `InvalidParameter`;
+//! `ConfidentialVM` on a non-confidential size, without a confidential disk encryption type or
+//! without vTPM, or a confidential size without `ConfidentialVM`, is 400 `BadRequest`; a NIC that
+//! does not exist is 400 `NotFound`; a malformed subnet or image id is 400
+//! `LinkedInvalidPropertyId`; a PUT changing the size or admin of an existing VM is 409
+//! `PropertyChangeNotAllowed`.
+//!
+//! PUTs answer 201 (200 for an update) with an `Azure-AsyncOperation` URL whose status is
+//! `InProgress` until the provisioning delay has passed, then `Succeeded` (or `Failed`). DELETEs
+//! answer 202 and the resource reads `Deleting` for the provisioning delay, then 404; deleting an
+//! unknown resource answers 204.
+//!
+//! Faults ([`crate::faults`]): throttling is 429 `TooManyRequests` with `Retry-After`; a server
+//! error is 500 `InternalServerError` or 503 `ServiceUnavailable` — on a PUT or DELETE it comes
+//! *after* the work is done (the answer is lost, the resource changed), which is what makes a
+//! retried launch dangerous. A lost delete answers 202 with a `Succeeded` operation and changes
+//! nothing.
+//!
+//! Reserved locations, for capacity tests (a VM PUT with this `location`):
+//! [`NO_CAPACITY_LOCATION`] (the VM is created, its operation fails with `AllocationFailed` and
+//! it reads `Failed`), [`NO_QUOTA_LOCATION`] (409 `OperationNotAllowed` naming the cores quota)
+//! and [`NO_SKU_LOCATION`] (409 `SkuNotAvailable`); both of the latter create nothing.
+//!
+//! Booting (with [`crate::config::BootConfig`]): a `ConfidentialVM` on an SEV-SNP size with
+//! `userData` publishes the user data (base64, as given) in the Azure metadata service under the
+//! VM name and boots the agent with the decoded bootstrap. Deleting the VM halts the guest and
+//! withdraws the metadata; a guest that exits by itself makes the VM read `PowerState/stopped`.
 
-use std::sync::Arc;
+mod http;
+mod nic;
+mod ops;
+mod sizes;
+mod store;
+mod validate;
+mod vm;
 
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Instant;
+
+use axum::routing::get;
 use axum::Router;
 
 use crate::AppState;
 
+pub use sizes::{Family, SIZES};
+
+/// A VM PUT in this location is created and then fails with `AllocationFailed`.
+pub const NO_CAPACITY_LOCATION: &str = "nocapacity";
+/// A VM PUT in this location is refused with 409 `OperationNotAllowed` (cores quota exceeded).
+pub const NO_QUOTA_LOCATION: &str = "noquota";
+/// A VM PUT in this location is refused with 409 `SkuNotAvailable`.
+pub const NO_SKU_LOCATION: &str = "nosku";
+/// VMs per page of a list.
+pub const PAGE_SIZE: usize = 2;
+
 /// Resource Manager state.
 #[derive(Debug, Default)]
-pub struct ArmState {}
+pub struct ArmState {
+    store: Mutex<store::Store>,
+    puts: AtomicUsize,
+    server_errors: AtomicU64,
+}
 
 impl ArmState {
-    /// Names of instances not deleted.
+    /// The store, with resources whose deletion has completed removed.
+    fn lock(&self) -> MutexGuard<'_, store::Store> {
+        let mut store = self.store.lock().unwrap_or_else(|p| p.into_inner());
+        store.reap(Instant::now());
+        store
+    }
+
+    /// Names of virtual machines not deleted (those still `Deleting` included).
     pub fn live(&self) -> Vec<String> {
-        Vec::new()
+        self.lock().vms.values().map(|v| v.name.clone()).collect()
+    }
+
+    /// Names of network interfaces not deleted.
+    pub fn live_nics(&self) -> Vec<String> {
+        self.lock().nics.values().map(|n| n.name.clone()).collect()
+    }
+
+    /// PUT requests received (NICs and VMs, refused ones included): tests check that a refused
+    /// spec made none.
+    pub fn puts(&self) -> usize {
+        self.puts.load(Ordering::SeqCst)
+    }
+
+    fn count_put(&self) {
+        self.puts.fetch_add(1, Ordering::SeqCst);
     }
 }
 
 pub(crate) fn routes() -> Router<Arc<AppState>> {
+    const RG: &str = "/subscriptions/{sub}/resourceGroups/{rg}/providers";
     Router::new()
+        .route(
+            &format!("{RG}/Microsoft.Compute/virtualMachines"),
+            get(vm::list),
+        )
+        .route(
+            &format!("{RG}/Microsoft.Compute/virtualMachines/{{name}}"),
+            get(vm::get).put(vm::put).delete(vm::delete),
+        )
+        .route(
+            &format!("{RG}/Microsoft.Network/networkInterfaces/{{name}}"),
+            get(nic::get).put(nic::put).delete(nic::delete),
+        )
+        .route(
+            "/subscriptions/{sub}/providers/{namespace}/locations/{loc}/operations/{id}",
+            get(ops::get),
+        )
 }

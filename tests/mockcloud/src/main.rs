@@ -14,6 +14,10 @@ struct Args {
     /// YAML settings (listen address, faults, booting, moto URL).
     #[arg(long)]
     config: Option<PathBuf>,
+    /// Create the AWS network and AMI in moto (what terraform/aws makes) for this region, and
+    /// print their ids as one JSON line after the base URL.
+    #[arg(long, value_name = "REGION")]
+    aws_setup: Option<String>,
 }
 
 #[tokio::main]
@@ -34,8 +38,16 @@ async fn main() -> anyhow::Result<()> {
         }
         None => MockCloudConfig::default(),
     };
+    let moto_url = config.moto_url.clone();
     let cloud = MockCloud::start(config).await?;
     println!("{}", cloud.base_url);
+    if let Some(region) = &args.aws_setup {
+        let moto = moto_url.context("--aws-setup needs moto_url in the config")?;
+        let fixture = cdvm_mockcloud::aws_setup::provision(&moto, region)
+            .await
+            .context("creating the AWS network and AMI in moto")?;
+        println!("{}", serde_json::to_string(&fixture)?);
+    }
     tokio::signal::ctrl_c()
         .await
         .context("waiting for Ctrl-C")?;
