@@ -91,3 +91,48 @@ async fn job_through_gcp_on_the_mock_cloud() {
 async fn job_through_azure_on_the_mock_cloud() {
     job_through(Cloud::Azure).await;
 }
+
+/// A cloud out of capacity: the user gets the cloud's reason as NIP-90 error feedback, nothing is
+/// launched and nothing is left.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_capacity_reaches_the_user_as_error_feedback() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    std::fs::create_dir_all(&state).unwrap();
+    let mut emulators = Emulators::start(Cloud::Gcp, &state, &moto_server(), "cdvm-demo").unwrap();
+    // The mock cloud answers ZONE_RESOURCE_POOL_EXHAUSTED for zones named `exhausted-…`.
+    emulators.target.provider_yaml = emulators
+        .target
+        .provider_yaml
+        .replace("\"europe-west4-a\"", "\"exhausted-europe-west4-a\"");
+    let opts = DeploymentOptions {
+        cloud: Some(emulators.target.clone()),
+        ..DeploymentOptions::default()
+    };
+    let deployment = LocalDeployment::start(&state, &opts).await.unwrap();
+    let spec = JobSpec {
+        relays: vec![deployment.relay.url().to_string()],
+        dvm: deployment.dvm.public_key(),
+        kind: kinds::SQL,
+        input: InputBody::Sql {
+            table_csv: "a\n1\n".into(),
+            query: "SELECT a FROM input".into(),
+        },
+        policy: deployment.dev_policy.clone(),
+        user: Keys::generate(),
+        timeouts: Timeouts {
+            attest: Duration::from_secs(60),
+            result: Duration::from_secs(30),
+            destroyed: Duration::from_secs(10),
+        },
+    };
+    let err = run_job(spec, |_, _| {})
+        .await
+        .expect_err("no VM can be launched");
+    let text = err.to_string();
+    assert!(
+        text.contains("no capacity") && text.contains("ZONE_RESOURCE_POOL_EXHAUSTED"),
+        "the user must hear why: {text}"
+    );
+    assert_eq!(emulators.leftovers().unwrap(), 0);
+}
