@@ -145,25 +145,6 @@ allowed_vm_sizes: [Standard_DC2as_v5, Standard_DC2es_v5, Standard_NCC40ads_H100_
     }
 
     #[test]
-    fn the_keys_are_those_of_config_keys_yaml() {
-        let keys: serde_yaml_ng::Value =
-            serde_yaml_ng::from_str(include_str!("../../../terraform/config-keys.yaml"))
-                .expect("config-keys.yaml parses");
-        let want: Vec<String> = keys["azure"]
-            .as_sequence()
-            .expect("azure keys")
-            .iter()
-            .filter_map(|k| k.as_str().map(String::from))
-            .collect();
-        let ours: serde_yaml_ng::Mapping = serde_yaml_ng::from_str(YAML).expect("parses");
-        let have: Vec<String> = ours
-            .keys()
-            .filter_map(|k| k.as_str().map(String::from))
-            .collect();
-        assert_eq!(have, want, "AzureProviderConfig keys == terraform outputs");
-    }
-
-    #[test]
     fn unknown_sizes_and_empty_keys_are_refused() {
         let mut cfg: AzureProviderConfig = serde_yaml_ng::from_str(YAML).expect("parses");
         cfg.allowed_vm_sizes.push("Standard_D2s_v5".into());

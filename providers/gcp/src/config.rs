@@ -211,25 +211,6 @@ allowed_machine_types: [n2d-standard-2, c3-standard-4, a3-highgpu-1g]
     }
 
     #[test]
-    fn the_keys_are_those_of_config_keys_yaml() {
-        let keys: serde_yaml_ng::Value =
-            serde_yaml_ng::from_str(include_str!("../../../terraform/config-keys.yaml"))
-                .expect("config-keys.yaml parses");
-        let want: Vec<String> = keys["gcp"]
-            .as_sequence()
-            .expect("gcp keys")
-            .iter()
-            .filter_map(|k| k.as_str().map(String::from))
-            .collect();
-        let ours: serde_yaml_ng::Mapping = serde_yaml_ng::from_str(YAML).expect("parses");
-        let have: Vec<String> = ours
-            .keys()
-            .filter_map(|k| k.as_str().map(String::from))
-            .collect();
-        assert_eq!(have, want, "GcpProviderConfig keys == terraform outputs");
-    }
-
-    #[test]
     fn bad_values_are_refused_with_the_key() {
         let mut cfg = parsed();
         cfg.allowed_machine_types.push("e2-standard-2".into());
