@@ -10,6 +10,7 @@ pub struct MotoServer {
     /// Its base URL.
     pub url: String,
     child: Child,
+    recording: PathBuf,
 }
 
 /// Why moto did not start.
@@ -50,8 +51,13 @@ impl MotoServer {
                 path: path.clone(),
                 reason: format!("no free port: {e}"),
             })?;
+        // moto's request recorder writes to one file in the working directory by default; moto
+        // servers started side by side (parallel tests) would read each other's recordings.
+        let recording =
+            std::env::temp_dir().join(format!("cdvm-moto-recording-{port}-{}", std::process::id()));
         let child = Command::new(&path)
             .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .env("MOTO_RECORDER_FILEPATH", &recording)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -63,6 +69,7 @@ impl MotoServer {
         let server = Self {
             url: format!("http://127.0.0.1:{port}"),
             child,
+            recording,
         };
         let probe = reqwest::Client::new();
         for _ in 0..200 {
@@ -87,5 +94,6 @@ impl Drop for MotoServer {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        let _ = std::fs::remove_file(&self.recording);
     }
 }
