@@ -1,6 +1,7 @@
 //! A minimal DER reader, just enough to find X.509 extensions by OID (RFC 5280 §4.1), shared by
-//! the SNP (VCEK hwID and TCB SPLs) and NVIDIA (basicConstraints, DICE FWID) verifiers: the
-//! openssl crate has no safe accessor for arbitrary extensions. Every read is bounds-checked; malformed input gives `None`.
+//! the SNP (VCEK hwID and TCB SPLs, RSASSA-PSS parameters), TDX (the PCK's FMSPC) and NVIDIA
+//! (basicConstraints, DICE FWID) verifiers: the openssl crate has no safe accessor for arbitrary
+//! extensions. Every read is bounds-checked; malformed input gives `None`.
 
 /// One DER element: its tag byte and content.
 #[derive(Clone, Copy, Debug)]
@@ -123,6 +124,7 @@ mod tests {
         assert_eq!((t.tag, t.content, rest), (0x04, &[0xAA][..], &[0xBB][..]));
     }
 
+    #[cfg(feature = "snp")]
     #[test]
     fn small_integers() {
         assert_eq!(small_uint(&[0x02, 0x01, 0x73]), Some(115));

@@ -7,7 +7,7 @@
 #![deny(missing_docs)]
 
 mod claims;
-#[cfg(any(feature = "snp", feature = "nvidia"))]
+#[cfg(any(feature = "snp", feature = "tdx", feature = "nvidia"))]
 mod der;
 mod dispatch;
 mod error;
@@ -15,7 +15,9 @@ mod evidence;
 pub mod pem;
 pub mod policy;
 mod types;
-#[cfg(any(feature = "snp", feature = "tdx", feature = "nvidia"))]
+#[cfg(feature = "snp")]
+mod x509;
+#[cfg(any(feature = "tdx", feature = "nvidia"))]
 mod x509time;
 
 pub mod nvidia;

@@ -1,17 +1,14 @@
 //! The certificate chain ARK → ASK → VCEK: which root it ends in (pinned AMD ARK or a
 //! policy-named simulated root), each link's signature, and each certificate's validity period.
 
-use std::cmp::Ordering;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use openssl::asn1::Asn1Time;
-use openssl::nid::Nid;
-use openssl::pkey::{PKey, Public};
-use openssl::x509::{X509Ref, X509};
+use aws_lc_rs::signature::ParsedPublicKey;
 use sha2::{Digest, Sha256};
 
 use crate::policy::{Policy, TrustedRoot};
 use crate::snp::roots::{pinned_product, AmdProduct, SIMULATED_ARK_CN};
+use crate::x509::{Cert, PublicKey, SignatureError};
 use crate::{SnpCertChain, VerifyError};
 
 /// The root a chain ends in, once the policy accepted it.
@@ -59,9 +56,7 @@ pub(crate) fn select_root(ark_der: &[u8], policy: &Policy) -> Result<Root, Verif
     }
     // Refused. Say "simulated" when that is plainly the reason, so a shipped policy's refusal reads
     // as such; a policy that trusts some other simulated root just gets "untrusted root".
-    let looks_simulated = X509::from_der(ark_der)
-        .map(|c| common_name(&c) == SIMULATED_ARK_CN)
-        .unwrap_or(false);
+    let looks_simulated = Cert::parse(ark_der).is_ok_and(|c| c.common_name() == SIMULATED_ARK_CN);
     if looks_simulated && !policy.trusts_simulated() {
         return Err(VerifyError::SimulatedNotAllowed {
             policy: policy.name.clone(),
@@ -88,78 +83,62 @@ fn describe_roots(roots: &[TrustedRoot]) -> String {
     names.join(", ")
 }
 
-/// The subject CN (empty if absent or not UTF-8).
-pub(crate) fn common_name(cert: &X509Ref) -> String {
-    cert.subject_name()
-        .entries_by_nid(Nid::COMMONNAME)
-        .next()
-        .and_then(|e| e.data().to_string().ok())
-        .unwrap_or_default()
-}
-
 /// A chain whose links verified, with labels for claims and errors.
 #[derive(Debug)]
 pub(crate) struct VerifiedChain {
-    /// The leaf's public key (signs the report).
-    pub leaf_key: PKey<Public>,
+    /// The leaf's key as the report's signer; `None` if it is not an EC P-384 key, which the
+    /// signature step reports.
+    pub report_key: Option<ParsedPublicKey>,
     /// E.g. `ARK-Milan → SEV-Milan → VCEK`.
     pub path: String,
-    /// The leaf certificate, for validity and extension checks.
-    pub leaf: X509,
-    ark: X509,
-    ask: X509,
+    /// ARK, ASK, leaf.
+    certs: [std::sync::Arc<Cert>; 3],
     labels: [String; 3],
 }
 
-fn parse(der: &[u8], role: &str) -> Result<X509, VerifyError> {
-    X509::from_der(der).map_err(|e| VerifyError::BadCertificate {
+fn parse(der: &[u8], role: &str) -> Result<Cert, VerifyError> {
+    Cert::parse(der).map_err(|reason| VerifyError::BadCertificate {
         cert: role.to_string(),
-        reason: format!("not a DER X.509 certificate ({e})"),
+        reason,
     })
 }
 
-fn label(role: &str, cert: &X509Ref) -> String {
-    format!("{role} ({})", common_name(cert))
+fn label(role: &str, cert: &Cert) -> String {
+    format!("{role} ({})", cert.common_name())
 }
 
-/// Checks that `cert` names `issuer` as its issuer and carries its valid signature.
-fn check_link(
-    cert: &X509Ref,
-    cert_label: &str,
-    issuer: &X509Ref,
-    issuer_label: &str,
-) -> Result<(), VerifyError> {
-    let key = issuer
+fn issuer_key(issuer: &Cert, issuer_label: &str) -> Result<PublicKey, VerifyError> {
+    issuer
         .public_key()
-        .map_err(|e| VerifyError::BadCertificate {
+        .map_err(|reason| VerifyError::BadCertificate {
             cert: issuer_label.to_string(),
-            reason: format!("unreadable public key ({e})"),
-        })?;
-    check_link_with(cert, cert_label, issuer, issuer_label, &key)
+            reason,
+        })
 }
 
-/// [`check_link`] with the issuer's key already extracted.
-fn check_link_with(
-    cert: &X509Ref,
+/// Checks that `cert` names `issuer` as its issuer and carries its valid signature (AMD's
+/// RSASSA-PSS or the simulator's ECDSA; see [`crate::x509`]).
+fn check_link(
+    cert: &Cert,
     cert_label: &str,
-    issuer: &X509Ref,
+    issuer: &Cert,
     issuer_label: &str,
-    key: &PKey<Public>,
+    key: &PublicKey,
 ) -> Result<(), VerifyError> {
     let broken = || VerifyError::ChainInvalid {
         cert: cert_label.to_string(),
         issuer: issuer_label.to_string(),
     };
-    let names_match = matches!(
-        cert.issuer_name().try_cmp(issuer.subject_name()),
-        Ok(Ordering::Equal)
-    );
-    // X509::verify handles AMD's RSASSA-PSS as well as the simulator's ECDSA.
-    let signed = cert.verify(key).unwrap_or(false);
-    if names_match && signed {
-        Ok(())
-    } else {
-        Err(broken())
+    if !cert.names_issuer(issuer) {
+        return Err(broken());
+    }
+    match cert.signed_by(key) {
+        Ok(()) => Ok(()),
+        Err(SignatureError::Invalid) => Err(broken()),
+        Err(SignatureError::Unsupported(reason)) => Err(VerifyError::BadCertificate {
+            cert: cert_label.to_string(),
+            reason,
+        }),
     }
 }
 
@@ -174,19 +153,23 @@ struct PinnedPair {
 }
 
 struct ParsedPair {
-    ark: X509,
-    ask: X509,
-    ask_key: PKey<Public>,
+    ark: std::sync::Arc<Cert>,
+    ask: std::sync::Arc<Cert>,
+    ask_key: PublicKey,
 }
 
 impl PinnedPair {
     fn parsed(&self) -> Option<&ParsedPair> {
         self.parsed
             .get_or_init(|| {
-                let ark = X509::from_der(self.product.ark_der()?).ok()?;
-                let ask = X509::from_der(&self.ask_der).ok()?;
+                let ark = Cert::parse(self.product.ark_der()?).ok()?;
+                let ask = Cert::parse(&self.ask_der).ok()?;
                 let ask_key = ask.public_key().ok()?;
-                Some(ParsedPair { ark, ask, ask_key })
+                Some(ParsedPair {
+                    ark: std::sync::Arc::new(ark),
+                    ask: std::sync::Arc::new(ask),
+                    ask_key,
+                })
             })
             .as_ref()
     }
@@ -234,8 +217,9 @@ pub(crate) fn verify_links(
             label("ASK", &p.ask),
             label(leaf_role, &leaf),
         ];
-        check_link_with(&leaf, &labels[2], &p.ask, &labels[1], &p.ask_key)?;
-        return finish(p.ark.clone(), p.ask.clone(), leaf, labels, leaf_role);
+        check_link(&leaf, &labels[2], &p.ask, &labels[1], &p.ask_key)?;
+        let certs = [p.ark.clone(), p.ask.clone(), std::sync::Arc::new(leaf)];
+        return Ok(finish(certs, labels, leaf_role));
     }
     let ark = parse(&chain.ark, "ARK")?;
     let ask = parse(&chain.ask, "ASK")?;
@@ -245,36 +229,32 @@ pub(crate) fn verify_links(
         label("ASK", &ask),
         label(leaf_role, &leaf),
     ];
-    check_link(&ark, &labels[0], &ark, &labels[0])?;
-    check_link(&ask, &labels[1], &ark, &labels[0])?;
-    check_link(&leaf, &labels[2], &ask, &labels[1])?;
-    finish(ark, ask, leaf, labels, leaf_role)
+    let ark_key = issuer_key(&ark, &labels[0])?;
+    check_link(&ark, &labels[0], &ark, &labels[0], &ark_key)?;
+    check_link(&ask, &labels[1], &ark, &labels[0], &ark_key)?;
+    check_link(
+        &leaf,
+        &labels[2],
+        &ask,
+        &labels[1],
+        &issuer_key(&ask, &labels[1])?,
+    )?;
+    let certs = [ark, ask, leaf].map(std::sync::Arc::new);
+    Ok(finish(certs, labels, leaf_role))
 }
 
-fn finish(
-    ark: X509,
-    ask: X509,
-    leaf: X509,
-    labels: [String; 3],
-    leaf_role: &str,
-) -> Result<VerifiedChain, VerifyError> {
-    let leaf_key = leaf.public_key().map_err(|e| VerifyError::BadCertificate {
-        cert: labels[2].clone(),
-        reason: format!("unreadable public key ({e})"),
-    })?;
-    let path = format!(
-        "{} → {} → {leaf_role}",
-        common_name(&ark),
-        common_name(&ask)
-    );
-    Ok(VerifiedChain {
-        leaf_key,
-        path,
-        leaf,
-        ark,
-        ask,
+fn finish(certs: [std::sync::Arc<Cert>; 3], labels: [String; 3], leaf_role: &str) -> VerifiedChain {
+    let [ark, ask, leaf] = &certs;
+    VerifiedChain {
+        report_key: leaf.report_signing_key(),
+        path: format!(
+            "{} → {} → {leaf_role}",
+            ark.common_name(),
+            ask.common_name()
+        ),
+        certs,
         labels,
-    })
+    }
 }
 
 impl VerifiedChain {
@@ -284,25 +264,17 @@ impl VerifiedChain {
             .duration_since(UNIX_EPOCH)
             .map_err(|_| VerifyError::Malformed("verification time is before 1970".into()))?
             .as_secs();
-        let at = secs
-            .try_into()
-            .ok()
-            .and_then(|t| Asn1Time::from_unix(t).ok())
-            .ok_or_else(|| VerifyError::Malformed("verification time out of range".into()))?;
-        for (cert, label) in [
-            (&self.ark, &self.labels[0]),
-            (&self.ask, &self.labels[1]),
-            (&self.leaf, &self.labels[2]),
-        ] {
-            if !crate::x509time::valid_at(cert, &at) {
+        for (cert, label) in self.certs.iter().zip(&self.labels) {
+            if !cert.valid_at(secs) {
                 return Err(VerifyError::CertificateExpired {
                     cert: label.clone(),
                 });
             }
         }
+        let [_, _, leaf] = &self.certs;
         Ok(format!(
             "ARK, ASK and leaf valid at the verification time (leaf until {})",
-            self.leaf.not_after()
+            leaf.not_after()
         ))
     }
 }
@@ -367,8 +339,10 @@ mod tests {
             );
             for pair in pairs {
                 let p = pair.parsed().expect("pinned certificates parse");
-                check_link(&p.ark, "ARK", &p.ark, "ARK").expect("ARK self-signed");
-                check_link(&p.ask, "ASK", &p.ark, "ARK").expect("intermediate signed by the ARK");
+                let ark_key = p.ark.public_key().expect("ARK key");
+                check_link(&p.ark, "ARK", &p.ark, "ARK", &ark_key).expect("ARK self-signed");
+                check_link(&p.ask, "ASK", &p.ark, "ARK", &ark_key)
+                    .expect("intermediate signed by the ARK");
             }
         }
     }

@@ -1,10 +1,7 @@
 //! The report signature: ECDSA P-384 with SHA-384 over bytes `0x000..0x2A0` (ABI spec, Table 22
 //! and Chapter 10 "Signature formats": R and S are 72-byte little-endian, zero-extended).
 
-use openssl::bn::BigNum;
-use openssl::ecdsa::EcdsaSig;
-use openssl::hash::MessageDigest;
-use openssl::pkey::{PKeyRef, Public};
+use aws_lc_rs::signature::ParsedPublicKey;
 
 use crate::snp::AttestationReport;
 use crate::VerifyError;
@@ -38,10 +35,11 @@ pub(crate) fn scalar_to_le(big_endian: &[u8]) -> Option<[u8; 72]> {
     Some(out)
 }
 
-/// Verifies the report's signature with the leaf certificate's key.
+/// Verifies the report's signature with the leaf certificate's key (`None`: the leaf's key is
+/// not EC P-384).
 pub(crate) fn verify_report_signature(
     report: &AttestationReport,
-    key: &PKeyRef<Public>,
+    key: Option<&ParsedPublicKey>,
     leaf_label: &str,
 ) -> Result<(), VerifyError> {
     if report.sig_algo != SIG_ALGO_ECDSA_P384_SHA384 {
@@ -50,26 +48,14 @@ pub(crate) fn verify_report_signature(
             report.sig_algo
         )));
     }
-    let bad_key = |reason: &str| VerifyError::BadCertificate {
+    let key = key.ok_or_else(|| VerifyError::BadCertificate {
         cert: leaf_label.to_string(),
-        reason: reason.to_string(),
-    };
-    // Checked on the provider key directly: exporting a legacy EC_KEY per call costs more
-    // than the signature check itself on OpenSSL 3.
-    if key.id() != openssl::pkey::Id::EC || key.bits() != 384 {
-        return Err(bad_key("public key is not an EC P-384 key"));
-    }
+        reason: "public key is not an EC P-384 key".to_string(),
+    })?;
     let r = scalar_from_le(&report.signature_r).ok_or(VerifyError::SignatureInvalid)?;
     let s = scalar_from_le(&report.signature_s).ok_or(VerifyError::SignatureInvalid)?;
-    let sig = BigNum::from_slice(&r)
-        .and_then(|r| BigNum::from_slice(&s).map(|s| (r, s)))
-        .and_then(|(r, s)| EcdsaSig::from_private_components(r, s))
-        .map_err(|_| VerifyError::SignatureInvalid)?;
-    let der = sig.to_der().map_err(|_| VerifyError::SignatureInvalid)?;
-    let verified = openssl::sign::Verifier::new(MessageDigest::sha384(), key)
-        .and_then(|mut v| v.verify_oneshot(&der, &report.signed_bytes()));
-    match verified {
-        Ok(true) => Ok(()),
-        _ => Err(VerifyError::SignatureInvalid),
-    }
+    // The fixed-width form R ‖ S, each 48 bytes big-endian.
+    let fixed = [r, s].concat();
+    key.verify_sig(&report.signed_bytes(), &fixed)
+        .map_err(|_| VerifyError::SignatureInvalid)
 }

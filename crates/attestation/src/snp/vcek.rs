@@ -5,8 +5,6 @@
 
 use std::path::{Path, PathBuf};
 
-use openssl::x509::X509;
-
 use crate::snp::roots::AmdProduct;
 use crate::snp::AttestationReport;
 use crate::snp::SigningKey;
@@ -255,7 +253,7 @@ impl VcekResolver {
 }
 
 fn check_der(der: &[u8], what: &str) -> Result<(), VcekError> {
-    X509::from_der(der)
+    crate::x509::Cert::parse(der)
         .map(|_| ())
         .map_err(|_| VcekError::NotACertificate {
             what: what.to_string(),
@@ -282,17 +280,13 @@ const INTERMEDIATES_TURIN: &str = include_str!("../../roots/intermediates_turin.
 /// The pinned ASK and ARK (DER) of a product, as AMD publishes them at
 /// `/vcek/v1/{product}/cert_chain`. Only the ARK is a trust anchor; the ASK is checked against it.
 pub fn pinned_ask_ark(product: AmdProduct) -> (Vec<u8>, Vec<u8>) {
-    let certs = pinned_intermediates(product);
+    let certs = pinned_intermediates_der(product);
     let name = kds_name(product);
     let by_cn = |cn: String| {
         certs
             .iter()
-            .find(|c| {
-                c.subject_name()
-                    .entries_by_nid(openssl::nid::Nid::COMMONNAME)
-                    .any(|e| e.data().to_string().is_ok_and(|s| s == cn))
-            })
-            .and_then(|c| c.to_der().ok())
+            .find(|der| crate::x509::Cert::parse(der).is_ok_and(|c| c.common_name() == cn))
+            .cloned()
             .unwrap_or_default()
     };
     (by_cn(format!("SEV-{name}")), by_cn(format!("ARK-{name}")))
@@ -304,11 +298,6 @@ fn intermediates_pem(product: AmdProduct) -> &'static str {
         AmdProduct::Genoa => INTERMEDIATES_GENOA,
         AmdProduct::Turin => INTERMEDIATES_TURIN,
     }
-}
-
-/// The pinned ASK, ARK and ASVK of a product, parsed.
-pub(crate) fn pinned_intermediates(product: AmdProduct) -> Vec<X509> {
-    X509::stack_from_pem(intermediates_pem(product).as_bytes()).unwrap_or_default()
 }
 
 /// The pinned ASK, ARK and ASVK of a product, as DER (no certificate parsed).

@@ -119,7 +119,7 @@ fn verify_snp(
     log.pass("chain", chain.path.clone());
     log.pass("validity", chain.check_validity(now)?);
 
-    verify_report_signature(&report, &chain.leaf_key, leaf_role)?;
+    verify_report_signature(&report, chain.report_key.as_ref(), leaf_role)?;
     log.pass(
         "signature",
         format!("ECDSA P-384/SHA-384 over bytes 0x000..0x2A0 verifies with the {leaf_role}"),

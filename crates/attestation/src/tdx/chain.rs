@@ -147,9 +147,8 @@ fn decode_der_concat(mut data: &[u8]) -> Result<Vec<Vec<u8>>, TdxError> {
 /// in exactly that certificate (byte for byte). Returns the root's display name.
 pub(crate) fn check_root(chain: &[Vec<u8>], policy: &Policy) -> Result<&'static str, VerifyError> {
     let root = chain.last().map(Vec::as_slice).unwrap_or_default();
-    let fingerprint = hex::encode(Sha256::digest(root));
     let untrusted = || VerifyError::UntrustedRoot {
-        fingerprint: fingerprint.clone(),
+        fingerprint: hex::encode(Sha256::digest(root)),
         policy: policy.name.clone(),
         trusted: trusted_list(policy),
     };

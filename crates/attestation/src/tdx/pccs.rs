@@ -111,10 +111,42 @@ pub fn quote_platform(quote: &[u8]) -> Result<(String, PckCa), TdxError> {
 }
 
 /// The FMSPC of a PCK leaf certificate, lowercase hex.
+///
+/// Read with the crate's bounds-checked DER walker rather than a full certificate parse: this
+/// runs before every DCAP verification, and dcap-qvl parses (and checks) the whole certificate
+/// again right after (Intel "PCK Certificate and CRL Profile", SGX extensions).
 pub(crate) fn pck_fmspc(leaf: &[u8]) -> Result<String, TdxError> {
-    dcap_qvl::intel::parse_pck_extension(leaf)
-        .map(|ext| hex::encode(ext.fmspc))
-        .map_err(|e| TdxError::PckChainMalformed(format!("PCK SGX extension: {e:#}")))
+    sgx_extension_fmspc(leaf).map(hex::encode).ok_or_else(|| {
+        TdxError::PckChainMalformed(
+            "PCK SGX extension: no well-formed SGX extension with a 6-byte FMSPC".into(),
+        )
+    })
+}
+
+/// DER content of OID 1.2.840.113741.1.13.1 (the SGX extension).
+const SGX_EXTENSION_OID: &[u8] = &[0x2A, 0x86, 0x48, 0x86, 0xF8, 0x4D, 0x01, 0x0D, 0x01];
+/// DER content of OID 1.2.840.113741.1.13.1.4 (FMSPC, inside the SGX extension).
+const FMSPC_OID: &[u8] = &[0x2A, 0x86, 0x48, 0x86, 0xF8, 0x4D, 0x01, 0x0D, 0x01, 0x04];
+
+fn sgx_extension_fmspc(leaf: &[u8]) -> Option<[u8; 6]> {
+    use crate::der::{read, read_exact, TAG_OCTET_STRING, TAG_OID, TAG_SEQUENCE};
+    let extensions = crate::der::extensions(leaf)?;
+    let (_, value) = extensions
+        .into_iter()
+        .find(|(oid, _)| *oid == SGX_EXTENSION_OID)?;
+    let mut entries = read_exact(value, TAG_SEQUENCE)?;
+    while !entries.is_empty() {
+        let (entry, rest) = read(entries)?;
+        entries = rest;
+        if entry.tag != TAG_SEQUENCE {
+            return None;
+        }
+        let (oid, after) = read(entry.content)?;
+        if oid.tag == TAG_OID && oid.content == FMSPC_OID {
+            return read_exact(after, TAG_OCTET_STRING)?.try_into().ok();
+        }
+    }
+    None
 }
 
 /// Where collateral came from.
@@ -695,6 +727,43 @@ pub use http::PccsHttp;
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+
+    /// Our FMSPC reader agrees with dcap-qvl's full parse on every real quote's PCK leaf, and
+    /// says "malformed" (never panics) on every truncation of one.
+    #[test]
+    fn fmspc_matches_dcap_qvl_on_every_fixture() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/tdx");
+        let mut checked = 0;
+        for sub in std::fs::read_dir(&dir).unwrap() {
+            let sub = sub.unwrap().path();
+            if !sub.is_dir() {
+                continue;
+            }
+            for file in std::fs::read_dir(&sub).unwrap() {
+                let bytes = std::fs::read(file.unwrap().path()).unwrap();
+                let Ok(quote) = TdxQuote::parse(&bytes) else {
+                    continue;
+                };
+                let Ok(chain) = decode_chain(&quote.signature.pck_cert_data) else {
+                    continue;
+                };
+                let leaf = &chain[0];
+                let ours = pck_fmspc(leaf).ok();
+                let theirs = dcap_qvl::intel::parse_pck_extension(leaf).ok();
+                checked += usize::from(ours.is_some());
+                assert_eq!(
+                    ours,
+                    theirs.map(|e| hex::encode(e.fmspc)),
+                    "{}",
+                    sub.display()
+                );
+                for len in (0..leaf.len()).step_by(7) {
+                    assert!(pck_fmspc(&leaf[..len]).is_err());
+                }
+            }
+        }
+        assert!(checked >= 10, "only {checked} quotes with an FMSPC");
+    }
 
     #[test]
     fn urls_follow_the_v4_api() {

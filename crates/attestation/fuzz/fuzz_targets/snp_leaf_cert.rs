@@ -1,0 +1,35 @@
+//! The SNP chain's certificate reading and signature checks (`x509-cert` + aws-lc, src/x509.rs):
+//! arbitrary bytes as the VCEK of a real Milan report, with the pinned ASK and ARK, through the
+//! whole verifier. Never panics; whatever it is, it is refused (only AMD's real VCEK verifies,
+//! and the seed is a one-byte-flipped copy of it).
+#![no_main]
+
+use std::time::{Duration, UNIX_EPOCH};
+
+use cdvm_attestation::policy::Policy;
+use cdvm_attestation::snp::roots::AmdProduct;
+use cdvm_attestation::snp::vcek::pinned_ask_ark;
+use cdvm_attestation::snp::{AttestationReport, SnpVerifier};
+use cdvm_attestation::{Evidence, SnpCertChain, SnpEvidence, Verifier};
+use libfuzzer_sys::fuzz_target;
+
+const REPORT: &[u8] = include_bytes!("../../tests/fixtures/snp/virtee_milan/report_milan.derived.bin");
+const VCEK: &[u8] = include_bytes!("../../tests/fixtures/snp/virtee_milan/vcek_milan.der");
+
+fuzz_target!(|data: &[u8]| {
+    let report = AttestationReport::parse(REPORT).expect("fixture parses");
+    let (ask, ark) = pinned_ask_ark(AmdProduct::Milan);
+    let evidence = Evidence::SevSnp(SnpEvidence {
+        report: REPORT.to_vec(),
+        chain: SnpCertChain { vcek: data.to_vec(), ask, ark },
+        gpus: Vec::new(),
+    });
+    let policy = Policy::from_yaml(&format!(
+        "name: fuzz\ntee: sev-snp\nroots: [amd-milan]\nmeasurements:\n  - measurement: {}\n    source: fixture\n",
+        report.measurement
+    ))
+    .expect("policy parses");
+    let now = UNIX_EPOCH + Duration::from_secs(1_767_225_600);
+    let verdict = SnpVerifier.verify(&evidence, &report.report_data, &policy, now);
+    assert_eq!(verdict.is_ok(), data == VCEK, "only the real VCEK verifies");
+});
