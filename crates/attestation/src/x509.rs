@@ -57,10 +57,16 @@ pub(crate) enum PublicKey {
 
 impl std::fmt::Debug for PublicKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            PublicKey::Rsa(_) => "PublicKey::Rsa",
-            PublicKey::EcP384(_) => "PublicKey::EcP384",
-        })
+        f.write_str(self.kind())
+    }
+}
+
+impl PublicKey {
+    fn kind(&self) -> &'static str {
+        match self {
+            PublicKey::Rsa(_) => "RSA key",
+            PublicKey::EcP384(_) => "EC P-384 key",
+        }
     }
 }
 
@@ -207,8 +213,9 @@ impl Cert {
             }
             _ => {
                 return Err(SignatureError::Unsupported(format!(
-                    "signature algorithm {} does not fit the issuer's {issuer_key:?}",
-                    outer.oid
+                    "signature algorithm {} (with these parameters) does not fit the issuer's {}",
+                    outer.oid,
+                    issuer_key.kind()
                 )))
             }
         };
@@ -315,6 +322,19 @@ mod tests {
         *flipped.last_mut().unwrap() ^= 1;
         let flipped = Cert::parse(&flipped).unwrap();
         assert_eq!(flipped.signed_by(&key), Err(SignatureError::Invalid));
+    }
+
+    #[test]
+    fn an_rsa_signed_certificate_against_an_ec_key_is_unsupported_not_invalid() {
+        let vcek = Cert::parse(VCEK).unwrap();
+        let ec_key = vcek.public_key().unwrap();
+        assert!(matches!(ec_key, PublicKey::EcP384(_)));
+        match vcek.signed_by(&ec_key) {
+            Err(SignatureError::Unsupported(reason)) => {
+                assert!(reason.contains("1.2.840.113549.1.1.10") && reason.contains("EC P-384 key"))
+            }
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]
