@@ -226,11 +226,15 @@ impl Cert {
 
 /// The byte range of the TBSCertificate element (header included) inside a certificate's DER.
 fn tbs_range(der_bytes: &[u8]) -> Option<Range<usize>> {
-    let (outer, _) = der::read(der_bytes)?;
+    let (outer, after) = der::read(der_bytes)?;
     if outer.tag != TAG_SEQUENCE {
         return None;
     }
-    let start = der_bytes.len().checked_sub(outer.content.len())?;
+    // The outer header's length: whatever precedes the content.
+    let start = der_bytes
+        .len()
+        .checked_sub(after.len())?
+        .checked_sub(outer.content.len())?;
     let (_, after_tbs) = der::read(outer.content)?;
     let end = start + outer.content.len().checked_sub(after_tbs.len())?;
     Some(start..end)
