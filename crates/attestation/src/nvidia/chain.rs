@@ -1,7 +1,8 @@
 //! The GPU certificate chain, leaf first: `GH100 A01 GSP FMC LF` → `GH100 A01 GSP BROM` →
 //! `NVIDIA GH100 Provisioner ICA 1` → `NVIDIA GH100 Identity` → `NVIDIA Device Identity CA`.
-//! The root must be the pinned one; each link, each validity period, the X.509 path as a whole,
-//! and the leaf's role are checked in that order.
+//! The root must be the pinned one; then the X.509 path as a whole (OpenSSL, which checks every
+//! link's signature), each validity period and the leaf's role. A refused path is explained by
+//! checking each link and validity period in order (docs/attestation.md, GPU steps).
 
 use std::cmp::Ordering;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -94,16 +95,24 @@ pub(crate) fn verify_chain(
         });
     }
 
-    // Each link: issuer name and signature, leaf to root; the root signs itself.
-    for (i, pair) in parsed.windows(2).enumerate() {
-        if let [cert, issuer] = pair {
-            check_link(gpu, cert, issuer, &labels, i)?;
+    // OpenSSL's path validation first: it checks every link's name and signature as well as the
+    // constraints. Only when it refuses are the links and validity periods checked one by one,
+    // in order, to name the precise failure (its own reason stands if they all pass). The
+    // success path so verifies each signature once, not twice. The pinned root's
+    // self-signature is not re-checked per report: the root is compared byte for byte above,
+    // and a unit test verifies that it signs itself.
+    let path = check_path(gpu, &parsed, now);
+    if let Err(rejected) = path {
+        for (i, pair) in parsed.windows(2).enumerate() {
+            if let [cert, issuer] = pair {
+                check_link(gpu, cert, issuer, &labels, i)?;
+            }
         }
+        check_link(gpu, root, root, &labels, parsed.len() - 1)?;
+        check_validity(gpu, &parsed, &labels, now)?;
+        return Err(rejected);
     }
-    check_link(gpu, root, root, &labels, parsed.len() - 1)?;
-
     let validity = check_validity(gpu, &parsed, &labels, now)?;
-    check_path(gpu, &parsed, now)?;
 
     let (leaf, leaf_label) = match (parsed.first(), labels.first()) {
         (Some(c), Some(l)) => (c, l.clone()),
@@ -230,8 +239,18 @@ fn check_path(gpu: usize, certs: &[X509], now: SystemTime) -> Result<(), GpuErro
     let mut ctx = X509StoreContext::new().map_err(crypto)?;
     let (ok, reason) = ctx
         .init(&store, leaf, &untrusted, |c| {
-            let ok = c.verify_cert()?;
-            Ok((ok, c.error().error_string().to_string()))
+            if !c.verify_cert()? {
+                return Ok((false, c.error().error_string().to_string()));
+            }
+            // OpenSSL may build its path from the given certificates in another order; accept
+            // only the chain exactly as given, so that each adjacent pair was a verified link.
+            let as_given = c.chain().is_some_and(|built| {
+                built.len() == certs.len() && built.iter().zip(certs).all(|(b, g)| b == g.as_ref())
+            });
+            Ok((
+                as_given,
+                "the verified path is not the chain in the order given".to_string(),
+            ))
         })
         .map_err(crypto)?;
     if ok {
@@ -288,6 +307,14 @@ mod tests {
         UNIX_EPOCH + Duration::from_secs(secs)
     }
 
+    /// What a report no longer re-checks: the pinned root signs itself.
+    #[test]
+    fn the_pinned_root_is_self_signed() {
+        let root = X509::from_der(device_identity_ca_der().unwrap()).unwrap();
+        let labels = vec![common_name(&root)];
+        check_link(0, &root, &root, &labels, 0).unwrap();
+    }
+
     /// The path validation is independent of the per-link checks: it has its own view of time
     /// and of the issuers, so a gap or a wrong time fails there too (defence in depth).
     #[test]
@@ -307,5 +334,12 @@ mod tests {
         ));
         // The BROM CA as "leaf" passes path validation: the leaf-role check catches it.
         check_path(0, &certs[1..], at(1_767_225_600)).unwrap();
+        // Intermediates swapped: OpenSSL could still build a path from them, but not this one.
+        let mut swapped = chain();
+        swapped.swap(1, 2);
+        assert!(matches!(
+            check_path(0, &swapped, at(1_767_225_600)),
+            Err(GpuError::PathRejected { reason, .. }) if reason.contains("order given")
+        ));
     }
 }
