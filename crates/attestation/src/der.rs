@@ -71,6 +71,18 @@ pub(crate) fn extensions(cert_der: &[u8]) -> Option<Vec<(&[u8], &[u8])>> {
     Some(Vec::new())
 }
 
+/// The value of extension `oid`, if the certificate has exactly one (RFC 5280 §4.2: an
+/// extension appears at most once).
+#[cfg(any(feature = "tdx", feature = "nvidia"))]
+pub(crate) fn extension<'a>(exts: &[(&[u8], &'a [u8])], oid: &[u8]) -> Option<&'a [u8]> {
+    let mut found = exts.iter().filter(|(o, _)| *o == oid);
+    let first = found.next()?;
+    match found.next() {
+        None => Some(first.1),
+        Some(_) => None,
+    }
+}
+
 fn parse_extension_list(explicit: &[u8]) -> Option<Vec<(&[u8], &[u8])>> {
     let mut list = read_exact(explicit, TAG_SEQUENCE)?;
     let mut out = Vec::new();

@@ -16,18 +16,8 @@ const OID_SHA384: &[u8] = &[0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x02
 /// Length of a SHA-384 FWID.
 pub(crate) const FWID_LEN: usize = 48;
 
-pub(crate) use crate::der::extensions;
+pub(crate) use crate::der::{extension, extensions};
 use crate::der::{read, read_exact};
-
-/// The value of extension `oid`, if the certificate has exactly one.
-pub(crate) fn extension<'a>(exts: &[(&[u8], &'a [u8])], oid: &[u8]) -> Option<&'a [u8]> {
-    let mut found = exts.iter().filter(|(o, _)| *o == oid);
-    let first = found.next()?;
-    match found.next() {
-        None => Some(first.1),
-        Some(_) => None,
-    }
-}
 
 /// basicConstraints `cA` (DEFAULT FALSE). `None` if the value does not parse.
 pub(crate) fn is_ca(basic_constraints: &[u8]) -> Option<bool> {

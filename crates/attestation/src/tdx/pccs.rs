@@ -131,9 +131,7 @@ const FMSPC_OID: &[u8] = &[0x2A, 0x86, 0x48, 0x86, 0xF8, 0x4D, 0x01, 0x0D, 0x01,
 fn sgx_extension_fmspc(leaf: &[u8]) -> Option<[u8; 6]> {
     use crate::der::{read, read_exact, TAG_OCTET_STRING, TAG_OID, TAG_SEQUENCE};
     let extensions = crate::der::extensions(leaf)?;
-    let (_, value) = extensions
-        .into_iter()
-        .find(|(oid, _)| *oid == SGX_EXTENSION_OID)?;
+    let value = crate::der::extension(&extensions, SGX_EXTENSION_OID)?;
     let mut entries = read_exact(value, TAG_SEQUENCE)?;
     while !entries.is_empty() {
         let (entry, rest) = read(entries)?;
