@@ -76,6 +76,41 @@ pub enum VerifyError {
         /// Why.
         reason: String,
     },
+    /// The SEV-SNP report's VERSION is not one whose layout this verifier knows, so its reserved
+    /// fields cannot be told from fields it does not understand.
+    #[error("SNP report version {version} is not supported (known layouts: versions 2 to 5)")]
+    ReportVersionUnsupported {
+        /// The report's VERSION.
+        version: u32,
+    },
+    /// A byte the SEV-SNP ABI reserves (must be zero) is not zero: outside the signed part the
+    /// report was altered; inside it, the layout is not one this verifier knows.
+    #[error("SNP report: {field} must be zero, but byte {offset:#05x} is {value:#04x}")]
+    ReservedNonZero {
+        /// The reserved area, with its offsets (e.g. `reserved 0x330..0x4A0 (…)`).
+        field: &'static str,
+        /// Offset of the first non-zero byte in the report.
+        offset: usize,
+        /// Its value.
+        value: u8,
+    },
+    /// Reserved bits of a typed SEV-SNP report field (GUEST_POLICY, SIGNER_INFO) are not as the
+    /// ABI requires.
+    #[error(
+        "SNP report: {field} (field at {offset:#04x}) must be {expected:#x} under mask {mask:#x}, found {found:#x}"
+    )]
+    ReservedBits {
+        /// Which bits (e.g. `GUEST_POLICY bits 63:26`).
+        field: &'static str,
+        /// Offset of the field in the report.
+        offset: usize,
+        /// The reserved bits.
+        mask: u64,
+        /// What they must be.
+        expected: u64,
+        /// What they are.
+        found: u64,
+    },
     /// The report signature does not verify with the VCEK.
     #[error("report signature invalid: the report was altered or not signed by this VCEK")]
     SignatureInvalid,
@@ -156,7 +191,10 @@ impl VerifyError {
     /// (`root`, `chain`, `signature`, `report-data`, …), so a refusal can be shown in place.
     pub fn check(&self) -> &'static str {
         match self {
-            VerifyError::Malformed(_) => "report",
+            VerifyError::Malformed(_)
+            | VerifyError::ReportVersionUnsupported { .. }
+            | VerifyError::ReservedNonZero { .. }
+            | VerifyError::ReservedBits { .. } => "report",
             VerifyError::TeeMismatch { .. } => "tee",
             VerifyError::UntrustedRoot { .. } | VerifyError::SimulatedNotAllowed { .. } => "root",
             VerifyError::ChainInvalid { .. } | VerifyError::BadCertificate { .. } => "chain",

@@ -10,6 +10,7 @@ pub mod cert_table;
 mod chain;
 mod fields;
 mod report;
+mod reserved;
 pub mod roots;
 mod signature;
 pub mod vcek;
@@ -17,6 +18,7 @@ mod verify;
 
 pub use fields::{GuestPolicy, KeyInfo, SigningKey, TcbLayout, TcbVersion};
 pub use report::{AttestationReport, REPORT_LEN, SIGNED_LEN};
+pub use reserved::{reserved_ranges, ReservedRange, SUPPORTED_VERSIONS};
 pub use roots::{AmdProduct, SIMULATED_ARK_CN};
 pub use signature::SIG_ALGO_ECDSA_P384_SHA384;
 pub use verify::{CachingSnpVerifier, SnpVerifier};

@@ -246,6 +246,15 @@ impl AttestationReport {
         b
     }
 
+    /// Checks what the ABI reserves, before anything else is trusted: the VERSION is one whose
+    /// layout is known (2 to 5), GUEST_POLICY bit 17 is one and its bits 63:26 zero, SIGNER_INFO
+    /// bits 31:5 are zero, and every reserved byte range of this version (including R and S's
+    /// zero extension and 0x330..0x4A0, which the signature does not cover) is zero. See
+    /// [`crate::snp::reserved_ranges`].
+    pub fn check_reserved(&self) -> Result<(), VerifyError> {
+        crate::snp::reserved::check(&self.to_bytes())
+    }
+
     /// The bytes the signature covers: `0x000..0x2A0`.
     pub fn signed_bytes(&self) -> Vec<u8> {
         self.to_bytes()[..SIGNED_LEN].to_vec()

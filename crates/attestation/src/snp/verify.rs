@@ -90,6 +90,9 @@ fn verify_snp(
     );
 
     let report = AttestationReport::parse(&ev.report)?;
+    // Before the signature: bytes 0x2A0.. are not signed, and a signed reserved byte that is not
+    // zero means a layout we would misread. Either way the precise reason is the reserved field.
+    report.check_reserved()?;
     let leaf_role = match report.signing_key() {
         SigningKey::Vcek => "VCEK",
         SigningKey::Vlek => "VLEK",
@@ -103,7 +106,7 @@ fn verify_snp(
     log.pass(
         "report",
         format!(
-            "ATTESTATION_REPORT v{}, {} bytes, signed by {leaf_role}",
+            "ATTESTATION_REPORT v{}, {} bytes, reserved fields as the ABI requires, signed by {leaf_role}",
             report.version,
             ev.report.len()
         ),
