@@ -83,6 +83,7 @@ fn cpu_and_gpu_bound_to_the_same_report_data_are_accepted() {
         &names[cpu_end..],
         [
             "gpu-count",
+            "gpu0-device",
             "gpu0-report",
             "gpu0-chain",
             "gpu0-validity",

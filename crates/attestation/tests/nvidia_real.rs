@@ -98,6 +98,7 @@ fn trustee_hopper_sample_verifies() {
         names,
         [
             "gpu-count",
+            "gpu0-device",
             "gpu0-report",
             "gpu0-chain",
             "gpu0-validity",

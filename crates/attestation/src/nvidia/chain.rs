@@ -51,7 +51,7 @@ fn label(index: usize, cert: &X509Ref) -> String {
     }
 }
 
-/// Runs the chain checks (docs/attestation.md, GPU steps 2–8) for GPU number `gpu`.
+/// Runs the chain checks (docs/attestation.md, GPU steps 6–12) for GPU number `gpu`.
 pub(crate) fn verify_chain(
     gpu: usize,
     certs: &[GpuCert],

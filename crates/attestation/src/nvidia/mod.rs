@@ -5,10 +5,14 @@
 //! MEASUREMENTS response ([`spdm`]), and the GPU's certificate chain up to NVIDIA's pinned device
 //! identity root. The request nonce must be [`crate::ReportData::gpu_nonce`] — the first half of
 //! the CPU evidence's report data — so the GPU evidence is bound to the same job and guest key.
-//! Checks and their order: `docs/attestation.md`, "NVIDIA GPUs".
+//! Checks and their order: `docs/attestation.md`, "NVIDIA GPUs". GPU evidence can also be
+//! verified on its own against a nonce the relying party chose ([`verify_gpus_standalone`]), read
+//! from NVIDIA's evidence JSON ([`nvtrust`]).
 
 use serde::{Deserialize, Serialize};
 
+mod device;
+pub mod nvtrust;
 mod policy;
 pub mod spdm;
 
@@ -21,8 +25,13 @@ pub mod roots;
 #[cfg(feature = "nvidia")]
 mod verify;
 
-pub use policy::{AllowedGpuMeasurement, GpuPolicy};
-pub use spdm::{GpuReport, MeasurementBlock, SpdmError};
+pub use device::DeviceClass;
+pub use nvtrust::{
+    parse_gpu_evidence_file, GpuEvidenceFile, GpuFileError, GpuFileFormat, NvtrustEntry,
+    PresentedGpu,
+};
+pub use policy::{load_gpu_policy, AllowedGpuMeasurement, GpuOnlyPolicy, GpuPolicy};
+pub use spdm::{GpuReport, MeasurementBlock, SpdmError, NONCE_LEN};
 
 /// One GPU's evidence: the SPDM GET_MEASUREMENTS request+response and its certificate chain.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -97,8 +106,9 @@ pub enum GpuError {
         /// How many GPUs were presented.
         count: usize,
     },
-    /// The policy requires a GPU and the guest presents none.
-    #[error("the policy requires a confidential GPU and the guest presents none")]
+    /// The policy requires a GPU and the guest presents none (or, verifying GPU evidence on its
+    /// own, there is none to verify).
+    #[error("no confidential GPU is presented, but at least one is required")]
     Missing,
     /// The guest presents another number of GPUs than the policy requires.
     #[error("the policy requires exactly {expected} GPU(s); the guest presents {found}")]
@@ -121,6 +131,20 @@ pub enum GpuError {
     Unsupported {
         /// The cargo feature that adds it.
         feature: &'static str,
+    },
+    /// The device is not a Hopper GPU (e.g. an NVSwitch of a protected-PCIe system). Checked
+    /// before anything else, so no GPU rule is applied to another kind of device.
+    #[error(
+        "GPU #{gpu}: unsupported device class: {found} ({indicator}); only NVIDIA Hopper GPUs \
+         are verified (NVSwitch evidence of protected-PCIe systems is refused)"
+    )]
+    UnsupportedDeviceClass {
+        /// Which GPU.
+        gpu: usize,
+        /// The class found.
+        found: DeviceClass,
+        /// What said so: the leaf certificate's name or the evidence file's `arch` field.
+        indicator: String,
     },
     /// The report could not be parsed.
     #[error("GPU #{gpu}: malformed evidence: {reason}")]
@@ -219,11 +243,11 @@ pub enum GpuError {
         /// Hex FWID of the report (`absent` if none).
         report: String,
     },
-    /// The SPDM request nonce is not this job's: the GPU evidence is bound to another job or
-    /// guest key (or replayed).
+    /// The SPDM request nonce is not the expected one: the GPU evidence is bound to another job
+    /// or guest key (or replayed).
     #[error(
-        "GPU #{gpu}: nonce mismatch: the GPU signed nonce {found}, this job and guest key require \
-         {expected} (first half of the report data)"
+        "GPU #{gpu}: nonce mismatch: the GPU signed nonce {found}, but {expected} is required \
+         (the first half of the report data, or the nonce given for standalone verification)"
     )]
     NonceMismatch {
         /// Which GPU.
@@ -263,6 +287,35 @@ pub enum GpuError {
     },
 }
 
+impl GpuError {
+    /// The name of the check that failed, matching the `Check::name`s of a successful run
+    /// (`gpu-count`, `gpu<N>-device`, `gpu<N>-chain`, …), so a refusal can be shown in place.
+    pub fn check(&self) -> String {
+        let step = |gpu: &usize, step: &str| format!("gpu{gpu}-{step}");
+        match self {
+            GpuError::NotInPolicy { .. } => "gpu-policy".into(),
+            GpuError::Missing | GpuError::WrongCount { .. } => "gpu-count".into(),
+            GpuError::Unsupported { .. } => "gpu-support".into(),
+            GpuError::Duplicate { second, .. } => step(second, "duplicate"),
+            GpuError::UnsupportedDeviceClass { gpu, .. } => step(gpu, "device"),
+            GpuError::Malformed { gpu, .. } => step(gpu, "report"),
+            GpuError::ChainIncomplete { gpu, .. }
+            | GpuError::BadCertificate { gpu, .. }
+            | GpuError::UntrustedRoot { gpu, .. }
+            | GpuError::ChainInvalid { gpu, .. }
+            | GpuError::PathRejected { gpu, .. } => step(gpu, "chain"),
+            GpuError::CertificateExpired { gpu, .. } => step(gpu, "validity"),
+            GpuError::NotAttestationLeaf { gpu, .. } => step(gpu, "leaf"),
+            GpuError::SignatureInvalid { gpu } => step(gpu, "signature"),
+            GpuError::FwidMismatch { gpu, .. } => step(gpu, "fwid"),
+            GpuError::NonceMismatch { gpu, .. } => step(gpu, "nonce"),
+            GpuError::MeasurementMissing { gpu, .. }
+            | GpuError::MeasurementNotAllowed { gpu, .. } => step(gpu, "measurements"),
+            GpuError::VersionNotAllowed { gpu, .. } => step(gpu, "versions"),
+        }
+    }
+}
+
 /// Verifies every GPU's evidence against the policy and the CPU evidence's report data.
 ///
 /// No `gpu` section: no GPU evidence may be present ([`GpuError::NotInPolicy`]); the result is
@@ -289,13 +342,62 @@ pub fn verify_gpus(
     }
     #[cfg(feature = "nvidia")]
     {
+        let presented: Vec<_> = gpus.iter().map(|g| (g, None)).collect();
+        let nonce = verify::Nonce {
+            value: expected.gpu_nonce(),
+            source: "the first half of the expected report data",
+        };
         let mut checks = vec![count];
-        checks.extend(verify::verify_all(gpus, expected, policy, now)?);
+        checks.extend(verify::verify_all(&presented, &nonce, policy, now)?);
         Ok(checks)
     }
     #[cfg(not(feature = "nvidia"))]
     {
         let _ = (expected, now, count);
+        Err(GpuError::Unsupported { feature: "nvidia" })
+    }
+}
+
+/// Verifies GPU evidence on its own, not attached to CPU evidence: every device's SPDM request
+/// nonce must equal `nonce`, which the relying party chose and sent to the GPU. The policy's `gpu`
+/// rules apply as for attached GPUs (count, measurements, versions); a declared `arch` other than
+/// Hopper refuses the device ([`GpuError::UnsupportedDeviceClass`]). Without the `nvidia`
+/// feature, every device is refused with [`GpuError::Unsupported`].
+///
+/// Without CPU evidence this binds the GPUs to the nonce only, not to a guest: it shows that
+/// genuine GPUs in confidential-computing mode answered this nonce, not which VM they serve. An
+/// empty list is refused ([`GpuError::Missing`]) whatever the policy: verifying nothing proves
+/// nothing.
+pub fn verify_gpus_standalone(
+    gpus: &[PresentedGpu],
+    nonce: &[u8; NONCE_LEN],
+    policy: &GpuPolicy,
+    now: std::time::SystemTime,
+) -> Result<Vec<crate::Check>, GpuError> {
+    if gpus.is_empty() {
+        return Err(GpuError::Missing);
+    }
+    let count = crate::Check {
+        name: "gpu-count".into(),
+        detail: policy.check_count(gpus.len())?,
+    };
+    #[cfg(feature = "nvidia")]
+    {
+        let presented: Vec<_> = gpus
+            .iter()
+            .map(|g| (&g.evidence, g.arch.as_deref()))
+            .collect();
+        let nonce = verify::Nonce {
+            value: *nonce,
+            source: "the nonce given to the verifier",
+        };
+        let mut checks = vec![count];
+        checks.extend(verify::verify_all(&presented, &nonce, policy, now)?);
+        Ok(checks)
+    }
+    #[cfg(not(feature = "nvidia"))]
+    {
+        let _ = (gpus, nonce, now, count);
         Err(GpuError::Unsupported { feature: "nvidia" })
     }
 }

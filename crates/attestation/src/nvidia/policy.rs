@@ -18,9 +18,12 @@
 //! confidential-computing mode, answering this job's nonce — but its measurements are not
 //! judged: the claims say so.
 
+use std::path::Path;
+
 use serde::{Deserialize, Serialize};
 
 use super::GpuError;
+use crate::policy::PolicyError;
 
 /// Confidential-GPU requirements of a policy.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -55,6 +58,61 @@ pub struct AllowedGpuMeasurement {
     pub values: Vec<String>,
     /// Provenance: e.g. the RIM and driver/VBIOS release these values come from.
     pub source: String,
+}
+
+/// The rules for verifying GPU evidence on its own (`cdvm verify --gpu`): a name for verdicts and
+/// a `gpu` section. Written as its own file (`name:` and `gpu:` only), or taken from a full
+/// SEV-SNP/TDX policy's `gpu` section ([`load_gpu_policy`]).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GpuOnlyPolicy {
+    /// Policy name, shown in every verdict.
+    pub name: String,
+    /// The GPU rules.
+    pub gpu: GpuPolicy,
+}
+
+impl GpuOnlyPolicy {
+    /// Parses a GPU-only policy (`name` and `gpu`, nothing else).
+    pub fn from_yaml(text: &str) -> Result<Self, PolicyError> {
+        Self::parse_named(text, "<string>")
+    }
+
+    fn parse_named(text: &str, path: &str) -> Result<Self, PolicyError> {
+        serde_yaml_ng::from_str(text).map_err(|source| PolicyError::Parse {
+            path: path.to_string(),
+            source,
+        })
+    }
+}
+
+/// Reads the rules for standalone GPU verification from a policy file: a GPU-only policy
+/// (`name` + `gpu`), or a full SEV-SNP/TDX policy (it has `tee`), loaded and validated as such,
+/// whose `name` and `gpu` section are used. A full policy without a `gpu` section is an error:
+/// it speaks about no GPU, so there is nothing to verify GPU evidence against.
+pub fn load_gpu_policy(path: &Path) -> Result<GpuOnlyPolicy, PolicyError> {
+    let shown = path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|source| PolicyError::Io {
+        path: shown.clone(),
+        source,
+    })?;
+    let value: serde_yaml_ng::Value =
+        serde_yaml_ng::from_str(&text).map_err(|source| PolicyError::Parse {
+            path: shown.clone(),
+            source,
+        })?;
+    if value.get("tee").is_none() {
+        return GpuOnlyPolicy::parse_named(&text, &shown);
+    }
+    let full = crate::Policy::load(path)?;
+    let gpu = full.gpu.ok_or_else(|| PolicyError::Invalid {
+        path: shown,
+        reason: "no `gpu` section: GPU evidence verified on its own needs GPU rules".into(),
+    })?;
+    Ok(GpuOnlyPolicy {
+        name: full.name,
+        gpu,
+    })
 }
 
 impl GpuPolicy {
@@ -103,6 +161,44 @@ mod tests {
             serde_yaml_ng::from_str::<GpuPolicy>("{}").unwrap(),
             GpuPolicy::default()
         );
+    }
+
+    #[test]
+    fn gpu_only_and_full_policies_give_gpu_rules() {
+        let only = GpuOnlyPolicy::from_yaml("name: h100\ngpu:\n  count: 1\n").unwrap();
+        assert_eq!((only.name.as_str(), only.gpu.count), ("h100", Some(1)));
+        // A GPU-only policy has nothing else: CPU rules there are a mistake, not ignored.
+        assert!(GpuOnlyPolicy::from_yaml("name: x\ngpu: {}\nallow_debug: true\n").is_err());
+        assert!(GpuOnlyPolicy::from_yaml("name: x\n").is_err());
+
+        let dir = tempfile::tempdir().unwrap();
+        let write = |file: &str, text: &str| {
+            let path = dir.path().join(file);
+            std::fs::write(&path, text).unwrap();
+            path
+        };
+        let full = "name: snp-gpu\ntee: sev-snp\nroots: [amd-milan]\n";
+        let with_gpu = write("with.yaml", &format!("{full}gpu:\n  required: true\n"));
+        let loaded = load_gpu_policy(&with_gpu).unwrap();
+        assert_eq!(loaded.name, "snp-gpu");
+        assert!(loaded.gpu.required);
+        let without = write("without.yaml", full);
+        assert!(matches!(
+            load_gpu_policy(&without),
+            Err(PolicyError::Invalid { reason, .. }) if reason.contains("no `gpu` section")
+        ));
+        // A full policy is validated as one (here: no roots).
+        let invalid = write(
+            "invalid.yaml",
+            "name: x\ntee: sev-snp\nroots: []\ngpu: {}\n",
+        );
+        assert!(load_gpu_policy(&invalid).is_err());
+        let only = write("only.yaml", "name: h100\ngpu: {}\n");
+        assert_eq!(load_gpu_policy(&only).unwrap().gpu, GpuPolicy::default());
+        assert!(matches!(
+            load_gpu_policy(&dir.path().join("absent.yaml")),
+            Err(PolicyError::Io { .. })
+        ));
     }
 
     #[test]

@@ -1,6 +1,7 @@
-//! The GPU verifier: each GPU's evidence + the CPU evidence's report data + the `gpu` policy +
-//! time → checks, or the first failed one. The order is fixed (docs/attestation.md, "NVIDIA
-//! GPUs") so each failure is reported precisely.
+//! The GPU verifier: each GPU's evidence + the expected nonce (from the CPU evidence's report
+//! data, or given for standalone verification) + the `gpu` policy + time → checks, or the first
+//! failed one. The order is fixed (docs/attestation.md, "NVIDIA GPUs") so each failure is reported
+//! precisely.
 
 use std::time::SystemTime;
 
@@ -8,11 +9,20 @@ use openssl::bn::BigNum;
 use openssl::ecdsa::EcdsaSig;
 use openssl::nid::Nid;
 use openssl::sha::sha384;
+use openssl::x509::X509;
 
-use super::chain::{verify_chain, VerifiedChain};
-use super::spdm::{GpuReport, SIGNATURE_LEN};
-use super::{GpuError, GpuEvidence, GpuPolicy};
-use crate::{Check, ReportData};
+use super::chain::{common_name, verify_chain, VerifiedChain};
+use super::spdm::{GpuReport, NONCE_LEN, SIGNATURE_LEN};
+use super::{DeviceClass, GpuError, GpuEvidence, GpuPolicy};
+use crate::Check;
+
+/// The nonce every GPU must have signed, and where it comes from (for the check's detail).
+pub(crate) struct Nonce {
+    /// The 32 bytes.
+    pub value: [u8; NONCE_LEN],
+    /// E.g. `the first half of the expected report data`.
+    pub source: &'static str,
+}
 
 /// Collects the checks that passed, in order, each named `gpu<N>-<step>`.
 struct Log<'a> {
@@ -29,21 +39,22 @@ impl Log<'_> {
     }
 }
 
-/// Verifies each GPU in order, then that no device is presented twice.
+/// Verifies each GPU (its evidence and the architecture its file declared, if any) in order,
+/// then that no device is presented twice.
 pub(crate) fn verify_all(
-    gpus: &[GpuEvidence],
-    expected: &ReportData,
+    gpus: &[(&GpuEvidence, Option<&str>)],
+    nonce: &Nonce,
     policy: &GpuPolicy,
     now: SystemTime,
 ) -> Result<Vec<Check>, GpuError> {
     let mut checks = Vec::new();
     let mut leaves: Vec<&[u8]> = Vec::new();
-    for (gpu, ev) in gpus.iter().enumerate() {
+    for (gpu, &(ev, arch)) in gpus.iter().enumerate() {
         let mut log = Log {
             gpu,
             checks: &mut checks,
         };
-        verify_one(gpu, ev, expected, policy, now, &mut log)?;
+        verify_one(gpu, ev, arch, nonce, policy, now, &mut log)?;
         // verify_one succeeded, so the chain has a leaf.
         let leaf = ev.certs.first().map(|c| c.0.as_slice()).unwrap_or_default();
         if let Some(first) = leaves.iter().position(|l| *l == leaf) {
@@ -57,11 +68,14 @@ pub(crate) fn verify_all(
 fn verify_one(
     gpu: usize,
     ev: &GpuEvidence,
-    expected: &ReportData,
+    arch: Option<&str>,
+    nonce: &Nonce,
     policy: &GpuPolicy,
     now: SystemTime,
     log: &mut Log<'_>,
 ) -> Result<(), GpuError> {
+    log.pass("device", check_device(gpu, ev, arch)?);
+
     let report = GpuReport::parse(&ev.report).map_err(|e| GpuError::Malformed {
         gpu,
         reason: e.to_string(),
@@ -115,20 +129,59 @@ fn verify_one(
         "the report's FWID equals the leaf certificate's".to_string(),
     );
 
-    let want = expected.gpu_nonce();
-    if report.request.nonce != want {
+    if report.request.nonce != nonce.value {
         return Err(GpuError::NonceMismatch {
             gpu,
-            expected: hex::encode(want),
+            expected: hex::encode(nonce.value),
             found: hex::encode(report.request.nonce),
         });
     }
     log.pass(
         "nonce",
-        "SPDM request nonce equals the first half of the expected report data",
+        format!("SPDM request nonce equals {}", nonce.source),
     );
 
     check_policy(gpu, &report, policy, log)
+}
+
+/// The device class, before any other check (docs/attestation.md, "Device classes"): the declared
+/// `arch`, if any, then the chip name in the leaf certificate must both say Hopper GPU. A chain too
+/// short to hold a device certificate and the root, or a leaf that does not parse, is left to the
+/// chain checks, which refuse it: an accepted device has always passed this check.
+fn check_device(gpu: usize, ev: &GpuEvidence, arch: Option<&str>) -> Result<String, GpuError> {
+    let declared = match arch {
+        Some(arch) => {
+            let class = DeviceClass::from_arch(arch);
+            if !class.is_supported() {
+                return Err(GpuError::UnsupportedDeviceClass {
+                    gpu,
+                    found: class,
+                    indicator: format!("the evidence file declares arch {arch:?}"),
+                });
+            }
+            format!("; the file declares arch {arch:?}")
+        }
+        None => String::new(),
+    };
+    let leaf = match ev.certs.as_slice() {
+        [leaf, _, ..] => X509::from_der(&leaf.0).ok(),
+        _ => None,
+    };
+    let Some(leaf) = leaf else {
+        return Ok(format!(
+            "no readable leaf certificate to name the device{declared} (the chain checks decide)"
+        ));
+    };
+    let name = common_name(&leaf);
+    let class = DeviceClass::from_certificate_name(&name);
+    if !class.is_supported() {
+        return Err(GpuError::UnsupportedDeviceClass {
+            gpu,
+            found: class,
+            indicator: format!("leaf certificate {name:?}"),
+        });
+    }
+    Ok(format!("{class}: leaf certificate `{name}`{declared}"))
 }
 
 fn verify_signature(
