@@ -2,7 +2,8 @@
 //!
 //! Accepts a saved attestation event (JSON; the expected report data is recomputed from its
 //! request id and author), an `Evidence` JSON, a raw 1184-byte SEV-SNP report, or a raw TDX quote.
-//! For the last three the expected report data must be given (`--report-data`).
+//! For the last three the expected report data must be given (`--report-data`). With `--gpu`,
+//! GPU evidence on its own (`cli_verify_gpu`).
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -23,7 +24,22 @@ pub struct VerifyArgs {
     #[arg(long)]
     policy: PathBuf,
     /// The evidence: an attestation event (JSON), an Evidence JSON, a raw SNP report or TDX quote.
-    evidence: PathBuf,
+    #[arg(required_unless_present = "gpu")]
+    evidence: Option<PathBuf>,
+    /// Verify GPU evidence on its own instead: NVIDIA's evidence JSON (one entry per GPU, as
+    /// nvtrust and nvattest write it) or GpuEvidence JSON. Needs --nonce. The policy is a GPU-only
+    /// policy (`name`, `gpu`) or a full policy whose `gpu` section is used.
+    #[arg(
+        long,
+        value_name = "FILE",
+        requires = "nonce",
+        conflicts_with_all = ["evidence", "report_data", "certs", "product", "fetch"]
+    )]
+    gpu: Option<PathBuf>,
+    /// With --gpu: the 32-byte nonce the GPUs must have signed (64 hex characters), the one you
+    /// had the evidence collected with.
+    #[arg(long, value_name = "HEX", requires = "gpu", value_parser = crate::cli_verify_gpu::parse_nonce)]
+    nonce: Option<[u8; 32]>,
     /// The 64-byte report data the evidence must carry (128 hex characters). Not needed for an
     /// attestation event, whose binding is recomputed.
     #[arg(long)]
@@ -74,30 +90,37 @@ fn default_cache() -> PathBuf {
         .join("cdvm/vcek")
 }
 
-fn usage(msg: impl Into<String>) -> ClientError {
+pub(crate) fn usage(msg: impl Into<String>) -> ClientError {
     ClientError::Usage(msg.into())
 }
 
 /// Runs `cdvm verify`.
 pub fn run(args: VerifyArgs) -> Result<(), ClientError> {
-    let policy = Policy::load(&args.policy).map_err(|e| usage(e.to_string()))?;
     let now = match &args.at {
         Some(t) => parse_time(t)?,
         None => SystemTime::now(),
     };
-    let bytes = std::fs::read(&args.evidence).map_err(|source| ClientError::Io {
-        path: args.evidence.display().to_string(),
+    if let (Some(file), Some(nonce)) = (&args.gpu, &args.nonce) {
+        return crate::cli_verify_gpu::run(file, nonce, &args.policy, now, args.json);
+    }
+    let Some(evidence_path) = &args.evidence else {
+        // clap requires one of the two; this is only reached if that changes.
+        return Err(usage("give an evidence file, or --gpu FILE with --nonce"));
+    };
+    let policy = Policy::load(&args.policy).map_err(|e| usage(e.to_string()))?;
+    let bytes = std::fs::read(evidence_path).map_err(|source| ClientError::Io {
+        path: evidence_path.display().to_string(),
         source,
     })?;
     let verdict = if looks_like_json(&bytes) {
-        verify_json(&bytes, &args, &policy, now)
+        verify_json(&bytes, evidence_path, &args, &policy, now)
     } else {
         let expected = expected_report_data(&args)?;
         let evidence = raw_evidence(bytes, &args)?;
         let subject = format!(
             "{} evidence from {}",
             evidence.tee(),
-            args.evidence.display()
+            evidence_path.display()
         );
         cdvm_client::verify_evidence(&evidence, &expected, &policy, now)
             .map(|claims| (subject, claims))
@@ -109,7 +132,7 @@ pub fn run(args: VerifyArgs) -> Result<(), ClientError> {
             Ok(())
         }
         Err(ClientError::AttestationRefused(e)) => {
-            print_refusal(&e, &policy, args.json);
+            print_refusal(&e, &policy.name, args.json);
             Err(ClientError::AttestationRefused(e))
         }
         Err(other) => Err(other),
@@ -117,18 +140,23 @@ pub fn run(args: VerifyArgs) -> Result<(), ClientError> {
 }
 
 /// Shows the failed check in place (the checks before it passed; the ones after it did not run).
-fn print_refusal(e: &cdvm_attestation::VerifyError, policy: &Policy, json: bool) {
+/// A GPU refusal names its GPU and step (`gpu0-nonce`), as a successful run does.
+pub(crate) fn print_refusal(e: &cdvm_attestation::VerifyError, policy: &str, json: bool) {
+    let check = match e {
+        cdvm_attestation::VerifyError::Gpu(gpu) => gpu.check(),
+        other => other.check().to_string(),
+    };
     if json {
         let out = serde_json::json!({
             "verdict": "refused",
-            "policy": policy.name,
-            "failed_check": e.check(),
+            "policy": policy,
+            "failed_check": check,
             "reason": e.to_string(),
         });
         println!("{out:#}");
     } else {
-        println!("  ✗ {}: {e}", e.check());
-        println!("verdict: REFUSED under policy `{}`", policy.name);
+        println!("  ✗ {check}: {e}");
+        println!("verdict: REFUSED under policy `{policy}`");
     }
 }
 
@@ -138,6 +166,7 @@ fn looks_like_json(bytes: &[u8]) -> bool {
 
 fn verify_json(
     bytes: &[u8],
+    path: &Path,
     args: &VerifyArgs,
     policy: &Policy,
     now: SystemTime,
@@ -146,7 +175,7 @@ fn verify_json(
     let text =
         std::str::from_utf8(bytes).map_err(|_| usage("the evidence file is not UTF-8 JSON"))?;
     let value: serde_json::Value = serde_json::from_str(text)
-        .map_err(|e| usage(format!("{}: invalid JSON: {e}", args.evidence.display())))?;
+        .map_err(|e| usage(format!("{}: invalid JSON: {e}", path.display())))?;
     if value.get("sig").is_some() && value.get("kind").is_some() {
         let event =
             Event::from_json(text.trim()).map_err(|e| usage(format!("not a Nostr event: {e}")))?;
@@ -163,11 +192,7 @@ fn verify_json(
     let claims = cdvm_client::verify_evidence(&evidence, &expected, policy, now)
         .map_err(ClientError::AttestationRefused)?;
     Ok((
-        format!(
-            "{} evidence from {}",
-            evidence.tee(),
-            args.evidence.display()
-        ),
+        format!("{} evidence from {}", evidence.tee(), path.display()),
         claims,
     ))
 }
@@ -288,7 +313,7 @@ fn print(subject: &str, claims: &Claims, json: bool) {
 }
 
 /// Unix seconds, or `YYYY-MM-DDTHH:MM:SSZ` (UTC).
-fn parse_time(text: &str) -> Result<SystemTime, ClientError> {
+pub(crate) fn parse_time(text: &str) -> Result<SystemTime, ClientError> {
     if let Ok(secs) = text.parse::<u64>() {
         return Ok(UNIX_EPOCH + Duration::from_secs(secs));
     }

@@ -2,6 +2,7 @@
 
 mod cli_demo;
 mod cli_verify;
+mod cli_verify_gpu;
 mod show;
 
 use std::path::{Path, PathBuf};
@@ -28,7 +29,8 @@ enum Command {
     Demo(cli_demo::DemoArgs),
     /// Submit a job to a DVM, verify its VM, send the input, print the result.
     Submit(SubmitArgs),
-    /// Verify a saved attestation event (JSON) offline against a policy.
+    /// Verify saved evidence offline against a policy: an attestation event, CPU evidence, or
+    /// (with --gpu and --nonce) GPU evidence on its own.
     Verify(cli_verify::VerifyArgs),
     /// Run a local Nostr relay on 127.0.0.1 until Ctrl-C (for trying the pieces by hand).
     Relay {
