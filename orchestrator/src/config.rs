@@ -250,17 +250,19 @@ impl Default for Limits {
     }
 }
 
-/// Deadlines per stage, in seconds. A VM never outlives the sum.
+/// Deadlines per stage, in seconds (docs/protocol.md §6.1). A VM never outlives their sum plus
+/// the backstop grace.
 #[derive(Clone, Copy, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Deadlines {
-    /// From launch to the guest's attestation event.
+    /// From launch to the guest's attestation event. Owned and enforced by the orchestrator.
     #[serde(default = "default_attest")]
     pub attest_secs: u64,
-    /// From attestation to the guest saying it received the input.
+    /// From attestation to the input: given to the guest in the bootstrap; the guest owns it,
+    /// announces it and reports its passing (the orchestrator's backstop is 30 s later).
     #[serde(default = "default_input")]
     pub input_secs: u64,
-    /// From input to the result.
+    /// From input to the result: the executor's time limit, owned by the guest like `input_secs`.
     #[serde(default = "default_run")]
     pub run_secs: u64,
 }
@@ -400,6 +402,22 @@ impl Config {
         if cfg.limits.per_user_per_minute == 0 || cfg.jobs.max_concurrent == 0 {
             return Err(invalid("limits must be at least 1".into()));
         }
+        if cfg.deadlines.attest_secs == 0 {
+            return Err(invalid("deadlines.attest_secs must be at least 1".into()));
+        }
+        // Relays and the guest's deadlines go into every bootstrap: refuse here what the guest
+        // would refuse there (docs/protocol.md §5.7).
+        let sample = cdvm_protocol::Bootstrap {
+            request_id: "0".repeat(64),
+            relays: cfg.relays.clone(),
+            input_timeout_secs: cfg.deadlines.input_secs,
+            run_timeout_secs: cfg.deadlines.run_secs,
+        };
+        sample.check().map_err(|e| {
+            invalid(format!(
+                "relays / deadlines: a guest would refuse this bootstrap: {e}"
+            ))
+        })?;
         Ok(cfg)
     }
 }
@@ -533,5 +551,21 @@ mod tests {
             err.to_string().contains("not a NIP-90 request kind"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn relays_and_deadlines_a_guest_would_refuse_are_rejected() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/orchestrator.yaml");
+        let text = std::fs::read_to_string(path).unwrap();
+        for (from, to, says) in [
+            ("ws://127.0.0.1:7777", "http://127.0.0.1:7777", "relay URL"),
+            ("input_secs: 120", "input_secs: 0", "input_timeout_secs"),
+            ("run_secs: 120", "run_secs: 100000", "run_timeout_secs"),
+            ("attest_secs: 60", "attest_secs: 0", "attest_secs"),
+        ] {
+            assert!(text.contains(from), "{from}");
+            let err = Config::parse(&text.replace(from, to), "x").unwrap_err();
+            assert!(err.to_string().contains(says), "{to}: {err}");
+        }
     }
 }

@@ -22,7 +22,7 @@ pub enum Action {
         /// The reason sent to the user.
         reason: String,
     },
-    /// Not for us, forged, stale, or part of a flood: ignore silently.
+    /// Not a job request, forged, not for us, or part of a flood: ignore silently.
     Drop {
         /// For the log.
         why: &'static str,
@@ -87,13 +87,6 @@ pub fn classify(
             why: "not addressed to this DVM",
         };
     }
-    let now = Timestamp::now().as_secs();
-    let created = event.created_at.as_secs();
-    if created + cfg.limits.max_request_age_secs < now || created > now + 600 {
-        return Action::Drop {
-            why: "stale or future-dated request",
-        };
-    }
     let reject = |reason: String| Action::Reject {
         event: Box::new(event.clone()),
         reason,
@@ -119,17 +112,22 @@ pub fn classify(
             cfg.limits.max_request_bytes
         ));
     }
+    let request = match JobRequest::from_event(event) {
+        Ok(r) => r,
+        Err(e) => return reject(format!("malformed request: {e}")),
+    };
+    if let Some(reason) = age_problem(event.created_at, cfg.limits.max_request_age_secs) {
+        return reject(reason);
+    }
     if !cfg.jobs.kinds.contains(&kind) {
         return reject(format!(
             "unsupported job kind {kind}; this DVM serves {:?}",
             cfg.jobs.kinds
         ));
     }
-    let request = match JobRequest::from_event(event) {
-        Ok(r) => r,
-        Err(e) => return reject(format!("malformed request: {e}")),
-    };
-    match request.tee() {
+    // The confidential profile (docs/protocol.md §5.2): a plaintext `i` tag, content, or a param
+    // the kind does not define is refused here, before any VM starts.
+    match request.check_confidential() {
         Ok(tee) if cfg.jobs.tees.iter().any(|t| TeeKind::parse(t) == Some(tee)) => {}
         Ok(tee) => {
             return reject(format!(
@@ -137,10 +135,37 @@ pub fn classify(
                 cfg.jobs.tees
             ))
         }
+        Err(e @ cdvm_protocol::ProtocolError::PlaintextInput { .. }) => {
+            return reject(format!("refused, no VM started: {e}"))
+        }
         Err(e) => return reject(format!("malformed request: {e}")),
     }
     if live_jobs >= cfg.jobs.max_concurrent {
         return reject("at capacity; try again later".into());
     }
     Action::Accept(Box::new(request))
+}
+
+/// How far in the future a request may be dated (clock skew between user and DVM).
+pub const MAX_FUTURE_SKEW_SECS: u64 = 600;
+
+/// Why a request's `created_at` is unacceptable, if it is: older than `max_age` seconds, or more
+/// than [`MAX_FUTURE_SKEW_SECS`] ahead. An old request may be a replay, or have waited on a relay
+/// while this DVM was down; either way the user should submit a fresh one.
+fn age_problem(created_at: Timestamp, max_age: u64) -> Option<String> {
+    let now = Timestamp::now().as_secs();
+    let created = created_at.as_secs();
+    if created.saturating_add(max_age) < now {
+        Some(format!(
+            "request is {} s old; this DVM accepts requests up to {max_age} s old: submit a fresh one",
+            now - created
+        ))
+    } else if created > now.saturating_add(MAX_FUTURE_SKEW_SECS) {
+        Some(format!(
+            "request is dated {} s in the future; check your clock (at most {MAX_FUTURE_SKEW_SECS} s ahead is accepted)",
+            created - now
+        ))
+    } else {
+        None
+    }
 }

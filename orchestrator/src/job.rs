@@ -4,8 +4,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use cdvm_protocol::nostr::{Event, PublicKey};
-use cdvm_protocol::{kinds, AttestationEvent, FeedbackStatus, JobFeedback, JobRequest, JobResult};
+use cdvm_protocol::nostr::{Event, PublicKey, Timestamp};
+use cdvm_protocol::{
+    kinds, AttestationEvent, FeedbackStatus, JobFeedback, JobRequest, JobResult, PublicOutcome,
+};
 use cdvm_provider_api::{Bootstrap, JobTag, VmClass, VmId, VmSpec, VmState};
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
@@ -14,11 +16,21 @@ use crate::reconcile;
 use crate::runtime::{fail_job, Shared};
 use crate::store::JobState;
 
+/// How long after a deadline the guest owns the orchestrator waits for the guest's own word
+/// (its error feedback or result) before it calls the guest silent. Long enough that the guest's
+/// report always wins, so one failure is reported one way.
+pub(crate) const GUEST_DEADLINE_GRACE: Duration = Duration::from_secs(30);
+
 /// Why a stage did not complete.
 enum Stop {
+    /// A deadline the orchestrator owns (the attestation's) passed.
     Timeout(&'static str),
+    /// A deadline the guest owns passed long ago and the guest said nothing.
+    GuestSilent(&'static str),
     VmEnded(String),
     GuestError(String),
+    /// The guest delivered a result whose public status is `error`.
+    JobFailed(cdvm_protocol::ErrorClass),
     Shutdown,
 }
 
@@ -26,6 +38,13 @@ impl Stop {
     fn reason(&self) -> String {
         match self {
             Stop::Timeout(stage) => format!("deadline passed while {stage}; VM destroyed"),
+            Stop::GuestSilent(deadline) => format!(
+                "the guest fell silent: no word from it {} s after its {deadline} deadline; VM destroyed",
+                GUEST_DEADLINE_GRACE.as_secs()
+            ),
+            Stop::JobFailed(class) => {
+                format!("the job failed in the guest ({class}); VM destroyed")
+            }
             Stop::VmEnded(detail) => {
                 format!("the VM stopped before finishing ({detail}); VM destroyed")
             }
@@ -85,6 +104,20 @@ pub(crate) async fn run(
             run_timeout_secs: shared.cfg.deadlines.run_secs,
         },
     };
+    // The config was checked at load; this only guards the contract with the guest.
+    if let Err(e) = spec.bootstrap.check() {
+        tracing::error!(job = %hex, error = %e, "the bootstrap would be refused by the guest");
+        fail_job(
+            &shared,
+            id,
+            user,
+            None,
+            &format!("internal error: bad bootstrap: {e}"),
+        )
+        .await;
+        shared.unroute(&id);
+        return;
+    }
     let vm = match shared.provider.launch(&spec).await {
         Ok(vm) => vm.id,
         Err(e) => {
@@ -107,17 +140,17 @@ pub(crate) async fn run(
 
     let outcome = drive(&shared, &request, &vm, &mut events, &mut stop).await;
     match outcome {
-        Ok(()) => {
+        Ok(stated) => {
             reconcile::destroy_vm(&shared, &hex, &vm).await;
             let _ = shared.store.transition(&hex, JobState::Succeeded, None);
             tracing::info!(job = %hex, "result delivered; VM destroyed");
+            let info = if stated {
+                "result delivered to the user; VM destroyed"
+            } else {
+                "result delivered to the user (its outcome is not stated); VM destroyed"
+            };
             shared
-                .feedback(
-                    id,
-                    user,
-                    FeedbackStatus::Success,
-                    "result delivered to the user; VM destroyed",
-                )
+                .feedback(id, user, FeedbackStatus::Success, info)
                 .await;
         }
         Err(stop) => fail_job(&shared, id, user, Some(&vm), &stop.reason()).await,
@@ -131,7 +164,7 @@ async fn drive(
     vm: &VmId,
     events: &mut mpsc::Receiver<Event>,
     stop: &mut watch::Receiver<bool>,
-) -> Result<(), Stop> {
+) -> Result<bool, Stop> {
     let hex = request.id.to_hex();
     let d = shared.cfg.deadlines;
 
@@ -145,7 +178,7 @@ async fn drive(
         events,
         stop,
         deadline,
-        "waiting for attestation",
+        Stop::Timeout("waiting for attestation"),
         |e| {
             if e.kind.as_u16() != kinds::ATTESTATION {
                 return None;
@@ -165,29 +198,38 @@ async fn drive(
     );
     tracing::info!(job = %hex, guest = %guest, "guest attested; waiting for the user's input");
 
-    // Stage 2: the guest says it has the input and is running.
-    let deadline = Instant::now() + Duration::from_secs(d.input_secs);
+    // Stage 2: the guest says it has the input and is running. The guest owns this deadline
+    // (announced on its attestation, capped by the one this orchestrator gave it); the
+    // orchestrator only keeps a backstop for a guest that falls silent.
+    let deadline = backstop(attestation.input_deadline, d.input_secs);
     let first = wait(
         shared,
         vm,
         events,
         stop,
         deadline,
-        "waiting for the user's input",
+        Stop::GuestSilent("input"),
         |e| guest_progress(e, &guest, request),
     )
     .await?;
     let result_event = match first {
-        Progress::Running => {
+        Progress::Running(run_deadline) => {
             let _ = shared.store.transition(&hex, JobState::Running, None);
             tracing::info!(job = %hex, "guest running");
-            let deadline = Instant::now() + Duration::from_secs(d.run_secs);
-            match wait(shared, vm, events, stop, deadline, "running the job", |e| {
-                match guest_progress(e, &guest, request) {
-                    Some(Progress::Running) => None,
+            let run_deadline = run_deadline.unwrap_or_else(|| after(d.run_secs));
+            let deadline = backstop(run_deadline, d.run_secs);
+            match wait(
+                shared,
+                vm,
+                events,
+                stop,
+                deadline,
+                Stop::GuestSilent("run"),
+                |e| match guest_progress(e, &guest, request) {
+                    Some(Progress::Running(_)) => None,
                     other => other,
-                }
-            })
+                },
+            )
             .await?
             {
                 Progress::Error(info) => return Err(Stop::GuestError(info)),
@@ -198,10 +240,26 @@ async fn drive(
         p => p,
     };
     match result_event {
-        Progress::Result => Ok(()),
+        Progress::Result(Some(PublicOutcome::Success)) => Ok(true),
+        Progress::Result(None) => Ok(false),
+        Progress::Result(Some(PublicOutcome::Error(class))) => Err(Stop::JobFailed(class)),
         Progress::Error(info) => Err(Stop::GuestError(info)),
-        Progress::Running => Err(Stop::GuestError("no result".into())),
+        Progress::Running(_) => Err(Stop::GuestError("no result".into())),
     }
+}
+
+/// The Unix time `secs` from now.
+fn after(secs: u64) -> Timestamp {
+    Timestamp::from_secs(Timestamp::now().as_secs().saturating_add(secs))
+}
+
+/// When to stop waiting for a guest-owned deadline: the guest's announced deadline plus
+/// [`GUEST_DEADLINE_GRACE`], but never later than the limit this orchestrator gave (`secs` from
+/// now) plus the grace: the guest's word cannot keep a VM alive longer than the operator allows.
+fn backstop(announced: Timestamp, secs: u64) -> Instant {
+    let now = Timestamp::now().as_secs();
+    let until = announced.as_secs().min(now.saturating_add(secs));
+    Instant::now() + Duration::from_secs(until.saturating_sub(now)) + GUEST_DEADLINE_GRACE
 }
 
 /// Whether the attestation passes the orchestrator's guest policy (always, if it has none).
@@ -226,8 +284,10 @@ fn believable(shared: &Shared, a: &AttestationEvent) -> bool {
 }
 
 enum Progress {
-    Running,
-    Result,
+    /// The guest runs the job; its announced run deadline, if any.
+    Running(Option<Timestamp>),
+    /// The result is out; its public outcome, if stated.
+    Result(Option<PublicOutcome>),
     Error(String),
 }
 
@@ -241,14 +301,14 @@ fn guest_progress(e: &Event, guest: &PublicKey, request: &JobRequest) -> Option<
         return JobResult::from_event(e)
             .ok()
             .filter(|r| r.request_id == request.id)
-            .map(|_| Progress::Result);
+            .map(|r| Progress::Result(r.outcome));
     }
     if kind == kinds::JOB_FEEDBACK {
         let fb = JobFeedback::from_event(e)
             .ok()
             .filter(|f| f.request_id == request.id)?;
         return match fb.status {
-            Some(FeedbackStatus::Processing) => Some(Progress::Running),
+            Some(FeedbackStatus::Processing) => Some(Progress::Running(fb.run_deadline)),
             Some(FeedbackStatus::Error) => Some(Progress::Error(
                 fb.extra_info.unwrap_or_else(|| "unspecified".into()),
             )),
@@ -265,7 +325,7 @@ async fn wait<T>(
     events: &mut mpsc::Receiver<Event>,
     stop: &mut watch::Receiver<bool>,
     deadline: Instant,
-    stage: &'static str,
+    on_deadline: Stop,
     mut pick: impl FnMut(&Event) -> Option<T>,
 ) -> Result<T, Stop> {
     let mut poll = tokio::time::interval(Duration::from_secs(1));
@@ -275,7 +335,7 @@ async fn wait<T>(
                 Some(ev) => if let Some(t) = pick(&ev) { return Ok(t) },
                 None => return Err(Stop::Shutdown),
             },
-            () = tokio::time::sleep_until(deadline) => return Err(Stop::Timeout(stage)),
+            () = tokio::time::sleep_until(deadline) => return Err(on_deadline),
             _ = stop.changed() => return Err(Stop::Shutdown),
             _ = poll.tick() => match shared.provider.status(vm).await {
                 Ok(VmState::Exited { detail }) => {
@@ -291,5 +351,28 @@ async fn wait<T>(
                 Err(e) => tracing::warn!(vm = %vm, error = %e, "status check failed"),
             },
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn secs_until(i: Instant) -> u64 {
+        i.saturating_duration_since(Instant::now())
+            .as_secs_f64()
+            .round() as u64
+    }
+
+    #[test]
+    fn the_backstop_follows_the_guest_but_never_past_the_operator_limit() {
+        let grace = GUEST_DEADLINE_GRACE.as_secs();
+        // The guest announced 100 s; the operator allows 120: 100 s + grace.
+        assert_eq!(secs_until(backstop(after(100), 120)), 100 + grace);
+        // A guest claiming a day gets the operator's 120 s + grace.
+        assert_eq!(secs_until(backstop(after(86_400), 120)), 120 + grace);
+        // A deadline already past: only the grace is left.
+        let past = Timestamp::from_secs(Timestamp::now().as_secs() - 50);
+        assert_eq!(secs_until(backstop(past, 120)), grace);
     }
 }

@@ -15,4 +15,4 @@ mod runtime;
 pub mod store;
 
 pub use config::Config;
-pub use runtime::{run, OrchestratorError};
+pub use runtime::{run, subscriptions, OrchestratorError};

@@ -6,7 +6,7 @@ use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use cdvm_protocol::nostr::{Event, EventId, Filter, Keys, Kind, Timestamp, ToBech32};
+use cdvm_protocol::nostr::{Event, EventId, Filter, Keys, Kind, PublicKey, Timestamp, ToBech32};
 use cdvm_protocol::{kinds, FeedbackStatus, HandlerInfo, JobFeedback, TeeKind};
 use cdvm_provider_api::{OwnerTag, Provider};
 use nostr_sdk::{Client, RelayPoolNotification};
@@ -157,29 +157,8 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()>) -> Result<(), 
     reconcile::destroy_orphans(&shared).await;
     announce(&shared).await;
 
-    let since = Timestamp::from(
-        Timestamp::now()
-            .as_secs()
-            .saturating_sub(shared.cfg.limits.max_request_age_secs),
-    );
-    let mut guest_kinds: Vec<Kind> = vec![
-        Kind::from(kinds::ATTESTATION),
-        Kind::from(kinds::JOB_FEEDBACK),
-    ];
-    guest_kinds.extend(
-        shared
-            .cfg
-            .jobs
-            .kinds
-            .iter()
-            .filter_map(|k| kinds::result_kind(*k))
-            .map(Kind::from),
-    );
     let mut notifications = shared.client.notifications();
-    let subscriptions = [
-        Filter::new().pubkey(dvm).since(since),
-        Filter::new().kinds(guest_kinds).since(Timestamp::now()),
-    ];
+    let subscriptions = subscriptions(dvm, &shared.cfg, Timestamp::now());
     for filter in subscriptions {
         shared
             .client
@@ -226,6 +205,38 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()>) -> Result<(), 
     reconcile::destroy_orphans(&shared).await;
     shared.client.shutdown().await;
     Ok(())
+}
+
+/// The orchestrator's relay subscriptions (docs/protocol.md §6, checked against it by a test):
+/// 1. requests addressed to it dated within `max_request_age_secs` (catch-up after a restart);
+/// 2. the same filter without a date, `limit: 0`: every request arriving from now on whatever its
+///    `created_at`, so a stale request is answered (with an error) rather than dropped unseen;
+/// 3. from now on, the guest and result kinds of the jobs it serves, routed to the live jobs by
+///    their `e` tag.
+///
+/// Requests of kinds it does not serve also match 1 and 2 (a `#p` filter has no kind): intake
+/// answers those with an error feedback.
+pub fn subscriptions(dvm: PublicKey, cfg: &Config, now: Timestamp) -> Vec<Filter> {
+    let since = Timestamp::from(
+        now.as_secs()
+            .saturating_sub(cfg.limits.max_request_age_secs),
+    );
+    let mut guest_kinds: Vec<Kind> = cfg
+        .jobs
+        .kinds
+        .iter()
+        .filter_map(|k| kinds::result_kind(*k))
+        .map(Kind::from)
+        .collect();
+    guest_kinds.extend([
+        Kind::from(kinds::JOB_FEEDBACK),
+        Kind::from(kinds::ATTESTATION),
+    ]);
+    vec![
+        Filter::new().pubkey(dvm).since(since),
+        Filter::new().pubkey(dvm).limit(0),
+        Filter::new().kinds(guest_kinds).since(now),
+    ]
 }
 
 async fn on_event(
@@ -300,9 +311,12 @@ async fn announce(shared: &Shared) {
             .iter()
             .filter_map(|t| TeeKind::parse(t))
             .collect(),
-        image: format!("{} provider", shared.provider.name()),
-        measurements: Vec::new(),
-        simulated: shared.provider.name() == "process",
+        image: shared.provider.guest_image().to_owned(),
+        measurements: announced_measurements(shared.guest_policy.as_ref()),
+        simulated: shared
+            .guest_policy
+            .as_ref()
+            .is_some_and(cdvm_attestation::Policy::trusts_simulated),
     };
     let signed = info
         .build(&shared.cfg.owner_tag)
@@ -319,6 +333,28 @@ async fn announce(shared: &Shared) {
         Ok(_) => tracing::info!(event = %event.id, "NIP-89 announcement published"),
         Err(e) => tracing::warn!(error = %e, "NIP-89 announcement not published"),
     }
+}
+
+/// The launch measurements the guests will report: those the guest policy in force allows
+/// (the provider's own development policy, or the configured one). Without a policy there is
+/// nothing the operator vouches for, and the list is empty.
+fn announced_measurements(policy: Option<&cdvm_attestation::Policy>) -> Vec<String> {
+    let Some(policy) = policy else {
+        return Vec::new();
+    };
+    let mut out: Vec<String> = policy
+        .measurements
+        .iter()
+        .map(|m| m.measurement.to_ascii_lowercase())
+        .chain(
+            policy
+                .tdx
+                .iter()
+                .flat_map(|t| t.mrtd.iter().map(|m| m.measurement.to_ascii_lowercase())),
+        )
+        .collect();
+    out.dedup();
+    out
 }
 
 /// Marks a job failed, destroys its VM (if any) and tells the user why. Used by jobs, recovery and

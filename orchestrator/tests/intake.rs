@@ -82,14 +82,83 @@ fn a_request_for_another_dvm_is_dropped() {
 }
 
 #[test]
-fn stale_requests_are_dropped() {
+fn stale_and_future_dated_requests_are_answered_with_their_age() {
     let (user, dvm) = (Keys::generate(), Keys::generate());
-    let e = EventBuilder::new(Kind::from(kinds::SQL), "")
-        .tags([Tag::public_key(dvm.public_key()), param("tee", "sev-snp")])
+    let dated = |offset: i64| {
+        let at = Timestamp::now().as_secs() as i64 + offset;
+        EventBuilder::new(Kind::from(kinds::SQL), "")
+            .tags([Tag::public_key(dvm.public_key()), param("tee", "sev-snp")])
+            .custom_created_at(Timestamp::from(at as u64))
+            .sign_with_keys(&user)
+            .unwrap()
+    };
+    // max_request_age_secs is 600 in examples/orchestrator.yaml.
+    let old = rejected(run(&dated(-3600), &dvm));
+    assert!(old.contains("s old") && old.contains("600"), "{old}");
+    let future = rejected(run(&dated(3600), &dvm));
+    assert!(future.contains("in the future"), "{future}");
+    // Inside both bounds: accepted.
+    assert!(matches!(run(&dated(-60), &dvm), Action::Accept(_)));
+    assert!(matches!(run(&dated(60), &dvm), Action::Accept(_)));
+    // A stale request that is malformed as well is answered for the malformation.
+    let bad = EventBuilder::new(Kind::from(kinds::SQL), "")
+        .tags([
+            Tag::public_key(dvm.public_key()),
+            Tag::custom(TagKind::custom("param"), ["tee"]),
+        ])
         .custom_created_at(Timestamp::from(Timestamp::now().as_secs() - 3600))
         .sign_with_keys(&user)
         .unwrap();
-    assert!(matches!(run(&e, &dvm), Action::Drop { .. }));
+    assert!(rejected(run(&bad, &dvm)).contains("malformed"));
+}
+
+#[test]
+fn requests_outside_the_confidential_profile_are_refused_before_any_vm() {
+    let (user, dvm) = (Keys::generate(), Keys::generate());
+    let p = Tag::public_key(dvm.public_key());
+    let tee = param("tee", "sev-snp");
+    let plaintext = raw(
+        &user,
+        kinds::SQL,
+        vec![
+            p.clone(),
+            tee.clone(),
+            Tag::custom(TagKind::custom("i"), ["name,salary\nalice,100", "text"]),
+        ],
+        "",
+    );
+    let reason = rejected(run(&plaintext, &dvm));
+    assert!(
+        reason.contains("no VM started") && reason.contains("public"),
+        "{reason}"
+    );
+    assert!(!reason.contains("alice"), "{reason}");
+    let cases: [(Vec<Tag>, &str, &str); 3] = [
+        (
+            vec![p.clone(), tee.clone(), param("max_rows", "5")],
+            "",
+            "defines no param `max_rows`",
+        ),
+        (
+            vec![
+                p.clone(),
+                tee.clone(),
+                Tag::custom(TagKind::custom("relays"), ["not a relay"]),
+            ],
+            "",
+            "relays",
+        ),
+        (
+            vec![p.clone(), tee.clone()],
+            "hello",
+            "content must be empty",
+        ),
+    ];
+    for (tags, content, want) in cases {
+        let e = raw(&user, kinds::SQL, tags, content);
+        let reason = rejected(run(&e, &dvm));
+        assert!(reason.contains(want), "{want}: {reason}");
+    }
 }
 
 #[test]

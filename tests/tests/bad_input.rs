@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use cdvm_client::demo::{DeploymentOptions, LocalDeployment};
 use cdvm_orchestrator::store::Store;
-use cdvm_protocol::nostr::{Keys, Tag, TagKind};
+use cdvm_protocol::nostr::{EventBuilder, Keys, Kind, Tag, TagKind, Timestamp};
 use cdvm_protocol::{kinds, FeedbackStatus};
 
 fn param(name: &str, value: &str) -> Tag {
@@ -65,6 +65,64 @@ async fn bad_requests_get_error_feedback_and_launch_nothing() {
             "malformed",
         ),
         (
+            "a kind the DVM does not serve (5972)",
+            common::request_event(&Keys::generate(), 5972, dvm, vec![tee.clone()], ""),
+            "unsupported job kind 5972",
+        ),
+        (
+            "plaintext input in an i tag",
+            common::request_event(
+                &Keys::generate(),
+                kinds::SQL,
+                dvm,
+                vec![
+                    tee.clone(),
+                    Tag::custom(TagKind::custom("i"), ["name,salary\nalice,100", "text"]),
+                ],
+                "",
+            ),
+            "no VM started",
+        ),
+        (
+            "a param the kind does not define",
+            common::request_event(
+                &Keys::generate(),
+                kinds::SQL,
+                dvm,
+                vec![tee.clone(), param("max_rows", "5")],
+                "",
+            ),
+            "defines no param `max_rows`",
+        ),
+        (
+            "relays that are not relay URLs",
+            common::request_event(
+                &Keys::generate(),
+                kinds::SQL,
+                dvm,
+                vec![
+                    tee.clone(),
+                    Tag::custom(TagKind::custom("relays"), ["my favourite relay"]),
+                ],
+                "",
+            ),
+            "relays",
+        ),
+        (
+            "non-empty content",
+            common::request_event(&Keys::generate(), kinds::SQL, dvm, vec![tee.clone()], "hi"),
+            "content must be empty",
+        ),
+        (
+            "dated two hours ago",
+            EventBuilder::new(Kind::from(kinds::SQL), "")
+                .tags([Tag::public_key(dvm), tee.clone()])
+                .custom_created_at(Timestamp::from(Timestamp::now().as_secs() - 7200))
+                .sign_with_keys(&Keys::generate())
+                .unwrap(),
+            "accepts requests up to",
+        ),
+        (
             "unknown TEE",
             common::request_event(
                 &Keys::generate(),
@@ -96,6 +154,13 @@ async fn bad_requests_get_error_feedback_and_launch_nothing() {
                 .any(|f| f.status == Some(FeedbackStatus::Processing)),
             "{name}: a refused request must not be processed"
         );
+        // Every refusal is also a log line naming the request.
+        let log = d.orchestrator_log();
+        assert!(
+            log.lines()
+                .any(|l| l.contains("request refused") && l.contains(&event.id.to_hex())),
+            "{name}: no log line for the refusal"
+        );
     }
 
     // A forged event (valid shape, wrong signature) sent straight over the websocket: the relay
@@ -114,7 +179,11 @@ async fn bad_requests_get_error_feedback_and_launch_nothing() {
                 &flooder,
                 kinds::TEXT_STATS,
                 dvm,
-                vec![tee.clone(), param("n", &i.to_string())],
+                // A distinct (ignored) alt text gives each request its own id.
+                vec![
+                    tee.clone(),
+                    Tag::custom(TagKind::custom("alt"), [format!("flood {i}")]),
+                ],
                 "",
             )
         })

@@ -6,6 +6,8 @@
 //! left in the emulator.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use std::path::Path;
 use std::time::Duration;
 
@@ -57,6 +59,12 @@ async fn job_through(cloud: Cloud) {
         ),
     };
     assert_eq!(outcome.output, "city,t\noslo,4\nrome,17\n");
+    common::assert_announced(
+        deployment.relay.url(),
+        &outcome,
+        deployment.dvm.public_key(),
+    )
+    .await;
     assert!(
         outcome.claims.simulated,
         "the emulators' TEE is simulated and must say so"

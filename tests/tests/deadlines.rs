@@ -8,8 +8,10 @@ use std::time::{Duration, Instant};
 
 use cdvm_client::demo::{DeploymentOptions, LocalDeployment};
 use cdvm_client::{run_job, ClientError, JobSpec, Timeouts};
-use cdvm_protocol::nostr::Keys;
-use cdvm_protocol::{kinds, FeedbackStatus, InputBody, JobRequestBuilder, TeeKind};
+use cdvm_protocol::nostr::{Filter, Keys, Kind};
+use cdvm_protocol::{
+    kinds, AttestationEvent, FeedbackStatus, InputBody, JobRequestBuilder, TeeKind,
+};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn guest_that_never_attests_is_destroyed_at_the_deadline() {
@@ -95,7 +97,39 @@ async fn user_who_never_sends_input_gets_an_error_and_the_vm_is_destroyed() {
                 deployment.orchestrator_log()
             )
         });
+    // One owner: the guest's input deadline, reported in the guest's words and relayed by the
+    // orchestrator, whose own backstop (30 s later) never fires.
     let info = error.extra_info.clone().unwrap_or_default();
-    assert!(info.contains("input"), "{info}");
+    assert!(
+        info.starts_with("the guest reported an error: input deadline passed")
+            && info.contains("within 3 s")
+            && info.ends_with("VM destroyed"),
+        "{info}"
+    );
+    assert_eq!(
+        feedback
+            .iter()
+            .filter(|f| f.status == Some(FeedbackStatus::Error))
+            .count(),
+        1,
+        "the failure is reported once: {feedback:?}"
+    );
+    // The user was told the deadline: the attestation announced it, 3 s after it was signed.
+    let att = common::wait_for(
+        &url,
+        Filter::new()
+            .kind(Kind::from(kinds::ATTESTATION))
+            .event(request.id),
+        Duration::from_secs(5),
+        |_| true,
+    )
+    .await
+    .expect("attestation on the relay");
+    let parsed = AttestationEvent::from_event(&att).unwrap();
+    assert_eq!(
+        parsed.input_deadline.as_secs(),
+        att.created_at.as_secs() + 3,
+        "announced input deadline"
+    );
     common::assert_no_vm_left(&state).await;
 }

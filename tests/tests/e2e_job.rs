@@ -99,6 +99,12 @@ async fn confidential_sql_job_end_to_end_and_the_canary_stays_secret() {
             "stage {stage} missing from {order:?}"
         );
     }
+    common::assert_announced(
+        deployment.relay.url(),
+        &outcome,
+        deployment.dvm.public_key(),
+    )
+    .await;
     common::assert_no_vm_left(&state).await;
 
     // The store went through every stage, write-ahead, and ended in success.
@@ -166,4 +172,100 @@ async fn confidential_sql_job_end_to_end_and_the_canary_stays_secret() {
             "canary on the relay in {json}"
         );
     }
+}
+
+/// A query that fails in the guest (docs/protocol.md §5.6): the user gets the guest's message,
+/// encrypted; the operator and the relay learn only that the job failed and its class.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_query_ends_in_an_error_that_names_only_its_class() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let deployment = LocalDeployment::start(&state, &DeploymentOptions::default())
+        .await
+        .expect("deployment starts");
+    let secret = canary("FAILING");
+    let spec = JobSpec {
+        relays: vec![deployment.relay.url().to_string()],
+        dvm: deployment.dvm.public_key(),
+        kind: kinds::SQL,
+        input: InputBody::Sql {
+            table_csv: format!("name\n{secret}\n"),
+            // The table is `input`; `t` does not exist.
+            query: format!("SELECT name FROM t -- {secret}"),
+        },
+        policy: deployment.dev_policy.clone(),
+        user: Keys::generate(),
+        timeouts: Timeouts {
+            attest: Duration::from_secs(60),
+            result: Duration::from_secs(60),
+            destroyed: Duration::from_secs(20),
+        },
+    };
+    let mut request = None;
+    let err = run_job(spec, |s, _| {
+        if let cdvm_client::Stage::Submitted { request: r } = s {
+            request = Some(*r);
+        }
+    })
+    .await
+    .expect_err("the query fails");
+    match &err {
+        cdvm_client::ClientError::JobFailed(message) => {
+            assert_eq!(message, "query: no such table: t")
+        }
+        other => panic!(
+            "expected JobFailed, got {other}\n{}",
+            deployment.orchestrator_log()
+        ),
+    }
+    let request = request.expect("submitted");
+    let url = deployment.relay.url();
+    let fb = common::dvm_feedback(
+        url,
+        deployment.dvm.public_key(),
+        request,
+        Duration::from_secs(20),
+    )
+    .await;
+    assert!(
+        !fb.iter()
+            .any(|f| f.status == Some(cdvm_protocol::FeedbackStatus::Success)),
+        "a failed job is not reported as a success: {fb:?}"
+    );
+    let error = fb
+        .iter()
+        .find(|f| f.status == Some(cdvm_protocol::FeedbackStatus::Error))
+        .unwrap_or_else(|| {
+            panic!(
+                "no error feedback: {fb:?}\n{}",
+                deployment.orchestrator_log()
+            )
+        });
+    assert_eq!(
+        error.extra_info.as_deref(),
+        Some("the job failed in the guest (job-failed); VM destroyed")
+    );
+    // The result event says the class in public, and nothing public carries the message.
+    let events = common::all_events(url).await;
+    let result = events
+        .iter()
+        .find(|e| e.kind.as_u16() == kinds::SQL + 1000)
+        .expect("the guest published a result");
+    let parsed = cdvm_protocol::JobResult::from_event(result).unwrap();
+    assert_eq!(
+        parsed.outcome,
+        Some(cdvm_protocol::PublicOutcome::Error(
+            cdvm_protocol::ErrorClass::JobFailed
+        ))
+    );
+    for event in &events {
+        let json = event.as_json();
+        assert!(!json.contains("no such table"), "message in public: {json}");
+        assert!(!json.contains(&secret), "canary in public: {json}");
+    }
+    let store = Store::open(&state.join("jobs.sqlite")).unwrap();
+    let job = store.get(&request.to_hex()).unwrap().expect("job recorded");
+    assert_eq!(job.state, JobState::Failed);
+    drop(store);
+    common::assert_no_vm_left(&state).await;
 }

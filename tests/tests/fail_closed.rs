@@ -13,7 +13,7 @@ use cdvm_attestation::sim::{dev_policy, SimReportOptions, SimSecureProcessor};
 use cdvm_attestation::{Evidence, Measurement, Policy, VerifyError};
 use cdvm_client::relay::TestRelay;
 use cdvm_client::{run_job, ClientError, JobSpec, Timeouts};
-use cdvm_protocol::nostr::{EventId, Filter, Keys, Kind, PublicKey};
+use cdvm_protocol::nostr::{EventId, Filter, Keys, Kind, PublicKey, Timestamp};
 use cdvm_protocol::{kinds, AttestationEvent, AttestationPayload, ImageIdentity, InputBody};
 use nostr_sdk::RelayPoolNotification;
 
@@ -116,10 +116,15 @@ async fn run(forgery: Forgery, policy: Policy, setup: &Setup) -> (Result<(), Cli
                     measurement: good.to_string(),
                 },
             };
-            let att = AttestationEvent::build(event.id, event.pubkey, &payload)
-                .unwrap()
-                .sign_with_keys(&guest_keys)
-                .unwrap();
+            let att = AttestationEvent::build(
+                event.id,
+                event.pubkey,
+                &payload,
+                Timestamp::from(Timestamp::now().as_secs() + 120),
+            )
+            .unwrap()
+            .sign_with_keys(&guest_keys)
+            .unwrap();
             hostile.send_event(&att).await.unwrap();
             return hostile;
         }

@@ -10,7 +10,7 @@ use std::time::Duration;
 use cdvm_attestation::sim::{measure_file_bytes, SimReportOptions, SimSecureProcessor};
 use cdvm_client::demo::{DeploymentOptions, LocalDeployment};
 use cdvm_client::{run_job, JobSpec, Stage, Timeouts};
-use cdvm_protocol::nostr::{Filter, Keys, Kind};
+use cdvm_protocol::nostr::{Filter, Keys, Kind, Timestamp};
 use cdvm_protocol::{kinds, AttestationEvent, AttestationPayload, ImageIdentity, InputBody};
 use nostr_sdk::RelayPoolNotification;
 
@@ -55,10 +55,15 @@ async fn a_forged_attestation_is_skipped_and_the_real_job_completes() {
                     measurement: measurement.to_string(),
                 },
             };
-            let forged = AttestationEvent::build(event.id, event.pubkey, &payload)
-                .unwrap()
-                .sign_with_keys(&forger)
-                .unwrap();
+            let forged = AttestationEvent::build(
+                event.id,
+                event.pubkey,
+                &payload,
+                Timestamp::from(Timestamp::now().as_secs() + 120),
+            )
+            .unwrap()
+            .sign_with_keys(&forger)
+            .unwrap();
             hostile.send_event(&forged).await.unwrap();
             return (hostile, forger.public_key());
         }

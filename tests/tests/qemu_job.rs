@@ -103,6 +103,12 @@ async fn a_job_runs_in_a_real_qemu_guest_and_a_tampered_initrd_is_refused() {
         ),
     };
     assert_eq!(outcome.output, "city,t\nlima,20\noslo,3\n");
+    common::assert_announced(
+        deployment.relay.url(),
+        &outcome,
+        deployment.dvm.public_key(),
+    )
+    .await;
     assert!(outcome.claims.simulated);
     let pinned = &deployment.dev_policy.measurements[0].measurement;
     assert_eq!(&outcome.claims.measurement.to_string(), pinned);

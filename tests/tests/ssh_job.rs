@@ -72,6 +72,12 @@ async fn a_job_runs_in_a_qemu_guest_on_a_host_reached_over_ssh() {
     let stats: serde_json::Value = serde_json::from_str(&outcome.output).unwrap();
     assert_eq!(stats["words"], 6, "{stats}");
     assert!(outcome.claims.simulated);
+    common::assert_announced(
+        deployment.relay.url(),
+        &outcome,
+        deployment.dvm.public_key(),
+    )
+    .await;
     assert_eq!(
         outcome.claims.measurement.to_string(),
         deployment.dev_policy.measurements[0].measurement

@@ -74,6 +74,8 @@ pub enum Stage {
         guest: PublicKey,
         /// What was verified.
         claims: Box<Claims>,
+        /// When the guest stops waiting for the input (announced by the guest, which owns it).
+        input_deadline: Timestamp,
     },
     /// An attestation event for this job failed verification and was skipped; its key gets
     /// nothing. The job goes on waiting for a valid one until the attestation deadline.
@@ -86,7 +88,10 @@ pub enum Stage {
     /// The encrypted input is on the relays.
     InputSent,
     /// The guest reported it is running the job.
-    Running,
+    Running {
+        /// When the guest stops the executor, as it announced.
+        run_deadline: Option<Timestamp>,
+    },
     /// The encrypted result arrived and decrypted.
     ResultReceived,
     /// The DVM reported the VM destroyed.
@@ -294,9 +299,17 @@ async fn drive(
             &Stage::Attested {
                 guest,
                 claims: Box::new(claims.clone()),
+                input_deadline: attestation.input_deadline,
             },
             start.elapsed(),
         );
+        // A guest past its input deadline has given up: sending would only put ciphertext on the
+        // relays for nobody.
+        if Timestamp::now() >= attestation.input_deadline {
+            return Err(ClientError::Timeout(
+                "the guest's input deadline passed before its attestation was verified",
+            ));
+        }
         break (guest, claims);
     };
 
@@ -328,7 +341,12 @@ async fn drive(
         if kind == kinds::JOB_FEEDBACK {
             if let Ok(fb) = JobFeedback::from_event(&event) {
                 match fb.status {
-                    Some(FeedbackStatus::Processing) => progress(&Stage::Running, start.elapsed()),
+                    Some(FeedbackStatus::Processing) => progress(
+                        &Stage::Running {
+                            run_deadline: fb.run_deadline,
+                        },
+                        start.elapsed(),
+                    ),
                     Some(FeedbackStatus::Error) => {
                         return Err(ClientError::JobFailed(fb.extra_info.unwrap_or_default()))
                     }
@@ -348,8 +366,10 @@ async fn drive(
         if result.request_id != request {
             continue;
         }
-        break cdvm_protocol::decrypt_result(user, &guest, &result.content)
+        let payload = cdvm_protocol::decrypt_result(user, &guest, &result.content)
             .map_err(ClientError::BadResult)?;
+        check_public_outcome(result.outcome, &payload.outcome)?;
+        break payload;
     };
     progress(&Stage::ResultReceived, start.elapsed());
     let (media_type, output) = match payload.outcome {
@@ -381,6 +401,34 @@ async fn drive(
         output,
         vm_destroyed,
     })
+}
+
+/// The result's public `status` tag must tell the truth about the encrypted outcome: the operator
+/// reports the job by it. A guest that says `success` in public and `error` inside (or the reverse)
+/// is broken, and its result is refused. A result without the tag is accepted (other NIP-90 DVMs).
+fn check_public_outcome(
+    public: Option<cdvm_protocol::PublicOutcome>,
+    inside: &Outcome,
+) -> Result<(), ClientError> {
+    use cdvm_protocol::PublicOutcome;
+    let agrees = matches!(
+        (public, inside),
+        (None, _)
+            | (Some(PublicOutcome::Success), Outcome::Ok { .. })
+            | (Some(PublicOutcome::Error(_)), Outcome::Error { .. })
+    );
+    if agrees {
+        Ok(())
+    } else {
+        Err(ClientError::BadResult(
+            cdvm_protocol::ProtocolError::InvalidField {
+                field: "status",
+                reason: format!(
+                    "the result's public status {public:?} contradicts its encrypted outcome"
+                ),
+            },
+        ))
+    }
 }
 
 /// Feedback from the DVM about this request: progress, or an error that ends the job.

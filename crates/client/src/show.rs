@@ -11,7 +11,11 @@ pub fn stage(stage: &Stage, t: Duration) {
     match stage {
         Stage::Submitted { request } => eprintln!("{at} submitted request {request}"),
         Stage::Dvm { status, info } => eprintln!("{at} DVM: {status:?}: {info}"),
-        Stage::Attested { guest, claims } => {
+        Stage::Attested {
+            guest,
+            claims,
+            input_deadline,
+        } => {
             eprintln!(
                 "{at} attested: TEE {}, measurement {}…, policy `{}` ✓ (guest key {})",
                 claims.tee,
@@ -20,15 +24,38 @@ pub fn stage(stage: &Stage, t: Duration) {
                 guest
             );
             claims_lines(claims, "            ");
+            eprintln!(
+                "            the guest waits for the input until {} ({})",
+                input_deadline.to_human_datetime(),
+                from_now(*input_deadline)
+            );
         }
         Stage::Refused { guest, reason } => {
             eprintln!("{at} ✗ refused an attestation from key {guest}: {reason}");
             eprintln!("            (nothing is sent to it; waiting for a valid attestation until the deadline)");
         }
         Stage::InputSent => eprintln!("{at} input sent, encrypted to the attested guest key only"),
-        Stage::Running => eprintln!("{at} running inside the VM"),
+        Stage::Running {
+            run_deadline: Some(d),
+        } => eprintln!(
+            "{at} running inside the VM (time limit {}, {})",
+            d.to_human_datetime(),
+            from_now(*d)
+        ),
+        Stage::Running { run_deadline: None } => eprintln!("{at} running inside the VM"),
         Stage::ResultReceived => eprintln!("{at} result received and decrypted (hash checked)"),
         Stage::VmDestroyed => eprintln!("{at} VM destroyed (confirmed by the DVM)"),
+    }
+}
+
+/// "in 118 s" / "passed 3 s ago".
+fn from_now(t: cdvm_protocol::nostr::Timestamp) -> String {
+    let now = cdvm_protocol::nostr::Timestamp::now().as_secs();
+    let t = t.as_secs();
+    if t >= now {
+        format!("in {} s", t - now)
+    } else {
+        format!("passed {} s ago", now - t)
     }
 }
 

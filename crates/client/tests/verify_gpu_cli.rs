@@ -56,6 +56,12 @@ fn exits(out: &Output, code: i32) {
     assert!(!stderr(out).contains("panicked"), "{}", stderr(out));
 }
 
+/// Exit 3 (refused), with `line` in the printed checks.
+fn refused_showing(out: &Output, line: &str) {
+    exits(out, 3);
+    assert!(stdout(out).contains(line), "{}", stdout(out));
+}
+
 struct Setup {
     dir: tempfile::TempDir,
     policy: PathBuf,
@@ -200,11 +206,9 @@ fn a_flipped_evidence_byte_is_refused() {
     entry["evidence"] = json!(encode_block(&report));
     let file = s.write("tampered.json", &json!([entry]).to_string());
     let out = s.verify(&file, NONCE, &[]);
-    exits(&out, 3);
-    assert!(
-        stdout(&out).contains("✗ gpu0-signature: GPU: GPU #0: report signature invalid"),
-        "{}",
-        stdout(&out)
+    refused_showing(
+        &out,
+        "✗ gpu0-signature: GPU: GPU #0: report signature invalid",
     );
 }
 
@@ -215,24 +219,14 @@ fn a_broken_chain_is_refused() {
     let entry = sample_entry(&fixture("trustee/hopper_cert_chain_case3.txt"));
     let file = s.write("broken.json", &json!([entry]).to_string());
     let out = s.verify(&file, NONCE, &[]);
-    exits(&out, 3);
-    assert!(
-        stdout(&out).contains("✗ gpu0-chain: GPU: GPU #0: certificate chain broken"),
-        "{}",
-        stdout(&out)
-    );
+    refused_showing(&out, "✗ gpu0-chain: GPU: GPU #0: certificate chain broken");
 }
 
 #[test]
 fn at_pins_the_verification_time() {
     let s = setup();
     let out = s.verify(&s.sample(), NONCE, &["--at", "2020-01-01T00:00:00Z"]);
-    exits(&out, 3);
-    assert!(
-        stdout(&out).contains("✗ gpu0-validity:"),
-        "{}",
-        stdout(&out)
-    );
+    refused_showing(&out, "✗ gpu0-validity:");
 }
 
 #[test]
@@ -249,11 +243,9 @@ fn nvidias_ppcie_files_eight_gpus_pass_and_its_nvswitches_are_refused() {
 
     let switches = fixture_path("nvtrust/ppcie/switch_evidence.json");
     let out = s.verify(&switches, PPCIE_NONCE, &[]);
-    exits(&out, 3);
-    assert!(
-        stdout(&out).contains("✗ gpu0-device: GPU: GPU #0: unsupported device class: NVSwitch"),
-        "{}",
-        stdout(&out)
+    refused_showing(
+        &out,
+        "✗ gpu0-device: GPU: GPU #0: unsupported device class: NVSwitch",
     );
 }
 

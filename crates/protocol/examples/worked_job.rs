@@ -11,8 +11,8 @@ use cdvm_protocol::nostr::nips::nip44;
 use cdvm_protocol::nostr::{Event, EventBuilder, JsonUtil, Keys, Timestamp};
 use cdvm_protocol::{
     decrypt_result, encrypt_result, kinds, report_data, unwrap_input, wrap_input, AttestationEvent,
-    AttestationPayload, ConfidentialInput, FeedbackStatus, HandlerInfo, ImageIdentity, InputBody,
-    JobFeedback, JobRequest, JobRequestBuilder, JobResult, ResultPayload,
+    AttestationPayload, ConfidentialInput, ErrorClass, FeedbackStatus, HandlerInfo, ImageIdentity,
+    InputBody, JobFeedback, JobRequest, JobRequestBuilder, JobResult, PublicOutcome, ResultPayload,
 };
 
 use cdvm_attestation::{Evidence, SnpCertChain, SnpEvidence, TeeKind};
@@ -142,7 +142,7 @@ async fn main() -> Result<(), Box<dyn Error>> {
         about: "SQL and text statistics inside a fresh SEV-SNP VM".into(),
         kinds: vec![kinds::SQL, kinds::TEXT_STATS],
         tees: vec![TeeKind::SevSnp],
-        image: "cdvm-guest-0.1.0".into(),
+        image: cdvm_protocol::image::GUEST_IMAGE.into(),
         measurements: vec![MEASUREMENT.into()],
         simulated: false,
     };
@@ -202,12 +202,13 @@ async fn main() -> Result<(), Box<dyn Error>> {
         request_id: req.id.to_hex(),
         evidence,
         image: ImageIdentity {
-            name: "cdvm-guest-0.1.0".into(),
+            name: cdvm_protocol::image::GUEST_IMAGE.into(),
             measurement: MEASUREMENT.into(),
         },
     };
     let att = sign(
-        AttestationEvent::build(req.id, req.author, &payload)?,
+        // The guest announces its input deadline: 120 s (the default) from now.
+        AttestationEvent::build(req.id, req.author, &payload, Timestamp::from(T0 + 95 + 120))?,
         &guest,
         95,
     )?;
@@ -229,7 +230,7 @@ async fn main() -> Result<(), Box<dyn Error>> {
         request_id: req.id.to_hex(),
         body: InputBody::Sql {
             table_csv: "name,salary\nalice,100\nbob,200\n".into(),
-            query: "SELECT count(*) AS n, avg(salary) AS mean FROM t".into(),
+            query: "SELECT count(*) AS n, avg(salary) AS mean FROM input".into(),
         },
     };
     let wrap = wrap_input(&user, &guest.public_key(), &input).await?;
@@ -253,12 +254,8 @@ async fn main() -> Result<(), Box<dyn Error>> {
 
     // 7. Agent says it runs.
     let fb = sign(
-        JobFeedback::build(
-            req.id,
-            req.author,
-            FeedbackStatus::Processing,
-            Some("running"),
-        ),
+        // The guest announces its run deadline: 300 s (the default) from now.
+        JobFeedback::running(req.id, req.author, Timestamp::from(T0 + 130 + 300)),
         &guest,
         130,
     )?;
@@ -270,13 +267,32 @@ async fn main() -> Result<(), Box<dyn Error>> {
     // 8. Result.
     let out = ResultPayload::ok(&req.id, "text/csv", "n,mean\n2,150\n".into());
     let content = encrypt_result(&guest, &req.author, &out)?;
-    let res = sign(JobResult::build(&req, content), &guest, 131)?;
+    let res = sign(
+        JobResult::build(&req, content, PublicOutcome::Success),
+        &guest,
+        131,
+    )?;
     show("8a. Job result (kind 6970, signed by G)", &res.as_json())?;
     let parsed = JobResult::from_event(&res)?;
     let dec = decrypt_result(&user, &parsed.author, &parsed.content)?;
     show_payload("8b. … its content decrypted by U (ResultPayload)", &dec)?;
-    let err = ResultPayload::error(&req.id, "SQL error: no such column: salry".into());
-    show_payload("8c. (an error outcome instead)", &err)?;
+    // The executor's own words for the same query with `salary` misspelt (checked by the
+    // agent's `worked_example_in_protocol_md_is_a_real_run` test).
+    let err = ResultPayload::error(&req.id, "query: no such column: salry in SELECT count(*) AS n, avg(salry) AS mean FROM input at offset 26".into());
+    show_payload("8c. (an error outcome instead, encrypted as 8a)", &err)?;
+    let res_err = sign(
+        JobResult::build(
+            &req,
+            encrypt_result(&guest, &req.author, &err)?,
+            PublicOutcome::Error(ErrorClass::JobFailed),
+        ),
+        &guest,
+        131,
+    )?;
+    show(
+        "8d. … whose result event says only the class in public",
+        &res_err.as_json(),
+    )?;
 
     // 9. Orchestrator closes.
     let fb = sign(
@@ -284,7 +300,7 @@ async fn main() -> Result<(), Box<dyn Error>> {
             req.id,
             req.author,
             FeedbackStatus::Success,
-            Some("vm destroyed"),
+            Some("result delivered to the user; VM destroyed"),
         ),
         &dvm,
         140,
@@ -298,13 +314,13 @@ async fn main() -> Result<(), Box<dyn Error>> {
             req.id,
             req.author,
             FeedbackStatus::Error,
-            Some("timeout: no attestation within 120 s; vm destroyed"),
+            Some("the job failed in the guest (job-failed); VM destroyed"),
         ),
         &dvm,
-        181,
+        141,
     )?;
     show(
-        "9b. (or) Feedback `error` (kind 7000, signed by O)",
+        "9b. (or, after 8d) Feedback `error` (kind 7000, signed by O)",
         &fb.as_json(),
     )?;
 

@@ -4,9 +4,10 @@
 //! and G, so a client that verifies the evidence knows G was born in the attested VM for this job.
 
 use cdvm_attestation::{Evidence, Measurement};
-use nostr::{Event, EventBuilder, EventId, Kind, PublicKey};
+use nostr::{Event, EventBuilder, EventId, Kind, PublicKey, Timestamp};
 use serde::{Deserialize, Serialize};
 
+use crate::deadline::{self, Stage};
 use crate::kinds;
 use crate::tags::{self, tag};
 use crate::ProtocolError;
@@ -51,6 +52,9 @@ pub struct AttestationEvent {
     pub user: PublicKey,
     /// The content.
     pub payload: AttestationPayload,
+    /// When the guest stops waiting for the input (`["deadline", "input", …]` tag): the guest
+    /// owns this deadline and publishes an `error` feedback when it passes.
+    pub input_deadline: Timestamp,
 }
 
 fn check_payload(request_id: &EventId, payload: &AttestationPayload) -> Result<(), ProtocolError> {
@@ -73,11 +77,13 @@ fn check_payload(request_id: &EventId, payload: &AttestationPayload) -> Result<(
 }
 
 impl AttestationEvent {
-    /// The unsigned attestation event, to be signed by G. Tags: `e`, `p`, `tee`, `alt`.
+    /// The unsigned attestation event, to be signed by G. Tags: `e`, `p`, `tee`,
+    /// `deadline input`, `alt`.
     pub fn build(
         request_id: EventId,
         user: PublicKey,
         payload: &AttestationPayload,
+        input_deadline: Timestamp,
     ) -> Result<EventBuilder, ProtocolError> {
         check_payload(&request_id, payload)?;
         let json = serde_json::to_string(payload).map_err(|source| ProtocolError::Json {
@@ -89,12 +95,13 @@ impl AttestationEvent {
                 tag("e", [request_id.to_hex()]),
                 tag("p", [user.to_hex()]),
                 tag("tee", [payload.evidence.tee().as_str()]),
+                deadline::deadline_tag(Stage::Input, input_deadline),
                 tag("alt", [ATTESTATION_ALT]),
             ]),
         )
     }
 
-    /// Verifies id and signature, kind 7010, the `e`/`p`/`tee` tags and that the payload names
+    /// Verifies id and signature, kind 7010, the `e`/`p`/`tee`/`deadline` tags and that the payload names
     /// the same request and TEE as the signed tags. Does NOT verify the evidence itself: that is
     /// the attestation verifier's job, with [`crate::report_data`]`(request_id, guest)`.
     pub fn from_event(e: &Event) -> Result<Self, ProtocolError> {
@@ -102,6 +109,8 @@ impl AttestationEvent {
         let request_id = tags::event_id("e", tags::value(tags::required(e, "e")?, 1)?)?;
         let user = tags::public_key("p", tags::value(tags::required(e, "p")?, 1)?)?;
         let tee = tags::value(tags::required(e, "tee")?, 1)?.to_owned();
+        let input_deadline = deadline::find(e, Stage::Input)?
+            .ok_or(ProtocolError::MissingTag { tag: "deadline" })?;
         let payload: AttestationPayload =
             serde_json::from_str(&e.content).map_err(|source| ProtocolError::Json {
                 what: "attestation payload",
@@ -120,6 +129,7 @@ impl AttestationEvent {
             request_id,
             user,
             payload,
+            input_deadline,
         })
     }
 }

@@ -50,6 +50,49 @@ pub enum ProtocolError {
         name: &'static str,
     },
 
+    /// A confidential request carries plaintext `i` tags: its input is already public.
+    #[error("the request carries {count} plaintext `i` tag(s): that input is now public on every relay that received the request; a confidential job sends its input only to the attested guest, never in the request (delete the request and submit one without `i` tags)")]
+    PlaintextInput {
+        /// How many `i` tags.
+        count: usize,
+    },
+
+    /// A confidential request has content (requests are public; the input never goes there).
+    #[error("the request content must be empty ({len} bytes found): requests are public, the input goes gift-wrapped to the attested guest")]
+    NonEmptyContent {
+        /// Content length in bytes.
+        len: usize,
+    },
+
+    /// A param the job kind does not define.
+    #[error("job kind {kind} defines no param `{name}`")]
+    UnknownParam {
+        /// The request kind.
+        kind: u16,
+        /// The param name found.
+        name: String,
+    },
+
+    /// A defined param with a value outside its domain.
+    #[error("param `{name}` is `{value}`; expected {expected}")]
+    InvalidParam {
+        /// The param name.
+        name: &'static str,
+        /// The value found (at most 64 characters of it).
+        value: String,
+        /// What is allowed.
+        expected: &'static str,
+    },
+
+    /// A tag this protocol knows but does not support.
+    #[error("`{tag}` tag not supported: {reason}")]
+    UnsupportedTag {
+        /// The tag name.
+        tag: &'static str,
+        /// Why.
+        reason: &'static str,
+    },
+
     /// The `tee` param names a TEE this implementation does not know.
     #[error("unknown TEE `{value}`")]
     UnknownTee {

@@ -3,8 +3,9 @@
 use std::fmt;
 use std::str::FromStr;
 
-use nostr::{Event, EventBuilder, EventId, Kind, PublicKey};
+use nostr::{Event, EventBuilder, EventId, Kind, PublicKey, Timestamp};
 
+use crate::deadline::{self, Stage};
 use crate::kinds;
 use crate::tags::{self, malformed, tag};
 use crate::ProtocolError;
@@ -78,6 +79,8 @@ pub struct JobFeedback {
     pub content: String,
     /// `amount` tag in millisats, when present.
     pub amount: Option<u64>,
+    /// `["deadline", "run", …]`: on the guest's `running` feedback, when the executor's time is up.
+    pub run_deadline: Option<Timestamp>,
 }
 
 impl JobFeedback {
@@ -110,6 +113,7 @@ impl JobFeedback {
             ),
             None => None,
         };
+        let run_deadline = deadline::find(e, Stage::Run)?;
         Ok(Self {
             id: e.id,
             author: e.pubkey,
@@ -119,6 +123,7 @@ impl JobFeedback {
             extra_info,
             content: e.content.clone(),
             amount,
+            run_deadline,
         })
     }
 
@@ -136,6 +141,18 @@ impl JobFeedback {
             tag("status", s),
             tag("e", [request_id.to_hex()]),
             tag("p", [user.to_hex()]),
+        ])
+    }
+
+    /// The guest's `processing` / `running` feedback, announcing when its run deadline passes:
+    /// `["status", "processing", "running"]`, `["e", request]`, `["p", user]`,
+    /// `["deadline", "run", <unix seconds>]`. Signed by G.
+    pub fn running(request_id: EventId, user: PublicKey, run_deadline: Timestamp) -> EventBuilder {
+        EventBuilder::new(Kind::from(kinds::JOB_FEEDBACK), "").tags([
+            tag("status", [FeedbackStatus::Processing.as_str(), "running"]),
+            tag("e", [request_id.to_hex()]),
+            tag("p", [user.to_hex()]),
+            deadline::deadline_tag(Stage::Run, run_deadline),
         ])
     }
 }

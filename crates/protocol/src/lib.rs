@@ -12,11 +12,15 @@
 
 mod attestation_event;
 mod binding;
+pub mod bootstrap;
+pub mod deadline;
 mod error;
 mod feedback;
 mod handler;
+pub mod image;
 mod input;
 pub mod kinds;
+pub mod profile;
 mod request;
 mod result;
 mod result_payload;
@@ -32,6 +36,7 @@ pub use cdvm_attestation::{Evidence, ReportData};
 
 pub use attestation_event::{AttestationEvent, AttestationPayload, ImageIdentity};
 pub use binding::{report_data, verify_event, PROTOCOL_VERSION};
+pub use bootstrap::Bootstrap;
 pub use error::ProtocolError;
 pub use feedback::{FeedbackStatus, JobFeedback};
 pub use handler::HandlerInfo;
@@ -40,7 +45,7 @@ pub use input::{
     MAX_INPUT_RUMOR,
 };
 pub use request::{JobInputTag, JobRequest, JobRequestBuilder};
-pub use result::JobResult;
+pub use result::{ErrorClass, JobResult, PublicOutcome};
 pub use result_payload::{
     decrypt_result, encrypt_result, Outcome, ResultPayload, MAX_RESULT_PLAINTEXT,
 };

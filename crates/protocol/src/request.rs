@@ -99,7 +99,15 @@ impl JobRequest {
                     }
                     params.push((p[1].clone(), p[2].clone()));
                 }
-                "relays" => relays.extend(p[1..].iter().cloned()),
+                "relays" => {
+                    if p.len() < 2 {
+                        return Err(malformed("relays", "expected at least one relay URL"));
+                    }
+                    for url in &p[1..] {
+                        tags::relay_url(url).map_err(|reason| malformed("relays", reason))?;
+                    }
+                    relays.extend(p[1..].iter().cloned());
+                }
                 "output" => {
                     if output.is_some() {
                         return Err(malformed("output", "appears more than once"));
@@ -201,6 +209,21 @@ impl JobRequestBuilder {
                 got: self.kind,
                 expected: "5000-5999 (NIP-90 job request)",
             });
+        }
+        for r in &self.relays {
+            tags::relay_url(r).map_err(|reason| malformed("relays", reason))?;
+        }
+        if let Some(specs) = crate::profile::params_for(self.kind) {
+            if let Some((k, _)) = self
+                .params
+                .iter()
+                .find(|(k, _)| !specs.iter().any(|s| s.name == k))
+            {
+                return Err(ProtocolError::UnknownParam {
+                    kind: self.kind,
+                    name: k.clone(),
+                });
+            }
         }
         let mut seen: Vec<&str> = vec![PARAM_TEE, PARAM_INPUT];
         if self.policy.is_some() {

@@ -38,7 +38,8 @@ pub enum Outcome {
         /// SHA-256 of `output`'s UTF-8 bytes, lowercase hex.
         output_sha256: String,
     },
-    /// The executor failed; `message` says why (never echoes the input).
+    /// The executor failed; `message` says why in the executor's words. It may quote the
+    /// user's query (SQLite does): it is encrypted to the user like any output.
     Error {
         /// Reason.
         message: String,

@@ -146,3 +146,8 @@ pub(crate) fn check_version(what: &'static str, got: u32) -> Result<(), Protocol
     }
     Ok(())
 }
+
+/// Checks a relay URL (`ws://` or `wss://`, as NIP-01 relays are addressed); the error says why.
+pub(crate) fn relay_url(s: &str) -> Result<nostr::RelayUrl, String> {
+    nostr::RelayUrl::parse(s).map_err(|e| format!("`{s}` is not a ws:// or wss:// relay URL ({e})"))
+}

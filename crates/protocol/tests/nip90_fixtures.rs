@@ -100,9 +100,9 @@ fn fixture_fields_are_read_correctly() {
         "a0de2ea1c7d079749a2e5cf58e419dd75b962d6af569e2134d859b37e386ae92"
     );
     assert!(res.encrypted);
-    assert_eq!(res.status, None);
+    assert_eq!(res.outcome, None);
     let res = JobResult::from_event(&get("6001-summarization-result.json")).expect("6001");
-    assert_eq!(res.status.as_deref(), Some("success"));
+    assert_eq!(res.outcome, Some(cdvm_protocol::PublicOutcome::Success));
     assert!(res.user.is_some());
 
     let fb = JobFeedback::from_event(&get("7000-payment-required-bolt11.json")).expect("7000");

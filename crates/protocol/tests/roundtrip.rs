@@ -7,10 +7,16 @@ use cdvm_protocol::nostr::{Event, EventBuilder, EventId, Keys, Kind, Tag, TagKin
 use cdvm_protocol::{
     decrypt_result, encrypt_result, kinds, report_data, AttestationEvent, AttestationPayload,
     FeedbackStatus, HandlerInfo, ImageIdentity, JobFeedback, JobRequest, JobRequestBuilder,
-    JobResult, Outcome, ProtocolError, ResultPayload, MAX_RESULT_PLAINTEXT, PROTOCOL_VERSION,
+    JobResult, Outcome, ProtocolError, PublicOutcome, ResultPayload, MAX_RESULT_PLAINTEXT,
+    PROTOCOL_VERSION,
 };
 use common::*;
 use sha2::{Digest, Sha512};
+
+/// The input deadline the attestations of these tests announce.
+fn deadline() -> cdvm_protocol::nostr::Timestamp {
+    cdvm_protocol::nostr::Timestamp::from(1_795_737_815)
+}
 
 fn raw_tag(parts: &[&str]) -> Tag {
     Tag::custom(TagKind::from(parts[0]), parts[1..].iter().copied())
@@ -23,7 +29,6 @@ fn request_event() -> (Event, JobRequest) {
             "wss://relay2.example".into(),
         ])
         .policy("snp-milan-prod")
-        .param("max_rows", "100")
         .build()
         .expect("build");
     let e = sign(b, &user());
@@ -39,7 +44,6 @@ fn request_round_trip() {
     assert_eq!(r.providers, vec![dvm().public_key()]);
     assert_eq!(r.tee().expect("tee"), TeeKind::SevSnp);
     assert_eq!(r.policy(), Some("snp-milan-prod"));
-    assert_eq!(r.param("max_rows"), Some("100"));
     assert_eq!(r.param("input"), Some("nip59-to-attested-key"));
     assert_eq!(r.relays, ["wss://relay.example", "wss://relay2.example"]);
     assert!(
@@ -117,6 +121,13 @@ fn malformed_tags_are_rejected() {
     );
     check(5970, &[&["i", "data-without-type"]], "i");
     check(5970, &[&["output", "a"], &["output", "b"]], "output");
+    check(5970, &[&["relays", "https://relay.example"]], "relays");
+    check(
+        5970,
+        &[&["relays", "wss://ok.example", "not a url"]],
+        "relays",
+    );
+    check(5970, &[&["relays"]], "relays");
     // Results.
     check(6970, &[&["e", "abc"]], "e");
     check(6970, &[&["e", ID], &["e", ID]], "e");
@@ -129,11 +140,52 @@ fn malformed_tags_are_rejected() {
         "amount",
     );
     check(7000, &[&["e", ID], &["status"]], "status");
+    check(
+        7000,
+        &[
+            &["e", ID],
+            &["status", "processing"],
+            &["deadline", "run", "soon"],
+        ],
+        "deadline",
+    );
+    // Results: a public status is `success` or `error` with a known class.
+    check(6970, &[&["e", ID], &["status", "done"]], "status");
+    check(6970, &[&["e", ID], &["status", "error"]], "status");
+    check(6970, &[&["e", ID], &["status", "error", "oops"]], "status");
+    check(
+        6970,
+        &[&["e", ID], &["status", "success", "extra"]],
+        "status",
+    );
     // Attestation.
     check(7010, &[&["e", ID], &["p", "00"]], "p");
+    for bad in ["0120", "+120", "soon", "-1", ""] {
+        check(
+            7010,
+            &[
+                &["e", ID],
+                &["p", PK],
+                &["tee", "sev-snp"],
+                &["deadline", "input", bad],
+            ],
+            "deadline",
+        );
+    }
+    check(
+        7010,
+        &[
+            &["e", ID],
+            &["p", PK],
+            &["tee", "sev-snp"],
+            &["deadline", "input", "1"],
+            &["deadline", "input", "2"],
+        ],
+        "deadline",
+    );
     // Handler.
     check(31990, &[&["d", "x"], &["k", "five"]], "k");
-    assert_eq!(n, 17);
+    assert_eq!(n, 31);
 }
 
 #[test]
@@ -157,7 +209,10 @@ fn result_round_trip() {
     let (_, req) = request_event();
     let payload = ResultPayload::ok(&req.id, "text/csv", "n\n42\n".into());
     let content = encrypt_result(&guest(), &req.author, &payload).expect("encrypt");
-    let e = sign(JobResult::build(&req, content.clone()), &guest());
+    let e = sign(
+        JobResult::build(&req, content.clone(), PublicOutcome::Success),
+        &guest(),
+    );
     assert_eq!(e.kind.as_u16(), 6970);
     let r = JobResult::from_event(&e).expect("parse");
     assert_eq!(r.author, guest().public_key());
@@ -373,7 +428,7 @@ fn attestation_round_trip() {
     let (_, req) = request_event();
     let p = attestation_payload(&req.id, &guest());
     let e = sign(
-        AttestationEvent::build(req.id, req.author, &p).expect("build"),
+        AttestationEvent::build(req.id, req.author, &p, deadline()).expect("build"),
         &guest(),
     );
     assert_eq!(e.kind.as_u16(), kinds::ATTESTATION);
@@ -381,7 +436,9 @@ fn attestation_round_trip() {
     assert_eq!(tags[0], ["e", &req.id.to_hex()]);
     assert_eq!(tags[1], ["p", &req.author.to_hex()]);
     assert_eq!(tags[2], ["tee", "sev-snp"]);
+    assert_eq!(tags[3], ["deadline", "input", "1795737815"]);
     let a = AttestationEvent::from_event(&e).expect("parse");
+    assert_eq!(a.input_deadline, deadline());
     assert_eq!(a.guest, guest().public_key());
     assert_eq!(a.request_id, req.id);
     assert_eq!(a.user, user().public_key());
@@ -405,7 +462,7 @@ fn attestation_rejects_mismatches() {
     let p = attestation_payload(&req.id, &guest());
     // The builder refuses a payload naming another request.
     assert!(matches!(
-        AttestationEvent::build(other_id, req.author, &p),
+        AttestationEvent::build(other_id, req.author, &p, deadline()),
         Err(ProtocolError::RequestMismatch { .. })
     ));
     // A hand-made event whose e tag and payload disagree.
@@ -415,6 +472,7 @@ fn attestation_rejects_mismatches() {
             raw_tag(&["e", ID]),
             raw_tag(&["p", PK]),
             raw_tag(&["tee", "sev-snp"]),
+            raw_tag(&["deadline", "input", "1795737815"]),
         ]),
         &guest(),
     );
@@ -428,6 +486,7 @@ fn attestation_rejects_mismatches() {
             raw_tag(&["e", &req.id.to_hex()]),
             raw_tag(&["p", PK]),
             raw_tag(&["tee", "tdx"]),
+            raw_tag(&["deadline", "input", "1795737815"]),
         ]),
         &guest(),
     );
@@ -440,6 +499,7 @@ fn attestation_rejects_mismatches() {
             raw_tag(&["e", &req.id.to_hex()]),
             raw_tag(&["p", PK]),
             raw_tag(&["tee", "sev-snp"]),
+            raw_tag(&["deadline", "input", "1795737815"]),
         ]),
         &guest(),
     );
@@ -451,7 +511,7 @@ fn attestation_rejects_mismatches() {
     let mut bad = p.clone();
     bad.image.measurement = "zz".into();
     assert!(matches!(
-        AttestationEvent::build(req.id, req.author, &bad),
+        AttestationEvent::build(req.id, req.author, &bad, deadline()),
         Err(ProtocolError::InvalidField {
             field: "image.measurement",
             ..

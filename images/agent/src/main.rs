@@ -16,7 +16,7 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use cdvm_attestation::Attester;
-use cdvm_provider_api::metadata::MetadataService;
+use cdvm_protocol::bootstrap::metadata::MetadataService;
 use clap::{Parser, ValueEnum};
 
 /// Which secure processor to ask for evidence. There is no default: a guest never silently falls
@@ -82,7 +82,7 @@ fn run_as_init() -> ! {
         runtime()?.block_on(session::run(
             booted.bootstrap,
             booted.attester,
-            "cdvm-guest (qemu)",
+            cdvm_protocol::image::GUEST_IMAGE,
         ))
     });
     match outcome {
@@ -98,7 +98,7 @@ fn run_as_process(args: Args) -> anyhow::Result<()> {
         (Some(path), _) => {
             let text = std::fs::read_to_string(path)
                 .with_context(|| format!("reading bootstrap {}", path.display()))?;
-            serde_json::from_str(&text).context("parsing bootstrap")?
+            cdvm_protocol::Bootstrap::from_json(text.as_bytes()).context("parsing bootstrap")?
         }
         (None, Some(service)) => {
             let endpoint = args
@@ -123,5 +123,9 @@ fn run_as_process(args: Args) -> anyhow::Result<()> {
             Box::new(cdvm_attestation::sim::SimAttester::new(socket))
         }
     };
-    runtime.block_on(session::run(bootstrap, attester, "cdvm-agent (process)"))
+    runtime.block_on(session::run(
+        bootstrap,
+        attester,
+        cdvm_protocol::image::PROCESS_AGENT_IMAGE,
+    ))
 }

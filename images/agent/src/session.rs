@@ -6,12 +6,11 @@ use std::time::Duration;
 
 use anyhow::{bail, Context};
 use cdvm_attestation::Attester;
-use cdvm_protocol::nostr::{Event, EventId, Filter, Keys, Kind, PublicKey};
+use cdvm_protocol::nostr::{Event, EventId, Filter, Keys, Kind, PublicKey, Timestamp};
 use cdvm_protocol::{
-    unwrap_input, AttestationEvent, AttestationPayload, FeedbackStatus, ImageIdentity, JobFeedback,
-    JobRequest, JobResult, ResultPayload,
+    unwrap_input, AttestationEvent, AttestationPayload, Bootstrap, ErrorClass, FeedbackStatus,
+    ImageIdentity, JobFeedback, JobRequest, JobResult, ProtocolError, PublicOutcome, ResultPayload,
 };
-use cdvm_provider_api::Bootstrap;
 use nostr_sdk::{Client, RelayPoolNotification};
 
 use crate::executors;
@@ -23,7 +22,8 @@ pub(crate) async fn run(
     attester: Box<dyn Attester>,
     image_name: &str,
 ) -> anyhow::Result<()> {
-    let request_id = EventId::from_hex(&bootstrap.request_id).context("bootstrap request id")?;
+    bootstrap.check().context("bootstrap")?;
+    let request_id = bootstrap.request_id().context("bootstrap request id")?;
     // The one-time key: generated here, kept in memory only, dropped at exit.
     let guest = Keys::generate();
     let client = Client::new(guest.clone());
@@ -39,6 +39,12 @@ pub(crate) async fn run(
     let request = fetch_request(&client, request_id).await?;
     tracing::info!(job = %request_id, kind = request.kind, "request fetched and verified");
     let user = request.author;
+    // The orchestrator checked the request's profile before launching; the guest checks it
+    // again, since it trusts nothing the operator did.
+    if let Err(e) = request.check_confidential() {
+        publish_error(&client, &guest, &request, &format!("refused: {e}")).await;
+        bail!("the request is not a confidential request this guest runs: {e}");
+    }
     let Some(executor) = executors::for_kind(request.kind) else {
         publish_error(
             &client,
@@ -83,15 +89,21 @@ pub(crate) async fn run(
         },
         evidence,
     };
-    let event = AttestationEvent::build(request_id, user, &payload)?.sign_with_keys(&guest)?;
+    // The guest owns the input deadline: it is counted from now, announced on the attestation so
+    // the user knows it, and enforced below.
+    let input_timeout = Duration::from_secs(bootstrap.input_timeout_secs);
+    let input_deadline = tokio::time::Instant::now() + input_timeout;
+    let signed_at = Timestamp::now();
+    let event =
+        AttestationEvent::build(request_id, user, &payload, after(signed_at, input_timeout))?
+            .custom_created_at(signed_at)
+            .sign_with_keys(&guest)?;
     client
         .send_event(&event)
         .await
         .context("publishing attestation")?;
     tracing::info!(job = %request_id, guest = %guest.public_key(), "attestation published");
 
-    let input_deadline =
-        tokio::time::Instant::now() + Duration::from_secs(bootstrap.input_timeout_secs);
     let input = loop {
         let next = tokio::time::timeout_at(input_deadline, notifications.recv()).await;
         let Ok(Ok(notification)) = next else {
@@ -99,7 +111,10 @@ pub(crate) async fn run(
                 &client,
                 &guest,
                 &request,
-                "no input from the user before the deadline",
+                &format!(
+                    "input deadline passed: no input from the user within {} s of the attestation",
+                    bootstrap.input_timeout_secs
+                ),
             )
             .await;
             bail!("input deadline passed");
@@ -113,33 +128,62 @@ pub(crate) async fn run(
         }
     };
     tracing::info!(job = %request_id, "input received from the requester");
-    let running = JobFeedback::build(
-        request_id,
-        user,
-        FeedbackStatus::Processing,
-        Some("running"),
-    )
-    .sign_with_keys(&guest)?;
+    let run_limit = Duration::from_secs(bootstrap.run_timeout_secs);
+    let signed_at = Timestamp::now();
+    let running = JobFeedback::running(request_id, user, after(signed_at, run_limit))
+        .custom_created_at(signed_at)
+        .sign_with_keys(&guest)?;
     client
         .send_event(&running)
         .await
         .context("publishing running feedback")?;
 
-    let run_limit = Duration::from_secs(bootstrap.run_timeout_secs);
     // The input moves into the executor task and is zeroized when it drops (InputBody's Drop).
     let outcome = tokio::time::timeout(
         run_limit,
         tokio::task::spawn_blocking(move || executor.run(&input.body)),
     )
     .await;
-    let payload = match outcome {
-        Ok(Ok(Ok(out))) => ResultPayload::ok(&request_id, out.media_type, out.body),
-        Ok(Ok(Err(e))) => ResultPayload::error(&request_id, e.to_string()),
-        Ok(Err(_)) => ResultPayload::error(&request_id, "executor crashed".into()),
-        Err(_) => ResultPayload::error(&request_id, "executor ran past its time limit".into()),
+    let (payload, public) = match outcome {
+        Ok(Ok(Ok(out))) => (
+            ResultPayload::ok(&request_id, out.media_type, out.body),
+            PublicOutcome::Success,
+        ),
+        Ok(Ok(Err(e))) => (
+            ResultPayload::error(&request_id, e.to_string()),
+            PublicOutcome::Error(e.class()),
+        ),
+        Ok(Err(_)) => (
+            ResultPayload::error(&request_id, "executor crashed".into()),
+            PublicOutcome::Error(ErrorClass::Internal),
+        ),
+        Err(_) => (
+            ResultPayload::error(
+                &request_id,
+                format!(
+                    "executor ran past its time limit of {} s",
+                    bootstrap.run_timeout_secs
+                ),
+            ),
+            PublicOutcome::Error(ErrorClass::TimeLimit),
+        ),
     };
-    let content = cdvm_protocol::encrypt_result(&guest, &user, &payload)?;
-    let result = JobResult::build(&request, content).sign_with_keys(&guest)?;
+    let (content, public) = match cdvm_protocol::encrypt_result(&guest, &user, &payload) {
+        Ok(content) => (content, public),
+        // An output too large for one event still gets an answer, never silence.
+        Err(ProtocolError::ResultTooLarge { size, max }) => {
+            let payload = ResultPayload::error(
+                &request_id,
+                format!("the output is {size} bytes; one result holds at most {max}"),
+            );
+            (
+                cdvm_protocol::encrypt_result(&guest, &user, &payload)?,
+                PublicOutcome::Error(ErrorClass::OutputTooLarge),
+            )
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let result = JobResult::build(&request, content, public).sign_with_keys(&guest)?;
     client
         .send_event(&result)
         .await
@@ -147,6 +191,11 @@ pub(crate) async fn run(
     tracing::info!(job = %request_id, "encrypted result published");
     client.shutdown().await;
     Ok(())
+}
+
+/// The Unix time `d` after `t`, as announced in deadline tags.
+fn after(t: Timestamp, d: Duration) -> Timestamp {
+    Timestamp::from_secs(t.as_secs().saturating_add(d.as_secs()))
 }
 
 /// Fetches the request by id and checks its id and signature here, in the guest: the user's key

@@ -7,12 +7,16 @@
 pub mod conformance;
 #[cfg(feature = "host")]
 pub mod host;
-pub mod metadata;
+/// Where cloud guests find their bootstrap; defined with the bootstrap in `cdvm-protocol`.
+pub use cdvm_protocol::bootstrap::metadata;
 #[cfg(feature = "retry")]
 pub mod retry;
 mod spec;
 
-pub use spec::{Bootstrap, JobTag, OwnerTag, VmClass, VmHandle, VmId, VmSpec, VmState};
+/// The bootstrap is the orchestrator–guest contract, defined in `cdvm-protocol`; a [`VmSpec`]
+/// carries one.
+pub use cdvm_protocol::Bootstrap;
+pub use spec::{JobTag, OwnerTag, VmClass, VmHandle, VmId, VmSpec, VmState};
 
 use async_trait::async_trait;
 
@@ -67,6 +71,9 @@ pub enum ProviderError {
 pub trait Provider: Send + Sync {
     /// Short backend name, for logs (`process`, `qemu`, `aws`, …).
     fn name(&self) -> &str;
+    /// The image name its guests report in their attestation (`cdvm_protocol::image`), which
+    /// the orchestrator announces so that clients can pin it before submitting.
+    fn guest_image(&self) -> &'static str;
     /// Starts a fresh VM for one job.
     async fn launch(&self, spec: &VmSpec) -> Result<VmHandle, ProviderError>;
     /// The VM's current state.

@@ -2,6 +2,7 @@
 
 use std::fmt;
 
+use cdvm_protocol::Bootstrap;
 use serde::{Deserialize, Serialize};
 
 /// Identifies the orchestrator that owns a VM; the reconciler destroys owned VMs no live job claims.
@@ -42,21 +43,6 @@ pub struct VmClass {
     pub vcpus: u32,
     /// Memory in MiB.
     pub memory_mib: u32,
-}
-
-/// Public data injected into the guest. Nothing here is secret: the operator knows all of it, and
-/// the guest re-derives everything security-relevant (the user's key) from the signed request.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Bootstrap {
-    /// The job request event id (hex): the nonce the attestation is bound to.
-    pub request_id: String,
-    /// Relays where the request lives and where the guest talks to the user.
-    pub relays: Vec<String>,
-    /// Seconds the guest may wait for the user's input before giving up.
-    pub input_timeout_secs: u64,
-    /// Seconds the executor may run.
-    pub run_timeout_secs: u64,
 }
 
 /// Everything a provider needs to launch one job's VM.

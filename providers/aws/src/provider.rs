@@ -254,6 +254,11 @@ impl Provider for AwsProvider {
         NAME
     }
 
+    fn guest_image(&self) -> &'static str {
+        // Until a cloud guest image exists, the emulator's guests are the agent as a process.
+        cdvm_protocol::image::PROCESS_AGENT_IMAGE
+    }
+
     async fn launch(&self, spec: &VmSpec) -> Result<VmHandle, ProviderError> {
         if spec.tee != "sev-snp" {
             return Err(invalid(format!(

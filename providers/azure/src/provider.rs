@@ -320,6 +320,11 @@ impl Provider for AzureProvider {
         NAME
     }
 
+    fn guest_image(&self) -> &'static str {
+        // Until a cloud guest image exists, the emulator's guests are the agent as a process.
+        cdvm_protocol::image::PROCESS_AGENT_IMAGE
+    }
+
     async fn launch(&self, spec: &VmSpec) -> Result<VmHandle, ProviderError> {
         let tee = Tee::from_wire(&spec.tee).ok_or_else(|| {
             invalid(format!(

@@ -205,6 +205,11 @@ impl Provider for GcpProvider {
         NAME
     }
 
+    fn guest_image(&self) -> &'static str {
+        // Until a cloud guest image exists, the emulator's guests are the agent as a process.
+        cdvm_protocol::image::PROCESS_AGENT_IMAGE
+    }
+
     async fn launch(&self, spec: &VmSpec) -> Result<VmHandle, ProviderError> {
         let machine = catalog::choose(&self.allowed, &spec.tee, &spec.class).map_err(invalid)?;
         let name = names::instance_name(&self.cfg.instance_name_prefix, &spec.owner, &spec.job);

@@ -167,6 +167,10 @@ impl Provider for ProcessProvider {
         NAME
     }
 
+    fn guest_image(&self) -> &'static str {
+        cdvm_protocol::image::PROCESS_AGENT_IMAGE
+    }
+
     async fn launch(&self, spec: &VmSpec) -> Result<VmHandle, ProviderError> {
         self.launch_with(spec, &BootstrapDelivery::File).await
     }

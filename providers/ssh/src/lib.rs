@@ -526,6 +526,10 @@ impl Provider for SshProvider {
         NAME
     }
 
+    fn guest_image(&self) -> &'static str {
+        cdvm_protocol::image::GUEST_IMAGE
+    }
+
     async fn launch(&self, spec: &VmSpec) -> Result<VmHandle, ProviderError> {
         let wanted = match self.inner.cfg.tee {
             TeeMode::Sim | TeeMode::SevSnp => "sev-snp",

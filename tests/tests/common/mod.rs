@@ -185,3 +185,40 @@ pub async fn dvm_feedback(
         .filter_map(|e| cdvm_protocol::JobFeedback::from_event(&e).ok())
         .collect()
 }
+
+/// The DVM's NIP-89 announcement names the image the job's guest reported and lists the
+/// measurement its report carried (docs/protocol.md §5.1): a client can pin both beforehand.
+pub async fn assert_announced(relay: &str, outcome: &cdvm_client::JobOutcome, dvm: PublicKey) {
+    let ann = wait_for(
+        relay,
+        Filter::new()
+            .author(dvm)
+            .kind(Kind::from(cdvm_protocol::kinds::HANDLER_INFO)),
+        Duration::from_secs(10),
+        |_| true,
+    )
+    .await
+    .expect("the DVM announced itself");
+    let info = cdvm_protocol::HandlerInfo::from_event(&ann).unwrap();
+    let att = wait_for(
+        relay,
+        Filter::new()
+            .author(outcome.guest)
+            .kind(Kind::from(cdvm_protocol::kinds::ATTESTATION))
+            .event(outcome.request),
+        Duration::from_secs(10),
+        |_| true,
+    )
+    .await
+    .expect("the guest's attestation is on the relay");
+    let att = cdvm_protocol::AttestationEvent::from_event(&att).unwrap();
+    assert_eq!(info.image, att.payload.image.name, "announced image name");
+    let measured = outcome.claims.measurement.to_string();
+    assert_eq!(att.payload.image.measurement, measured);
+    assert!(
+        info.measurements.contains(&measured),
+        "measurement {measured} not announced: {:?}",
+        info.measurements
+    );
+    assert_eq!(info.simulated, outcome.claims.simulated);
+}

@@ -4,7 +4,7 @@
 mod sql;
 mod text_stats;
 
-use cdvm_protocol::{kinds, InputBody};
+use cdvm_protocol::{kinds, ErrorClass, InputBody};
 
 /// What an executor produced.
 #[derive(Debug)]
@@ -15,7 +15,8 @@ pub struct Output {
     pub body: String,
 }
 
-/// An executor failure: its message goes back to the user, encrypted.
+/// An executor failure: its message goes back to the user, encrypted; only its [`ErrorClass`]
+/// is public (the result's `status` tag).
 #[derive(Debug, thiserror::Error)]
 pub enum ExecError {
     /// The input does not fit the job kind.
@@ -26,9 +27,34 @@ pub enum ExecError {
         /// The input type received.
         got: &'static str,
     },
-    /// The input could not be processed.
+    /// The input cannot be read (bad CSV, …).
     #[error("{0}")]
-    Invalid(String),
+    BadInput(String),
+    /// The input was read but the job failed (an SQL error, a write query, …).
+    #[error("{0}")]
+    Failed(String),
+    /// The job ran past its time limit.
+    #[error("{0}")]
+    TimeLimit(String),
+    /// The output exceeds a limit.
+    #[error("{0}")]
+    TooLarge(String),
+    /// Something failed that the input did not cause.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl ExecError {
+    /// The public, non-confidential class of this failure.
+    pub fn class(&self) -> ErrorClass {
+        match self {
+            Self::WrongInput { .. } | Self::BadInput(_) => ErrorClass::BadInput,
+            Self::Failed(_) => ErrorClass::JobFailed,
+            Self::TimeLimit(_) => ErrorClass::TimeLimit,
+            Self::TooLarge(_) => ErrorClass::OutputTooLarge,
+            Self::Internal(_) => ErrorClass::Internal,
+        }
+    }
 }
 
 /// Runs one job kind.

@@ -58,19 +58,19 @@ fn load(conn: &Connection, csv_text: &str) -> Result<usize, ExecError> {
     let mut reader = csv::ReaderBuilder::new().from_reader(csv_text.as_bytes());
     let headers: Vec<String> = reader
         .headers()
-        .map_err(|e| ExecError::Invalid(format!("CSV header: {e}")))?
+        .map_err(|e| ExecError::BadInput(format!("CSV header: {e}")))?
         .iter()
         .map(|h| h.trim().to_string())
         .collect();
     if headers.is_empty() || headers.iter().any(String::is_empty) {
-        return Err(ExecError::Invalid(
+        return Err(ExecError::BadInput(
             "CSV header must name every column".into(),
         ));
     }
     let rows: Vec<csv::StringRecord> = reader
         .records()
         .collect::<Result<_, _>>()
-        .map_err(|e| ExecError::Invalid(format!("CSV: {e}")))?;
+        .map_err(|e| ExecError::BadInput(format!("CSV: {e}")))?;
     let types: Vec<ColType> = (0..headers.len())
         .map(|i| {
             infer(
@@ -91,7 +91,7 @@ fn load(conn: &Connection, csv_text: &str) -> Result<usize, ExecError> {
             format!("{} {ty}", quote_ident(h))
         })
         .collect();
-    let sql_err = |e: rusqlite::Error| ExecError::Invalid(format!("loading table: {e}"));
+    let sql_err = |e: rusqlite::Error| ExecError::BadInput(format!("loading table: {e}"));
     conn.execute_batch(&format!("CREATE TABLE input ({});", cols.join(", ")))
         .map_err(sql_err)?;
     let placeholders = vec!["?"; headers.len()].join(", ");
@@ -130,34 +130,36 @@ fn cell(v: ValueRef<'_>) -> String {
     }
 }
 
+/// A query failure; an interruption at the deadline is the time limit, not a query error.
+fn query_error(e: rusqlite::Error, deadline: Instant) -> ExecError {
+    if Instant::now() > deadline {
+        ExecError::TimeLimit(format!("query stopped at its time limit ({e})"))
+    } else {
+        ExecError::Failed(format!("query: {e}"))
+    }
+}
+
 impl Sql {
     fn query(&self, conn: &Connection, query: &str) -> Result<String, ExecError> {
         let deadline = Instant::now() + self.time_limit;
         // Abort runaway queries (e.g. recursive CTEs) at the deadline.
         conn.progress_handler(10_000, Some(move || Instant::now() > deadline));
-        let mut stmt = conn
-            .prepare(query)
-            .map_err(|e| ExecError::Invalid(format!("query: {e}")))?;
+        let mut stmt = conn.prepare(query).map_err(|e| query_error(e, deadline))?;
         if !stmt.readonly() {
-            return Err(ExecError::Invalid(
+            return Err(ExecError::Failed(
                 "only read-only queries (SELECT) are allowed".into(),
             ));
         }
         let names: Vec<String> = stmt.column_names().iter().map(|s| s.to_string()).collect();
         let mut out = csv::Writer::from_writer(Vec::new());
         out.write_record(&names)
-            .map_err(|e| ExecError::Invalid(e.to_string()))?;
-        let mut rows = stmt
-            .query([])
-            .map_err(|e| ExecError::Invalid(format!("query: {e}")))?;
+            .map_err(|e| ExecError::Internal(e.to_string()))?;
+        let mut rows = stmt.query([]).map_err(|e| query_error(e, deadline))?;
         let mut n = 0usize;
-        while let Some(row) = rows
-            .next()
-            .map_err(|e| ExecError::Invalid(format!("query: {e}")))?
-        {
+        while let Some(row) = rows.next().map_err(|e| query_error(e, deadline))? {
             n += 1;
             if n > self.max_rows {
-                return Err(ExecError::Invalid(format!(
+                return Err(ExecError::TooLarge(format!(
                     "result has more than {} rows",
                     self.max_rows
                 )));
@@ -166,12 +168,12 @@ impl Sql {
                 .map(|i| row.get_ref(i).map(cell).unwrap_or_default())
                 .collect();
             out.write_record(&record)
-                .map_err(|e| ExecError::Invalid(e.to_string()))?;
+                .map_err(|e| ExecError::Internal(e.to_string()))?;
         }
         let bytes = out
             .into_inner()
-            .map_err(|e| ExecError::Invalid(e.to_string()))?;
-        String::from_utf8(bytes).map_err(|e| ExecError::Invalid(e.to_string()))
+            .map_err(|e| ExecError::Internal(e.to_string()))?;
+        String::from_utf8(bytes).map_err(|e| ExecError::Internal(e.to_string()))
     }
 }
 
@@ -187,7 +189,7 @@ impl Executor for Sql {
                 got: input_type(input),
             });
         };
-        let conn = Connection::open_in_memory().map_err(|e| ExecError::Invalid(e.to_string()))?;
+        let conn = Connection::open_in_memory().map_err(|e| ExecError::Internal(e.to_string()))?;
         load(&conn, table_csv)?;
         let body = self.query(&conn, query)?;
         Ok(Output {
@@ -201,6 +203,7 @@ impl Executor for Sql {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+    use cdvm_protocol::ErrorClass;
 
     fn run(csv: &str, query: &str) -> Result<String, ExecError> {
         Sql::default()
@@ -232,18 +235,36 @@ mod tests {
     fn writes_are_refused() {
         let err = run("a\n1\n", "DELETE FROM input").unwrap_err();
         assert!(err.to_string().contains("read-only"), "{err}");
+        assert_eq!(err.class(), ErrorClass::JobFailed);
     }
 
     #[test]
-    fn bad_sql_and_bad_csv_are_clear_errors() {
-        assert!(run("a\n1\n", "SELEC nonsense")
-            .unwrap_err()
-            .to_string()
-            .contains("query"));
-        assert!(run("a,b\n1\n", "SELECT * FROM input")
-            .unwrap_err()
-            .to_string()
-            .contains("CSV"));
+    fn bad_sql_and_bad_csv_are_clear_errors_with_their_public_class() {
+        let query = run("a\n1\n", "SELEC nonsense").unwrap_err();
+        assert!(query.to_string().contains("query"), "{query}");
+        assert_eq!(query.class(), ErrorClass::JobFailed);
+        let csv = run("a,b\n1\n", "SELECT * FROM input").unwrap_err();
+        assert!(csv.to_string().contains("CSV"), "{csv}");
+        assert_eq!(csv.class(), ErrorClass::BadInput);
+        // The table is `input` (docs/protocol.md §5.5); any other name is an SQL error.
+        let table = run("a\n1\n", "SELECT a FROM t").unwrap_err();
+        assert_eq!(table.to_string(), "query: no such table: t");
+    }
+
+    #[test]
+    fn too_many_rows_is_output_too_large() {
+        let sql = Sql {
+            time_limit: Duration::from_secs(5),
+            max_rows: 2,
+        };
+        let input = InputBody::Sql {
+            table_csv: "a\n1\n2\n3\n".into(),
+            query: "SELECT a FROM input".into(),
+        };
+        assert_eq!(
+            sql.run(&input).unwrap_err().class(),
+            ErrorClass::OutputTooLarge
+        );
     }
 
     #[test]
@@ -256,7 +277,7 @@ mod tests {
             table_csv: "a\n1\n".into(),
             query: "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x+1 FROM c) SELECT count(*) FROM c".into(),
         };
-        assert!(sql.run(&input).is_err());
+        assert_eq!(sql.run(&input).unwrap_err().class(), ErrorClass::TimeLimit);
     }
 
     #[test]
@@ -265,5 +286,49 @@ mod tests {
             .run(&InputBody::TextStats { text: "x".into() })
             .unwrap_err();
         assert!(matches!(err, ExecError::WrongInput { .. }));
+        assert_eq!(err.class(), ErrorClass::BadInput);
+    }
+
+    /// The JSON block under the `#### {heading}` line of docs/protocol.md.
+    fn doc_block(doc: &str, heading: &str) -> serde_json::Value {
+        let at = doc
+            .find(&format!("#### {heading}"))
+            .unwrap_or_else(|| panic!("no `#### {heading}` in docs/protocol.md"));
+        let rest = &doc[at..];
+        let start = rest.find("```json\n").unwrap() + "```json\n".len();
+        let end = start + rest[start..].find("\n```").unwrap();
+        serde_json::from_str(&rest[start..end]).unwrap()
+    }
+
+    /// docs/protocol.md §11 is a contract other clients are written from: its input, run through
+    /// the real executor, must give exactly its result (and its error example, the executor's
+    /// own words for the misspelt column).
+    #[test]
+    fn worked_example_in_protocol_md_is_a_real_run() {
+        let doc = include_str!("../../../../docs/protocol.md");
+        let input = doc_block(doc, "6d.");
+        let body: InputBody = serde_json::from_value(input["body"].clone()).unwrap();
+        let InputBody::Sql { table_csv, query } = &body else {
+            panic!("the worked example is an SQL job");
+        };
+        assert!(query.contains("FROM input"), "{query}");
+        let out = Sql::default().run(&body).unwrap();
+        let result = doc_block(doc, "8b.");
+        assert_eq!(result["outcome"]["output"], out.body.as_str());
+        assert_eq!(result["outcome"]["media_type"], out.media_type);
+        let misspelt = query.replace("avg(salary)", "avg(salry)");
+        assert_ne!(&misspelt, query, "the error example misspells `salary`");
+        let err = run(table_csv, &misspelt).unwrap_err();
+        assert_eq!(
+            doc_block(doc, "8c.")["outcome"]["message"],
+            err.to_string().as_str()
+        );
+        assert_eq!(err.class(), ErrorClass::JobFailed);
+        // …and 8d's public tag carries that class, nothing of the message.
+        let tags = doc_block(doc, "8d.")["tags"].to_string();
+        assert!(
+            tags.contains(r#"["status","error","job-failed"]"#),
+            "{tags}"
+        );
     }
 }

@@ -50,7 +50,7 @@ impl Executor for TextStats {
             chars: text.chars().count(),
             top_words: top,
         };
-        let body = serde_json::to_string(&stats).map_err(|e| ExecError::Invalid(e.to_string()))?;
+        let body = serde_json::to_string(&stats).map_err(|e| ExecError::Internal(e.to_string()))?;
         Ok(Output {
             media_type: "application/json",
             body,

@@ -3,7 +3,7 @@
 //! and the operator's choice of secure processor.
 
 use anyhow::Context;
-use cdvm_provider_api::Bootstrap;
+use cdvm_protocol::Bootstrap;
 
 const ROOT: &str = "/sys/firmware/qemu_fw_cfg/by_name/opt/cdvm";
 /// fw_cfg files are small; refuse anything larger than a bootstrap could be.
@@ -19,7 +19,7 @@ fn read(name: &str) -> anyhow::Result<String> {
 }
 
 pub(crate) fn bootstrap() -> anyhow::Result<Bootstrap> {
-    serde_json::from_str(&read("bootstrap")?).context("parsing the bootstrap from fw_cfg")
+    Bootstrap::from_json(read("bootstrap")?.as_bytes()).context("parsing the bootstrap from fw_cfg")
 }
 
 /// The secure processor the host says this VM has (`sim` or `sev-snp`).

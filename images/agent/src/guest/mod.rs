@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use cdvm_attestation::Attester;
-use cdvm_provider_api::Bootstrap;
+use cdvm_protocol::Bootstrap;
 use nix::mount::{mount, MsFlags};
 
 /// QEMU user networking's fixed addresses (the host's loopback is reachable as the gateway).

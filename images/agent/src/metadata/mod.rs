@@ -8,8 +8,10 @@ mod http;
 
 use std::time::Duration;
 
-use cdvm_provider_api::metadata::{MetadataService, AZURE_IMDS_API_VERSION, GCE_BOOTSTRAP_KEY};
-use cdvm_provider_api::Bootstrap;
+use cdvm_protocol::bootstrap::metadata::{
+    MetadataService, AZURE_IMDS_API_VERSION, GCE_BOOTSTRAP_KEY,
+};
+use cdvm_protocol::Bootstrap;
 
 pub use http::Url;
 
@@ -51,7 +53,7 @@ pub enum MetadataError {
         service: MetadataService,
         /// The parse failure.
         #[source]
-        source: serde_json::Error,
+        source: cdvm_protocol::ProtocolError,
     },
 }
 
@@ -72,7 +74,7 @@ pub async fn read_bootstrap(
             Err(e) => return Err(e),
         }
     };
-    serde_json::from_slice(&raw).map_err(|source| MetadataError::Parse { service, source })
+    Bootstrap::from_json(&raw).map_err(|source| MetadataError::Parse { service, source })
 }
 
 fn retryable(e: &MetadataError) -> bool {
