@@ -105,6 +105,7 @@ fn snp() -> (Evidence, Policy, cdvm_attestation::ReportData) {
         max_vmpl: 0,
         tdx: None,
         gpu: None,
+        azure_vtpm: None,
     };
     (evidence, policy, parsed.report_data)
 }

@@ -45,6 +45,17 @@ impl Verifier for AnyVerifier {
                     feature: "tdx",
                 })
             }
+            #[cfg(feature = "azure")]
+            Evidence::AzureSevSnpVtpm(_) => {
+                crate::azure::AzureVtpmVerifier.verify(evidence, expected, policy, now)?
+            }
+            #[cfg(not(feature = "azure"))]
+            Evidence::AzureSevSnpVtpm(_) => {
+                return Err(VerifyError::Unsupported {
+                    what: "Azure vTPM evidence",
+                    feature: "azure",
+                })
+            }
         };
         let gpu_checks =
             crate::nvidia::verify_gpus(evidence.gpus(), expected, policy.gpu.as_ref(), now)?;

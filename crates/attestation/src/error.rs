@@ -181,6 +181,9 @@ pub enum VerifyError {
     /// A TDX quote failed verification.
     #[error("TDX: {0}")]
     Tdx(#[from] crate::tdx::TdxError),
+    /// Azure vTPM evidence (HCL report, TPM quote) failed verification.
+    #[error("Azure vTPM: {0}")]
+    Azure(#[from] crate::azure::AzureError),
     /// GPU evidence failed verification.
     #[error("GPU: {0}")]
     Gpu(#[from] crate::nvidia::GpuError),
@@ -210,6 +213,7 @@ impl VerifyError {
             VerifyError::Unsupported { .. } => "support",
             VerifyError::Tdx(_) => "tdx",
             VerifyError::Gpu(_) => "gpu",
+            VerifyError::Azure(e) => e.check(),
         }
     }
 }

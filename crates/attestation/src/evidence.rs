@@ -12,6 +12,8 @@ pub enum Evidence {
     SevSnp(SnpEvidence),
     /// An Intel TDX quote (DCAP).
     Tdx(crate::tdx::TdxEvidence),
+    /// An Azure SEV-SNP confidential VM's HCL report and vTPM quote (no `/dev/sev-guest`).
+    AzureSevSnpVtpm(crate::azure::AzureSnpEvidence),
 }
 
 impl Evidence {
@@ -20,6 +22,8 @@ impl Evidence {
         match self {
             Evidence::SevSnp(_) => TeeKind::SevSnp,
             Evidence::Tdx(_) => TeeKind::Tdx,
+            // The hardware is SEV-SNP: SNP policies (roots, measurements, TCB) apply to it.
+            Evidence::AzureSevSnpVtpm(_) => TeeKind::SevSnp,
         }
     }
 
@@ -34,6 +38,13 @@ impl Evidence {
             #[cfg(not(feature = "snp"))]
             Evidence::SevSnp(_) => None,
             Evidence::Tdx(e) => crate::tdx::claimed_mrtd(&e.quote),
+            #[cfg(feature = "snp")]
+            Evidence::AzureSevSnpVtpm(e) => crate::azure::HclReport::parse(&e.hcl_report)
+                .ok()
+                .and_then(|h| crate::snp::AttestationReport::parse(h.hw_report).ok())
+                .map(|r| r.measurement),
+            #[cfg(not(feature = "snp"))]
+            Evidence::AzureSevSnpVtpm(_) => None,
         }
     }
 
@@ -42,6 +53,7 @@ impl Evidence {
         match self {
             Evidence::SevSnp(e) => &e.gpus,
             Evidence::Tdx(e) => &e.gpus,
+            Evidence::AzureSevSnpVtpm(e) => &e.gpus,
         }
     }
 }

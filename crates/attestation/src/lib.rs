@@ -1,7 +1,7 @@
 //! Attestation for ConfidentialDVM: the typed [`Evidence`] a guest produces, the [`Attester`] and
 //! [`Verifier`] seams, SEV-SNP report parsing and verification, and YAML [`Policy`] evaluation.
 //!
-//! One folder per TEE (`snp/`, `tdx/`, `nvidia/` for confidential GPUs, and `sim/` for the
+//! One folder per TEE (`snp/`, `tdx/`, `azure/` for Azure vTPM CVMs, `nvidia/` for confidential GPUs, and `sim/` for the
 //! simulated secure processor, which is feature-gated and trusted by no shipped policy). Each
 //! folder's evidence and policy types always compile; its verifier sits behind its cargo feature.
 #![deny(missing_docs)]
@@ -20,6 +20,7 @@ mod x509;
 #[cfg(any(feature = "tdx", feature = "nvidia"))]
 mod x509time;
 
+pub mod azure;
 pub mod nvidia;
 #[cfg(feature = "sim")]
 pub mod sim;

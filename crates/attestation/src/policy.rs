@@ -46,6 +46,10 @@ pub struct Policy {
     /// devices the policy does not speak about).
     #[serde(default)]
     pub gpu: Option<crate::nvidia::GpuPolicy>,
+    /// Azure vTPM requirements. Absent: Azure vTPM evidence is refused (accepting it means
+    /// trusting Microsoft's paravisor, which the policy must say).
+    #[serde(default)]
+    pub azure_vtpm: Option<crate::azure::AzureVtpmPolicy>,
 }
 
 /// A root the policy trusts.
@@ -209,6 +213,9 @@ impl Policy {
             }
         }
         crate::tdx::validate_policy(&policy).map_err(invalid)?;
+        if let Some(a) = &policy.azure_vtpm {
+            a.validate().map_err(invalid)?;
+        }
         Ok(policy)
     }
 }

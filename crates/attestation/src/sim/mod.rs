@@ -107,5 +107,6 @@ pub fn dev_policy(sp: &SimSecureProcessor, measurement: &Measurement, source: &s
         max_vmpl: 0,
         tdx: None,
         gpu: None,
+        azure_vtpm: None,
     }
 }

@@ -21,6 +21,8 @@ pub use report::{AttestationReport, REPORT_LEN, SIGNED_LEN};
 pub use reserved::{reserved_ranges, ReservedRange, SUPPORTED_VERSIONS};
 pub use roots::{AmdProduct, SIMULATED_ARK_CN};
 pub use signature::SIG_ALGO_ECDSA_P384_SHA384;
+#[cfg(feature = "azure")]
+pub(crate) use verify::verify_report;
 pub use verify::{CachingSnpVerifier, SnpVerifier};
 
 #[cfg(feature = "sim")]

@@ -35,6 +35,9 @@ impl Verifier for SnpVerifier {
             Evidence::SevSnp(snp) => verify_snp(snp, expected, policy, now, &|c, role| {
                 verify_links(c, role).map(std::sync::Arc::new)
             }),
+            Evidence::AzureSevSnpVtpm(_) => Err(VerifyError::Malformed(
+                "Azure vTPM evidence: verify it with AzureVtpmVerifier (or AnyVerifier)".into(),
+            )),
             Evidence::Tdx(_) => Err(VerifyError::TeeMismatch {
                 evidence: evidence.tee().to_string(),
                 expected: "sev-snp".into(),
@@ -71,6 +74,19 @@ impl Verifier for CachingSnpVerifier {
             other => SnpVerifier.verify(other, expected, policy, now),
         }
     }
+}
+
+/// The SNP checks on a bare report + chain (used inside Azure vTPM evidence).
+#[cfg(feature = "azure")]
+pub(crate) fn verify_report(
+    ev: &SnpEvidence,
+    expected: &ReportData,
+    policy: &Policy,
+    now: SystemTime,
+) -> Result<Claims, VerifyError> {
+    verify_snp(ev, expected, policy, now, &|c, role| {
+        verify_links(c, role).map(std::sync::Arc::new)
+    })
 }
 
 type LinkCheck<'a> =
@@ -277,6 +293,7 @@ mod tests {
             max_vmpl: 0,
             tdx: None,
             gpu: None,
+            azure_vtpm: None,
         };
         (report, policy)
     }

@@ -51,7 +51,7 @@ impl Verifier for TdxVerifier {
         }
         match evidence {
             Evidence::Tdx(tdx) => self.verify_tdx(tdx, expected, policy, now),
-            Evidence::SevSnp(_) => Err(VerifyError::TeeMismatch {
+            Evidence::SevSnp(_) | Evidence::AzureSevSnpVtpm(_) => Err(VerifyError::TeeMismatch {
                 evidence: evidence.tee().to_string(),
                 expected: TeeKind::Tdx.to_string(),
                 policy: policy.name.clone(),

@@ -205,6 +205,7 @@ pub fn policy_for(ev: &Evidence, roots: Vec<TrustedRoot>) -> Policy {
         max_vmpl: 0,
         tdx: None,
         gpu: None,
+        azure_vtpm: None,
     }
 }
 
