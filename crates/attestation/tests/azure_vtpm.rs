@@ -252,6 +252,15 @@ fn a_policy_without_azure_vtpm_refuses_the_paravisor() {
 }
 
 #[test]
+fn a_tdx_policy_is_a_tee_mismatch() {
+    let ev = V2.evidence();
+    let mut p = policy(&V2, &ev);
+    p.tee = TeeKind::Tdx;
+    let err = run(&V2, &ev, &p).unwrap_err();
+    assert!(matches!(err, VerifyError::TeeMismatch { .. }), "{err}");
+}
+
+#[test]
 fn pcr_policy_allows_listed_values_and_refuses_others() {
     let ev = V2.evidence();
     let mut p = policy(&V2, &ev);

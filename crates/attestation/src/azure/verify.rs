@@ -1,7 +1,7 @@
 //! The Azure SEV-SNP vTPM verifier. Order (docs/attestation.md, "Azure confidential VMs"):
-//! policy opt-in, HCL structure, the SNP report through the SNP verifier with REPORT_DATA =
-//! SHA-256(runtime data) ‖ 0³², user-data = report data, quote signature by the attested AK,
-//! quote nonce, PCR digest, PCR policy.
+//! policy TEE (sev-snp) and opt-in, HCL structure, the SNP report through the SNP verifier with
+//! REPORT_DATA = SHA-256(runtime data) ‖ 0³², user-data = report data, quote signature by the
+//! attested AK, quote nonce, PCR digest, PCR policy.
 
 use std::time::SystemTime;
 
@@ -46,6 +46,13 @@ pub fn verify_with_nonce(
     policy: &Policy,
     now: SystemTime,
 ) -> Result<Claims, VerifyError> {
+    if policy.tee != crate::TeeKind::SevSnp {
+        return Err(VerifyError::TeeMismatch {
+            evidence: "azure-sev-snp-vtpm".into(),
+            expected: policy.tee.to_string(),
+            policy: policy.name.clone(),
+        });
+    }
     let Some(vtpm_policy) = &policy.azure_vtpm else {
         return Err(AzureError::NotAccepted {
             policy: policy.name.clone(),
