@@ -15,7 +15,7 @@ use cdvm_attestation::azure::{
     trustee, verify_with_nonce, AzureError, AzureSnpEvidence, AzureVtpmPolicy, HclReport,
     QuoteAttest, HCL_HEADER_LEN, HW_REPORT_LEN,
 };
-use cdvm_attestation::policy::{AllowedMeasurement, MinTcb, Policy, TrustedRoot};
+use cdvm_attestation::policy::{Policy, TrustedRoot};
 use cdvm_attestation::snp::AttestationReport;
 use cdvm_attestation::{AnyVerifier, Claims, Evidence, ReportData, TeeKind, Verifier, VerifyError};
 use common::*;
@@ -77,20 +77,8 @@ fn user_data(ev: &AzureSnpEvidence) -> ReportData {
 fn policy(case: &Case, ev: &AzureSnpEvidence) -> Policy {
     Policy {
         name: "azure-test".into(),
-        tee: TeeKind::SevSnp,
-        roots: vec![case.root()],
-        measurements: vec![AllowedMeasurement {
-            measurement: hw_report(ev).measurement.to_string(),
-            source: "trustee fixture (Azure paravisor)".into(),
-        }],
-        min_tcb: MinTcb::default(),
-        min_tcb_by_product: Default::default(),
-        allow_debug: false,
-        allow_migration_agent: false,
-        max_vmpl: 0,
-        tdx: None,
-        gpu: None,
         azure_vtpm: Some(AzureVtpmPolicy::default()),
+        ..policy_allowing(&hw_report(ev).measurement.to_string(), vec![case.root()])
     }
 }
 

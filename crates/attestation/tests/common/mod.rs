@@ -190,12 +190,17 @@ pub fn report_of(ev: &Evidence) -> AttestationReport {
 
 /// A policy trusting `roots` that allows exactly this evidence's measurement, TCB floor zero.
 pub fn policy_for(ev: &Evidence, roots: Vec<TrustedRoot>) -> Policy {
+    policy_allowing(&report_of(ev).measurement.to_string(), roots)
+}
+
+/// A policy trusting `roots` that allows exactly `measurement` (96 hex), TCB floor zero.
+pub fn policy_allowing(measurement: &str, roots: Vec<TrustedRoot>) -> Policy {
     Policy {
         name: "test".into(),
         tee: TeeKind::SevSnp,
         roots,
         measurements: vec![AllowedMeasurement {
-            measurement: report_of(ev).measurement.to_string(),
+            measurement: measurement.into(),
             source: "fixture".into(),
         }],
         min_tcb: MinTcb::default(),
