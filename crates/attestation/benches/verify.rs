@@ -83,11 +83,11 @@ fn snp() -> (Evidence, Policy, cdvm_attestation::ReportData) {
     let parsed = AttestationReport::parse(&report).unwrap();
     let evidence = Evidence::SevSnp(SnpEvidence {
         report,
-        chain: SnpCertChain {
+        chain: Some(SnpCertChain {
             vcek: fixture("snp/virtee_milan/vcek_milan.der"),
             ask: pem_der("snp/amd_roots/virtee_milan_ask.pem"),
             ark: pem_der("snp/amd_roots/virtee_milan_ark.pem"),
-        },
+        }),
         gpus: Vec::new(),
     });
     let policy = Policy {
@@ -157,9 +157,9 @@ fn main() {
     let Evidence::SevSnp(snp) = &ev else {
         unreachable!()
     };
-    let vcek = X509::from_der(&snp.chain.vcek).unwrap();
-    let ask = X509::from_der(&snp.chain.ask).unwrap();
-    let ark = X509::from_der(&snp.chain.ark).unwrap();
+    let vcek = X509::from_der(&snp.chain.as_ref().unwrap().vcek).unwrap();
+    let ask = X509::from_der(&snp.chain.as_ref().unwrap().ask).unwrap();
+    let ark = X509::from_der(&snp.chain.as_ref().unwrap().ark).unwrap();
     let parsed = AttestationReport::parse(&snp.report).unwrap();
     let ec = vcek.public_key().unwrap().ec_key().unwrap();
     let digest = openssl::sha::sha384(&snp.report[..0x2A0]);
@@ -213,7 +213,7 @@ fn main() {
             assert!(black_box(vcek.verify(&ask_key).unwrap()));
         }),
     );
-    let sev_peer = sev_full_check(&snp.report, &snp.chain.vcek);
+    let sev_peer = sev_full_check(&snp.report, &snp.chain.as_ref().unwrap().vcek);
     row(
         "peer: virtee/sev 8 (openssl), VCEK+report parse, 3 links + report",
         measure(&sev_peer),

@@ -18,6 +18,10 @@ pub enum AttestError {
     /// The secure processor answered with something that is not evidence.
     #[error("secure processor gave an invalid answer: {0}")]
     BadResponse(String),
+    /// The configfs-tsm report interface failed (the message names the step).
+    #[cfg(feature = "tsm")]
+    #[error(transparent)]
+    Tsm(#[from] crate::tsm::TsmError),
 }
 
 /// A reason to refuse evidence. Verification fails closed: any variant means "do not send input".
@@ -26,6 +30,10 @@ pub enum VerifyError {
     /// The evidence could not be parsed.
     #[error("malformed evidence: {0}")]
     Malformed(String),
+    /// SEV-SNP evidence without a certificate chain (the host supplied none) reached the
+    /// verifier: the VCEK must be resolved from the report first.
+    #[error("the SEV-SNP evidence carries no certificate chain (the host supplied none): resolve the VCEK from the report's chip id and TCB (cache, or AMD KDS with --fetch) before verifying")]
+    MissingChain,
     /// The policy is for another TEE than the evidence.
     #[error("evidence is {evidence}, but policy `{policy}` is for {expected}")]
     TeeMismatch {
@@ -200,7 +208,9 @@ impl VerifyError {
             | VerifyError::ReservedBits { .. } => "report",
             VerifyError::TeeMismatch { .. } => "tee",
             VerifyError::UntrustedRoot { .. } | VerifyError::SimulatedNotAllowed { .. } => "root",
-            VerifyError::ChainInvalid { .. } | VerifyError::BadCertificate { .. } => "chain",
+            VerifyError::ChainInvalid { .. }
+            | VerifyError::BadCertificate { .. }
+            | VerifyError::MissingChain => "chain",
             VerifyError::CertificateExpired { .. } => "validity",
             VerifyError::SignatureInvalid => "signature",
             VerifyError::VcekMismatch(_) => "vcek-binding",

@@ -65,11 +65,22 @@ pub struct SnpEvidence {
     /// The raw report (AMD SEV-SNP ABI spec, Table 22), base64 on the wire.
     #[serde(with = "b64")]
     pub report: Vec<u8>,
-    /// The certificates, leaf to root.
-    pub chain: SnpCertChain,
+    /// The certificates, leaf to root, when the host supplied them. Absent when the guest got
+    /// none (configfs-tsm's `auxblob` is empty on upstream KVM hosts): the verifier then needs
+    /// the VCEK resolved from the report (AMD KDS or a cache), see [`SnpEvidence::with_chain`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chain: Option<SnpCertChain>,
     /// Evidence of the guest's confidential GPUs, each bound to the same report data.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub gpus: Vec<crate::nvidia::GpuEvidence>,
+}
+
+impl SnpEvidence {
+    /// This evidence with `chain` filled in (a client resolved the VCEK for a chain-less report).
+    pub fn with_chain(mut self, chain: SnpCertChain) -> Self {
+        self.chain = Some(chain);
+        self
+    }
 }
 
 /// The ARK → ASK → VCEK chain, DER-encoded, base64 on the wire.

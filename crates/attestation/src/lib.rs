@@ -27,6 +27,8 @@ pub mod sim;
 #[cfg(feature = "snp")]
 pub mod snp;
 pub mod tdx;
+#[cfg(feature = "tsm")]
+pub mod tsm;
 
 pub use claims::{Check, Claims};
 pub use dispatch::AnyVerifier;

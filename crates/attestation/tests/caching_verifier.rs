@@ -49,8 +49,8 @@ fn cached_and_uncached_agree_and_a_cached_chain_never_saves_a_bad_report() {
     ));
     // A broken chain is never cached as good.
     let mut broken = ev.clone();
-    let n = snp_mut(&mut broken).chain.vcek.len();
-    snp_mut(&mut broken).chain.vcek[n - 10] ^= 1;
+    let n = snp_mut(&mut broken).chain.as_mut().unwrap().vcek.len();
+    snp_mut(&mut broken).chain.as_mut().unwrap().vcek[n - 10] ^= 1;
     for _ in 0..2 {
         assert!(matches!(
             cached.verify(&broken, &expected, &policy, at(T2026)),

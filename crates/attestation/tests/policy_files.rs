@@ -310,7 +310,11 @@ fn ark_sha256_names_the_sha256_of_the_ark_certificates_der() {
         .unwrap()
         .to_der()
         .unwrap();
-    assert_eq!(der, snp.chain.ark, "sim-ark.pem holds the evidence's ARK");
+    assert_eq!(
+        der,
+        snp.chain.as_ref().unwrap().ark,
+        "sim-ark.pem holds the evidence's ARK"
+    );
     let policy = |fp: &str| {
         Policy::from_yaml(&format!(
             "name: dev\ntee: sev-snp\nroots:\n  - simulated: {{ark_sha256: \"{fp}\"}}\n\

@@ -259,6 +259,7 @@ fn sim_policy_rules_still_apply() {
         &SimReportOptions {
             debug: false,
             tcb: TcbVersion::new(1, 0, 1, 1),
+            vmpl: 0,
         },
     );
     let mut policy = dev_policy(&p, &agent(), "x");

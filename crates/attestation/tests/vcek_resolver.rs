@@ -125,7 +125,7 @@ fn fetched_vcek_is_cached_and_the_assembled_chain_verifies_the_real_report() {
     assert_eq!(kds.hits.load(Ordering::SeqCst), 1);
     let evidence = Evidence::SevSnp(SnpEvidence {
         report: fixture(MILAN_V3),
-        chain,
+        chain: Some(chain),
         gpus: Vec::new(),
     });
     let policy = policy_for(&evidence, vec![TrustedRoot::AmdMilan]);

@@ -119,7 +119,7 @@ fn tampered_vcek_signature_or_tbs_breaks_the_chain() {
     tbs[pos] ^= 1;
     for vcek in [sig, tbs] {
         let mut ev = base();
-        snp_mut(&mut ev).chain.vcek = vcek;
+        snp_mut(&mut ev).chain.as_mut().unwrap().vcek = vcek;
         assert_eq!(
             verify_twin(&ev),
             Err(VerifyError::ChainInvalid {
@@ -133,7 +133,7 @@ fn tampered_vcek_signature_or_tbs_breaks_the_chain() {
 #[test]
 fn truncated_vcek_is_a_bad_certificate() {
     let mut ev = base();
-    snp_mut(&mut ev).chain.vcek.truncate(100);
+    snp_mut(&mut ev).chain.as_mut().unwrap().vcek.truncate(100);
     assert!(
         matches!(verify_twin(&ev), Err(VerifyError::BadCertificate { cert, .. }) if cert == "VCEK")
     );
@@ -146,7 +146,7 @@ fn known_bad_trustee_vceks_do_not_chain_to_ask_milan() {
         "trustee_milan/test-vcek-invalid-new.der",
     ] {
         let mut ev = base();
-        snp_mut(&mut ev).chain.vcek = cert_der(rel, 0);
+        snp_mut(&mut ev).chain.as_mut().unwrap().vcek = cert_der(rel, 0);
         assert_eq!(
             verify_twin(&ev),
             Err(VerifyError::ChainInvalid {
@@ -163,15 +163,15 @@ fn the_vcek_of_another_chip_cannot_verify_the_report() {
     // Another real Milan VCEK, properly signed by ASK-Milan: the chain is fine, the report
     // signature is not (go-sev-guest's wrong-key negative).
     let mut ev = base();
-    snp_mut(&mut ev).chain.vcek = cert_der("virtee_milan/vcek_milan.der", 0);
+    snp_mut(&mut ev).chain.as_mut().unwrap().vcek = cert_der("virtee_milan/vcek_milan.der", 0);
     assert_eq!(verify_twin(&ev), Err(VerifyError::SignatureInvalid));
 }
 
 #[test]
 fn milan_vcek_with_genoa_ask_and_ark_is_refused() {
     let mut ev = base();
-    snp_mut(&mut ev).chain.ask = cert_der(GENOA_ASK.0, 0);
-    snp_mut(&mut ev).chain.ark = cert_der(GENOA_ARK.0, 0);
+    snp_mut(&mut ev).chain.as_mut().unwrap().ask = cert_der(GENOA_ASK.0, 0);
+    snp_mut(&mut ev).chain.as_mut().unwrap().ark = cert_der(GENOA_ARK.0, 0);
     // Under a Genoa policy the root is trusted, but the Milan VCEK is not signed by SEV-Genoa.
     let genoa_policy = policy_for(&ev, vec![TrustedRoot::AmdGenoa]);
     let expected = report_of(&ev).report_data;
@@ -192,7 +192,7 @@ fn milan_vcek_with_genoa_ask_and_ark_is_refused() {
 #[test]
 fn genoa_ark_with_milan_ask_breaks_the_chain() {
     let mut ev = base();
-    snp_mut(&mut ev).chain.ark = cert_der(GENOA_ARK.0, 0);
+    snp_mut(&mut ev).chain.as_mut().unwrap().ark = cert_der(GENOA_ARK.0, 0);
     let policy = policy_for(&ev, vec![TrustedRoot::AmdMilan, TrustedRoot::AmdGenoa]);
     assert_eq!(
         SnpVerifier.verify(&ev, &report_of(&ev).report_data, &policy, at(T2026)),
@@ -206,7 +206,7 @@ fn genoa_ark_with_milan_ask_breaks_the_chain() {
 #[test]
 fn asvk_in_the_ask_slot_of_a_vcek_chain_is_refused() {
     let mut ev = base();
-    snp_mut(&mut ev).chain.ask = cert_der(MILAN_ASVK.0, 0);
+    snp_mut(&mut ev).chain.as_mut().unwrap().ask = cert_der(MILAN_ASVK.0, 0);
     assert_eq!(
         verify_twin(&ev),
         Err(VerifyError::ChainInvalid {
@@ -237,7 +237,7 @@ fn milan_evidence_under_a_genoa_only_policy_is_an_untrusted_root() {
 fn a_self_made_root_is_untrusted() {
     // The ASK used as "ARK": a real AMD certificate, but not a pinned root.
     let mut ev = base();
-    snp_mut(&mut ev).chain.ark = cert_der(MILAN_ASK.0, 0);
+    snp_mut(&mut ev).chain.as_mut().unwrap().ark = cert_der(MILAN_ASK.0, 0);
     assert!(matches!(
         verify_twin(&ev),
         Err(VerifyError::UntrustedRoot { .. })

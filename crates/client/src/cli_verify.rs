@@ -238,7 +238,7 @@ fn raw_evidence(bytes: Vec<u8>, args: &VerifyArgs) -> Result<Evidence, ClientErr
     };
     Ok(Evidence::SevSnp(SnpEvidence {
         report: bytes,
-        chain,
+        chain: Some(chain),
         gpus: Vec::new(),
     }))
 }

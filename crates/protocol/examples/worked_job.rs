@@ -190,11 +190,11 @@ async fn main() -> Result<(), Box<dyn Error>> {
     hex::decode_to_slice(MEASUREMENT, &mut report[0x90..0xC0])?;
     let evidence = Evidence::SevSnp(SnpEvidence {
         report,
-        chain: SnpCertChain {
+        chain: Some(SnpCertChain {
             vcek: b"<VCEK DER>".to_vec(),
             ask: b"<ASK DER>".to_vec(),
             ark: b"<ARK DER>".to_vec(),
-        },
+        }),
         gpus: Vec::new(),
     });
     let payload = AttestationPayload {

@@ -43,7 +43,7 @@ fuzz_target!(|data: &[u8]| {
     let f = fixed();
     let evidence = Evidence::SevSnp(SnpEvidence {
         report: REPORT.to_vec(),
-        chain: SnpCertChain { vcek: data.to_vec(), ask: f.ask.clone(), ark: f.ark.clone() },
+        chain: Some(SnpCertChain { vcek: data.to_vec(), ask: f.ask.clone(), ark: f.ark.clone() }),
         gpus: Vec::new(),
     });
     let now = UNIX_EPOCH + Duration::from_secs(1_767_225_600);

@@ -73,7 +73,7 @@ pub fn verify_with_nonce(
     bound[..32].copy_from_slice(&Sha256::digest(hcl.runtime_data));
     let snp = SnpEvidence {
         report: hcl.hw_report.to_vec(),
-        chain: ev.chain.clone(),
+        chain: Some(ev.chain.clone()),
         gpus: Vec::new(),
     };
     let mut claims =

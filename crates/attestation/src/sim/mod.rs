@@ -33,6 +33,8 @@ pub struct SimReportOptions {
     pub debug: bool,
     /// The TCB written as reported, current, committed and launch TCB.
     pub tcb: TcbVersion,
+    /// The VMPL the request came from (configfs-tsm `privlevel`); 0 is the guest kernel's own.
+    pub vmpl: u32,
 }
 
 impl SimReportOptions {
@@ -45,6 +47,7 @@ impl Default for SimReportOptions {
         Self {
             debug: false,
             tcb: Self::DEFAULT_TCB,
+            vmpl: 0,
         }
     }
 }

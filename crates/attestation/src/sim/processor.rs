@@ -74,7 +74,7 @@ impl SimSecureProcessor {
         let mut r = AttestationReport::zeroed();
         r.version = 3;
         r.policy = GuestPolicy(BASE_POLICY | if opts.debug { GuestPolicy::DEBUG } else { 0 });
-        r.vmpl = 0;
+        r.vmpl = opts.vmpl;
         r.sig_algo = SIG_ALGO_ECDSA_P384_SHA384;
         r.current_tcb = opts.tcb;
         r.reported_tcb = opts.tcb;
@@ -104,7 +104,7 @@ impl SimSecureProcessor {
         Ok(Evidence::SevSnp(SnpEvidence {
             gpus: Vec::new(),
             report: r.to_bytes().to_vec(),
-            chain: self.chain.clone(),
+            chain: Some(self.chain.clone()),
         }))
     }
 

@@ -128,13 +128,14 @@ fn verify_snp(
         ),
     );
 
-    let root = select_root(&ev.chain.ark, policy)?;
+    let cert_chain = ev.chain.as_ref().ok_or(VerifyError::MissingChain)?;
+    let root = select_root(&cert_chain.ark, policy)?;
     log.pass(
         "root",
         format!("{} is trusted by policy `{}`", root.name(), policy.name),
     );
 
-    let chain = links(&ev.chain, leaf_role)?;
+    let chain = links(cert_chain, leaf_role)?;
     log.pass("chain", chain.path.clone());
     log.pass("validity", chain.check_validity(now)?);
 
@@ -147,7 +148,7 @@ fn verify_snp(
     let simulated = matches!(root, Root::Simulated { .. });
     log.pass(
         "vcek-binding",
-        check_binding(&report, &ev.chain.vcek, leaf_role, simulated)?,
+        check_binding(&report, &cert_chain.vcek, leaf_role, simulated)?,
     );
 
     let floor = match &root {

@@ -137,11 +137,11 @@ pub const ALL_REPORTS: &[&str] = &[
 pub fn build(report: Vec<u8>, leaf: Vec<u8>, ask: (&str, usize), ark: (&str, usize)) -> Evidence {
     Evidence::SevSnp(SnpEvidence {
         report,
-        chain: SnpCertChain {
+        chain: Some(SnpCertChain {
             vcek: leaf,
             ask: cert_der(ask.0, ask.1),
             ark: cert_der(ark.0, ark.1),
-        },
+        }),
         gpus: Vec::new(),
     })
 }

@@ -119,11 +119,11 @@ pub fn snp_evidence() -> Evidence {
     let pem = |rel: &str| X509::from_pem(&snp(rel)).unwrap().to_der().unwrap();
     Evidence::SevSnp(SnpEvidence {
         report: snp("trustee_milan/test-report.bin"),
-        chain: SnpCertChain {
+        chain: Some(SnpCertChain {
             vcek: snp("trustee_milan/test-vcek.der"),
             ask: pem("amd_roots/virtee_milan_ask.pem"),
             ark: pem("amd_roots/virtee_milan_ark.pem"),
-        },
+        }),
         gpus: Vec::new(),
     })
 }

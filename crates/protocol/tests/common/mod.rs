@@ -36,11 +36,11 @@ pub fn fake_snp_evidence(report_data: &[u8; 64], measurement: &[u8; 48]) -> Evid
     report[0x90..0xC0].copy_from_slice(measurement);
     Evidence::SevSnp(SnpEvidence {
         report,
-        chain: SnpCertChain {
+        chain: Some(SnpCertChain {
             vcek: b"fake VCEK DER".to_vec(),
             ask: b"fake ASK DER".to_vec(),
             ark: b"fake ARK DER".to_vec(),
-        },
+        }),
         gpus: Vec::new(),
     })
 }
