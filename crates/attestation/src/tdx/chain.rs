@@ -186,7 +186,8 @@ pub(crate) fn check_root<'a>(
             simulated: true,
         });
     }
-    let looks_simulated = X509::from_der(root).is_ok_and(|c| cn(c.subject_name()) == SIMULATED_SGX_ROOT_CN);
+    let looks_simulated =
+        X509::from_der(root).is_ok_and(|c| cn(c.subject_name()) == SIMULATED_SGX_ROOT_CN);
     if looks_simulated && !policy.trusts_simulated() {
         return Err(VerifyError::SimulatedNotAllowed {
             policy: policy.name.clone(),

@@ -183,10 +183,7 @@ impl TdxVerifier {
         };
         log.pass(
             "chain",
-            format!(
-                "{} certificates from the PCK up to {anchor}",
-                chain.len()
-            ),
+            format!("{} certificates from the PCK up to {anchor}", chain.len()),
         );
         log.pass(
             "validity",

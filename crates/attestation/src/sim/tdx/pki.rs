@@ -168,13 +168,25 @@ pub(crate) fn generate() -> Result<Pki, ErrorStack> {
     let mut ppid = [0u8; 16];
     openssl::rand::rand_bytes(&mut ppid)?;
     let sgx = sgx_extension(&PLATFORM, &ppid)?;
-    let pck_cert = issue(&name(PCK_CN)?, &pck_key, Some(&pck_ca), Role::Leaf, Some(sgx))?;
+    let pck_cert = issue(
+        &name(PCK_CN)?,
+        &pck_key,
+        Some(&pck_ca),
+        Role::Leaf,
+        Some(sgx),
+    )?;
     let pck = Identity {
         key: pck_key,
         cert: pck_cert,
     };
     let tcb_key = new_key()?;
-    let tcb_cert = issue(&name(TCB_SIGNER_CN)?, &tcb_key, Some(&root), Role::Leaf, None)?;
+    let tcb_cert = issue(
+        &name(TCB_SIGNER_CN)?,
+        &tcb_key,
+        Some(&root),
+        Role::Leaf,
+        None,
+    )?;
     Ok(Pki {
         root,
         pck_ca,

@@ -10,9 +10,7 @@ use sha2::{Digest, Sha256, Sha384};
 
 use crate::sim::tdx::pki::PLATFORM;
 use crate::sim::SimError;
-use crate::tdx::{
-    HEADER_LEN, INTEL_QE_VENDOR_ID, QE_REPORT_LEN, TD10_BODY_LEN, TEE_TYPE_TDX,
-};
+use crate::tdx::{HEADER_LEN, INTEL_QE_VENDOR_ID, QE_REPORT_LEN, TD10_BODY_LEN, TEE_TYPE_TDX};
 use crate::{Measurement, ReportData};
 
 /// TEE_TCB_SVN of the simulated TDX module: ISVSVN 5, module version 1 (so the TCB info's
@@ -133,7 +131,9 @@ fn qe_report(report_data: &[u8; 64]) -> Vec<u8> {
     r.extend_from_slice(&0u32.to_le_bytes()); // MISCSELECT
     r.extend_from_slice(&[0u8; 28]);
     r.extend_from_slice(&QE_ATTRIBUTES);
-    r.extend_from_slice(&Sha256::digest(b"ConfidentialDVM simulated TD quoting enclave"));
+    r.extend_from_slice(&Sha256::digest(
+        b"ConfidentialDVM simulated TD quoting enclave",
+    ));
     r.extend_from_slice(&[0u8; 32]);
     r.extend_from_slice(&QE_MRSIGNER);
     r.extend_from_slice(&[0u8; 96]);
