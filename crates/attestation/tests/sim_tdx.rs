@@ -318,3 +318,43 @@ fn intel_root_policy_refuses_the_simulated_quote() {
         })
     );
 }
+
+#[test]
+fn sim_tdx_can_be_shared_between_threads() {
+    // The configfs-tsm emulation and the process provider serve quotes from several threads.
+    fn shareable<T: Send + Sync>() {}
+    shareable::<SimTdx>();
+}
+
+#[test]
+fn forged_collateral_is_invalid() {
+    let f = fixture();
+    let quote = f.sim.quote(&rd(7), &mrtd()).unwrap();
+    let mut json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&f.collateral).unwrap()).unwrap();
+    let tcb_info = json["tcb_info"].as_str().unwrap().to_string();
+    assert!(tcb_info.contains("\"pcesvn\":13"), "{tcb_info}");
+    // A forger lowering the required PCESVN without Intel's (here: the simulator's) signature.
+    json["tcb_info"] = tcb_info.replace("\"pcesvn\":13", "\"pcesvn\":12").into();
+    let forged = f.collateral.with_file_name("forged.json");
+    std::fs::write(&forged, json.to_string()).unwrap();
+    let policy = dev_tdx_policy(&f.sim, &mrtd(), "x", &forged);
+    assert!(matches!(
+        tdx(verify(&quote, &policy)),
+        TdxError::CollateralInvalid(_)
+    ));
+}
+
+#[test]
+fn collateral_signed_by_another_simulated_pki_is_invalid() {
+    let f = fixture();
+    let other_dir = tempfile::tempdir().unwrap();
+    let other = SimTdx::load_or_create(other_dir.path()).unwrap();
+    let foreign = other.write_collateral(other_dir.path()).unwrap();
+    let quote = f.sim.quote(&rd(7), &mrtd()).unwrap();
+    let policy = dev_tdx_policy(&f.sim, &mrtd(), "x", &foreign);
+    assert!(matches!(
+        tdx(verify(&quote, &policy)),
+        TdxError::CollateralInvalid(_)
+    ));
+}
