@@ -176,8 +176,9 @@ pub(crate) fn check_root<'a>(
         }
     }
     let fingerprint = hex::encode(Sha256::digest(root));
-    let listed = policy.roots.iter().any(|r| {
-        matches!(r, TrustedRoot::Simulated { ark_sha256 } if ark_sha256.eq_ignore_ascii_case(&fingerprint))
+    let listed = policy.roots.iter().any(|r| match r {
+        TrustedRoot::Simulated { ark_sha256 } => ark_sha256.eq_ignore_ascii_case(&fingerprint),
+        _ => false,
     });
     if listed && !is_intel {
         return Ok(DcapRoot {

@@ -13,10 +13,11 @@ pub(crate) struct DcapVerdict {
     pub advisories: Vec<String>,
 }
 
-/// Runs dcap-qvl against `root_der` (the pinned Intel root, or a simulated root the policy names
-/// by fingerprint; [`crate::tdx::chain::check_root`] chose it): collateral signatures and validity at `now`,
-/// CRLs, PCK chain, QE report and identity, quote signature, TCB level, TD attributes. Debug
-/// is left to the policy step (`allow_debug(true)` here), so it is refused with its own error.
+/// Runs dcap-qvl anchored in `root_der` (the pinned Intel root, or a simulated root the policy
+/// names by fingerprint; [`crate::tdx::chain::check_root`] chose it): collateral signatures and
+/// validity at `now`, CRLs, PCK chain, QE report and identity, quote signature, TCB level, TD
+/// attributes. Debug is left to the policy step (`allow_debug(true)` here), so it is refused
+/// with its own error.
 pub(crate) fn verify(
     raw_quote: &[u8],
     collateral: &TdxCollateral,
