@@ -81,6 +81,35 @@ fn default_tdx_policy_refuses_simulated_evidence() {
     ));
 }
 
+#[cfg(all(feature = "sim", feature = "tdx"))]
+#[test]
+fn default_tdx_policy_refuses_a_simulated_tdx_quote_even_with_its_collateral_and_mrtd() {
+    use cdvm_attestation::sim::tdx::SimTdx;
+    use cdvm_attestation::tdx::TdxEvidence;
+    use cdvm_attestation::{Evidence, Measurement, ReportData};
+    let dir = tempfile::tempdir().unwrap();
+    let sim = SimTdx::load_or_create(dir.path()).unwrap();
+    let rd = ReportData([5; 64]);
+    let mrtd = Measurement([1; 48]);
+    let ev = Evidence::Tdx(TdxEvidence {
+        quote: sim.quote(&rd, &mrtd).unwrap(),
+        gpus: Vec::new(),
+    });
+    let mut policy = shipped();
+    let tdx = policy.tdx.as_mut().unwrap();
+    tdx.collateral = Some(sim.write_collateral(dir.path()).unwrap());
+    tdx.mrtd = vec![cdvm_attestation::policy::AllowedMeasurement {
+        measurement: mrtd.to_string(),
+        source: "test".into(),
+    }];
+    assert_eq!(
+        AnyVerifier.verify(&ev, &rd, &policy, std::time::SystemTime::now()),
+        Err(VerifyError::SimulatedNotAllowed {
+            policy: "default-tdx".into()
+        })
+    );
+}
+
 #[cfg(feature = "tdx")]
 #[test]
 fn default_tdx_policy_refuses_a_real_quote_until_it_names_collateral_and_mrtd() {

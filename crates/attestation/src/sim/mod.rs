@@ -10,6 +10,8 @@ mod attester;
 mod ca;
 mod processor;
 mod store;
+#[cfg(feature = "tdx")]
+pub mod tdx;
 pub mod wire;
 
 use sha2::{Digest, Sha384};
@@ -72,6 +74,12 @@ pub enum SimError {
     BadKeyStore {
         /// The file.
         path: String,
+        /// Why.
+        reason: String,
+    },
+    /// The simulated TDX collateral could not be assembled or serialised.
+    #[error("simulated TDX collateral: {reason}")]
+    BadCollateral {
         /// Why.
         reason: String,
     },

@@ -21,7 +21,7 @@ pub const ARK_FILE: &str = "sim-ark.pem";
 const HEADER: &str =
     "# ConfidentialDVM SIMULATED secure processor keys: development only, NOT AMD.\n";
 
-fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> SimError + '_ {
+pub(crate) fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> SimError + '_ {
     move |source| SimError::Io {
         path: path.display().to_string(),
         source,
@@ -41,7 +41,7 @@ fn to_pem(ids: &[Identity; 3]) -> Result<Vec<u8>, SimError> {
 }
 
 /// The PEM blocks of a text, each with its BEGIN and END lines.
-fn pem_blocks(text: &str) -> Vec<String> {
+pub(crate) fn pem_blocks(text: &str) -> Vec<String> {
     let mut blocks = Vec::new();
     let mut current: Option<String> = None;
     for line in text.lines() {
@@ -155,7 +155,7 @@ fn write_ark(dir: &Path, ark: &Identity) -> Result<(), SimError> {
     fs::rename(&tmp, &path).map_err(io_err(&path))
 }
 
-fn temp_path(dir: &Path, name: &str) -> PathBuf {
+pub(crate) fn temp_path(dir: &Path, name: &str) -> PathBuf {
     let mut nonce = [0u8; 8];
     // A failed RNG only makes a name collision (and thus an error) possible, never a wrong key.
     let _ = openssl::rand::rand_bytes(&mut nonce);
@@ -166,7 +166,7 @@ fn temp_path(dir: &Path, name: &str) -> PathBuf {
     ))
 }
 
-fn write_new(path: &Path, bytes: &[u8], mode: u32) -> Result<(), SimError> {
+pub(crate) fn write_new(path: &Path, bytes: &[u8], mode: u32) -> Result<(), SimError> {
     let mut f = OpenOptions::new()
         .write(true)
         .create_new(true)

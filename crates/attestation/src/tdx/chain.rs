@@ -14,7 +14,7 @@ use openssl::x509::{X509NameRef, X509};
 use sha2::{Digest, Sha256};
 
 use crate::policy::{Policy, TrustedRoot};
-use crate::tdx::roots::{intel_sgx_root_der, INTEL_SGX_ROOT_NAME};
+use crate::tdx::roots::{intel_sgx_root_der, INTEL_SGX_ROOT_NAME, SIMULATED_SGX_ROOT_CN};
 use crate::tdx::TdxError;
 use crate::VerifyError;
 
@@ -143,22 +143,62 @@ fn decode_der_concat(mut data: &[u8]) -> Result<Vec<Vec<u8>>, TdxError> {
     Ok(certs)
 }
 
-/// The root step: the policy must trust Intel's SGX Root CA, and the chain in the quote must end
-/// in exactly that certificate (byte for byte). Returns the root's display name.
-pub(crate) fn check_root(chain: &[Vec<u8>], policy: &Policy) -> Result<&'static str, VerifyError> {
+/// The root a PCK chain ends in, once the policy accepted it: the anchor dcap-qvl is given.
+#[derive(Debug)]
+pub(crate) struct DcapRoot<'a> {
+    /// Display name, as shown in claims.
+    pub name: String,
+    /// The root certificate's DER: the pinned Intel root, or the policy-named simulated one.
+    pub der: &'a [u8],
+    /// True for a development (simulated) root: the claims say so.
+    pub simulated: bool,
+}
+
+/// The root step. Trust comes only from (a) the policy trusting Intel's SGX Root CA and the
+/// chain ending in exactly that certificate (byte for byte), or (b) the policy naming the
+/// SHA-256 of the chain's root as a `simulated` root (development only; never Intel's root).
+/// A chain ending in the simulator's root under a policy that trusts no simulated root is
+/// refused as [`VerifyError::SimulatedNotAllowed`], so a shipped policy's refusal reads as such.
+pub(crate) fn check_root<'a>(
+    chain: &'a [Vec<u8>],
+    policy: &Policy,
+) -> Result<DcapRoot<'a>, VerifyError> {
     let root = chain.last().map(Vec::as_slice).unwrap_or_default();
-    let untrusted = || VerifyError::UntrustedRoot {
-        fingerprint: hex::encode(Sha256::digest(root)),
+    let pinned = intel_sgx_root_der();
+    let is_intel = pinned == Some(root);
+    if is_intel && policy.roots.contains(&TrustedRoot::IntelSgxRoot) {
+        if let Some(der) = pinned {
+            return Ok(DcapRoot {
+                name: INTEL_SGX_ROOT_NAME.to_string(),
+                der,
+                simulated: false,
+            });
+        }
+    }
+    let fingerprint = hex::encode(Sha256::digest(root));
+    let listed = policy.roots.iter().any(|r| match r {
+        TrustedRoot::Simulated { ark_sha256 } => ark_sha256.eq_ignore_ascii_case(&fingerprint),
+        _ => false,
+    });
+    if listed && !is_intel {
+        return Ok(DcapRoot {
+            name: format!("SIMULATED DCAP root CA (sha256 {fingerprint})"),
+            der: root,
+            simulated: true,
+        });
+    }
+    let looks_simulated =
+        X509::from_der(root).is_ok_and(|c| cn(c.subject_name()) == SIMULATED_SGX_ROOT_CN);
+    if looks_simulated && !policy.trusts_simulated() {
+        return Err(VerifyError::SimulatedNotAllowed {
+            policy: policy.name.clone(),
+        });
+    }
+    Err(VerifyError::UntrustedRoot {
+        fingerprint,
         policy: policy.name.clone(),
         trusted: trusted_list(policy),
-    };
-    if !policy.roots.contains(&TrustedRoot::IntelSgxRoot) {
-        return Err(untrusted());
-    }
-    match intel_sgx_root_der() {
-        Some(pinned) if pinned == root => Ok(INTEL_SGX_ROOT_NAME),
-        _ => Err(untrusted()),
-    }
+    })
 }
 
 fn trusted_list(policy: &Policy) -> String {

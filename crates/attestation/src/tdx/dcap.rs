@@ -3,7 +3,6 @@
 
 use dcap_qvl::verify::QuoteVerifier;
 
-use crate::tdx::roots::intel_sgx_root_der;
 use crate::tdx::{TdxCollateral, TdxError};
 
 /// What dcap-qvl established.
@@ -14,18 +13,19 @@ pub(crate) struct DcapVerdict {
     pub advisories: Vec<String>,
 }
 
-/// Runs dcap-qvl against the pinned Intel root: collateral signatures and validity at `now`,
-/// CRLs, PCK chain, QE report and identity, quote signature, TCB level, TD attributes. Debug
-/// is left to the policy step (`allow_debug(true)` here), so it is refused with its own error.
+/// Runs dcap-qvl anchored in `root_der` (the pinned Intel root, or a simulated root the policy
+/// names by fingerprint; [`crate::tdx::chain::check_root`] chose it): collateral signatures and
+/// validity at `now`, CRLs, PCK chain, QE report and identity, quote signature, TCB level, TD
+/// attributes. Debug is left to the policy step (`allow_debug(true)` here), so it is refused
+/// with its own error.
 pub(crate) fn verify(
     raw_quote: &[u8],
     collateral: &TdxCollateral,
     quote_fmspc: &str,
     now_secs: u64,
+    root_der: &[u8],
 ) -> Result<DcapVerdict, TdxError> {
-    let root = intel_sgx_root_der()
-        .ok_or_else(|| TdxError::Dcap("pinned Intel root unreadable".into()))?;
-    let report = QuoteVerifier::new(root.to_vec())
+    let report = QuoteVerifier::new(root_der.to_vec())
         .allow_debug(true)
         .verify(raw_quote, collateral.inner(), now_secs)
         .map_err(|e| classify(&format!("{e:#}"), collateral.fmspc(), quote_fmspc))?;

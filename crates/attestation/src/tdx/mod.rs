@@ -36,7 +36,7 @@ pub use quote::{
     QuoteHeader, QuoteSignature, TdAttributes, TdReport, TdReportKind, TdxQuote, HEADER_LEN,
     INTEL_QE_VENDOR_ID, QE_REPORT_LEN, TD10_BODY_LEN, TD15_BODY_LEN, TEE_TYPE_TDX,
 };
-pub use roots::{INTEL_SGX_ROOT_NAME, INTEL_SGX_ROOT_SHA256};
+pub use roots::{INTEL_SGX_ROOT_NAME, INTEL_SGX_ROOT_SHA256, SIMULATED_SGX_ROOT_CN};
 
 #[cfg(feature = "tdx")]
 pub use collateral::TdxCollateral;

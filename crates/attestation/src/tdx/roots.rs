@@ -12,6 +12,11 @@ const INTEL_SGX_ROOT_PEM: &str = include_str!("../../roots/intel_sgx_root_ca.pem
 pub const INTEL_SGX_ROOT_SHA256: &str =
     "44a0196b2b99f889b8e149e95b807a350e7424964399e885a7cbb8ccfab674d3";
 
+/// Subject CN of the development DCAP root that the simulator (`sim::tdx`) generates. Trusted
+/// only by a policy naming its SHA-256 as a `simulated` root; a chain ending in a root with this
+/// name under any other policy is refused as `SimulatedNotAllowed`.
+pub const SIMULATED_SGX_ROOT_CN: &str = "ConfidentialDVM SIMULATED SGX Root CA";
+
 /// Display name of the root, as shown in claims.
 pub const INTEL_SGX_ROOT_NAME: &str = "Intel SGX Root CA";
 

@@ -14,7 +14,9 @@ use crate::tdx::signature::{
 use crate::tdx::{dcap, TdxCollateral, TdxCollateralSource, TdxError, TdxEvidence, TdxPolicy};
 use crate::{Claims, Evidence, ReportData, TeeKind, Verifier, VerifyError};
 
-/// Verifies [`Evidence::Tdx`] against the pinned Intel SGX Root CA with dcap-qvl, using the
+/// Verifies [`Evidence::Tdx`] against the pinned Intel SGX Root CA with dcap-qvl (or, only under
+/// a policy that names its SHA-256 as a `simulated` root, against the development DCAP root of
+/// `sim::tdx`, and then the claims say `simulated`), using the
 /// collateral the policy names (the file `tdx.collateral`, or `tdx.pccs`: Intel PCS / a PCCS
 /// with an on-disk cache, see [`crate::tdx::pccs`]) or the one given with
 /// [`TdxVerifier::with_collateral`], which takes precedence.
@@ -105,7 +107,7 @@ impl TdxVerifier {
         let root = check_root(&chain, policy)?;
         log.pass(
             "root",
-            format!("{root} is trusted by policy `{}`", policy.name),
+            format!("{} is trusted by policy `{}`", root.name, policy.name),
         );
 
         // 3. Collateral for this platform model (cheap checks before any signature): the
@@ -155,7 +157,13 @@ impl TdxVerifier {
         // and TCB level. It names failures only in prose, so when it fails we re-run the
         // signature checks ourselves, in order, to report the precise one; its own (classified)
         // error stands only if all of ours pass. The success path pays for dcap-qvl alone.
-        let verdict = match dcap::verify(&ev.quote, collateral, &quote_fmspc, unix_secs(now)?) {
+        let verdict = match dcap::verify(
+            &ev.quote,
+            collateral,
+            &quote_fmspc,
+            unix_secs(now)?,
+            root.der,
+        ) {
             Ok(v) => v,
             Err(dcap_error) => {
                 let pck = verify_chain(&chain, now)?;
@@ -167,12 +175,15 @@ impl TdxVerifier {
         };
         // dcap-qvl checked all of the following; they are listed as ours would name them.
         // Named without re-parsing the certificates: OpenSSL's decoders would double the cost.
+        // The Intel wording is kept as it was; a simulated root is named as such.
+        let anchor = if root.simulated {
+            "the policy-named SIMULATED DCAP root CA"
+        } else {
+            "the pinned Intel SGX Root CA"
+        };
         log.pass(
             "chain",
-            format!(
-                "{} certificates from the PCK up to the pinned Intel SGX Root CA",
-                chain.len()
-            ),
+            format!("{} certificates from the PCK up to {anchor}", chain.len()),
         );
         log.pass(
             "validity",
@@ -196,12 +207,20 @@ impl TdxVerifier {
         );
         log.pass(
             "collateral",
-            format!("Intel collateral for FMSPC {quote_fmspc}"),
+            format!(
+                "{} collateral for FMSPC {quote_fmspc}",
+                if root.simulated { "SIMULATED" } else { "Intel" }
+            ),
         );
         log.pass(
             "dcap",
-            "dcap-qvl: collateral signed by the Intel root and valid now, CRLs, PCK chain, QE \
-             identity, quote signature, TCB level, TD attributes",
+            if root.simulated {
+                "dcap-qvl: collateral signed by the SIMULATED root and valid now, CRLs, PCK \
+                 chain, QE identity, quote signature, TCB level, TD attributes"
+            } else {
+                "dcap-qvl: collateral signed by the Intel root and valid now, CRLs, PCK chain, QE \
+                 identity, quote signature, TCB level, TD attributes"
+            },
         );
 
         // 6. TCB status.
@@ -232,8 +251,8 @@ impl TdxVerifier {
         Ok(Claims {
             tee: TeeKind::Tdx,
             measurement: quote.report.mrtd,
-            root: root.to_string(),
-            simulated: false,
+            root: root.name,
+            simulated: root.simulated,
             policy: policy.name.clone(),
             checks: log.0,
         })
