@@ -265,8 +265,13 @@ fn backstop(announced: Timestamp, secs: u64) -> Instant {
 /// Whether the attestation passes the orchestrator's guest policy (always, if it has none).
 fn believable(shared: &Shared, a: &AttestationEvent) -> bool {
     use cdvm_attestation::Verifier;
-    let Some(policy) = &shared.guest_policy else {
+    if shared.guest_policies.is_empty() {
         return true;
+    }
+    let tee = a.payload.evidence.tee();
+    let Some(policy) = shared.guest_policies.iter().find(|p| p.tee == tee) else {
+        tracing::warn!(job = %a.request_id, key = %a.guest, %tee, "ignored an attestation: no guest policy for this TEE");
+        return false;
     };
     let expected = cdvm_protocol::report_data(&a.request_id, &a.guest);
     match cdvm_attestation::AnyVerifier.verify(

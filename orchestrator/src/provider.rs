@@ -7,7 +7,8 @@ use cdvm_provider_api::{Provider, ProviderError};
 use crate::config::{Config, ProviderConfig};
 
 /// The provider, and the policy its own guests satisfy (used when the config names none).
-pub(crate) type Built = (Arc<dyn Provider>, Option<std::path::PathBuf>);
+/// The provider, and its own guest policies (one per TEE it simulates; empty for hardware).
+pub(crate) type Built = (Arc<dyn Provider>, Vec<std::path::PathBuf>);
 
 pub(crate) async fn build(cfg: &Config) -> Result<Built, ProviderError> {
     match &cfg.provider {
@@ -24,8 +25,11 @@ pub(crate) async fn build(cfg: &Config) -> Result<Built, ProviderError> {
                     agent_binary,
                 },
             )?;
-            let own_policy = cdvm_provider_mock::dev_policy_path(&state_dir);
-            Ok((Arc::new(p), Some(own_policy)))
+            let own = vec![
+                cdvm_provider_mock::dev_policy_path(&state_dir),
+                cdvm_provider_mock::dev_tdx_policy_path(&state_dir),
+            ];
+            Ok((Arc::new(p), own.into_iter().collect()))
         }
         #[cfg(not(feature = "provider-process"))]
         ProviderConfig::Process { .. } => Err(missing_feature("process")),
@@ -41,7 +45,7 @@ pub(crate) async fn build(cfg: &Config) -> Result<Built, ProviderError> {
         ProviderConfig::Aws(a) => {
             check_owner("aws", &a.owner_tag, &cfg.owner_tag)?;
             let p = cdvm_provider_aws::AwsProvider::new(a.clone()).await?;
-            Ok((Arc::new(p), None))
+            Ok((Arc::new(p), Vec::new()))
         }
         #[cfg(not(feature = "provider-aws"))]
         ProviderConfig::Aws(_) => Err(missing_feature("aws")),
@@ -49,7 +53,7 @@ pub(crate) async fn build(cfg: &Config) -> Result<Built, ProviderError> {
         ProviderConfig::Gcp(g) => {
             check_owner("gcp", &g.owner_label, &cfg.owner_tag)?;
             let p = cdvm_provider_gcp::GcpProvider::new(g.clone()).await?;
-            Ok((Arc::new(p), None))
+            Ok((Arc::new(p), Vec::new()))
         }
         #[cfg(not(feature = "provider-gcp"))]
         ProviderConfig::Gcp(_) => Err(missing_feature("gcp")),
@@ -57,7 +61,7 @@ pub(crate) async fn build(cfg: &Config) -> Result<Built, ProviderError> {
         ProviderConfig::Azure(a) => {
             check_owner("azure", &a.owner_tag, &cfg.owner_tag)?;
             let p = cdvm_provider_azure::AzureProvider::new(a.clone())?;
-            Ok((Arc::new(p), None))
+            Ok((Arc::new(p), Vec::new()))
         }
         #[cfg(not(feature = "provider-azure"))]
         ProviderConfig::Azure(_) => Err(missing_feature("azure")),
@@ -144,7 +148,7 @@ fn ssh(cfg: &Config, s: &crate::config::SshProviderConfig) -> Result<Built, Prov
         max_lifetime: std::time::Duration::from_secs(s.max_lifetime_secs),
     })?;
     let own = (s.tee == crate::config::QemuTee::Sim).then(|| sp::dev_policy_path(&state_dir));
-    Ok((Arc::new(p), own))
+    Ok((Arc::new(p), own.into_iter().collect()))
 }
 
 #[cfg(feature = "provider-qemu")]
@@ -164,7 +168,7 @@ fn qemu(cfg: &Config, q: &crate::config::QemuProviderConfig) -> Result<Built, Pr
     // Only the simulated mode has a policy of the provider's own; hardware guests are checked
     // against the configured guest_policy.
     let own = (q.tee == crate::config::QemuTee::Sim).then(|| qp::dev_policy_path(&state_dir));
-    Ok((Arc::new(p), own))
+    Ok((Arc::new(p), own.into_iter().collect()))
 }
 
 #[cfg(feature = "provider-process")]

@@ -46,8 +46,9 @@ pub(crate) struct Shared {
     pub store: Store,
     pub provider: Arc<dyn Provider>,
     pub owner: OwnerTag,
-    /// Which attestations the orchestrator believes when choosing the guest key to follow.
-    pub guest_policy: Option<cdvm_attestation::Policy>,
+    /// Which attestations the orchestrator believes when choosing the guest key to follow: the
+    /// policy for the evidence's TEE (none: the first attestation is followed unverified).
+    pub guest_policies: Vec<cdvm_attestation::Policy>,
     routes: Mutex<HashMap<EventId, mpsc::Sender<Event>>>,
 }
 
@@ -118,18 +119,20 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()>) -> Result<(), 
     let keys =
         keyfile::load_or_create(&cfg.identity.secret_key_file).map_err(OrchestratorError::State)?;
     let store = Store::open(&cfg.state_dir.join("jobs.sqlite"))?;
-    let (provider, provider_policy) = provider::build(&cfg).await?;
-    let guest_policy = match cfg.guest_policy.as_ref().or(provider_policy.as_ref()) {
-        Some(path) => {
-            Some(cdvm_attestation::Policy::load(path).map_err(OrchestratorError::GuestPolicy)?)
-        }
-        None => {
-            tracing::warn!(
-                "no guest policy: the first attestation event for a job is followed unverified"
-            );
-            None
-        }
+    let (provider, provider_policies) = provider::build(&cfg).await?;
+    let paths = match &cfg.guest_policy {
+        Some(path) => vec![path.clone()],
+        None => provider_policies,
     };
+    let guest_policies = paths
+        .iter()
+        .map(|p| cdvm_attestation::Policy::load(p).map_err(OrchestratorError::GuestPolicy))
+        .collect::<Result<Vec<_>, _>>()?;
+    if guest_policies.is_empty() {
+        tracing::warn!(
+            "no guest policy: the first attestation event for a job is followed unverified"
+        );
+    }
     let client = Client::new(keys.clone());
     for relay in &cfg.relays {
         client
@@ -147,7 +150,7 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()>) -> Result<(), 
         client,
         store,
         provider,
-        guest_policy,
+        guest_policies,
         routes: Mutex::new(HashMap::new()),
     });
     let dvm = shared.keys.public_key();
@@ -312,11 +315,11 @@ async fn announce(shared: &Shared) {
             .filter_map(|t| TeeKind::parse(t))
             .collect(),
         image: shared.provider.guest_image().to_owned(),
-        measurements: announced_measurements(shared.guest_policy.as_ref()),
+        measurements: announced_measurements(&shared.guest_policies),
         simulated: shared
-            .guest_policy
-            .as_ref()
-            .is_some_and(cdvm_attestation::Policy::trusts_simulated),
+            .guest_policies
+            .iter()
+            .any(cdvm_attestation::Policy::trusts_simulated),
     };
     let signed = info
         .build(&shared.cfg.owner_tag)
@@ -338,22 +341,25 @@ async fn announce(shared: &Shared) {
 /// The launch measurements the guests will report: those the guest policy in force allows
 /// (the provider's own development policy, or the configured one). Without a policy there is
 /// nothing the operator vouches for, and the list is empty.
-fn announced_measurements(policy: Option<&cdvm_attestation::Policy>) -> Vec<String> {
-    let Some(policy) = policy else {
-        return Vec::new();
-    };
-    let mut out: Vec<String> = policy
-        .measurements
-        .iter()
-        .map(|m| m.measurement.to_ascii_lowercase())
-        .chain(
-            policy
-                .tdx
-                .iter()
-                .flat_map(|t| t.mrtd.iter().map(|m| m.measurement.to_ascii_lowercase())),
-        )
-        .collect();
-    out.dedup();
+fn announced_measurements(policies: &[cdvm_attestation::Policy]) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for policy in policies {
+        for m in policy
+            .measurements
+            .iter()
+            .map(|m| m.measurement.to_ascii_lowercase())
+            .chain(
+                policy
+                    .tdx
+                    .iter()
+                    .flat_map(|t| t.mrtd.iter().map(|m| m.measurement.to_ascii_lowercase())),
+            )
+        {
+            if !out.contains(&m) {
+                out.push(m);
+            }
+        }
+    }
     out
 }
 

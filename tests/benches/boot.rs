@@ -35,6 +35,7 @@ async fn one_job(deployment: &LocalDeployment) -> Sample {
             result: Duration::from_secs(60),
             destroyed: Duration::from_secs(30),
         },
+        vcek: None,
     };
     let (mut launched, mut attested, mut done) = (None, None, None);
     run_job(spec, |stage, t| match stage {

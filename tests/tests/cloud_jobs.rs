@@ -49,6 +49,7 @@ async fn job_through(cloud: Cloud) {
             result: Duration::from_secs(60),
             destroyed: Duration::from_secs(30),
         },
+        vcek: None,
     };
     let outcome = match run_job(spec, |_, _| {}).await {
         Ok(o) => o,
@@ -133,6 +134,7 @@ async fn no_capacity_reaches_the_user_as_error_feedback() {
             result: Duration::from_secs(30),
             destroyed: Duration::from_secs(10),
         },
+        vcek: None,
     };
     let err = run_job(spec, |_, _| {})
         .await

@@ -37,6 +37,7 @@ async fn guest_that_never_attests_is_destroyed_at_the_deadline() {
             attest: Duration::from_secs(30),
             ..Timeouts::default()
         },
+        vcek: None,
     };
     let started = Instant::now();
     let verdict = run_job(spec, |_, _| {}).await;

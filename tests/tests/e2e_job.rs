@@ -57,6 +57,7 @@ async fn confidential_sql_job_end_to_end_and_the_canary_stays_secret() {
             result: Duration::from_secs(60),
             destroyed: Duration::from_secs(20),
         },
+        vcek: None,
     };
     let outcome = run_job(spec, |s, _| stages.push(format!("{s:?}"))).await;
     let outcome = match outcome {
@@ -81,6 +82,17 @@ async fn confidential_sql_job_end_to_end_and_the_canary_stays_secret() {
     assert!(
         outcome.vm_destroyed,
         "the DVM confirms the VM's destruction"
+    );
+    // The simulated guest ran the hardware code path (configfs-tsm over FUSE) where it can.
+    let interface = if cfg!(fuse_available) {
+        "configfs-tsm"
+    } else {
+        "sim-socket"
+    };
+    assert!(
+        stages.iter().any(|s| s.starts_with("Attested")
+            && s.contains(&format!("interface: Some(\"{interface}\")"))),
+        "the attestation names the {interface} interface: {stages:?}"
     );
     let order: Vec<&str> = stages
         .iter()
@@ -200,6 +212,7 @@ async fn a_failing_query_ends_in_an_error_that_names_only_its_class() {
             result: Duration::from_secs(60),
             destroyed: Duration::from_secs(20),
         },
+        vcek: None,
     };
     let mut request = None;
     let err = run_job(spec, |s, _| {
@@ -268,4 +281,65 @@ async fn a_failing_query_ends_in_an_error_that_names_only_its_class() {
     assert_eq!(job.state, JobState::Failed);
     drop(store);
     common::assert_no_vm_left(&state).await;
+}
+
+/// A simulated TDX guest: a v4 quote from the development DCAP PKI through the emulated
+/// configfs-tsm, verified by the real TDX verifier (dcap-qvl) under the development TDX policy.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    not(fuse_available),
+    ignore = "needs FUSE (root and /dev/fuse): a simulated TDX guest has no other interface"
+)]
+async fn confidential_sql_job_on_a_simulated_tdx_guest_through_configfs_tsm() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let opts = DeploymentOptions {
+        tee: cdvm_attestation::TeeKind::Tdx,
+        ..DeploymentOptions::default()
+    };
+    let mut deployment = LocalDeployment::start(&state, &opts)
+        .await
+        .expect("deployment starts");
+    assert_eq!(deployment.dev_policy.tee, cdvm_attestation::TeeKind::Tdx);
+    let mut stages = Vec::new();
+    let spec = JobSpec {
+        relays: vec![deployment.relay.url().to_string()],
+        dvm: deployment.dvm.public_key(),
+        kind: kinds::SQL,
+        input: InputBody::Sql {
+            table_csv: "a,b\n1,2\n3,4\n".into(),
+            query: "SELECT SUM(a) AS s, SUM(b) AS t FROM input".into(),
+        },
+        policy: deployment.dev_policy.clone(),
+        user: Keys::generate(),
+        timeouts: Timeouts {
+            attest: Duration::from_secs(60),
+            result: Duration::from_secs(60),
+            destroyed: Duration::from_secs(20),
+        },
+        vcek: None,
+    };
+    let outcome = match run_job(spec, |s, _| stages.push(format!("{s:?}"))).await {
+        Ok(o) => o,
+        Err(e) => panic!(
+            "job failed: {e}\n--- orchestrator log ---\n{}",
+            deployment.orchestrator_log()
+        ),
+    };
+    assert_eq!(outcome.output, "s,t\n4,6\n");
+    assert_eq!(outcome.claims.tee, cdvm_attestation::TeeKind::Tdx);
+    assert!(outcome.claims.simulated);
+    assert!(
+        outcome.vm_destroyed,
+        "no VM-destroyed feedback\n--- orchestrator log ---\n{}",
+        deployment.orchestrator_log()
+    );
+    assert!(
+        stages
+            .iter()
+            .any(|s| s.starts_with("Attested") && s.contains("interface: Some(\"configfs-tsm\")")),
+        "{stages:?}"
+    );
+    common::assert_no_vm_left(&state).await;
+    deployment.stop();
 }

@@ -146,6 +146,7 @@ async fn run(forgery: Forgery, policy: Policy, setup: &Setup) -> (Result<(), Cli
             result: Duration::from_secs(2),
             destroyed: Duration::from_secs(1),
         },
+        vcek: None,
     };
     let (verdict, hostile) = tokio::join!(run_job(spec, |_, _| {}), responder);
     hostile.shutdown().await;

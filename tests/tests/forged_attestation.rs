@@ -83,6 +83,7 @@ async fn a_forged_attestation_is_skipped_and_the_real_job_completes() {
             attest: Duration::from_secs(60),
             ..Timeouts::default()
         },
+        vcek: None,
     };
     let outcome = run_job(spec, |s, _| {
         if let Stage::Refused { guest, .. } = s {

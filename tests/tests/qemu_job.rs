@@ -52,6 +52,7 @@ fn job(deployment: &LocalDeployment, attest: Duration) -> JobSpec {
             destroyed: Duration::from_secs(30),
         },
     }
+    vcek: None,
 }
 
 /// The initrd with one byte of its payload changed, still a valid gzip stream so the kernel

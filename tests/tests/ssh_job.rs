@@ -60,6 +60,7 @@ async fn a_job_runs_in_a_qemu_guest_on_a_host_reached_over_ssh() {
             result: Duration::from_secs(90),
             destroyed: Duration::from_secs(30),
         },
+        vcek: None,
     };
     let outcome = match run_job(spec, |_, _| {}).await {
         Ok(o) => o,

@@ -43,6 +43,9 @@ use std::time::SystemTime;
 pub trait Attester: Send + Sync {
     /// The TEE this attester speaks for.
     fn tee(&self) -> TeeKind;
+    /// The interface it gets evidence through (`configfs-tsm`, `sev-guest-ioctl`, `azure-vtpm`,
+    /// `sim-socket`, `sim-serial`), logged and named in the attestation event for display.
+    fn interface(&self) -> &'static str;
     /// Asks the (possibly simulated) secure processor for evidence carrying `report_data`.
     fn evidence(&self, report_data: &ReportData) -> Result<Evidence, AttestError>;
 }

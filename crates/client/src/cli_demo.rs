@@ -43,6 +43,19 @@ pub struct DemoArgs {
     /// The moto server executable for `--provider aws` (installed by scripts/setup-moto).
     #[arg(long, default_value_os_t = cloud_emulators::default_moto_server())]
     moto_server: PathBuf,
+    /// The TEE the simulated guest claims (`tdx`: process provider only, needs root and
+    /// /dev/fuse for the emulated configfs-tsm).
+    #[arg(long, value_enum, default_value = "sev-snp")]
+    tee: DemoTee,
+}
+
+/// The TEE a demo guest simulates.
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+pub enum DemoTee {
+    /// AMD SEV-SNP.
+    SevSnp,
+    /// Intel TDX.
+    Tdx,
 }
 
 const SAMPLE_CSV: &str = "employee,department,salary\n\
@@ -55,7 +68,13 @@ const SAMPLE_QUERY: &str =
     "SELECT department, COUNT(*) AS people, AVG(salary) AS avg_salary FROM input GROUP BY department ORDER BY department";
 
 pub async fn run(args: DemoArgs) -> Result<(), ClientError> {
-    let mut opts = DeploymentOptions::default();
+    let mut opts = DeploymentOptions {
+        tee: match args.tee {
+            DemoTee::SevSnp => cdvm_attestation::TeeKind::SevSnp,
+            DemoTee::Tdx => cdvm_attestation::TeeKind::Tdx,
+        },
+        ..DeploymentOptions::default()
+    };
     let provider_name = match args.provider {
         DemoProvider::Process => "process",
         DemoProvider::Qemu => {
@@ -140,6 +159,7 @@ pub async fn run(args: DemoArgs) -> Result<(), ClientError> {
         policy: deployment.dev_policy.clone(),
         user: Keys::generate(),
         timeouts: Timeouts::default(),
+        vcek: None,
     };
     // Boot-to-attested: from the DVM's first "processing" (the VM is being launched) to a
     // verified attestation.

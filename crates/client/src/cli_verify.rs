@@ -82,7 +82,7 @@ impl From<Product> for AmdProduct {
     }
 }
 
-fn default_cache() -> PathBuf {
+pub(crate) fn default_cache() -> PathBuf {
     std::env::var_os("XDG_CACHE_HOME")
         .map(PathBuf::from)
         .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
@@ -243,28 +243,34 @@ fn raw_evidence(bytes: Vec<u8>, args: &VerifyArgs) -> Result<Evidence, ClientErr
     }))
 }
 
-#[cfg(feature = "kds")]
 fn resolver(args: &VerifyArgs) -> VcekResolver {
+    resolver_for(&args.cache_dir, args.fetch)
+}
+
+/// The VCEK resolver: the cache folder, then AMD KDS when `fetch` (and the build can).
+#[cfg(feature = "kds")]
+pub(crate) fn resolver_for(cache_dir: &Path, fetch: bool) -> VcekResolver {
     use cdvm_attestation::snp::vcek::{KdsHttp, KDS_BASE};
-    if args.fetch {
+    if fetch {
         VcekResolver::with_fetch(
-            Some(args.cache_dir.clone()),
+            Some(cache_dir.to_path_buf()),
             KDS_BASE,
             Box::new(KdsHttp::new()),
         )
     } else {
-        VcekResolver::offline(&args.cache_dir)
+        VcekResolver::offline(cache_dir)
     }
 }
 
+/// The VCEK resolver: the cache folder only (this build has no KDS client).
 #[cfg(not(feature = "kds"))]
-fn resolver(args: &VerifyArgs) -> VcekResolver {
-    if args.fetch {
+pub(crate) fn resolver_for(cache_dir: &Path, fetch: bool) -> VcekResolver {
+    if fetch {
         eprintln!(
             "warning: this build cannot fetch from AMD KDS (feature `kds`); using the cache only"
         );
     }
-    VcekResolver::offline(&args.cache_dir)
+    VcekResolver::offline(cache_dir)
 }
 
 /// A certificate table (binary) or a PEM bundle: leaf, then ASK/ASVK, then ARK.

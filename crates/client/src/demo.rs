@@ -83,6 +83,9 @@ pub struct DeploymentOptions {
     pub ssh: Option<SshHost>,
     /// A cloud backend against an emulator instead (takes precedence over the others).
     pub cloud: Option<CloudTarget>,
+    /// The TEE the process provider simulates for the job (`tdx` needs FUSE: root and
+    /// /dev/fuse). The other backends simulate SEV-SNP only.
+    pub tee: cdvm_attestation::TeeKind,
 }
 
 /// A cloud provider section for the orchestrator, pointed at an emulator.
@@ -125,6 +128,7 @@ impl Default for DeploymentOptions {
             qemu_image: None,
             ssh: None,
             cloud: None,
+            tee: cdvm_attestation::TeeKind::SevSnp,
         }
     }
 }
@@ -207,7 +211,7 @@ impl LocalDeployment {
              relays: [{relay}]\n\
              state_dir: {state}\n\
              provider: {provider}\n\
-             jobs: {{ kinds: [5970, 5971], tees: [sev-snp], vm_class: {{ vcpus: 1, memory_mib: 512 }}, max_concurrent: 4 }}\n\
+             jobs: {{ kinds: [5970, 5971], tees: [{tees}], vm_class: {{ vcpus: 1, memory_mib: 512 }}, max_concurrent: 4 }}\n\
              limits: {{ per_user_per_minute: {per_user} }}\n\
              deadlines: {{ attest_secs: {a}, input_secs: {i}, run_secs: {r} }}\n\
              reconcile_interval_secs: 5\n\
@@ -220,6 +224,11 @@ impl LocalDeployment {
             i = deadlines.1,
             r = deadlines.2,
             per_user = opts.per_user_per_minute,
+            tees = if provider_dir == "process-provider" {
+                "sev-snp, tdx"
+            } else {
+                "sev-snp"
+            },
             guest_policy = match &opts.cloud {
                 Some(c) => format!(
                     "guest_policy: {}\n",
@@ -233,6 +242,14 @@ impl LocalDeployment {
         let orchestrator = spawn_orchestrator(state_dir, opts).await?;
         let dev_policy_path = match &opts.cloud {
             Some(c) => c.guest_policy.clone(),
+            None if opts.tee == cdvm_attestation::TeeKind::Tdx => {
+                if provider_dir != "process-provider" {
+                    return Err(ClientError::Usage(
+                        "a simulated TDX guest runs only on the process provider".into(),
+                    ));
+                }
+                state_dir.join(provider_dir).join("dev-policy-tdx.yaml")
+            }
             None => state_dir.join(provider_dir).join("dev-policy.yaml"),
         };
         let dev_policy = Policy::load(&dev_policy_path)

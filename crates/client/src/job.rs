@@ -11,7 +11,7 @@ use cdvm_protocol::{
 };
 use nostr_sdk::{Client, RelayPoolNotification};
 
-use crate::{verify_attestation_event, ClientError};
+use crate::{verify::verify_attestation_event_with, ClientError};
 
 /// How long each stage may take.
 #[derive(Clone, Copy, Debug)]
@@ -51,6 +51,9 @@ pub struct JobSpec {
     pub user: Keys,
     /// Stage deadlines.
     pub timeouts: Timeouts,
+    /// Resolves the VCEK of SEV-SNP evidence that carries no chain (a host that supplies no
+    /// certificates); `None` refuses such evidence with `MissingChain`.
+    pub vcek: Option<cdvm_attestation::snp::vcek::VcekResolver>,
 }
 
 /// A stage reached, for progress display.
@@ -76,6 +79,8 @@ pub enum Stage {
         claims: Box<Claims>,
         /// When the guest stops waiting for the input (announced by the guest, which owns it).
         input_deadline: Timestamp,
+        /// The evidence interface the guest named (unauthenticated, display only).
+        interface: Option<String>,
     },
     /// An attestation event for this job failed verification and was skipped; its key gets
     /// nothing. The job goes on waiting for a valid one until the attestation deadline.
@@ -186,6 +191,7 @@ pub async fn run_job(
         request,
         timeouts: spec.timeouts,
         start,
+        vcek: spec.vcek.as_ref(),
     };
     let result = drive(&ctx, &mut notifications, &input, &mut progress).await;
     client.shutdown().await;
@@ -201,6 +207,7 @@ struct Ctx<'a> {
     request: EventId,
     timeouts: Timeouts,
     start: Instant,
+    vcek: Option<&'a cdvm_attestation::snp::vcek::VcekResolver>,
 }
 
 async fn drive(
@@ -218,6 +225,7 @@ async fn drive(
         request,
         timeouts,
         start,
+        vcek,
     } = *ctx;
     // Stage 1: a verified attestation for this request. Anyone can publish an event tagged to
     // this job, so a refused attestation is reported and skipped, not fatal: nothing is sent to an
@@ -265,8 +273,8 @@ async fn drive(
         if event.kind.as_u16() != kinds::ATTESTATION {
             continue;
         }
-        let verified = verify_attestation_event(&event, policy, SystemTime::now()).and_then(
-            |(attestation, claims)| {
+        let verified = verify_attestation_event_with(&event, policy, SystemTime::now(), vcek)
+            .and_then(|(attestation, claims)| {
                 if attestation.request_id != request || &attestation.user != me {
                     // Verified evidence, but for another job or user.
                     return Err(ClientError::BadAttestationEvent(
@@ -278,8 +286,7 @@ async fn drive(
                     ));
                 }
                 Ok((attestation, claims))
-            },
-        );
+            });
         let (attestation, claims) = match verified {
             Ok(ok) => ok,
             Err(refusal) => {
@@ -300,6 +307,7 @@ async fn drive(
                 guest,
                 claims: Box::new(claims.clone()),
                 input_deadline: attestation.input_deadline,
+                interface: attestation.interface.clone(),
             },
             start.elapsed(),
         );

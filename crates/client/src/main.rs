@@ -72,6 +72,13 @@ struct SubmitArgs {
     /// Seconds to wait for the result after sending the input.
     #[arg(long, default_value_t = 300)]
     result_timeout: u64,
+    /// Folder of cached VCEKs, used when SEV-SNP evidence carries no certificate chain (hosts
+    /// that supply none, such as upstream KVM).
+    #[arg(long, default_value_os_t = cli_verify::default_cache())]
+    vcek_cache: PathBuf,
+    /// Fetch such a VCEK from AMD KDS when it is not cached (and cache it).
+    #[arg(long)]
+    fetch: bool,
 }
 
 fn main() -> ExitCode {
@@ -184,6 +191,7 @@ async fn submit(args: SubmitArgs) -> Result<(), ClientError> {
             result: Duration::from_secs(args.result_timeout),
             ..Timeouts::default()
         },
+        vcek: Some(cli_verify::resolver_for(&args.vcek_cache, args.fetch)),
     };
     let outcome = run_job(spec, show::stage).await?;
     show::outcome(&outcome, args.output.as_deref())

@@ -15,6 +15,7 @@ pub fn stage(stage: &Stage, t: Duration) {
             guest,
             claims,
             input_deadline,
+            interface,
         } => {
             eprintln!(
                 "{at} attested: TEE {}, measurement {}…, policy `{}` ✓ (guest key {})",
@@ -24,6 +25,11 @@ pub fn stage(stage: &Stage, t: Duration) {
                 guest
             );
             claims_lines(claims, "            ");
+            if let Some(interface) = interface {
+                eprintln!(
+                    "            evidence interface in the guest: {interface} (as the guest says; not part of the evidence)"
+                );
+            }
             eprintln!(
                 "            the guest waits for the input until {} ({})",
                 input_deadline.to_human_datetime(),

@@ -2,6 +2,8 @@
 
 use std::time::SystemTime;
 
+use cdvm_attestation::snp::vcek::{product_of, VcekResolver};
+use cdvm_attestation::snp::AttestationReport;
 use cdvm_attestation::{AnyVerifier, Claims, Evidence, Policy, Verifier, VerifyError};
 use cdvm_protocol::nostr::Event;
 use cdvm_protocol::AttestationEvent;
@@ -25,10 +27,48 @@ pub fn verify_attestation_event(
     policy: &Policy,
     now: SystemTime,
 ) -> Result<(AttestationEvent, Claims), ClientError> {
+    verify_attestation_event_with(event, policy, now, None)
+}
+
+/// Like [`verify_attestation_event`]; SEV-SNP evidence without a certificate chain (the host
+/// supplied none, docs/protocol.md §5.3) gets its VCEK from `vcek` (cache, then AMD KDS when the
+/// resolver may fetch) and the pinned ASK/ARK of the report's product.
+pub fn verify_attestation_event_with(
+    event: &Event,
+    policy: &Policy,
+    now: SystemTime,
+    vcek: Option<&VcekResolver>,
+) -> Result<(AttestationEvent, Claims), ClientError> {
     let attestation =
         AttestationEvent::from_event(event).map_err(ClientError::BadAttestationEvent)?;
     let expected = cdvm_protocol::report_data(&attestation.request_id, &attestation.guest);
-    let claims = verify_evidence(&attestation.payload.evidence, &expected, policy, now)
+    let evidence = complete_chain(&attestation.payload.evidence, vcek)?;
+    let claims = verify_evidence(&evidence, &expected, policy, now)
         .map_err(ClientError::AttestationRefused)?;
     Ok((attestation, claims))
+}
+
+/// Fills in the chain of chain-less SNP evidence; other evidence is returned as is.
+fn complete_chain(
+    evidence: &Evidence,
+    vcek: Option<&VcekResolver>,
+) -> Result<Evidence, ClientError> {
+    let (Evidence::SevSnp(snp), Some(resolver)) = (evidence, vcek) else {
+        return Ok(evidence.clone());
+    };
+    if snp.chain.is_some() {
+        return Ok(evidence.clone());
+    }
+    let refuse = |reason: String| ClientError::AttestationRefused(VerifyError::Malformed(reason));
+    let report = AttestationReport::parse(&snp.report).map_err(ClientError::AttestationRefused)?;
+    let product = product_of(&report).ok_or_else(|| {
+        refuse("chain-less evidence from an AMD product this client cannot tell".into())
+    })?;
+    let (chain, source) = resolver.chain(&report, product).map_err(|e| {
+        refuse(format!(
+            "the evidence carries no chain and the VCEK could not be resolved: {e}"
+        ))
+    })?;
+    tracing::info!(?source, "resolved the VCEK of chain-less SEV-SNP evidence");
+    Ok(Evidence::SevSnp(snp.clone().with_chain(chain)))
 }

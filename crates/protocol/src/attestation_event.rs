@@ -55,6 +55,17 @@ pub struct AttestationEvent {
     /// When the guest stops waiting for the input (`["deadline", "input", …]` tag): the guest
     /// owns this deadline and publishes an `error` feedback when it passes.
     pub input_deadline: Timestamp,
+    /// The interface the guest says it got its evidence through (`["interface", …]` tag, e.g.
+    /// `configfs-tsm`), for display only: it is not covered by the evidence, and the verifier
+    /// never relies on it.
+    pub interface: Option<String>,
+}
+
+/// The optional `["interface", <name>]` tag of an attestation event: how the guest obtained its
+/// evidence (`configfs-tsm`, `sev-guest-ioctl`, `azure-vtpm`, `sim-socket`, `sim-serial`).
+/// Informative only; docs/protocol.md §5.3.
+pub fn interface_tag(name: &str) -> nostr::Tag {
+    tag("interface", [name])
 }
 
 fn check_payload(request_id: &EventId, payload: &AttestationPayload) -> Result<(), ProtocolError> {
@@ -117,6 +128,10 @@ impl AttestationEvent {
                 source,
             })?;
         check_payload(&request_id, &payload)?;
+        let interface = match tags::single(e, "interface")? {
+            Some(t) => Some(tags::value(t, 1)?.to_owned()),
+            None => None,
+        };
         if tee != payload.evidence.tee().as_str() {
             return Err(tags::malformed(
                 "tee",
@@ -130,6 +145,7 @@ impl AttestationEvent {
             user,
             payload,
             input_deadline,
+            interface,
         })
     }
 }

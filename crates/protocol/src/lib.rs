@@ -34,7 +34,7 @@ pub use cdvm_attestation::TeeKind;
 /// Attestation types that appear in this crate's signatures.
 pub use cdvm_attestation::{Evidence, ReportData};
 
-pub use attestation_event::{AttestationEvent, AttestationPayload, ImageIdentity};
+pub use attestation_event::{interface_tag, AttestationEvent, AttestationPayload, ImageIdentity};
 pub use binding::{report_data, verify_event, PROTOCOL_VERSION};
 pub use bootstrap::Bootstrap;
 pub use error::ProtocolError;

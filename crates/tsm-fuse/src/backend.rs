@@ -107,3 +107,35 @@ impl ReportBackend for SimSnpBackend {
         Ok((snp.report, aux))
     }
 }
+
+/// `tdx_guest` backed by the simulated TDX platform (development DCAP PKI), reporting `mrtd`.
+#[derive(Debug)]
+pub struct SimTdxBackend {
+    tdx: Arc<cdvm_attestation::sim::tdx::SimTdx>,
+    mrtd: Measurement,
+}
+
+impl SimTdxBackend {
+    /// A backend that quotes with `tdx` and claims `mrtd` (what the host launched).
+    pub fn new(tdx: Arc<cdvm_attestation::sim::tdx::SimTdx>, mrtd: Measurement) -> Self {
+        Self { tdx, mrtd }
+    }
+}
+
+impl ReportBackend for SimTdxBackend {
+    fn provider(&self) -> &'static str {
+        "tdx_guest"
+    }
+
+    fn report(
+        &self,
+        inblob: &ReportData,
+        _privlevel: u32,
+    ) -> Result<(Vec<u8>, Vec<u8>), BackendError> {
+        let quote = self
+            .tdx
+            .quote(inblob, &self.mrtd)
+            .map_err(|e| BackendError(e.to_string()))?;
+        Ok((quote, Vec::new()))
+    }
+}

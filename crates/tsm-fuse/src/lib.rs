@@ -24,7 +24,7 @@ use std::sync::{Arc, Mutex};
 
 use thiserror::Error;
 
-pub use backend::{AuxBlob, BackendError, ReportBackend, SimSnpBackend};
+pub use backend::{AuxBlob, BackendError, ReportBackend, SimSnpBackend, SimTdxBackend};
 
 /// Fault injection, shared with a mounted filesystem (change it while mounted).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]

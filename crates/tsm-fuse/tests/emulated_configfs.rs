@@ -303,3 +303,36 @@ fn kernel_semantics_of_an_entry() {
     std::fs::remove_dir(&entry).unwrap();
     assert!(!entry.exists());
 }
+
+#[test]
+#[cfg_attr(not(fuse_available), ignore = "needs FUSE: /dev/fuse and root")]
+fn tdx_quote_through_configfs_verifies_under_the_dev_tdx_policy() {
+    use cdvm_attestation::sim::tdx::{dev_tdx_policy, SimTdx};
+    use cdvm_attestation::tdx::TdxVerifier;
+    let dir = tempfile::tempdir().unwrap();
+    let tdx = Arc::new(SimTdx::load_or_create(&dir.path().join("tdx")).unwrap());
+    let mrtd = Measurement([0x33; 48]);
+    let backend = cdvm_tsm_fuse::SimTdxBackend::new(Arc::clone(&tdx), mrtd);
+    let tsm = cdvm_tsm_fuse::mount(dir.path().join("tsm"), Arc::new(backend)).unwrap();
+    // TDX entries have no privlevel, privlevel_floor or auxblob.
+    let entry = tsm.report_root().join("look");
+    std::fs::create_dir(&entry).unwrap();
+    assert!(!entry.join("privlevel").exists());
+    assert!(!entry.join("auxblob").exists());
+    std::fs::remove_dir(&entry).unwrap();
+
+    let evidence = TsmAttester::tdx(tsm.report_root())
+        .evidence(&rd(5))
+        .unwrap();
+    assert!(matches!(evidence, Evidence::Tdx(_)));
+    let collateral = tdx.write_collateral(dir.path()).unwrap();
+    let policy = dev_tdx_policy(&tdx, &mrtd, "test", &collateral);
+    let claims = TdxVerifier
+        .verify(&evidence, &rd(5), &policy, SystemTime::now())
+        .unwrap();
+    assert!(claims.simulated);
+    // Bound to other data: refused.
+    assert!(TdxVerifier
+        .verify(&evidence, &rd(6), &policy, SystemTime::now())
+        .is_err());
+}

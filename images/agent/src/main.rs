@@ -11,6 +11,7 @@ mod executors;
 mod guest;
 mod metadata;
 mod session;
+mod tee;
 
 use std::path::PathBuf;
 
@@ -25,6 +26,12 @@ use clap::{Parser, ValueEnum};
 enum Tee {
     /// The host's simulated secure processor (development only, over a Unix socket).
     Sim,
+    /// AMD SEV-SNP: configfs-tsm, else /dev/sev-guest.
+    SevSnp,
+    /// Intel TDX: configfs-tsm.
+    Tdx,
+    /// The one real interface found (configfs-tsm's provider, else /dev/sev-guest); never `sim`.
+    Auto,
 }
 
 /// ConfidentialDVM guest agent.
@@ -47,6 +54,12 @@ struct Args {
     /// Socket of the simulated secure processor (with `--tee sim`).
     #[arg(long, required_if_eq("tee", "sim"))]
     sim_socket: Option<PathBuf>,
+    /// The configfs-tsm report directory (a path option so tests can point it at an emulation).
+    #[arg(long, default_value = cdvm_attestation::tsm::DEFAULT_REPORT_ROOT)]
+    tsm_root: PathBuf,
+    /// SEV-SNP: the VMPL to request reports at (configfs-tsm `privlevel`).
+    #[arg(long, default_value_t = 0)]
+    vmpl: u32,
     /// The VM id (used by the host to find this process; not trusted for anything).
     #[arg(long)]
     vm_id: Option<String>,
@@ -112,6 +125,10 @@ fn run_as_process(args: Args) -> anyhow::Result<()> {
         }
         (None, None) => anyhow::bail!("give --bootstrap or --bootstrap-from"),
     };
+    let hardware = tee::HardwareOptions {
+        tsm_root: args.tsm_root.clone(),
+        vmpl: args.vmpl,
+    };
     let attester: Box<dyn Attester> = match args.tee {
         Tee::Sim => {
             let socket = args
@@ -122,6 +139,9 @@ fn run_as_process(args: Args) -> anyhow::Result<()> {
             );
             Box::new(cdvm_attestation::sim::SimAttester::new(socket))
         }
+        Tee::SevSnp => tee::sev_snp(&hardware)?,
+        Tee::Tdx => tee::tdx(&hardware)?,
+        Tee::Auto => tee::auto(&hardware)?,
     };
     runtime.block_on(session::run(
         bootstrap,

@@ -77,6 +77,7 @@ pub(crate) async fn run(
             .context("attester task")?
             .context("getting evidence")?
     };
+    tracing::info!(job = %request_id, tee = %attester.tee(), interface = attester.interface(), "evidence obtained");
     let payload = AttestationPayload {
         v: 1,
         request_id: request_id.to_hex(),
@@ -96,6 +97,7 @@ pub(crate) async fn run(
     let signed_at = Timestamp::now();
     let event =
         AttestationEvent::build(request_id, user, &payload, after(signed_at, input_timeout))?
+            .tag(cdvm_protocol::interface_tag(attester.interface()))
             .custom_created_at(signed_at)
             .sign_with_keys(&guest)?;
     client

@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
+use cdvm_attestation::sim::tdx::{self as sim_tdx, SimTdx};
 use cdvm_attestation::sim::{self, SimSecureProcessor};
 use cdvm_attestation::Measurement;
 use cdvm_provider_api::host;
@@ -38,7 +39,17 @@ pub struct ProcessProviderConfig {
 pub struct ProcessProvider {
     cfg: ProcessProviderConfig,
     sp: Arc<SimSecureProcessor>,
-    servers: Mutex<HashMap<VmId, JoinHandle<()>>>,
+    tdx: Arc<SimTdx>,
+    servers: Mutex<HashMap<VmId, Host>>,
+}
+
+/// What the host runs for one VM: the socket server or the FUSE-mounted configfs-tsm.
+#[derive(Debug)]
+enum Host {
+    /// The simulator's own socket protocol (`--tee sim`), when FUSE is unavailable.
+    Socket(JoinHandle<()>),
+    /// configfs-tsm emulated over FUSE: the agent runs its hardware code path.
+    Tsm(cdvm_tsm_fuse::MountedTsm),
 }
 
 impl ProcessProvider {
@@ -56,6 +67,8 @@ impl ProcessProvider {
             .map_err(|e| backend("create state folder", Box::new(e)))?;
         let sp = SimSecureProcessor::load_or_create(&cfg.state_dir)
             .map_err(|e| backend("load simulated secure processor", Box::new(e)))?;
+        let tdx = SimTdx::load_or_create(&cfg.state_dir)
+            .map_err(|e| backend("load simulated TDX platform", Box::new(e)))?;
         let measurement = measure(&cfg.agent_binary)?;
         let policy = sim::dev_policy(
             &sp,
@@ -72,9 +85,30 @@ impl ProcessProvider {
         );
         std::fs::write(dev_policy_path(&cfg.state_dir), text)
             .map_err(|e| backend("write dev policy", Box::new(e)))?;
+        // The TDX twin: collateral rewritten at each start (it is valid for 30 days).
+        let collateral = tdx
+            .write_collateral(&cfg.state_dir)
+            .map_err(|e| backend("write simulated TDX collateral", Box::new(e)))?;
+        let tdx_policy = sim_tdx::dev_tdx_policy(
+            &tdx,
+            &measurement,
+            &format!(
+                "SHA-384 of {} (process provider)",
+                cfg.agent_binary.display()
+            ),
+            &collateral,
+        );
+        let yaml = serde_yaml_ng::to_string(&tdx_policy)
+            .map_err(|e| backend("write dev TDX policy", Box::new(e)))?;
+        let text = format!(
+            "# DEVELOPMENT ONLY: trusts a SIMULATED TDX platform. Gives no confidentiality.\n{yaml}"
+        );
+        std::fs::write(dev_tdx_policy_path(&cfg.state_dir), text)
+            .map_err(|e| backend("write dev TDX policy", Box::new(e)))?;
         Ok(Self {
             cfg,
             sp: Arc::new(sp),
+            tdx: Arc::new(tdx),
             servers: Mutex::new(HashMap::new()),
         })
     }
@@ -89,8 +123,15 @@ impl ProcessProvider {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .remove(id);
-        if let Some(server) = server {
-            server.abort();
+        match server {
+            Some(Host::Socket(server)) => server.abort(),
+            // Dropping the mount unmounts it.
+            Some(Host::Tsm(mount)) => drop(mount),
+            None => {}
+        }
+        // A mount left by a crashed provider process: detach it so the folder can go.
+        if let Err(e) = cdvm_tsm_fuse::detach_stale(&tsm_mountpoint(&self.vm(id))) {
+            tracing::warn!(provider = NAME, vm = %id, "detaching a stale configfs-tsm mount: {e}");
         }
     }
 }
@@ -123,6 +164,7 @@ fn spawn_agent(
     dir: &VmDir,
     id: &VmId,
     delivery: &BootstrapDelivery,
+    tee_args: &[String],
 ) -> std::io::Result<u32> {
     let mut command = tokio::process::Command::new(agent);
     match delivery {
@@ -137,19 +179,23 @@ fn spawn_agent(
                 .arg(endpoint);
         }
     }
-    command
-        .arg("--tee")
-        .arg("sim")
-        .arg("--sim-socket")
-        .arg(dir.sp_socket())
-        .arg("--vm-id")
-        .arg(&id.0);
+    command.args(tee_args).arg("--vm-id").arg(&id.0);
     process::spawn(command, &dir.console(), None)
 }
 
 /// Where the process provider writes its development policy.
 pub fn dev_policy_path(state_dir: &Path) -> PathBuf {
     state_dir.join("dev-policy.yaml")
+}
+
+/// Where the process provider writes its development policy for simulated TDX guests.
+pub fn dev_tdx_policy_path(state_dir: &Path) -> PathBuf {
+    state_dir.join("dev-policy-tdx.yaml")
+}
+
+/// Where a VM's emulated configfs-tsm is mounted (it plays `/sys/kernel/config/tsm`).
+fn tsm_mountpoint(dir: &VmDir) -> PathBuf {
+    dir.path().join("tsm")
 }
 
 fn measure(agent: &Path) -> Result<Measurement, ProviderError> {
@@ -180,8 +226,9 @@ impl Provider for ProcessProvider {
     }
 
     async fn destroy(&self, id: &VmId) -> Result<(), ProviderError> {
-        host::destroy(&self.cfg.state_dir, id, &marker(id), NAME).await;
+        // Unmount first: a mounted configfs-tsm would keep the VM folder from being removed.
         self.stop_server(id);
+        host::destroy(&self.cfg.state_dir, id, &marker(id), NAME).await;
         Ok(())
     }
 
@@ -201,15 +248,18 @@ impl ProcessProvider {
         spec: &VmSpec,
         delivery: &BootstrapDelivery,
     ) -> Result<VmHandle, ProviderError> {
-        if spec.tee != "sev-snp" {
-            return Err(ProviderError::InvalidSpec {
-                provider: NAME.into(),
-                reason: format!(
-                    "TEE {:?} is not simulated by this provider (only sev-snp)",
-                    spec.tee
-                ),
-            });
-        }
+        let tdx = match spec.tee.as_str() {
+            "sev-snp" => false,
+            "tdx" => true,
+            other => {
+                return Err(ProviderError::InvalidSpec {
+                    provider: NAME.into(),
+                    reason: format!(
+                        "TEE {other:?} is not simulated by this provider (sev-snp, tdx)"
+                    ),
+                })
+            }
+        };
         let id = vm_dir::vm_id_for("proc", &spec.owner, &spec.job);
         let dir = self.vm(&id);
         if let Some(meta) = dir.read_meta() {
@@ -235,20 +285,15 @@ impl ProcessProvider {
                     source: Box::new(e),
                 }
             })?;
-        let server =
-            sp_server::serve(dir.sp_socket(), Arc::clone(&self.sp), measurement).map_err(|e| {
-                dir.remove();
-                ProviderError::Backend {
-                    provider: NAME.into(),
-                    call: "start simulated secure processor".into(),
-                    source: Box::new(e),
-                }
-            })?;
+        let (host, tee_args) = self.start_host(&dir, measurement, tdx).map_err(|e| {
+            dir.remove();
+            e
+        })?;
         self.servers
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .insert(id.clone(), server);
-        match spawn_agent(&self.cfg.agent_binary, &dir, &id, delivery) {
+            .insert(id.clone(), host);
+        match spawn_agent(&self.cfg.agent_binary, &dir, &id, delivery, &tee_args) {
             Ok(pid) => {
                 meta.pid = Some(pid);
                 dir.write_meta(&meta).map_err(|e| ProviderError::Backend {
@@ -268,6 +313,73 @@ impl ProcessProvider {
                     call: "spawn agent".into(),
                     source: Box::new(e),
                 })
+            }
+        }
+    }
+}
+
+impl ProcessProvider {
+    /// Starts the host side of a VM's secure processor and says how the agent reaches it:
+    /// configfs-tsm emulated over FUSE when this machine can mount it, else (SNP only) the
+    /// simulator's socket.
+    fn start_host(
+        &self,
+        dir: &VmDir,
+        measurement: Measurement,
+        tdx: bool,
+    ) -> Result<(Host, Vec<String>), ProviderError> {
+        let backend_err =
+            |call: &str, e: Box<dyn std::error::Error + Send + Sync>| ProviderError::Backend {
+                provider: NAME.into(),
+                call: call.into(),
+                source: e,
+            };
+        let report_backend: Arc<dyn cdvm_tsm_fuse::ReportBackend> = if tdx {
+            Arc::new(cdvm_tsm_fuse::SimTdxBackend::new(
+                Arc::clone(&self.tdx),
+                measurement,
+            ))
+        } else {
+            Arc::new(cdvm_tsm_fuse::SimSnpBackend::new(
+                Arc::clone(&self.sp),
+                measurement,
+                cdvm_tsm_fuse::AuxBlob::CertTable,
+            ))
+        };
+        match cdvm_tsm_fuse::mount(tsm_mountpoint(dir), report_backend) {
+            Ok(mount) => {
+                let args = vec![
+                    "--tee".into(),
+                    if tdx { "tdx" } else { "sev-snp" }.into(),
+                    "--tsm-root".into(),
+                    mount.report_root().display().to_string(),
+                ];
+                tracing::info!(
+                    provider = NAME,
+                    tee = if tdx { "tdx" } else { "sev-snp" },
+                    transport = "configfs-tsm (FUSE emulation)",
+                    "simulated secure processor ready"
+                );
+                Ok((Host::Tsm(mount), args))
+            }
+            Err(e) if tdx => Err(backend_err(
+                "mount the emulated configfs-tsm (a simulated TDX guest has no other way; needs root and /dev/fuse)",
+                Box::new(e),
+            )),
+            Err(e) => {
+                tracing::warn!(
+                    provider = NAME,
+                    "configfs-tsm emulation unavailable ({e}); the simulated guest uses the simulator's socket instead"
+                );
+                let server = sp_server::serve(dir.sp_socket(), Arc::clone(&self.sp), measurement)
+                    .map_err(|e| backend_err("start simulated secure processor", Box::new(e)))?;
+                let args = vec![
+                    "--tee".into(),
+                    "sim".into(),
+                    "--sim-socket".into(),
+                    dir.sp_socket().display().to_string(),
+                ];
+                Ok((Host::Socket(server), args))
             }
         }
     }

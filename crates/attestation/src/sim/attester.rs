@@ -88,6 +88,13 @@ impl Attester for SimAttester {
         TeeKind::SevSnp
     }
 
+    fn interface(&self) -> &'static str {
+        match self.transport {
+            Transport::UnixSocket => "sim-socket",
+            Transport::SerialPort => "sim-serial",
+        }
+    }
+
     fn evidence(&self, report_data: &ReportData) -> Result<Evidence, AttestError> {
         let request = wire::encode_request(report_data);
         let evidence = match self.transport {

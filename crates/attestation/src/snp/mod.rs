@@ -9,6 +9,8 @@ mod binding;
 pub mod cert_table;
 mod chain;
 mod fields;
+#[cfg(feature = "sev-guest")]
+mod guest_device;
 mod report;
 mod reserved;
 pub mod roots;
@@ -29,3 +31,6 @@ pub use verify::{CachingSnpVerifier, SnpVerifier};
 pub(crate) use chain::fingerprint;
 #[cfg(feature = "sim")]
 pub(crate) use signature::scalar_to_le;
+
+#[cfg(feature = "sev-guest")]
+pub use guest_device::{SevGuestAttester, SEV_GUEST_DEVICE};

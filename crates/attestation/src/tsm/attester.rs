@@ -53,6 +53,10 @@ impl Attester for TsmAttester {
         }
     }
 
+    fn interface(&self) -> &'static str {
+        "configfs-tsm"
+    }
+
     fn evidence(&self, report_data: &ReportData) -> Result<Evidence, AttestError> {
         let request = TsmRequest {
             inblob: *report_data,

@@ -1,0 +1,80 @@
+//! Choosing the attester. Always explicit: `--tee` (or fw_cfg `opt/cdvm/tee` in the image) names
+//! it, `auto` accepts exactly one detected real interface and says which, and nothing ever falls
+//! back to the simulated secure processor.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::bail;
+use cdvm_attestation::snp::{SevGuestAttester, SEV_GUEST_DEVICE};
+use cdvm_attestation::tsm::{TsmAttester, TsmReportClient};
+use cdvm_attestation::Attester;
+
+/// Where and how to look for the real interfaces.
+#[derive(Clone, Debug)]
+pub(crate) struct HardwareOptions {
+    /// The configfs-tsm report directory.
+    pub tsm_root: PathBuf,
+    /// SEV-SNP: the VMPL to request reports at.
+    pub vmpl: u32,
+}
+
+/// A real SEV-SNP attester: configfs-tsm when the kernel has it, else `/dev/sev-guest`.
+pub(crate) fn sev_snp(opts: &HardwareOptions) -> anyhow::Result<Box<dyn Attester>> {
+    if TsmReportClient::new(&opts.tsm_root).present() {
+        tracing::info!(root = %opts.tsm_root.display(), "SEV-SNP evidence through configfs-tsm");
+        return Ok(Box::new(TsmAttester::sev_snp(&opts.tsm_root, opts.vmpl)));
+    }
+    if Path::new(SEV_GUEST_DEVICE).exists() {
+        tracing::info!(
+            "SEV-SNP evidence through {SEV_GUEST_DEVICE} (no configfs-tsm in this kernel)"
+        );
+        return Ok(Box::new(SevGuestAttester::new(opts.vmpl)));
+    }
+    bail!(
+        "no SEV-SNP interface: neither configfs-tsm ({}) nor {SEV_GUEST_DEVICE} exists",
+        opts.tsm_root.display()
+    )
+}
+
+/// A real TDX attester (configfs-tsm only: the legacy `/dev/tdx_guest` quote path needs a
+/// host quoting service that this agent does not speak).
+pub(crate) fn tdx(opts: &HardwareOptions) -> anyhow::Result<Box<dyn Attester>> {
+    if !TsmReportClient::new(&opts.tsm_root).present() {
+        bail!(
+            "no TDX interface: configfs-tsm ({}) does not exist (needs Linux >= 6.7 with tdx-guest)",
+            opts.tsm_root.display()
+        );
+    }
+    tracing::info!(root = %opts.tsm_root.display(), "TDX evidence through configfs-tsm");
+    Ok(Box::new(TsmAttester::tdx(&opts.tsm_root)))
+}
+
+/// `--tee auto`: the one real interface present, named on stderr; an error when there is none
+/// or the provider is unknown. Never the simulator.
+pub(crate) fn auto(opts: &HardwareOptions) -> anyhow::Result<Box<dyn Attester>> {
+    let client = TsmReportClient::new(&opts.tsm_root);
+    if client.present() {
+        match client.provider()?.as_deref() {
+            Some("sev_guest") => {
+                eprintln!("--tee auto: SEV-SNP through configfs-tsm ({})", opts.tsm_root.display());
+                return Ok(Box::new(TsmAttester::sev_snp(&opts.tsm_root, opts.vmpl)));
+            }
+            Some("tdx_guest") => {
+                eprintln!("--tee auto: TDX through configfs-tsm ({})", opts.tsm_root.display());
+                return Ok(Box::new(TsmAttester::tdx(&opts.tsm_root)));
+            }
+            Some(other) => bail!("--tee auto: configfs-tsm provider `{other}` is not one this agent knows; pass --tee"),
+            // The directory exists but no provider: look for the device.
+            None => {}
+        }
+    }
+    if Path::new(SEV_GUEST_DEVICE).exists() {
+        eprintln!("--tee auto: SEV-SNP through {SEV_GUEST_DEVICE}");
+        return Ok(Box::new(SevGuestAttester::new(opts.vmpl)));
+    }
+    bail!(
+        "--tee auto found no real TEE interface (configfs-tsm at {} with a provider, or {SEV_GUEST_DEVICE}); \
+         pass --tee explicitly (the simulator is never chosen automatically)",
+        opts.tsm_root.display()
+    )
+}
