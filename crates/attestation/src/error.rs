@@ -18,6 +18,10 @@ pub enum AttestError {
     /// The secure processor answered with something that is not evidence.
     #[error("secure processor gave an invalid answer: {0}")]
     BadResponse(String),
+    /// The Azure vTPM attester failed (vTPM, paravisor's HCL report, or IMDS).
+    #[cfg(feature = "azure-attester")]
+    #[error("azure vTPM attester")]
+    AzureVtpm(#[source] Box<crate::azure::VtpmAttestError>),
 }
 
 /// A reason to refuse evidence. Verification fails closed: any variant means "do not send input".

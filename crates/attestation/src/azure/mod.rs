@@ -11,14 +11,26 @@
 
 use serde::{Deserialize, Serialize};
 
+#[cfg(feature = "azure-attester")]
+mod attester;
 mod error;
 mod hcl;
+#[cfg(feature = "azure-attester")]
+pub mod imds;
+#[cfg(all(feature = "azure-attester", feature = "sim"))]
+pub mod paravisor_sim;
 mod runtime;
 mod tpm;
+#[cfg(feature = "azure-attester")]
+pub mod tpm_client;
 pub mod trustee;
 #[cfg(feature = "azure")]
 mod verify;
 
+#[cfg(feature = "azure-attester")]
+pub use attester::{
+    AzureVtpmAttester, VtpmAttestError, AK_HANDLE, DEFAULT_PCRS, NV_HCL_REPORT, NV_REPORT_DATA,
+};
 pub use error::AzureError;
 pub use hcl::{
     HclReport, HclReportType, HASH_TYPE_SHA256, HCL_HEADER_LEN, HCL_SIGNATURE, HW_REPORT_LEN,
