@@ -9,12 +9,12 @@ use std::sync::Mutex;
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
-use super::imds::{ImdsClient, ImdsError, THIM_AMD_CERTIFICATION};
+use super::imds::{ImdsClient, ImdsError, ACC_TDQUOTE, THIM_AMD_CERTIFICATION};
 use super::tpm_client::{
     Tpm, TpmError, TpmTransport, TPMA_NV_NO_DA, TPMA_NV_OWNERREAD, TPMA_NV_OWNERWRITE,
 };
 use super::{
-    quote_nonce, AzureError, AzureSnpEvidence, HclReport, HclReportType, PcrValue, QuoteAttest,
+    quote_nonce, AzureError, AzureSnpEvidence, AzureTdxEvidence, HclReport, HclReportType, PcrValue, QuoteAttest,
     RuntimeClaims, TpmQuote,
 };
 use crate::{AttestError, Attester, Evidence, ReportData, SnpCertChain, TeeKind};
@@ -69,6 +69,14 @@ pub enum VtpmAttestError {
     /// THIM's answer is not a VCEK and its ASK/ARK chain.
     #[error("imds: THIM certification: {0}")]
     Thim(String),
+    /// `/acc/tdquote`'s answer is not a quote of the TD report sent.
+    #[error("imds: /acc/tdquote: {0}")]
+    TdQuote(String),
+}
+
+#[derive(Deserialize)]
+struct TdQuoteResponse {
+    quote: String,
 }
 
 impl From<VtpmAttestError> for AttestError {
@@ -87,6 +95,7 @@ struct Thim {
 
 /// Evidence from an Azure SEV-SNP confidential VM's vTPM (Microsoft's paravisor).
 pub struct AzureVtpmAttester {
+    tee: TeeKind,
     tpm: Mutex<Tpm<Box<dyn TpmTransport>>>,
     imds: Box<dyn ImdsClient>,
     pcrs: Vec<u32>,
@@ -110,9 +119,19 @@ impl AzureVtpmAttester {
     /// and IMDS (`HttpImds::azure()` in a guest), quoting [`DEFAULT_PCRS`].
     pub fn new(transport: impl TpmTransport + 'static, imds: impl ImdsClient + 'static) -> Self {
         Self {
+            tee: TeeKind::SevSnp,
             tpm: Mutex::new(Tpm::new(Box::new(transport))),
             imds: Box::new(imds),
             pcrs: DEFAULT_PCRS.to_vec(),
+        }
+    }
+
+    /// The same for an Azure TDX confidential VM (DCesv5/ECesv5): the HCL report carries a TD
+    /// report, which IMDS `/acc/tdquote` turns into a DCAP quote.
+    pub fn tdx(transport: impl TpmTransport + 'static, imds: impl ImdsClient + 'static) -> Self {
+        Self {
+            tee: TeeKind::Tdx,
+            ..Self::new(transport, imds)
         }
     }
 
@@ -248,12 +267,49 @@ impl AzureVtpmAttester {
     }
 }
 
+impl AzureVtpmAttester {
+    /// TDX evidence for `report_data`, with this module's error type.
+    pub fn tdx_evidence(
+        &self,
+        report_data: &ReportData,
+    ) -> Result<AzureTdxEvidence, VtpmAttestError> {
+        use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        use base64::Engine;
+        let (hcl_report, tpm_quote) = self.hcl_and_quote(report_data, HclReportType::Tdx)?;
+        let hcl = HclReport::parse(&hcl_report).map_err(VtpmAttestError::Hcl)?;
+        let td_report = hcl.hw_report;
+        let body = serde_json::json!({ "report": URL_SAFE_NO_PAD.encode(td_report) });
+        let answer = self.imds.post_json(ACC_TDQUOTE, body.to_string().as_bytes())?;
+        let answer: TdQuoteResponse = serde_json::from_slice(&answer)
+            .map_err(|e| VtpmAttestError::TdQuote(format!("not {{\"quote\": …}}: {e}")))?;
+        let td_quote = URL_SAFE_NO_PAD
+            .decode(answer.quote.trim_end_matches('=').as_bytes())
+            .map_err(|e| VtpmAttestError::TdQuote(format!("quote is not base64url: {e}")))?;
+        let quote = crate::tdx::TdxQuote::parse(&td_quote)
+            .map_err(|e| VtpmAttestError::TdQuote(format!("not a TDX quote: {e}")))?;
+        if td_report.get(128..192) != Some(&quote.report.report_data.0[..]) {
+            return Err(VtpmAttestError::TdQuote(
+                "the quote's REPORTDATA is not the TD report's".into(),
+            ));
+        }
+        Ok(AzureTdxEvidence {
+            hcl_report,
+            tpm_quote,
+            td_quote,
+            gpus: Vec::new(),
+        })
+    }
+}
+
 impl Attester for AzureVtpmAttester {
     fn tee(&self) -> TeeKind {
-        TeeKind::SevSnp
+        self.tee
     }
 
     fn evidence(&self, report_data: &ReportData) -> Result<Evidence, AttestError> {
-        Ok(Evidence::AzureSevSnpVtpm(self.snp_evidence(report_data)?))
+        Ok(match self.tee {
+            TeeKind::Tdx => Evidence::AzureTdxVtpm(self.tdx_evidence(report_data)?),
+            TeeKind::SevSnp => Evidence::AzureSevSnpVtpm(self.snp_evidence(report_data)?),
+        })
     }
 }
