@@ -85,7 +85,7 @@ impl Env {
 }
 
 fn verify(ev: &AzureSnpEvidence, data: &ReportData, policy: &Policy) -> Result<(), VerifyError> {
-    AnyVerifier::default()
+    AnyVerifier
         .verify(
             &Evidence::AzureSevSnpVtpm(ev.clone()),
             data,
@@ -110,7 +110,7 @@ fn evidence_from_swtpm_verifies_under_the_development_policy() {
     let hcl = HclReport::parse(&ev.hcl_report).unwrap();
     let runtime = RuntimeClaims::parse(hcl.runtime_data).unwrap();
     assert_eq!(runtime.user_data, rd(1));
-    let claims = AnyVerifier::default()
+    let claims = AnyVerifier
         .verify(
             &Evidence::AzureSevSnpVtpm(ev.clone()),
             &rd(1),

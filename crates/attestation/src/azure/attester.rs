@@ -14,8 +14,8 @@ use super::tpm_client::{
     Tpm, TpmError, TpmTransport, TPMA_NV_NO_DA, TPMA_NV_OWNERREAD, TPMA_NV_OWNERWRITE,
 };
 use super::{
-    quote_nonce, AzureError, AzureSnpEvidence, AzureTdxEvidence, HclReport, HclReportType, PcrValue, QuoteAttest,
-    RuntimeClaims, TpmQuote,
+    quote_nonce, AzureError, AzureSnpEvidence, AzureTdxEvidence, HclReport, HclReportType,
+    PcrValue, QuoteAttest, RuntimeClaims, TpmQuote,
 };
 use crate::{AttestError, Attester, Evidence, ReportData, SnpCertChain, TeeKind};
 
@@ -279,7 +279,9 @@ impl AzureVtpmAttester {
         let hcl = HclReport::parse(&hcl_report).map_err(VtpmAttestError::Hcl)?;
         let td_report = hcl.hw_report;
         let body = serde_json::json!({ "report": URL_SAFE_NO_PAD.encode(td_report) });
-        let answer = self.imds.post_json(ACC_TDQUOTE, body.to_string().as_bytes())?;
+        let answer = self
+            .imds
+            .post_json(ACC_TDQUOTE, body.to_string().as_bytes())?;
         let answer: TdQuoteResponse = serde_json::from_slice(&answer)
             .map_err(|e| VtpmAttestError::TdQuote(format!("not {{\"quote\": …}}: {e}")))?;
         let td_quote = URL_SAFE_NO_PAD

@@ -214,3 +214,33 @@ fn dechunk(mut body: &[u8]) -> Result<Vec<u8>, String> {
         body = &body[end..];
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::parse_http_response;
+
+    #[test]
+    fn content_length_chunked_and_bad_responses() {
+        assert_eq!(
+            parse_http_response(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}extra"),
+            Ok((200, b"{}".to_vec()))
+        );
+        assert_eq!(
+            parse_http_response(
+                b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n2;x=y\r\nde\r\n0\r\n\r\n"
+            ),
+            Ok((200, b"abcde".to_vec()))
+        );
+        assert_eq!(
+            parse_http_response(b"HTTP/1.0 404 Not Found\r\n\r\nnope"),
+            Ok((404, b"nope".to_vec()))
+        );
+        assert!(parse_http_response(b"HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\n{}").is_err());
+        assert!(parse_http_response(b"SSH-2.0\r\n\r\n").is_err());
+        assert!(parse_http_response(
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nffffffffffffffff\r\nab"
+        )
+        .is_err());
+        assert!(parse_http_response(b"HTTP/1.1 200 OK\r\n").is_err());
+    }
+}

@@ -399,3 +399,68 @@ pub fn parse_tpm_properties(params: &[u8]) -> Result<Vec<(u32, u32)>, String> {
     r.end("GetCapability response")?;
     Ok(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn response(tag: u16, rc: u32, body: &[u8]) -> Vec<u8> {
+        let mut r = Vec::new();
+        r.extend_from_slice(&tag.to_be_bytes());
+        r.extend_from_slice(&((10 + body.len()) as u32).to_be_bytes());
+        r.extend_from_slice(&rc.to_be_bytes());
+        r.extend_from_slice(body);
+        r
+    }
+
+    #[test]
+    fn response_framing_is_checked() {
+        // NV_Write's error: TPM_RC_NV_AUTHORIZATION-like code comes back as Code.
+        assert_eq!(
+            parse_response(&response(TPM_ST_NO_SESSIONS, 0x14b, &[]), 0, true),
+            Err(ResponseError::Code(0x14b))
+        );
+        // Size field disagreeing with the bytes received.
+        let mut r = response(TPM_ST_NO_SESSIONS, 0, &[1, 2]);
+        r.push(0);
+        assert!(matches!(
+            parse_response(&r, 0, false),
+            Err(ResponseError::Malformed(_))
+        ));
+        // A session response: parameterSize bounds the parameters, the auth area follows.
+        let body = [0, 0, 0, 2, 0xaa, 0xbb, 0, 0, 1, 0, 0];
+        let r = response(TPM_ST_SESSIONS, 0, &body);
+        assert_eq!(parse_response(&r, 0, true).unwrap().params, &[0xaa, 0xbb]);
+        // parameterSize past the end.
+        let r = response(TPM_ST_SESSIONS, 0, &[0xff, 0, 0, 0]);
+        assert!(parse_response(&r, 0, true).is_err());
+        // Truncated header.
+        assert!(parse_response(&[0x80, 0x01, 0], 0, false).is_err());
+    }
+
+    #[test]
+    fn pcr_read_pairs_selection_with_digests() {
+        let mut p = vec![0, 0, 0, 7, 0, 0, 0, 1, 0, 0x0b, 3, 0b0000_0101, 0, 0];
+        p.extend_from_slice(&[0, 0, 0, 2]);
+        for v in [1u8, 2] {
+            p.extend_from_slice(&[0, 32]);
+            p.extend_from_slice(&[v; 32]);
+        }
+        assert_eq!(
+            parse_pcr_read(&p).unwrap(),
+            vec![(0, [1u8; 32]), (2, [2u8; 32])]
+        );
+        // One digest too few.
+        let short = &p[..p.len() - 34];
+        let mut short = short.to_vec();
+        short[14..18].copy_from_slice(&[0, 0, 0, 1]);
+        assert!(parse_pcr_read(&short).is_err());
+    }
+
+    #[test]
+    fn nv_read_is_bounded_by_the_request() {
+        assert_eq!(parse_nv_read(&[0, 2, 9, 9], 2).unwrap(), &[9, 9]);
+        assert!(parse_nv_read(&[0, 3, 9, 9, 9], 2).is_err());
+        assert!(parse_nv_read(&[0, 2, 9], 2).is_err());
+    }
+}

@@ -106,6 +106,7 @@ fn connect(addr: &SocketAddress) -> io::Result<Box<dyn Stream>> {
 }
 
 /// Reads one TPM command (the emulated paravisor's proxy side).
+#[cfg(feature = "sim")]
 pub(crate) fn read_command(r: &mut impl Read) -> io::Result<Vec<u8>> {
     read_message(r)
 }
