@@ -55,6 +55,7 @@ fn env() -> Env {
             dir: dir.path().join("paravisor"),
             measurement,
             report: SimReportOptions::default(),
+            tdx_quoter: None,
         },
     )
     .unwrap();
@@ -327,4 +328,81 @@ fn real_azure_cvm_vtpm_evidence() {
     policy.roots = vec![TrustedRoot::AmdMilan, TrustedRoot::AmdGenoa];
     policy.azure_vtpm = Some(AzureVtpmPolicy::default());
     verify(&ev, &data, &policy).unwrap();
+}
+
+/// A TDX CVM: the paravisor puts a TD report in the HCL report, and IMDS `/acc/tdquote` quotes
+/// it. No development DCAP PKI exists yet, so the stand-in quote is trustee's real Azure TD quote
+/// with REPORTDATA (and MRTD) replaced by the TD report's: the attester's whole guest path runs,
+/// and the verifier gets through root, PCK chain, QE report and key binding, then refuses the
+/// quote signature, which Intel's key no longer covers.
+#[cfg(feature = "tdx")]
+#[test]
+fn tdx_cvm_evidence_carries_a_quote_of_the_hcl_td_report() {
+    use cdvm_attestation::azure::{verify_tdx_without_dcap_collateral, HclReportType};
+    use cdvm_attestation::tdx::{TdxError, TdxPolicy, TdxQuote};
+
+    require_swtpm();
+    let real = std::fs::read(
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures/tdx/trustee_az_tdx_vtpm/td-quote.bin"),
+    )
+    .unwrap();
+    let mrtd = TdxQuote::parse(&real).unwrap().report.mrtd;
+    let quoter: cdvm_attestation::azure::paravisor_sim::TdQuoter =
+        Arc::new(move |td_report: &[u8]| {
+            let td: &[u8; 1024] = td_report.try_into().map_err(|_| "not 1024 bytes")?;
+            let mut q = real.clone();
+            q[48 + 520..48 + 584].copy_from_slice(&td[128..192]);
+            q[48 + 136..48 + 184].copy_from_slice(&td[528..576]);
+            Ok(q)
+        });
+    let dir = tempfile::tempdir().unwrap();
+    let sp = Arc::new(SimSecureProcessor::load_or_create(&dir.path().join("sp")).unwrap());
+    let pv = Paravisor::start(
+        sp,
+        ParavisorOptions {
+            dir: dir.path().join("paravisor"),
+            measurement: mrtd,
+            report: SimReportOptions::default(),
+            tdx_quoter: Some(quoter),
+        },
+    )
+    .unwrap();
+    let attester = pv.attester();
+    assert_eq!(attester.tee(), cdvm_attestation::TeeKind::Tdx);
+    let Evidence::AzureTdxVtpm(ev) = attester.evidence(&rd(10)).unwrap() else {
+        panic!("not Azure TDX evidence");
+    };
+    let hcl = HclReport::parse(&ev.hcl_report).unwrap();
+    assert_eq!(hcl.report_type, HclReportType::Tdx);
+    assert_eq!(
+        RuntimeClaims::parse(hcl.runtime_data).unwrap().user_data,
+        rd(10)
+    );
+    assert_eq!(
+        TdxQuote::parse(&ev.td_quote).unwrap().report.report_data.0[..],
+        hcl.hw_report[128..192]
+    );
+
+    let mut policy =
+        Policy::from_yaml("name: azure-tdx-test\ntee: tdx\nroots: [intel-sgx-root]\ntdx: {}\n")
+            .unwrap();
+    policy.tdx = Some(TdxPolicy {
+        mrtd: vec![cdvm_attestation::policy::AllowedMeasurement {
+            measurement: mrtd.to_string(),
+            source: "fixture".into(),
+        }],
+        ..TdxPolicy::default()
+    });
+    policy.azure_vtpm = Some(AzureVtpmPolicy::default());
+    assert_eq!(
+        verify_tdx_without_dcap_collateral(
+            &ev,
+            &rd(10),
+            &quote_nonce(&rd(10)),
+            &policy,
+            SystemTime::now()
+        ),
+        Err(VerifyError::Tdx(TdxError::QuoteSignatureInvalid))
+    );
 }

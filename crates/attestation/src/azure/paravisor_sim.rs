@@ -23,13 +23,16 @@ use base64::Engine;
 use sha2::{Digest, Sha256};
 
 use super::attester::{AK_HANDLE, NV_HCL_REPORT, NV_REPORT_DATA};
-use super::imds::{HttpImds, THIM_AMD_CERTIFICATION};
+use super::imds::{HttpImds, ACC_TDQUOTE, THIM_AMD_CERTIFICATION};
 use super::tpm_client::marshal::HEADER_LEN;
 use super::tpm_client::{
     swtpm_ctrl_init, SocketAddress, SocketTransport, Tpm, TpmError, TpmRsaPublic, TpmTransport,
     TPMA_NV_NO_DA, TPMA_NV_OWNERREAD, TPMA_NV_OWNERWRITE,
 };
-use super::{AzureVtpmAttester, HCL_HEADER_LEN, HCL_SIGNATURE, HW_REPORT_LEN, RUNTIME_HEADER_LEN};
+use super::{
+    AzureVtpmAttester, HclReportType, HCL_HEADER_LEN, HCL_SIGNATURE, HW_REPORT_LEN,
+    RUNTIME_HEADER_LEN, TDREPORT_LEN,
+};
 use crate::sim::{SimError, SimReportOptions, SimSecureProcessor};
 use crate::{Evidence, Measurement, ReportData, SnpCertChain};
 
@@ -73,8 +76,11 @@ fn io_step(step: impl Into<String>) -> impl FnOnce(io::Error) -> ParavisorError 
     move |source| ParavisorError::Io { step, source }
 }
 
+/// Turns a TD report (1024 bytes) into a TD quote: what IMDS `/acc/tdquote` answers.
+pub type TdQuoter = Arc<dyn Fn(&[u8]) -> Result<Vec<u8>, String> + Send + Sync>;
+
 /// What the emulated paravisor reports.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct ParavisorOptions {
     /// Folder for swtpm's state, its sockets and the proxy's socket (created if missing; the
     /// caller owns it and removes it).
@@ -83,6 +89,21 @@ pub struct ParavisorOptions {
     pub measurement: Measurement,
     /// Report options (TCB, debug bit).
     pub report: SimReportOptions,
+    /// `None`: an SEV-SNP CVM (the simulated secure processor signs SNP reports). `Some`: a TDX
+    /// CVM: the HCL report carries a TD report (REPORTDATA = SHA-256(JSON) ‖ 0³², MRTD =
+    /// `measurement`) and IMDS `/acc/tdquote` answers with this function's quote of it.
+    pub tdx_quoter: Option<TdQuoter>,
+}
+
+impl std::fmt::Debug for ParavisorOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ParavisorOptions")
+            .field("dir", &self.dir)
+            .field("measurement", &self.measurement)
+            .field("report", &self.report)
+            .field("tdx", &self.tdx_quoter.is_some())
+            .finish()
+    }
 }
 
 struct Shared {
@@ -90,6 +111,7 @@ struct Shared {
     sp: Arc<SimSecureProcessor>,
     measurement: Measurement,
     report: SimReportOptions,
+    tdx: bool,
     /// Tests turn this off to play a paravisor that leaves a stale HCL report.
     refresh: AtomicBool,
     stopping: AtomicBool,
@@ -139,12 +161,21 @@ pub fn runtime_json(ak: &TpmRsaPublic, user_data: &ReportData) -> Vec<u8> {
     json.to_string().into_bytes()
 }
 
-/// An HCL report (azure/hcl.rs layout) around an SNP report and runtime JSON.
-pub fn hcl_report(snp_report: &[u8], runtime: &[u8]) -> Result<Vec<u8>, ParavisorError> {
-    if snp_report.len() != HW_REPORT_LEN {
+/// An HCL report (azure/hcl.rs layout) around a hardware report (an SNP report, or a TD
+/// report padded to the slot) and the runtime JSON.
+pub fn hcl_report(
+    report_type: HclReportType,
+    hw_report: &[u8],
+    runtime: &[u8],
+) -> Result<Vec<u8>, ParavisorError> {
+    let (want, type_code) = match report_type {
+        HclReportType::Snp => (HW_REPORT_LEN, 2u32),
+        HclReportType::Tdx => (TDREPORT_LEN, 4u32),
+    };
+    if hw_report.len() != want {
         return Err(ParavisorError::Build(format!(
-            "SNP report is {} bytes",
-            snp_report.len()
+            "hardware report is {} bytes, not {want}",
+            hw_report.len()
         )));
     }
     let u32_of = |n: usize| {
@@ -157,11 +188,12 @@ pub fn hcl_report(snp_report: &[u8], runtime: &[u8]) -> Result<Vec<u8>, Paraviso
     for v in [2u32, report_size, 2, 0, 0, 0, 0] {
         out.extend_from_slice(&v.to_le_bytes());
     }
-    out.extend_from_slice(snp_report);
+    out.extend_from_slice(hw_report);
+    out.resize(HCL_HEADER_LEN + HW_REPORT_LEN, 0);
     for v in [
         data_size,
         1,
-        2,
+        type_code,
         super::HASH_TYPE_SHA256,
         u32_of(runtime.len())?,
     ] {
@@ -194,7 +226,15 @@ impl Shared {
                 "simulator gave non-SNP evidence".into(),
             ));
         };
-        let mut hcl = hcl_report(&snp.report, &json)?;
+        let mut hcl = if self.tdx {
+            hcl_report(
+                HclReportType::Tdx,
+                &td_report(&bound, &self.measurement),
+                &json,
+            )?
+        } else {
+            hcl_report(HclReportType::Snp, &snp.report, &json)?
+        };
         let size = usize::from(tpm.nv_read_public(NV_HCL_REPORT)?.data_size);
         if hcl.len() > size {
             return Err(ParavisorError::Build(format!(
@@ -246,6 +286,16 @@ impl Shared {
     }
 }
 
+/// A TD report as the TDX module shapes it, with REPORTDATA and MRTD set (everything else
+/// zero; its MAC is not checked by anyone off the machine).
+pub fn td_report(report_data: &[u8; 64], mrtd: &Measurement) -> Vec<u8> {
+    let mut r = vec![0u8; TDREPORT_LEN];
+    r[0] = 0x81; // REPORTTYPE.TYPE = TDX
+    r[128..192].copy_from_slice(report_data);
+    r[528..576].copy_from_slice(&mrtd.0);
+    r
+}
+
 fn rc_response(rc: u32) -> Vec<u8> {
     let mut r = Vec::with_capacity(HEADER_LEN);
     r.extend_from_slice(&0x8001u16.to_be_bytes());
@@ -277,7 +327,24 @@ fn thim_json(chain: &SnpCertChain) -> Result<Vec<u8>, ParavisorError> {
     Ok(json.to_string().into_bytes())
 }
 
-fn serve_imds(mut conn: TcpStream, thim: &[u8]) {
+fn tdquote(body: &[u8], quoter: &TdQuoter) -> Result<Vec<u8>, String> {
+    #[derive(serde::Deserialize)]
+    struct Req {
+        report: String,
+    }
+    let req: Req = serde_json::from_slice(body).map_err(|e| e.to_string())?;
+    let report = URL_SAFE_NO_PAD
+        .decode(req.report.trim_end_matches('=').as_bytes())
+        .map_err(|e| e.to_string())?;
+    let quote = quoter(&report)?;
+    Ok(
+        serde_json::json!({ "quote": URL_SAFE_NO_PAD.encode(quote) })
+            .to_string()
+            .into_bytes(),
+    )
+}
+
+fn serve_imds(mut conn: TcpStream, thim: &[u8], quoter: Option<&TdQuoter>) {
     let _ = conn.set_read_timeout(Some(Duration::from_secs(10)));
     let mut head = Vec::new();
     let mut byte = [0u8; 1];
@@ -292,6 +359,18 @@ fn serve_imds(mut conn: TcpStream, thim: &[u8]) {
     let metadata = text
         .lines()
         .any(|l| l.to_ascii_lowercase().replace(' ', "") == "metadata:true");
+    let length = text
+        .lines()
+        .filter_map(|l| l.split_once(':'))
+        .find(|(n, _)| n.trim().eq_ignore_ascii_case("content-length"))
+        .and_then(|(_, v)| v.trim().parse::<usize>().ok())
+        .unwrap_or(0)
+        .min(64 * 1024);
+    let mut request_body = vec![0u8; length];
+    if conn.read_exact(&mut request_body).is_err() {
+        return;
+    }
+    let quoted;
     let (status, body): (&str, &[u8]) = if !metadata {
         (
             "400 Bad Request",
@@ -299,6 +378,20 @@ fn serve_imds(mut conn: TcpStream, thim: &[u8]) {
         )
     } else if request_line == format!("GET {THIM_AMD_CERTIFICATION} HTTP/1.1") {
         ("200 OK", thim)
+    } else if let (Some(q), true) = (
+        quoter,
+        request_line == format!("POST {ACC_TDQUOTE} HTTP/1.1"),
+    ) {
+        match tdquote(&request_body, q) {
+            Ok(b) => {
+                quoted = b;
+                ("200 OK", &quoted)
+            }
+            Err(e) => {
+                eprintln!("paravisor: /acc/tdquote: {e}");
+                ("400 Bad Request", b"{\"error\":\"bad report\"}")
+            }
+        }
     } else {
         ("404 Not Found", b"{\"error\":\"not found\"}")
     };
@@ -400,13 +493,14 @@ impl Paravisor {
         let imds = TcpListener::bind("127.0.0.1:0").map_err(io_step("bind the IMDS server"))?;
         this.imds_addr = imds.local_addr().map_err(io_step("IMDS address"))?;
         let shared = Arc::clone(&this.shared);
+        let quoter = opts.tdx_quoter.clone();
         thread::spawn(move || {
             for conn in imds.incoming() {
                 if shared.stopping.load(Ordering::SeqCst) {
                     break;
                 }
                 if let Ok(c) = conn {
-                    serve_imds(c, &thim);
+                    serve_imds(c, &thim, quoter.as_ref());
                 }
             }
         });
@@ -470,6 +564,7 @@ impl Paravisor {
             sp,
             measurement: opts.measurement,
             report: opts.report,
+            tdx: opts.tdx_quoter.is_some(),
             refresh: AtomicBool::new(true),
             stopping: AtomicBool::new(false),
         });
@@ -503,7 +598,11 @@ impl Paravisor {
 
     /// The attester a guest agent builds, pointed at this paravisor.
     pub fn attester(&self) -> AzureVtpmAttester {
-        AzureVtpmAttester::new(self.transport(), self.imds())
+        if self.shared.tdx {
+            AzureVtpmAttester::tdx(self.transport(), self.imds())
+        } else {
+            AzureVtpmAttester::new(self.transport(), self.imds())
+        }
     }
 
     /// Test hook: with `false`, writes to 0x01400002 no longer refresh the HCL report (a
