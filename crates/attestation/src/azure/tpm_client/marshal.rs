@@ -401,6 +401,7 @@ pub fn parse_tpm_properties(params: &[u8]) -> Result<Vec<(u32, u32)>, String> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
