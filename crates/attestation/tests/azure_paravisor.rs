@@ -300,6 +300,8 @@ fn a_missing_vtpm_is_an_error_naming_the_command_and_the_socket() {
 
 /// On a real Azure SEV-SNP confidential VM (DCasv5/ECasv5), as root:
 /// `cargo test -p cdvm-attestation --features azure-attester,sim --test azure_paravisor -- --ignored real_azure_cvm`
+/// (prints nothing on success; the evidence must verify under the shipped roots with this VM's
+/// measurement allowed)
 #[test]
 #[ignore = "needs an Azure SEV-SNP confidential VM: run as root with `cargo test -p cdvm-attestation --features azure-attester,sim --test azure_paravisor -- --ignored real_azure_cvm`"]
 fn real_azure_cvm_vtpm_evidence() {
@@ -404,5 +406,40 @@ fn tdx_cvm_evidence_carries_a_quote_of_the_hcl_td_report() {
             SystemTime::now()
         ),
         Err(VerifyError::Tdx(TdxError::QuoteSignatureInvalid))
+    );
+}
+
+/// On a real Azure TDX confidential VM (DCesv5/ECesv5), as root:
+/// `cargo test -p cdvm-attestation --all-features --test azure_paravisor -- --ignored real_azure_tdx_cvm`
+#[cfg(feature = "tdx")]
+#[test]
+#[ignore = "needs an Azure TDX confidential VM: run as root with `cargo test -p cdvm-attestation --all-features --test azure_paravisor -- --ignored real_azure_tdx_cvm`"]
+fn real_azure_tdx_cvm_vtpm_evidence() {
+    use cdvm_attestation::azure::imds::HttpImds;
+    use cdvm_attestation::azure::tpm_client::DeviceTransport;
+    use cdvm_attestation::azure::HclReportType;
+    use sha2::{Digest, Sha256};
+    let attester = AzureVtpmAttester::tdx(
+        DeviceTransport::open(DeviceTransport::DEFAULT_PATH).unwrap(),
+        HttpImds::azure(),
+    );
+    let data = rd(11);
+    let Evidence::AzureTdxVtpm(ev) = attester.evidence(&data).unwrap() else {
+        panic!("not Azure TDX evidence");
+    };
+    let hcl = HclReport::parse(&ev.hcl_report).unwrap();
+    assert_eq!(hcl.report_type, HclReportType::Tdx);
+    assert_eq!(
+        RuntimeClaims::parse(hcl.runtime_data).unwrap().user_data,
+        data
+    );
+    let quote = cdvm_attestation::tdx::TdxQuote::parse(&ev.td_quote).unwrap();
+    assert_eq!(
+        quote.report.report_data.0[..32],
+        Sha256::digest(hcl.runtime_data)[..]
+    );
+    println!(
+        "{}",
+        serde_json::to_string(&Evidence::AzureTdxVtpm(ev)).unwrap()
     );
 }
