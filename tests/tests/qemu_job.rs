@@ -51,8 +51,8 @@ fn job(deployment: &LocalDeployment, attest: Duration) -> JobSpec {
             result: Duration::from_secs(90),
             destroyed: Duration::from_secs(30),
         },
+        vcek: None,
     }
-    vcek: None,
 }
 
 /// The initrd with one byte of its payload changed, still a valid gzip stream so the kernel

@@ -56,6 +56,16 @@ impl Verifier for AnyVerifier {
                     feature: "azure",
                 })
             }
+            #[cfg(all(feature = "azure", feature = "tdx"))]
+            Evidence::AzureTdxVtpm(_) => crate::azure::AzureTdxVtpmVerifier::default()
+                .verify(evidence, expected, policy, now)?,
+            #[cfg(not(all(feature = "azure", feature = "tdx")))]
+            Evidence::AzureTdxVtpm(_) => {
+                return Err(VerifyError::Unsupported {
+                    what: "Azure TDX vTPM evidence",
+                    feature: "azure and tdx",
+                })
+            }
         };
         let gpu_checks =
             crate::nvidia::verify_gpus(evidence.gpus(), expected, policy.gpu.as_ref(), now)?;

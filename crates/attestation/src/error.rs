@@ -22,6 +22,10 @@ pub enum AttestError {
     #[cfg(feature = "tsm")]
     #[error(transparent)]
     Tsm(#[from] crate::tsm::TsmError),
+    /// The Azure vTPM attester failed (vTPM, paravisor's HCL report, or IMDS).
+    #[cfg(feature = "azure-attester")]
+    #[error("azure vTPM attester")]
+    AzureVtpm(#[source] Box<crate::azure::VtpmAttestError>),
 }
 
 /// A reason to refuse evidence. Verification fails closed: any variant means "do not send input".

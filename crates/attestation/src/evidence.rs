@@ -14,6 +14,8 @@ pub enum Evidence {
     Tdx(crate::tdx::TdxEvidence),
     /// An Azure SEV-SNP confidential VM's HCL report and vTPM quote (no `/dev/sev-guest`).
     AzureSevSnpVtpm(crate::azure::AzureSnpEvidence),
+    /// An Azure TDX confidential VM's HCL report (TD report inside), TD quote and vTPM quote.
+    AzureTdxVtpm(crate::azure::AzureTdxEvidence),
 }
 
 impl Evidence {
@@ -24,6 +26,8 @@ impl Evidence {
             Evidence::Tdx(_) => TeeKind::Tdx,
             // The hardware is SEV-SNP: SNP policies (roots, measurements, TCB) apply to it.
             Evidence::AzureSevSnpVtpm(_) => TeeKind::SevSnp,
+            // The hardware is TDX: TDX policies (MRTD, RTMRs, collateral) apply to it.
+            Evidence::AzureTdxVtpm(_) => TeeKind::Tdx,
         }
     }
 
@@ -45,6 +49,7 @@ impl Evidence {
                 .map(|r| r.measurement),
             #[cfg(not(feature = "snp"))]
             Evidence::AzureSevSnpVtpm(_) => None,
+            Evidence::AzureTdxVtpm(e) => crate::tdx::claimed_mrtd(&e.td_quote),
         }
     }
 
@@ -54,6 +59,7 @@ impl Evidence {
             Evidence::SevSnp(e) => &e.gpus,
             Evidence::Tdx(e) => &e.gpus,
             Evidence::AzureSevSnpVtpm(e) => &e.gpus,
+            Evidence::AzureTdxVtpm(e) => &e.gpus,
         }
     }
 }

@@ -64,6 +64,12 @@ pub enum AzureError {
         /// Hex of the quote's pcrDigest.
         quoted: String,
     },
+    /// The TD report in the HCL report is not the one the TD quote was made from.
+    #[error("HCL TD report's {field} differs from the TD quote's")]
+    TdReportMismatch {
+        /// REPORTDATA or MRTD.
+        field: &'static str,
+    },
     /// A PCR value is not one the policy allows.
     #[error("PCR {index} is {value}, not allowed by policy `{policy}`")]
     PcrNotAllowed {
@@ -89,6 +95,7 @@ impl AzureError {
             AzureError::NonceMismatch { .. } => "tpm-nonce",
             AzureError::PcrSelection(_) | AzureError::PcrDigestMismatch { .. } => "pcr-digest",
             AzureError::PcrNotAllowed { .. } => "pcr-policy",
+            AzureError::TdReportMismatch { .. } => "td-report",
         }
     }
 }

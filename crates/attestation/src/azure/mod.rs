@@ -11,20 +11,38 @@
 
 use serde::{Deserialize, Serialize};
 
+#[cfg(feature = "azure-attester")]
+mod attester;
 mod error;
 mod hcl;
+#[cfg(feature = "azure-attester")]
+pub mod imds;
+#[cfg(all(feature = "azure-attester", feature = "sim"))]
+pub mod paravisor_sim;
 mod runtime;
+#[cfg(all(feature = "azure", feature = "tdx"))]
+mod tdx_verify;
 mod tpm;
+#[cfg(feature = "azure-attester")]
+pub mod tpm_client;
 pub mod trustee;
 #[cfg(feature = "azure")]
 mod verify;
 
+#[cfg(feature = "azure-attester")]
+pub use attester::{
+    AzureVtpmAttester, VtpmAttestError, AK_HANDLE, DEFAULT_PCRS, NV_HCL_REPORT, NV_REPORT_DATA,
+};
 pub use error::AzureError;
 pub use hcl::{
     HclReport, HclReportType, HASH_TYPE_SHA256, HCL_HEADER_LEN, HCL_SIGNATURE, HW_REPORT_LEN,
     RUNTIME_HEADER_LEN, TDREPORT_LEN,
 };
 pub use runtime::{RsaPublicKey, RuntimeClaims, AK_KID};
+#[cfg(all(feature = "azure", feature = "tdx"))]
+pub use tdx_verify::{
+    verify_tdx_with_nonce, verify_tdx_without_dcap_collateral, AzureTdxVtpmVerifier,
+};
 pub use tpm::{
     rsassa_sha256_signature, PcrSelection, QuoteAttest, TPM_ALG_RSASSA, TPM_ALG_SHA256,
     TPM_GENERATED_VALUE, TPM_ST_ATTEST_QUOTE,
@@ -46,6 +64,24 @@ pub struct AzureSnpEvidence {
     pub tpm_quote: TpmQuote,
     /// ARK → ASK → VCEK for the SNP report inside the HCL report.
     pub chain: SnpCertChain,
+    /// Evidence of the guest's confidential GPUs, each bound to the same report data.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub gpus: Vec<crate::nvidia::GpuEvidence>,
+}
+
+/// Azure TDX CVM evidence: the HCL report (a TD report inside), the TD quote IMDS made of that
+/// TD report, and a vTPM quote.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AzureTdxEvidence {
+    /// The HCL report read from vTPM NV index 0x01400001, base64 on the wire.
+    #[serde(with = "b64")]
+    pub hcl_report: Vec<u8>,
+    /// A TPM2 quote by the attestation key named in the HCL runtime data.
+    pub tpm_quote: TpmQuote,
+    /// The DCAP quote (v4) of the TD report, from IMDS `/acc/tdquote`, base64 on the wire.
+    #[serde(with = "b64")]
+    pub td_quote: Vec<u8>,
     /// Evidence of the guest's confidential GPUs, each bound to the same report data.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub gpus: Vec<crate::nvidia::GpuEvidence>,

@@ -5,7 +5,7 @@
 
 use serde::Deserialize;
 
-use super::{AzureSnpEvidence, PcrValue, TpmQuote};
+use super::{AzureSnpEvidence, AzureTdxEvidence, PcrValue, TpmQuote};
 use crate::SnpCertChain;
 
 /// Why trustee evidence JSON could not be read.
@@ -27,6 +27,15 @@ struct V1 {
     hcl_report: String,
     tpm_quote: HexQuote,
     vcek: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TdxV1 {
+    version: u32,
+    hcl_report: String,
+    tpm_quote: HexQuote,
+    td_quote: String,
 }
 
 #[derive(Deserialize)]
@@ -86,6 +95,35 @@ fn pcr(i: usize, v: &[u8]) -> Result<PcrValue, TrusteeFormatError> {
     Ok(PcrValue(a))
 }
 
+fn hex_quote(q: HexQuote) -> Result<TpmQuote, TrusteeFormatError> {
+    let pcrs = q
+        .pcrs
+        .iter()
+        .enumerate()
+        .map(|(i, p)| pcr(i, &hex_field("pcr", p)?))
+        .collect::<Result<_, _>>()?;
+    Ok(TpmQuote {
+        message: hex_field("tpm_quote.message", &q.message)?,
+        signature: hex_field("tpm_quote.signature", &q.signature)?,
+        pcrs,
+    })
+}
+
+/// Converts trustee's `az-tdx-vtpm` evidence JSON (version 1: base64url `hcl_report` and
+/// `td_quote`, hex quote fields).
+pub fn tdx_evidence(json: &[u8]) -> Result<AzureTdxEvidence, TrusteeFormatError> {
+    let v: TdxV1 = serde_json::from_slice(json).map_err(|e| err(e.to_string()))?;
+    if v.version != 1 {
+        return Err(err(format!("version {} is not 1", v.version)));
+    }
+    Ok(AzureTdxEvidence {
+        hcl_report: b64_any("hcl_report", &v.hcl_report)?,
+        tpm_quote: hex_quote(v.tpm_quote)?,
+        td_quote: b64_any("td_quote", &v.td_quote)?,
+        gpus: Vec::new(),
+    })
+}
+
 /// Converts trustee evidence JSON, completing the chain with `ask` and `ark` (DER).
 pub fn snp_evidence(
     json: &[u8],
@@ -98,18 +136,7 @@ pub fn snp_evidence(
             if !(1..=2).contains(&v.version) {
                 return Err(err(format!("version {} is not 1 or 2", v.version)));
             }
-            let q = v.tpm_quote;
-            let pcrs = q
-                .pcrs
-                .iter()
-                .enumerate()
-                .map(|(i, p)| pcr(i, &hex_field("pcr", p)?))
-                .collect::<Result<_, _>>()?;
-            let quote = TpmQuote {
-                message: hex_field("tpm_quote.message", &q.message)?,
-                signature: hex_field("tpm_quote.signature", &q.signature)?,
-                pcrs,
-            };
+            let quote = hex_quote(v.tpm_quote)?;
             (
                 b64_any("hcl_report", &v.hcl_report)?,
                 quote,

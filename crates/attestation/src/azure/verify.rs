@@ -91,7 +91,31 @@ pub fn verify_with_nonce(
         }
     }
 
-    let runtime = RuntimeClaims::parse(hcl.runtime_data)?;
+    vtpm_checks(
+        hcl.runtime_data,
+        &ev.tpm_quote,
+        user_data,
+        nonce,
+        vtpm_policy,
+        &policy.name,
+        &mut log,
+    )?;
+    claims.checks = log.0;
+    Ok(claims)
+}
+
+/// The vTPM half, shared by SNP and TDX: `user-data` = the binding, quote signed by HCLAkPub,
+/// extraData = nonce, PCR digest, PCR policy.
+pub(super) fn vtpm_checks(
+    runtime_data: &[u8],
+    tpm_quote: &super::TpmQuote,
+    user_data: &ReportData,
+    nonce: &[u8],
+    vtpm_policy: &super::AzureVtpmPolicy,
+    policy_name: &str,
+    log: &mut Log,
+) -> Result<(), VerifyError> {
+    let runtime = RuntimeClaims::parse(runtime_data)?;
     if runtime.user_data != *user_data {
         return Err(VerifyError::ReportDataMismatch {
             expected: user_data.to_string(),
@@ -109,11 +133,11 @@ pub fn verify_with_nonce(
     };
     key.verify(
         &RSA_PKCS1_2048_8192_SHA256,
-        &ev.tpm_quote.message,
-        &ev.tpm_quote.signature,
+        &tpm_quote.message,
+        &tpm_quote.signature,
     )
     .map_err(|_| AzureError::QuoteSignatureInvalid)?;
-    let quote = QuoteAttest::parse(&ev.tpm_quote.message)?;
+    let quote = QuoteAttest::parse(&tpm_quote.message)?;
     log.pass(
         "tpm-quote",
         format!(
@@ -131,7 +155,7 @@ pub fn verify_with_nonce(
     }
     log.pass("tpm-nonce", "quote extraData equals the expected nonce");
 
-    let pcrs = check_pcr_digest(&quote, &ev.tpm_quote.pcrs)?;
+    let pcrs = check_pcr_digest(&quote, &tpm_quote.pcrs)?;
     log.pass(
         "pcr-digest",
         format!("SHA-256 of PCRs {pcrs:?} equals the quoted pcrDigest"),
@@ -140,7 +164,7 @@ pub fn verify_with_nonce(
     for (index, allowed) in &vtpm_policy.pcrs {
         let value = pcrs
             .contains(index)
-            .then(|| ev.tpm_quote.pcrs.get(*index as usize))
+            .then(|| tpm_quote.pcrs.get(*index as usize))
             .flatten();
         let hex_value = value.map(|v| hex::encode(v.0)).unwrap_or_default();
         if value.is_none() || !allowed.iter().any(|a| a.eq_ignore_ascii_case(&hex_value)) {
@@ -151,7 +175,7 @@ pub fn verify_with_nonce(
                 } else {
                     hex_value
                 },
-                policy: policy.name.clone(),
+                policy: policy_name.to_string(),
             }
             .into());
         }
@@ -163,8 +187,7 @@ pub fn verify_with_nonce(
             vtpm_policy.pcrs.keys().collect::<Vec<_>>()
         ),
     );
-    claims.checks = log.0;
-    Ok(claims)
+    Ok(())
 }
 
 /// One SHA-256 bank, every selected PCR carried: returns the selected indices.

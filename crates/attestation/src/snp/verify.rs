@@ -38,7 +38,7 @@ impl Verifier for SnpVerifier {
             Evidence::AzureSevSnpVtpm(_) => Err(VerifyError::Malformed(
                 "Azure vTPM evidence: verify it with AzureVtpmVerifier (or AnyVerifier)".into(),
             )),
-            Evidence::Tdx(_) => Err(VerifyError::TeeMismatch {
+            Evidence::Tdx(_) | Evidence::AzureTdxVtpm(_) => Err(VerifyError::TeeMismatch {
                 evidence: evidence.tee().to_string(),
                 expected: "sev-snp".into(),
                 policy: policy.name.clone(),

@@ -40,6 +40,8 @@ pub use roots::{INTEL_SGX_ROOT_NAME, INTEL_SGX_ROOT_SHA256, SIMULATED_SGX_ROOT_C
 
 #[cfg(feature = "tdx")]
 pub use collateral::TdxCollateral;
+#[cfg(all(feature = "tdx", feature = "azure"))]
+pub(crate) use verify::checks_without_collateral;
 #[cfg(feature = "tdx")]
 pub use verify::TdxVerifier;
 

@@ -53,6 +53,10 @@ impl Verifier for TdxVerifier {
         }
         match evidence {
             Evidence::Tdx(tdx) => self.verify_tdx(tdx, expected, policy, now),
+            Evidence::AzureTdxVtpm(_) => Err(VerifyError::Malformed(
+                "Azure TDX vTPM evidence: verify it with AzureTdxVtpmVerifier (or AnyVerifier)"
+                    .into(),
+            )),
             Evidence::SevSnp(_) | Evidence::AzureSevSnpVtpm(_) => Err(VerifyError::TeeMismatch {
                 evidence: evidence.tee().to_string(),
                 expected: TeeKind::Tdx.to_string(),
@@ -63,6 +67,18 @@ impl Verifier for TdxVerifier {
 }
 
 impl TdxVerifier {
+    /// The whole TDX check of a bare quote (Azure TDX evidence carries one).
+    #[cfg(feature = "azure")]
+    pub(crate) fn verify_quote(
+        &self,
+        ev: &TdxEvidence,
+        expected: &ReportData,
+        policy: &Policy,
+        now: SystemTime,
+    ) -> Result<Claims, VerifyError> {
+        self.verify_tdx(ev, expected, policy, now)
+    }
+
     fn verify_tdx(
         &self,
         ev: &TdxEvidence,
@@ -257,6 +273,62 @@ impl TdxVerifier {
             checks: log.0,
         })
     }
+}
+
+/// Every check of [`TdxVerifier`] except the DCAP collateral and TCB-status steps: structure,
+/// root, PCK chain (our own OpenSSL checks, without CRLs), QE report, attestation-key binding,
+/// quote signature, then REPORT_DATA, MRTD, RTMRs, debug and XFAM. For evidence whose Intel
+/// collateral is not at hand; it returns checks, never [`Claims`], so it cannot pass as a verdict.
+#[cfg(feature = "azure")]
+pub(crate) fn checks_without_collateral(
+    ev: &TdxEvidence,
+    expected: &ReportData,
+    policy: &Policy,
+    now: SystemTime,
+) -> Result<(crate::Measurement, Vec<crate::Check>), VerifyError> {
+    let default_rules = TdxPolicy::default();
+    let rules = policy.tdx.as_ref().unwrap_or(&default_rules);
+    let mut log = Log::default();
+    let quote = TdxQuote::parse(&ev.quote)?;
+    if quote.header.qe_vendor_id != INTEL_QE_VENDOR_ID {
+        return Err(TdxError::Unsupported(format!(
+            "QE vendor {} is not Intel",
+            hex::encode(quote.header.qe_vendor_id)
+        ))
+        .into());
+    }
+    log.pass("quote", format!("DCAP quote v{}", quote.header.version));
+    let chain = decode_chain(&quote.signature.pck_cert_data)?;
+    let root = check_root(&chain, policy)?;
+    log.pass(
+        "root",
+        format!("{} is trusted by policy `{}`", root.name, policy.name),
+    );
+    let pck = verify_chain(&chain, now)?;
+    log.pass(
+        "chain",
+        format!(
+            "{} certificates from the PCK up to the pinned Intel SGX Root CA (no CRLs)",
+            chain.len()
+        ),
+    );
+    verify_qe_report(&quote, &pck.leaf_key)?;
+    log.pass(
+        "qe-report",
+        "QE report signed by the PCK (ECDSA P-256/SHA-256)",
+    );
+    verify_attestation_key_binding(&quote)?;
+    log.pass(
+        "attestation-key",
+        "QE REPORT_DATA = SHA-256(attestation key ‖ QE auth data)",
+    );
+    verify_quote_signature(&quote, &ev.quote)?;
+    log.pass(
+        "signature",
+        "quote signature verifies with the attestation key",
+    );
+    check_policy(&quote, expected, policy, rules, &mut log)?;
+    Ok((quote.report.mrtd, log.0))
 }
 
 /// REPORT_DATA, MRTD, RTMRs, debug and XFAM, in that order.
