@@ -9,6 +9,9 @@
 #![cfg(feature = "nvml")]
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+#[cfg(feature = "snp")]
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard, OnceLock};
 use std::time::SystemTime;
@@ -125,9 +128,11 @@ fn cert(
         .duration_since(SystemTime::UNIX_EPOCH)
         .unwrap()
         .as_secs() as i64;
-    b.set_not_before(&Asn1Time::from_unix(now - 86_400).unwrap())
+    // From 2023-11 to a year from now (and at least to 2035): valid at the pinned time of the
+    // real SNP fixtures (2026-01-01) and today.
+    b.set_not_before(&Asn1Time::from_unix(1_700_000_000).unwrap())
         .unwrap();
-    b.set_not_after(&Asn1Time::from_unix(now + 365 * 86_400).unwrap())
+    b.set_not_after(&Asn1Time::from_unix((now + 365 * 86_400).max(2_051_222_400)).unwrap())
         .unwrap();
     if ca {
         b.append_extension(BasicConstraints::new().critical().ca().build().unwrap())
@@ -582,6 +587,44 @@ fn shipped_and_nvidia_only_policies_refuse_the_test_chain() {
         "name: dev\ntee: sev-snp\nroots: [amd-milan]\ngpu:\n  simulated_roots: [\"abc\"]\n"
     )
     .is_err());
+}
+
+/// Real CPU evidence (a Milan SEV-SNP report and its AMD chain) with stub GPUs attached, bound to
+/// its REPORT_DATA: `AnyVerifier` accepts them under a policy that trusts the test GPU root, and the
+/// claims then say `simulated` although the CPU root is AMD's; the same policy without the
+/// simulated GPU root refuses the GPUs.
+#[cfg(feature = "snp")]
+#[test]
+fn a_simulated_gpu_root_makes_the_whole_verdict_simulated() {
+    use cdvm_attestation::policy::TrustedRoot;
+    use cdvm_attestation::{AnyVerifier, Evidence, Verifier, VerifyError};
+
+    let case = common::VALID[1];
+    let mut ev = case.evidence();
+    let rd = common::report_of(&ev).report_data;
+    let (stub, collector) = Stub::start(Options {
+        gpus: 1,
+        ..Options::default()
+    });
+    let gpus = collector.collect(&rd).unwrap();
+    match &mut ev {
+        Evidence::SevSnp(snp) => snp.gpus = gpus,
+        other => panic!("{:?}", other.tee()),
+    }
+    let mut policy = common::policy_for(&ev, vec![TrustedRoot::AmdMilan]);
+    let at = common::at(common::T2026);
+    policy.gpu = Some(GpuPolicy::default());
+    assert!(!policy.trusts_simulated());
+    let err = AnyVerifier.verify(&ev, &rd, &policy, at).unwrap_err();
+    assert!(
+        matches!(err, VerifyError::Gpu(GpuError::UntrustedRoot { .. })),
+        "{err:?}"
+    );
+    policy.gpu = Some(stub.dev_policy());
+    assert!(policy.trusts_simulated());
+    let claims = AnyVerifier.verify(&ev, &rd, &policy, at).unwrap();
+    assert!(claims.simulated);
+    assert!(claims.checks.iter().any(|c| c.name == "gpu0-nonce"));
 }
 
 /// On a real machine: `CDVM_NVML_LIB=/usr/lib/x86_64-linux-gnu/libnvidia-ml.so.1 cargo test -p
