@@ -69,6 +69,16 @@ impl Verifier for AnyVerifier {
         };
         let gpu_checks =
             crate::nvidia::verify_gpus(evidence.gpus(), expected, policy.gpu.as_ref(), now)?;
+        // GPU evidence accepted under a policy that trusts a simulated GPU root (a development
+        // policy): the verdict must not look like real hardware.
+        if !evidence.gpus().is_empty()
+            && policy
+                .gpu
+                .as_ref()
+                .is_some_and(crate::nvidia::GpuPolicy::trusts_simulated)
+        {
+            claims.simulated = true;
+        }
         claims.checks.extend(gpu_checks);
         Ok(claims)
     }

@@ -178,11 +178,16 @@ impl Policy {
         Ok(policy)
     }
 
-    /// True if any root of this policy is a simulated one.
+    /// True if any root of this policy is a simulated one: a CPU root, or a GPU root of its
+    /// `gpu` section (`simulated_roots`).
     pub fn trusts_simulated(&self) -> bool {
         self.roots
             .iter()
             .any(|r| matches!(r, TrustedRoot::Simulated { .. }))
+            || self
+                .gpu
+                .as_ref()
+                .is_some_and(crate::nvidia::GpuPolicy::trusts_simulated)
     }
 
     fn parse_named(text: &str, path: &str) -> Result<Self, PolicyError> {
@@ -213,6 +218,9 @@ impl Policy {
             }
         }
         crate::tdx::validate_policy(&policy).map_err(invalid)?;
+        if let Some(gpu) = &policy.gpu {
+            gpu.validate().map_err(invalid)?;
+        }
         if let Some(a) = &policy.azure_vtpm {
             a.validate().map_err(invalid)?;
         }

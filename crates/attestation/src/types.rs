@@ -16,12 +16,10 @@ impl ReportData {
         &self.0
     }
 
-    /// The 32-byte SPDM nonce a GPU must sign: the first half of the report data, so GPU evidence
-    /// is bound to the same job and guest key as the CPU evidence.
+    /// The 32-byte SPDM nonce a GPU must sign, bound to the same job and guest key as the CPU
+    /// evidence: [`crate::nvidia::gpu_nonce`] of these bytes (the one definition).
     pub fn gpu_nonce(&self) -> [u8; 32] {
-        let mut nonce = [0u8; 32];
-        nonce.copy_from_slice(&self.0[..32]);
-        nonce
+        crate::nvidia::gpu_nonce(&self.0)
     }
 }
 

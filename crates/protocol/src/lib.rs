@@ -35,7 +35,7 @@ pub use cdvm_attestation::TeeKind;
 pub use cdvm_attestation::{Evidence, ReportData};
 
 pub use attestation_event::{interface_tag, AttestationEvent, AttestationPayload, ImageIdentity};
-pub use binding::{report_data, verify_event, PROTOCOL_VERSION};
+pub use binding::{gpu_nonce, report_data, verify_event, PROTOCOL_VERSION};
 pub use bootstrap::Bootstrap;
 pub use error::ProtocolError;
 pub use feedback::{FeedbackStatus, JobFeedback};

@@ -51,10 +51,13 @@ fn label(index: usize, cert: &X509Ref) -> String {
     }
 }
 
-/// Runs the chain checks (docs/attestation.md, GPU steps 6–12) for GPU number `gpu`.
+/// Runs the chain checks (docs/attestation.md, GPU steps 6–12) for GPU number `gpu`. The root
+/// must be NVIDIA's pinned one, or (development policies only) a certificate whose DER has one of
+/// the SHA-256s in `simulated_roots`.
 pub(crate) fn verify_chain(
     gpu: usize,
     certs: &[GpuCert],
+    simulated_roots: &[String],
     now: SystemTime,
 ) -> Result<VerifiedChain, GpuError> {
     if certs.len() < 2 {
@@ -85,15 +88,31 @@ pub(crate) fn verify_chain(
         return Err(GpuError::ChainIncomplete { gpu, found: 0 });
     };
 
-    // The root: byte-for-byte the pinned NVIDIA Device Identity CA.
+    // The root: byte-for-byte the pinned NVIDIA Device Identity CA, or a simulated root the
+    // (development) policy names by fingerprint.
     let pinned = device_identity_ca_der();
-    if pinned.is_none() || pinned != Some(root_der.0.as_slice()) {
+    let fingerprint = hex::encode(Sha256::digest(&root_der.0));
+    let (anchor, simulated) = if pinned.is_some() && pinned == Some(root_der.0.as_slice()) {
+        (device_identity_ca(), false)
+    } else if simulated_roots
+        .iter()
+        .any(|r| r.eq_ignore_ascii_case(&fingerprint))
+    {
+        (Some(root), true)
+    } else {
         return Err(GpuError::UntrustedRoot {
             gpu,
             cert: root_label.clone(),
-            fingerprint: hex::encode(Sha256::digest(&root_der.0)),
+            fingerprint,
         });
-    }
+    };
+    let Some(anchor) = anchor else {
+        return Err(GpuError::UntrustedRoot {
+            gpu,
+            cert: root_label.clone(),
+            fingerprint,
+        });
+    };
 
     // OpenSSL's path validation first: it checks every link's name and signature as well as the
     // constraints. Only when it refuses are the links and validity periods checked one by one,
@@ -101,7 +120,7 @@ pub(crate) fn verify_chain(
     // success path so verifies each signature once, not twice. The pinned root's
     // self-signature is not re-checked per report: the root is compared byte for byte above,
     // and a unit test verifies that it signs itself.
-    let path = check_path(gpu, &parsed, now);
+    let path = check_path(gpu, &parsed, anchor, now);
     if let Err(rejected) = path {
         for (i, pair) in parsed.windows(2).enumerate() {
             if let [cert, issuer] = pair {
@@ -126,11 +145,17 @@ pub(crate) fn verify_chain(
     })?;
     let mut names: Vec<&str> = labels.iter().map(String::as_str).collect();
     names.reverse();
+    let mut path = names.join(" → ");
+    if simulated {
+        path.push_str(&format!(
+            " (SIMULATED root sha256 {fingerprint}, trusted only by a development policy)"
+        ));
+    }
     Ok(VerifiedChain {
         leaf_key,
         leaf_label,
         leaf_fwid,
-        path: names.join(" → "),
+        path,
         validity,
     })
 }
@@ -212,13 +237,14 @@ fn check_validity(
     ))
 }
 
-/// OpenSSL's RFC 5280 path validation with the pinned root as the only trust anchor, at `now`:
-/// adds the basicConstraints, keyUsage and path-length rules the per-link checks do not cover.
-fn check_path(gpu: usize, certs: &[X509], now: SystemTime) -> Result<(), GpuError> {
+/// OpenSSL's RFC 5280 path validation with `root` (the pinned root, or the simulated root the
+/// policy named) as the only trust anchor, at `now`: adds the basicConstraints, keyUsage and
+/// path-length rules the per-link checks do not cover.
+fn check_path(gpu: usize, certs: &[X509], root: &X509, now: SystemTime) -> Result<(), GpuError> {
     let rejected = |reason: String| GpuError::PathRejected { gpu, reason };
     let crypto = |e: openssl::error::ErrorStack| rejected(format!("OpenSSL failure ({e})"));
-    let (Some(leaf), Some(root)) = (certs.first(), device_identity_ca()) else {
-        return Err(rejected("no leaf or no pinned root".into()));
+    let Some(leaf) = certs.first() else {
+        return Err(rejected("no leaf".into()));
     };
     let mut store = X509StoreBuilder::new().map_err(crypto)?;
     store.add_cert(root.clone()).map_err(crypto)?;
@@ -303,6 +329,10 @@ mod tests {
         X509::stack_from_pem(CASE1.as_bytes()).unwrap()
     }
 
+    fn pinned() -> &'static X509 {
+        device_identity_ca().unwrap()
+    }
+
     fn at(secs: u64) -> SystemTime {
         UNIX_EPOCH + Duration::from_secs(secs)
     }
@@ -320,8 +350,8 @@ mod tests {
     #[test]
     fn path_validation_uses_the_pinned_root_and_the_given_time() {
         let certs = chain();
-        check_path(0, &certs, at(1_767_225_600)).unwrap();
-        let early = check_path(0, &certs, at(1_577_836_800)).unwrap_err();
+        check_path(0, &certs, pinned(), at(1_767_225_600)).unwrap();
+        let early = check_path(0, &certs, pinned(), at(1_577_836_800)).unwrap_err();
         assert!(
             matches!(&early, GpuError::PathRejected { reason, .. } if reason.contains("not yet valid")),
             "{early}"
@@ -329,16 +359,16 @@ mod tests {
         let mut gap = chain();
         gap.remove(2);
         assert!(matches!(
-            check_path(0, &gap, at(1_767_225_600)),
+            check_path(0, &gap, pinned(), at(1_767_225_600)),
             Err(GpuError::PathRejected { .. })
         ));
         // The BROM CA as "leaf" passes path validation: the leaf-role check catches it.
-        check_path(0, &certs[1..], at(1_767_225_600)).unwrap();
+        check_path(0, &certs[1..], pinned(), at(1_767_225_600)).unwrap();
         // Intermediates swapped: OpenSSL could still build a path from them, but not this one.
         let mut swapped = chain();
         swapped.swap(1, 2);
         assert!(matches!(
-            check_path(0, &swapped, at(1_767_225_600)),
+            check_path(0, &swapped, pinned(), at(1_767_225_600)),
             Err(GpuError::PathRejected { reason, .. }) if reason.contains("order given")
         ));
     }

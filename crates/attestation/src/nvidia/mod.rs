@@ -3,8 +3,8 @@
 //!
 //! A GPU's evidence is the SPDM 1.1 GET_MEASUREMENTS request the guest sent, the GPU's signed
 //! MEASUREMENTS response ([`spdm`]), and the GPU's certificate chain up to NVIDIA's pinned device
-//! identity root. The request nonce must be [`crate::ReportData::gpu_nonce`] — the first half of
-//! the CPU evidence's report data — so the GPU evidence is bound to the same job and guest key.
+//! identity root. The request nonce must be [`gpu_nonce`] of the CPU evidence's report data (its
+//! first half) — so the GPU evidence is bound to the same job and guest key.
 //! Checks and their order: `docs/attestation.md`, "NVIDIA GPUs". GPU evidence can also be
 //! verified on its own against a nonce the relying party chose ([`verify_gpus_standalone`]), read
 //! from NVIDIA's evidence JSON ([`nvtrust`]).
@@ -18,6 +18,8 @@ pub mod spdm;
 
 #[cfg(feature = "nvidia")]
 mod chain;
+#[cfg(feature = "nvml")]
+pub mod collect;
 #[cfg(feature = "nvidia")]
 mod der;
 #[cfg(feature = "nvidia")]
@@ -32,6 +34,21 @@ pub use nvtrust::{
 };
 pub use policy::{load_gpu_policy, AllowedGpuMeasurement, GpuOnlyPolicy, GpuPolicy};
 pub use spdm::{GpuReport, MeasurementBlock, SpdmError, NONCE_LEN};
+
+/// THE derivation of the 32-byte SPDM nonce a GPU signs from the 64 bytes of report data
+/// (docs/protocol.md, "The GPU nonce"): the first 32 bytes, `REPORT_DATA[0..32]`.
+///
+/// The one definition, used by the guest when it asks each GPU for its report
+/// (`nvidia::collect`, feature `nvml`) and by every verifier ([`verify_gpus`],
+/// [`crate::ReportData::gpu_nonce`]); `cdvm_protocol::gpu_nonce` re-exports it. No second hash:
+/// REPORT_DATA is already the domain-separated `SHA-512("cdvm/v1" ‖ request_id ‖ G)`, so its first
+/// 256 bits are a collision-resistant commitment to the job and the guest key on their own, and
+/// the truncation keeps GPU evidence checkable by NVIDIA's tools with the nonce shown in hex.
+pub fn gpu_nonce(report_data: &[u8; 64]) -> [u8; NONCE_LEN] {
+    let mut nonce = [0u8; NONCE_LEN];
+    nonce.copy_from_slice(&report_data[..NONCE_LEN]);
+    nonce
+}
 
 /// One GPU's evidence: the SPDM GET_MEASUREMENTS request+response and its certificate chain.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -92,6 +109,26 @@ pub fn certs_from_pem(pem: &str) -> Result<Vec<GpuCert>, GpuError> {
                 .map_err(|e| bad(format!("cannot re-encode ({e})")))
         })
         .collect()
+}
+
+/// Reads the attestation certificate chain as NVML returns it
+/// (`nvmlDeviceGetConfComputeGpuCertificate`'s `attestationCertChain`): concatenated PEM
+/// certificates, leaf first, possibly followed by NUL padding. Refuses bytes that are not text,
+/// not PEM certificates, or hold none.
+pub fn certs_from_driver_chain(bytes: &[u8]) -> Result<Vec<GpuCert>, GpuError> {
+    let bad = |reason: &str| GpuError::BadCertificate {
+        gpu: 0,
+        cert: "NVML attestation chain".into(),
+        reason: reason.to_string(),
+    };
+    let end = bytes.iter().position(|&b| b == 0).unwrap_or(bytes.len());
+    let text = std::str::from_utf8(bytes.get(..end).unwrap_or_default())
+        .map_err(|_| bad("not text (PEM expected)"))?;
+    let certs = certs_from_pem(text)?;
+    if certs.is_empty() {
+        return Err(bad("no PEM certificate in it"));
+    }
+    Ok(certs)
 }
 
 /// Why GPU evidence was refused. `gpu` is the position in the evidence's `gpus` list.

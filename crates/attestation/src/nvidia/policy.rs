@@ -46,6 +46,13 @@ pub struct GpuPolicy {
     /// checked.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub vbios_versions: Vec<String>,
+    /// Development only: simulated GPU roots, each the hex SHA-256 of the root certificate's DER
+    /// (the test chain the NVML stub signs with). A GPU chain may end in one of these instead of
+    /// NVIDIA's pinned Device Identity CA; the claims are then `simulated`. No shipped policy
+    /// contains one ([`GpuPolicy::trusts_simulated`], `Policy::trusts_simulated`). Empty (the
+    /// default): only NVIDIA's root.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub simulated_roots: Vec<String>,
 }
 
 /// The values one measurement index may take, with where they came from.
@@ -79,10 +86,18 @@ impl GpuOnlyPolicy {
     }
 
     fn parse_named(text: &str, path: &str) -> Result<Self, PolicyError> {
-        serde_yaml_ng::from_str(text).map_err(|source| PolicyError::Parse {
+        let policy: Self = serde_yaml_ng::from_str(text).map_err(|source| PolicyError::Parse {
             path: path.to_string(),
             source,
-        })
+        })?;
+        policy
+            .gpu
+            .validate()
+            .map_err(|reason| PolicyError::Invalid {
+                path: path.to_string(),
+                reason,
+            })?;
+        Ok(policy)
     }
 }
 
@@ -116,6 +131,24 @@ pub fn load_gpu_policy(path: &Path) -> Result<GpuOnlyPolicy, PolicyError> {
 }
 
 impl GpuPolicy {
+    /// True if this section trusts a simulated GPU root (a development policy).
+    pub fn trusts_simulated(&self) -> bool {
+        !self.simulated_roots.is_empty()
+    }
+
+    /// Checks the values serde cannot: each simulated root is 64 hex characters.
+    pub fn validate(&self) -> Result<(), String> {
+        for root in &self.simulated_roots {
+            if root.len() != 64 || hex::decode(root).is_err() {
+                return Err(format!(
+                    "gpu simulated_roots entry {root:?} is not 64 hex characters (SHA-256 of the \
+                     root's DER)"
+                ));
+            }
+        }
+        Ok(())
+    }
+
     /// Checks how many GPUs the guest presents against `required` and `count`. Needs no
     /// cryptography, so it runs even in builds without the `nvidia` feature.
     pub fn check_count(&self, presented: usize) -> Result<String, GpuError> {
