@@ -57,6 +57,10 @@ pub enum ProviderConfig {
         /// The agent executable. Default: `cdvm-agent` next to the orchestrator executable.
         #[serde(default)]
         agent_binary: Option<PathBuf>,
+        /// The platform the simulated SEV-SNP guests play: `bare` (configfs-tsm) or
+        /// `azure-vtpm` (swtpm behind an emulated paravisor). Default: `bare`.
+        #[serde(default)]
+        platform: ProcessPlatform,
     },
     /// One QEMU process per job booting the guest image (`scripts/build-image`).
     Qemu(QemuProviderConfig),
@@ -68,6 +72,17 @@ pub enum ProviderConfig {
     Gcp(GcpSection),
     /// Azure confidential VMs (feature `provider-azure`); keys = terraform/azure outputs.
     Azure(AzureSection),
+}
+
+/// The platform a process-provider guest plays (development only).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ProcessPlatform {
+    /// Bare metal / KVM: configfs-tsm.
+    #[default]
+    Bare,
+    /// An Azure confidential VM: vTPM and IMDS.
+    AzureVtpm,
 }
 
 /// The `aws` section: the backend's own config type when the feature is built in.

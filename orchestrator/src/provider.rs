@@ -13,7 +13,10 @@ pub(crate) type Built = (Arc<dyn Provider>, Vec<std::path::PathBuf>);
 pub(crate) async fn build(cfg: &Config) -> Result<Built, ProviderError> {
     match &cfg.provider {
         #[cfg(feature = "provider-process")]
-        ProviderConfig::Process { agent_binary } => {
+        ProviderConfig::Process {
+            agent_binary,
+            platform,
+        } => {
             let agent_binary = match agent_binary {
                 Some(p) => p.clone(),
                 None => default_agent_binary()?,
@@ -23,6 +26,14 @@ pub(crate) async fn build(cfg: &Config) -> Result<Built, ProviderError> {
                 cdvm_provider_mock::ProcessProviderConfig {
                     state_dir: state_dir.clone(),
                     agent_binary,
+                    platform: match platform {
+                        crate::config::ProcessPlatform::Bare => {
+                            cdvm_provider_mock::SimPlatform::Bare
+                        }
+                        crate::config::ProcessPlatform::AzureVtpm => {
+                            cdvm_provider_mock::SimPlatform::AzureVtpm
+                        }
+                    },
                 },
             )?;
             let own = vec![

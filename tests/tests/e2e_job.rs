@@ -343,3 +343,65 @@ async fn confidential_sql_job_on_a_simulated_tdx_guest_through_configfs_tsm() {
     common::assert_no_vm_left(&state).await;
     deployment.stop();
 }
+
+/// A simulated Azure SEV-SNP confidential VM: the agent writes its report data to the vTPM (swtpm
+/// behind an emulated paravisor), reads the HCL report, takes a TPM quote and fetches the chain
+/// from IMDS; the client verifies it all with the Azure vTPM verifier.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn confidential_sql_job_on_a_simulated_azure_cvm_through_the_vtpm() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let opts = DeploymentOptions {
+        azure_vtpm: true,
+        ..DeploymentOptions::default()
+    };
+    let mut deployment = LocalDeployment::start(&state, &opts)
+        .await
+        .expect("deployment starts");
+    assert!(deployment.dev_policy.azure_vtpm.is_some());
+    let mut stages = Vec::new();
+    let spec = JobSpec {
+        relays: vec![deployment.relay.url().to_string()],
+        dvm: deployment.dvm.public_key(),
+        kind: kinds::SQL,
+        input: InputBody::Sql {
+            table_csv: "a\n5\n7\n".into(),
+            query: "SELECT MAX(a) AS m FROM input".into(),
+        },
+        policy: deployment.dev_policy.clone(),
+        user: Keys::generate(),
+        timeouts: Timeouts {
+            attest: Duration::from_secs(60),
+            result: Duration::from_secs(60),
+            destroyed: Duration::from_secs(20),
+        },
+        vcek: None,
+    };
+    let outcome = match run_job(spec, |s, _| stages.push(format!("{s:?}"))).await {
+        Ok(o) => o,
+        Err(e) => panic!(
+            "job failed: {e}\n--- orchestrator log ---\n{}",
+            deployment.orchestrator_log()
+        ),
+    };
+    assert_eq!(outcome.output, "m\n7\n");
+    assert!(outcome.claims.simulated);
+    assert!(
+        outcome.claims.checks.iter().any(|c| c.name == "tpm-quote"),
+        "the Azure vTPM checks ran: {:?}",
+        outcome.claims.checks
+    );
+    assert!(
+        outcome.vm_destroyed,
+        "--- orchestrator log ---\n{}",
+        deployment.orchestrator_log()
+    );
+    assert!(
+        stages
+            .iter()
+            .any(|s| s.starts_with("Attested") && s.contains("interface: Some(\"azure-vtpm\")")),
+        "{stages:?}"
+    );
+    common::assert_no_vm_left(&state).await;
+    deployment.stop();
+}

@@ -62,6 +62,16 @@ impl Evidence {
             Evidence::AzureTdxVtpm(e) => &e.gpus,
         }
     }
+
+    /// The GPU evidence list, for the guest to attach what it collected through NVML.
+    pub fn gpus_mut(&mut self) -> &mut Vec<crate::nvidia::GpuEvidence> {
+        match self {
+            Evidence::SevSnp(e) => &mut e.gpus,
+            Evidence::Tdx(e) => &mut e.gpus,
+            Evidence::AzureSevSnpVtpm(e) => &mut e.gpus,
+            Evidence::AzureTdxVtpm(e) => &mut e.gpus,
+        }
+    }
 }
 
 /// SEV-SNP evidence: the raw 1184-byte `ATTESTATION_REPORT` and its chain.

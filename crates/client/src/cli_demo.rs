@@ -47,6 +47,10 @@ pub struct DemoArgs {
     /// /dev/fuse for the emulated configfs-tsm).
     #[arg(long, value_enum, default_value = "sev-snp")]
     tee: DemoTee,
+    /// Process provider, SEV-SNP: the guest plays an Azure confidential VM (vTPM from swtpm
+    /// behind an emulated paravisor; needs `swtpm`).
+    #[arg(long, conflicts_with = "tee")]
+    azure: bool,
 }
 
 /// The TEE a demo guest simulates.
@@ -73,6 +77,7 @@ pub async fn run(args: DemoArgs) -> Result<(), ClientError> {
             DemoTee::SevSnp => cdvm_attestation::TeeKind::SevSnp,
             DemoTee::Tdx => cdvm_attestation::TeeKind::Tdx,
         },
+        azure_vtpm: args.azure,
         ..DeploymentOptions::default()
     };
     let provider_name = match args.provider {

@@ -86,6 +86,9 @@ pub struct DeploymentOptions {
     /// The TEE the process provider simulates for the job (`tdx` needs FUSE: root and
     /// /dev/fuse). The other backends simulate SEV-SNP only.
     pub tee: cdvm_attestation::TeeKind,
+    /// The process provider's SEV-SNP guests play Azure confidential VMs (swtpm behind an
+    /// emulated paravisor, and IMDS) instead of bare-metal guests.
+    pub azure_vtpm: bool,
 }
 
 /// A cloud provider section for the orchestrator, pointed at an emulator.
@@ -129,6 +132,7 @@ impl Default for DeploymentOptions {
             ssh: None,
             cloud: None,
             tee: cdvm_attestation::TeeKind::SevSnp,
+            azure_vtpm: false,
         }
     }
 }
@@ -198,8 +202,13 @@ impl LocalDeployment {
                 };
                 (
                     format!(
-                        "{{ process: {{ agent_binary: {} }} }}",
-                        yaml_str(&agent_bin.display().to_string())
+                        "{{ process: {{ agent_binary: {}, platform: {} }} }}",
+                        yaml_str(&agent_bin.display().to_string()),
+                        if opts.azure_vtpm {
+                            "azure-vtpm"
+                        } else {
+                            "bare"
+                        }
                     ),
                     "process-provider",
                 )

@@ -32,6 +32,19 @@ enum Tee {
     Tdx,
     /// The one real interface found (configfs-tsm's provider, else /dev/sev-guest); never `sim`.
     Auto,
+    /// Azure SEV-SNP confidential VM: the paravisor's vTPM and IMDS.
+    AzureSnpVtpm,
+    /// Azure TDX confidential VM: the paravisor's vTPM and IMDS `/acc/tdquote`.
+    AzureTdxVtpm,
+}
+
+/// Whether to attach GPU evidence.
+#[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
+enum Gpus {
+    /// No GPU evidence.
+    None,
+    /// Every NVIDIA GPU through NVML (confidential-computing mode required).
+    Nvml,
 }
 
 /// ConfidentialDVM guest agent.
@@ -60,6 +73,22 @@ struct Args {
     /// SEV-SNP: the VMPL to request reports at (configfs-tsm `privlevel`).
     #[arg(long, default_value_t = 0)]
     vmpl: u32,
+    /// Azure: the vTPM (`/dev/tpmrm0`, or `unix:<path>` for a TPM command socket).
+    #[arg(long, default_value = "/dev/tpmrm0")]
+    tpm: String,
+    /// Azure: the instance metadata service address.
+    #[arg(long, default_value = "169.254.169.254:80")]
+    imds: std::net::SocketAddr,
+    /// GPU evidence to attach.
+    #[arg(long, value_enum, default_value = "none")]
+    gpus: Gpus,
+    /// With `--gpus nvml`: the NVML library (default: libnvidia-ml.so.1 from the loader path).
+    #[arg(long)]
+    nvml_lib: Option<PathBuf>,
+    /// With `--gpus nvml`: the GPU policy the agent checks its own GPUs against before setting
+    /// them ready (YAML, the `gpu:` section of a policy). Default: NVIDIA's root only.
+    #[arg(long)]
+    gpu_policy: Option<PathBuf>,
     /// The VM id (used by the host to find this process; not trusted for anything).
     #[arg(long)]
     vm_id: Option<String>,
@@ -142,6 +171,32 @@ fn run_as_process(args: Args) -> anyhow::Result<()> {
         Tee::SevSnp => tee::sev_snp(&hardware)?,
         Tee::Tdx => tee::tdx(&hardware)?,
         Tee::Auto => tee::auto(&hardware)?,
+        Tee::AzureSnpVtpm | Tee::AzureTdxVtpm => tee::azure(
+            &tee::AzureOptions {
+                tpm: args.tpm.clone(),
+                imds: args.imds,
+            },
+            matches!(args.tee, Tee::AzureTdxVtpm),
+        )?,
+    };
+    let attester: Box<dyn Attester> = match args.gpus {
+        Gpus::None => attester,
+        Gpus::Nvml => {
+            let policy = match &args.gpu_policy {
+                Some(path) => {
+                    let text = std::fs::read_to_string(path)
+                        .with_context(|| format!("reading GPU policy {}", path.display()))?;
+                    serde_yaml_ng::from_str(&text)
+                        .with_context(|| format!("parsing GPU policy {}", path.display()))?
+                }
+                None => cdvm_attestation::nvidia::GpuPolicy::default(),
+            };
+            Box::new(tee::WithGpus {
+                inner: attester,
+                nvml_lib: args.nvml_lib.clone(),
+                policy,
+            })
+        }
     };
     runtime.block_on(session::run(
         bootstrap,

@@ -78,3 +78,89 @@ pub(crate) fn auto(opts: &HardwareOptions) -> anyhow::Result<Box<dyn Attester>> 
         opts.tsm_root.display()
     )
 }
+
+/// Where the Azure vTPM and IMDS are (real CVM: `/dev/tpmrm0` and 169.254.169.254).
+#[derive(Clone, Debug)]
+pub(crate) struct AzureOptions {
+    /// `/dev/tpmrm0`, or `unix:<path>` for a TPM command socket (swtpm behind the emulated
+    /// paravisor).
+    pub tpm: String,
+    /// IMDS address, `host:port`.
+    pub imds: std::net::SocketAddr,
+}
+
+/// An Azure confidential VM's vTPM attester (SEV-SNP or TDX underneath).
+pub(crate) fn azure(opts: &AzureOptions, tdx: bool) -> anyhow::Result<Box<dyn Attester>> {
+    use anyhow::Context;
+    use cdvm_attestation::azure::imds::HttpImds;
+    use cdvm_attestation::azure::tpm_client::{DeviceTransport, SocketTransport};
+    use cdvm_attestation::azure::AzureVtpmAttester;
+    let imds = HttpImds::new(opts.imds);
+    let attester = match opts.tpm.strip_prefix("unix:") {
+        Some(path) => {
+            let transport = SocketTransport::unix(path);
+            if tdx {
+                AzureVtpmAttester::tdx(transport, imds)
+            } else {
+                AzureVtpmAttester::new(transport, imds)
+            }
+        }
+        None => {
+            let transport = DeviceTransport::open(&opts.tpm)
+                .with_context(|| format!("vtpm: opening {}", opts.tpm))?;
+            if tdx {
+                AzureVtpmAttester::tdx(transport, imds)
+            } else {
+                AzureVtpmAttester::new(transport, imds)
+            }
+        }
+    };
+    tracing::info!(tpm = %opts.tpm, imds = %opts.imds, tdx, "Azure vTPM evidence (paravisor HCL report + TPM quote)");
+    Ok(Box::new(attester))
+}
+
+/// Wraps a CPU attester: after its evidence, collects every GPU's evidence through NVML bound to
+/// the same report data, verifies it here and sets the GPUs ready (CUDA refuses work before),
+/// and attaches it. A GPU failure fails the whole attestation: no partial evidence leaves.
+pub(crate) struct WithGpus {
+    pub inner: Box<dyn Attester>,
+    pub nvml_lib: Option<PathBuf>,
+    pub policy: cdvm_attestation::nvidia::GpuPolicy,
+}
+
+impl Attester for WithGpus {
+    fn tee(&self) -> cdvm_attestation::TeeKind {
+        self.inner.tee()
+    }
+
+    fn interface(&self) -> &'static str {
+        self.inner.interface()
+    }
+
+    fn evidence(
+        &self,
+        report_data: &cdvm_attestation::ReportData,
+    ) -> Result<cdvm_attestation::Evidence, cdvm_attestation::AttestError> {
+        let mut evidence = self.inner.evidence(report_data)?;
+        let gpus = cdvm_attestation::nvidia::collect::collect_verified_gpus(
+            self.nvml_lib.as_deref(),
+            report_data,
+            &self.policy,
+        )
+        .map_err(|e| {
+            let mut msg = e.to_string();
+            let mut source = std::error::Error::source(&e);
+            while let Some(s) = source {
+                msg.push_str(&format!(": {s}"));
+                source = s.source();
+            }
+            cdvm_attestation::AttestError::BadResponse(format!("GPU evidence: {msg}"))
+        })?;
+        tracing::info!(
+            gpus = gpus.len(),
+            "GPU evidence collected, verified, GPUs set ready"
+        );
+        *evidence.gpus_mut() = gpus;
+        Ok(evidence)
+    }
+}

@@ -32,6 +32,18 @@ pub struct ProcessProviderConfig {
     pub state_dir: PathBuf,
     /// The agent executable each VM runs (its SHA-384 is the simulated launch measurement).
     pub agent_binary: PathBuf,
+    /// Which platform the simulated SEV-SNP guests play.
+    pub platform: SimPlatform,
+}
+
+/// The platform a simulated SEV-SNP guest plays.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum SimPlatform {
+    /// A bare-metal / KVM guest: configfs-tsm (emulated over FUSE), else the simulator's socket.
+    #[default]
+    Bare,
+    /// An Azure confidential VM: a vTPM (swtpm) behind an emulated paravisor, and IMDS.
+    AzureVtpm,
 }
 
 /// The process provider. See the crate docs.
@@ -50,6 +62,8 @@ enum Host {
     Socket(JoinHandle<()>),
     /// configfs-tsm emulated over FUSE: the agent runs its hardware code path.
     Tsm(cdvm_tsm_fuse::MountedTsm),
+    /// An emulated Azure paravisor: swtpm, the vTPM proxy and IMDS (stopped when dropped).
+    Paravisor(cdvm_attestation::azure::paravisor_sim::Paravisor),
 }
 
 impl ProcessProvider {
@@ -70,7 +84,7 @@ impl ProcessProvider {
         let tdx = SimTdx::load_or_create(&cfg.state_dir)
             .map_err(|e| backend("load simulated TDX platform", Box::new(e)))?;
         let measurement = measure(&cfg.agent_binary)?;
-        let policy = sim::dev_policy(
+        let mut policy = sim::dev_policy(
             &sp,
             &measurement,
             &format!(
@@ -78,6 +92,10 @@ impl ProcessProvider {
                 cfg.agent_binary.display()
             ),
         );
+        if cfg.platform == SimPlatform::AzureVtpm {
+            // The emulated vTPM's PCRs are not judged: it boots nothing measured.
+            policy.azure_vtpm = Some(cdvm_attestation::azure::AzureVtpmPolicy::default());
+        }
         let yaml = serde_yaml_ng::to_string(&policy)
             .map_err(|e| backend("write dev policy", Box::new(e)))?;
         let text = format!(
@@ -125,8 +143,9 @@ impl ProcessProvider {
             .remove(id);
         match server {
             Some(Host::Socket(server)) => server.abort(),
-            // Dropping the mount unmounts it.
+            // Dropping the mount unmounts it; dropping the paravisor stops swtpm.
             Some(Host::Tsm(mount)) => drop(mount),
+            Some(Host::Paravisor(p)) => drop(p),
             None => {}
         }
         // A mount left by a crashed provider process: detach it so the folder can go.
@@ -334,6 +353,32 @@ impl ProcessProvider {
                 call: call.into(),
                 source: e,
             };
+        if !tdx && self.cfg.platform == SimPlatform::AzureVtpm {
+            let paravisor = cdvm_attestation::azure::paravisor_sim::Paravisor::start(
+                Arc::clone(&self.sp),
+                cdvm_attestation::azure::paravisor_sim::ParavisorOptions {
+                    dir: dir.path().join("paravisor"),
+                    measurement,
+                    report: sim::SimReportOptions::default(),
+                    tdx_quoter: None,
+                },
+            )
+            .map_err(|e| backend_err("start the emulated Azure paravisor (swtpm)", Box::new(e)))?;
+            let args = vec![
+                "--tee".into(),
+                "azure-snp-vtpm".into(),
+                "--tpm".into(),
+                format!("unix:{}", paravisor.tpm_socket().display()),
+                "--imds".into(),
+                paravisor.imds_addr().to_string(),
+            ];
+            tracing::info!(
+                provider = NAME,
+                transport = "Azure vTPM (swtpm + emulated paravisor)",
+                "simulated secure processor ready"
+            );
+            return Ok((Host::Paravisor(paravisor), args));
+        }
         let report_backend: Arc<dyn cdvm_tsm_fuse::ReportBackend> = if tdx {
             Arc::new(cdvm_tsm_fuse::SimTdxBackend::new(
                 Arc::clone(&self.tdx),

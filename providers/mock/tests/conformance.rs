@@ -21,6 +21,7 @@ fn provider(dir: &std::path::Path) -> ProcessProvider {
     ProcessProvider::new(ProcessProviderConfig {
         state_dir: dir.join("state"),
         agent_binary: sleeper(dir),
+        platform: Default::default(),
     })
     .unwrap()
 }

@@ -49,6 +49,7 @@ impl Booter {
             provider: ProcessProvider::new(ProcessProviderConfig {
                 state_dir: cfg.state_dir.clone(),
                 agent_binary: cfg.agent_binary.clone(),
+                platform: Default::default(),
             })?,
         })
     }
