@@ -147,6 +147,8 @@ pub(crate) fn log_state() -> Option<TsmState> {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
+
     use super::*;
 
     struct TempDir(PathBuf);
