@@ -21,7 +21,7 @@ enum Command {
     /// Build vmlinuz, initrd.img, cmdline, OVMF.amdsev.fd and manifest.json (scripts/build-image
     /// runs this with the right inputs).
     Build {
-        /// The Debian kernel package (linux-image-6.1.0-*-amd64).
+        /// The Debian kernel package (linux-image-6.12.*+deb12-amd64 from bookworm-backports).
         #[arg(long)]
         kernel_deb: PathBuf,
         /// The AMD-SEV OVMF package (images/firmware/, SHA-256 pinned).

@@ -20,7 +20,7 @@ pub struct Manifest {
     pub builder: String,
     /// The inputs.
     pub inputs: Inputs,
-    /// The kernel release (`uname -r` in the guest), e.g. `6.1.0-48-amd64`.
+    /// The kernel release (`uname -r` in the guest), e.g. `6.12.95+deb12-amd64`.
     pub kernel_release: String,
     /// The kernel command line, exactly as passed to QEMU's `-append` and measured.
     pub cmdline: String,

@@ -11,8 +11,11 @@ use std::collections::{BTreeMap, BTreeSet};
 
 /// The modules the guest agent needs, in the order they are asked for: the virtio PCI transport,
 /// the network device (for the relays), the serial ports (host-side services), fw_cfg (the
-/// bootstrap) and the SEV-SNP guest driver (`/dev/sev-guest`). Dependencies not listed here are
-/// added by [`resolve`] from `modules.dep`.
+/// bootstrap), configfs-tsm (`configfs` and `tsm`, the report interface of Linux ≥ 6.7) and its
+/// providers, the SEV-SNP and TDX guest drivers (`sev-guest` also gives `/dev/sev-guest`). Those
+/// built into the kernel (Debian's 6.12 builds in virtio, virtio_pci and virtio_console) are
+/// recorded as built in and not carried; dependencies not listed here are added by [`resolve`]
+/// from `modules.dep`.
 pub const WANTED: &[&str] = &[
     "virtio",
     "virtio_ring",
@@ -24,7 +27,10 @@ pub const WANTED: &[&str] = &[
     "virtio_net",
     "virtio_console",
     "qemu_fw_cfg",
+    "configfs",
+    "tsm",
     "sev-guest",
+    "tdx-guest",
 ];
 
 /// Errors while reading module metadata or resolving the order.

@@ -105,8 +105,8 @@ pub struct Prepared {
 
 /// Extracts the kernel and modules from `kernel_deb`, resolves the module order, and assembles
 /// the initramfs around `agent` (the bytes of `/init`). `work` is an empty scratch folder for the
-/// extracted package (about 400 MiB for Debian's 6.1 kernel). Pure in its inputs: the same
-/// package and agent give the same bytes.
+/// extracted package (about 115 MiB for Debian's 6.12 kernel, whose modules are xz-compressed).
+/// Pure in its inputs: the same package and agent give the same bytes.
 pub fn prepare(
     kernel_deb: &Path,
     agent: &[u8],

@@ -7,8 +7,9 @@ use cdvm_image::modules::{
     ModulesDep, WANTED,
 };
 
-/// The virtio part of Debian 6.1's graph, as depmod would write it (full transitive lists), plus
-/// modules the image does not want.
+/// The virtio part of Debian 6.1's graph and the configfs-tsm part of 6.12's (`tsm` needs
+/// `configfs`; `sev-guest` and `tdx-guest` need `tsm`), as depmod would write it (full transitive
+/// lists), plus modules the image does not want.
 const DEP: &str = "\
 kernel/drivers/virtio/virtio.ko:
 kernel/drivers/virtio/virtio_ring.ko:
@@ -20,7 +21,10 @@ kernel/drivers/net/net_failover.ko: kernel/net/core/failover.ko
 kernel/drivers/net/virtio_net.ko: kernel/drivers/net/net_failover.ko kernel/net/core/failover.ko kernel/drivers/virtio/virtio_ring.ko kernel/drivers/virtio/virtio.ko
 kernel/drivers/char/virtio_console.ko: kernel/drivers/virtio/virtio_ring.ko kernel/drivers/virtio/virtio.ko
 kernel/drivers/firmware/qemu_fw_cfg.ko:
-kernel/drivers/virt/coco/sev-guest/sev-guest.ko.xz:
+kernel/fs/configfs/configfs.ko.xz:
+kernel/drivers/virt/coco/tsm.ko.xz: kernel/fs/configfs/configfs.ko.xz
+kernel/drivers/virt/coco/sev-guest/sev-guest.ko.xz: kernel/drivers/virt/coco/tsm.ko.xz kernel/fs/configfs/configfs.ko.xz
+kernel/drivers/virt/coco/tdx-guest/tdx-guest.ko.xz: kernel/drivers/virt/coco/tsm.ko.xz kernel/fs/configfs/configfs.ko.xz
 kernel/drivers/block/virtio_blk.ko: kernel/drivers/virtio/virtio_ring.ko kernel/drivers/virtio/virtio.ko
 kernel/fs/ext4/ext4.ko: kernel/fs/jbd2/jbd2.ko kernel/fs/mbcache.ko
 kernel/fs/jbd2/jbd2.ko:
@@ -58,14 +62,17 @@ fn wanted_set_in_dependency_order() {
             "virtio_net",
             "virtio_console",
             "qemu_fw_cfg",
-            "sev_guest"
+            "configfs",
+            "tsm",
+            "sev_guest",
+            "tdx_guest"
         ]
     );
     assert_topological(&r.load_order, &dep);
     assert!(r.builtin.is_empty());
     assert_eq!(
         r.load_order.last().map(String::as_str),
-        Some("kernel/drivers/virt/coco/sev-guest/sev-guest.ko.xz"),
+        Some("kernel/drivers/virt/coco/tdx-guest/tdx-guest.ko.xz"),
         "compressed paths are kept as listed; the builder decompresses them"
     );
 }
@@ -223,7 +230,10 @@ fn synthesized_modules_dep_resolves_like_depmods() {
         ("virtio_net", "virtio_ring,virtio,net_failover"),
         ("virtio_console", "virtio,virtio_ring"),
         ("qemu_fw_cfg", ""),
-        ("sev_guest", ""),
+        ("configfs", ""),
+        ("tsm", "configfs"),
+        ("sev_guest", "tsm"),
+        ("tdx_guest", "tsm"),
         ("ext4", "jbd2,mbcache"),
     ]
     .into_iter()

@@ -123,7 +123,8 @@ impl SshProvider {
             TeeMode::SevSnp => {
                 return Err(invalid(
                     "tee: sev-snp needs a guest image with the hardware attester, which this \
-                     image lacks (its 6.1 kernel has no configfs-tsm); use tee: sim",
+                     image lacks (its kernel has configfs-tsm, its agent no attester for it yet); \
+                     use tee: sim",
                 ))
             }
             TeeMode::Tdx => {

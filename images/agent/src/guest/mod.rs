@@ -6,6 +6,7 @@ mod fw_cfg;
 mod modules;
 mod netlink;
 mod ports;
+pub(crate) mod tsm;
 
 use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
@@ -32,10 +33,13 @@ pub(crate) fn boot() -> anyhow::Result<Booted> {
     let started = Instant::now();
     mount_kernel_filesystems()?;
     let modules = modules::load_all()?;
+    // configfs-tsm (the hardware attesters' interface): say what is there, create nothing.
+    tsm::log_state();
     network_up().context("bringing up the network")?;
     tracing::info!(
         modules,
         ms = started.elapsed().as_millis() as u64,
+        uptime_ms = uptime_ms().unwrap_or(0),
         "guest ready"
     );
     let bootstrap = fw_cfg::bootstrap()?;
@@ -47,7 +51,7 @@ pub(crate) fn boot() -> anyhow::Result<Booted> {
             );
             Box::new(cdvm_attestation::sim::SimAttester::serial(port))
         }
-        // /dev/sev-guest needs an ioctl; the image's kernel (6.1) has no configfs-tsm yet.
+        // The kernel has configfs-tsm (`tsm::REPORT_ROOT`); the agent has no hardware attester yet.
         "sev-snp" => {
             anyhow::bail!("the SEV-SNP hardware attester is not in this image yet; refusing to run")
         }
@@ -57,6 +61,13 @@ pub(crate) fn boot() -> anyhow::Result<Booted> {
         bootstrap,
         attester,
     })
+}
+
+/// Seconds since the kernel started, from /proc/uptime, in milliseconds.
+fn uptime_ms() -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/uptime").ok()?;
+    let secs: f64 = text.split_whitespace().next()?.parse().ok()?;
+    Some((secs * 1000.0) as u64)
 }
 
 fn mount_kernel_filesystems() -> anyhow::Result<()> {
