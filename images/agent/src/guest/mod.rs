@@ -51,9 +51,17 @@ pub(crate) fn boot() -> anyhow::Result<Booted> {
             );
             Box::new(cdvm_attestation::sim::SimAttester::serial(port))
         }
-        // The kernel has configfs-tsm (`tsm::REPORT_ROOT`); the agent has no hardware attester yet.
-        "sev-snp" => {
-            anyhow::bail!("the SEV-SNP hardware attester is not in this image yet; refusing to run")
+        // Real hardware: configfs-tsm (the kernel has it), SNP also /dev/sev-guest; never `sim`.
+        hw @ ("sev-snp" | "tdx" | "auto") => {
+            let opts = crate::tee::HardwareOptions {
+                tsm_root: cdvm_attestation::tsm::DEFAULT_REPORT_ROOT.into(),
+                vmpl: 0,
+            };
+            match hw {
+                "sev-snp" => crate::tee::sev_snp(&opts)?,
+                "tdx" => crate::tee::tdx(&opts)?,
+                _ => crate::tee::auto(&opts)?,
+            }
         }
         other => anyhow::bail!("unknown secure processor {other:?} in fw_cfg opt/cdvm/tee"),
     };
