@@ -164,3 +164,39 @@ impl Attester for WithGpus {
         Ok(evidence)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn nowhere() -> HardwareOptions {
+        HardwareOptions {
+            tsm_root: "/nonexistent/tsm/report".into(),
+            vmpl: 0,
+        }
+    }
+
+    #[test]
+    fn auto_never_falls_back_to_the_simulator() {
+        // No configfs-tsm at that path: on an SNP guest auto takes /dev/sev-guest, anywhere else
+        // it refuses, naming what it looked for.
+        let result = auto(&nowhere());
+        if Path::new(SEV_GUEST_DEVICE).exists() {
+            assert_eq!(result.expect("sev-guest").interface(), "sev-guest-ioctl");
+            return;
+        }
+        let err = result.err().expect("no interface").to_string();
+        assert!(err.contains("found no real TEE interface"), "{err}");
+        assert!(err.contains("never chosen automatically"), "{err}");
+    }
+
+    #[test]
+    fn explicit_tees_name_the_missing_interface() {
+        let err = tdx(&nowhere()).err().expect("no tdx").to_string();
+        assert!(err.contains("/nonexistent/tsm/report"), "{err}");
+        if !Path::new(SEV_GUEST_DEVICE).exists() {
+            let err = sev_snp(&nowhere()).err().expect("no snp").to_string();
+            assert!(err.contains(SEV_GUEST_DEVICE) && err.contains("configfs-tsm"), "{err}");
+        }
+    }
+}

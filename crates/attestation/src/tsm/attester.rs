@@ -111,3 +111,24 @@ impl Attester for TsmAttester {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Runs only inside a SEV-SNP or TDX guest with Linux >= 6.7 and its guest driver:
+    /// `sudo cargo test -p cdvm-attestation --features tsm --lib tsm -- --ignored`.
+    #[test]
+    #[ignore = "needs a SEV-SNP or TDX guest with configfs-tsm (run there with --ignored)"]
+    fn a_real_configfs_tsm_report_binds_our_data() {
+        let client = TsmReportClient::new(crate::tsm::DEFAULT_REPORT_ROOT);
+        let attester = match client.provider().expect("configfs-tsm readable").as_deref() {
+            Some("sev_guest") => TsmAttester::sev_snp(crate::tsm::DEFAULT_REPORT_ROOT, 0),
+            Some("tdx_guest") => TsmAttester::tdx(crate::tsm::DEFAULT_REPORT_ROOT),
+            other => panic!("no known TSM provider: {other:?}"),
+        };
+        let rd = ReportData([0x42; 64]);
+        let evidence = attester.evidence(&rd).expect("evidence");
+        assert_eq!(evidence.tee(), attester.tee());
+    }
+}
