@@ -1,6 +1,6 @@
-//! Sets `cfg(fuse_available)` when this machine can mount FUSE filesystems the way the tests do
-//! (`/dev/fuse` exists and the build runs as root), so tests that need FUSE show as ignored, with
-//! the reason, instead of passing without running.
+// Sets `cfg(fuse_available)` when this machine can mount FUSE filesystems the way the tests do
+// (`/dev/fuse` exists and the build runs as root), so tests that need FUSE show as ignored, with
+// the reason, instead of passing without running.
 
 fn main() {
     println!("cargo::rustc-check-cfg=cfg(fuse_available)");

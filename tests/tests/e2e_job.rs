@@ -283,6 +283,64 @@ async fn a_failing_query_ends_in_an_error_that_names_only_its_class() {
     common::assert_no_vm_left(&state).await;
 }
 
+/// Runs a small SQL job on a process-provider deployment started with `opts`; returns the
+/// outcome and the stages as the client saw them. The VM must be destroyed and none left over.
+async fn simulated_job(
+    opts: DeploymentOptions,
+    table_csv: &str,
+    query: &str,
+) -> (
+    cdvm_client::JobOutcome,
+    Vec<String>,
+    LocalDeployment,
+    tempfile::TempDir,
+) {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let deployment = LocalDeployment::start(&state, &opts)
+        .await
+        .expect("deployment starts");
+    let mut stages = Vec::new();
+    let spec = JobSpec {
+        relays: vec![deployment.relay.url().to_string()],
+        dvm: deployment.dvm.public_key(),
+        kind: kinds::SQL,
+        input: InputBody::Sql {
+            table_csv: table_csv.into(),
+            query: query.into(),
+        },
+        policy: deployment.dev_policy.clone(),
+        user: Keys::generate(),
+        timeouts: Timeouts {
+            attest: Duration::from_secs(60),
+            result: Duration::from_secs(60),
+            destroyed: Duration::from_secs(20),
+        },
+        vcek: None,
+    };
+    let outcome = match run_job(spec, |s, _| stages.push(format!("{s:?}"))).await {
+        Ok(o) => o,
+        Err(e) => panic!(
+            "job failed: {e}\n--- orchestrator log ---\n{}",
+            deployment.orchestrator_log()
+        ),
+    };
+    assert!(
+        outcome.vm_destroyed,
+        "no VM-destroyed feedback\n--- orchestrator log ---\n{}",
+        deployment.orchestrator_log()
+    );
+    common::assert_no_vm_left(&state).await;
+    // The state folder outlives the deployment: the caller keeps it until the test ends.
+    (outcome, stages, deployment, dir)
+}
+
+fn attested_through(stages: &[String], interface: &str) -> bool {
+    stages.iter().any(|s| {
+        s.starts_with("Attested") && s.contains(&format!("interface: Some(\"{interface}\")"))
+    })
+}
+
 /// A simulated TDX guest: a v4 quote from the development DCAP PKI through the emulated
 /// configfs-tsm, verified by the real TDX verifier (dcap-qvl) under the development TDX policy.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -291,56 +349,21 @@ async fn a_failing_query_ends_in_an_error_that_names_only_its_class() {
     ignore = "needs FUSE (root and /dev/fuse): a simulated TDX guest has no other interface"
 )]
 async fn confidential_sql_job_on_a_simulated_tdx_guest_through_configfs_tsm() {
-    let dir = tempfile::tempdir().unwrap();
-    let state = dir.path().join("state");
     let opts = DeploymentOptions {
         tee: cdvm_attestation::TeeKind::Tdx,
         ..DeploymentOptions::default()
     };
-    let mut deployment = LocalDeployment::start(&state, &opts)
-        .await
-        .expect("deployment starts");
+    let (outcome, stages, mut deployment, _state) = simulated_job(
+        opts,
+        "a,b\n1,2\n3,4\n",
+        "SELECT SUM(a) AS s, SUM(b) AS t FROM input",
+    )
+    .await;
     assert_eq!(deployment.dev_policy.tee, cdvm_attestation::TeeKind::Tdx);
-    let mut stages = Vec::new();
-    let spec = JobSpec {
-        relays: vec![deployment.relay.url().to_string()],
-        dvm: deployment.dvm.public_key(),
-        kind: kinds::SQL,
-        input: InputBody::Sql {
-            table_csv: "a,b\n1,2\n3,4\n".into(),
-            query: "SELECT SUM(a) AS s, SUM(b) AS t FROM input".into(),
-        },
-        policy: deployment.dev_policy.clone(),
-        user: Keys::generate(),
-        timeouts: Timeouts {
-            attest: Duration::from_secs(60),
-            result: Duration::from_secs(60),
-            destroyed: Duration::from_secs(20),
-        },
-        vcek: None,
-    };
-    let outcome = match run_job(spec, |s, _| stages.push(format!("{s:?}"))).await {
-        Ok(o) => o,
-        Err(e) => panic!(
-            "job failed: {e}\n--- orchestrator log ---\n{}",
-            deployment.orchestrator_log()
-        ),
-    };
     assert_eq!(outcome.output, "s,t\n4,6\n");
     assert_eq!(outcome.claims.tee, cdvm_attestation::TeeKind::Tdx);
     assert!(outcome.claims.simulated);
-    assert!(
-        outcome.vm_destroyed,
-        "no VM-destroyed feedback\n--- orchestrator log ---\n{}",
-        deployment.orchestrator_log()
-    );
-    assert!(
-        stages
-            .iter()
-            .any(|s| s.starts_with("Attested") && s.contains("interface: Some(\"configfs-tsm\")")),
-        "{stages:?}"
-    );
-    common::assert_no_vm_left(&state).await;
+    assert!(attested_through(&stages, "configfs-tsm"), "{stages:?}");
     deployment.stop();
 }
 
@@ -349,41 +372,13 @@ async fn confidential_sql_job_on_a_simulated_tdx_guest_through_configfs_tsm() {
 /// from IMDS; the client verifies it all with the Azure vTPM verifier.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn confidential_sql_job_on_a_simulated_azure_cvm_through_the_vtpm() {
-    let dir = tempfile::tempdir().unwrap();
-    let state = dir.path().join("state");
     let opts = DeploymentOptions {
         azure_vtpm: true,
         ..DeploymentOptions::default()
     };
-    let mut deployment = LocalDeployment::start(&state, &opts)
-        .await
-        .expect("deployment starts");
+    let (outcome, stages, mut deployment, _state) =
+        simulated_job(opts, "a\n5\n7\n", "SELECT MAX(a) AS m FROM input").await;
     assert!(deployment.dev_policy.azure_vtpm.is_some());
-    let mut stages = Vec::new();
-    let spec = JobSpec {
-        relays: vec![deployment.relay.url().to_string()],
-        dvm: deployment.dvm.public_key(),
-        kind: kinds::SQL,
-        input: InputBody::Sql {
-            table_csv: "a\n5\n7\n".into(),
-            query: "SELECT MAX(a) AS m FROM input".into(),
-        },
-        policy: deployment.dev_policy.clone(),
-        user: Keys::generate(),
-        timeouts: Timeouts {
-            attest: Duration::from_secs(60),
-            result: Duration::from_secs(60),
-            destroyed: Duration::from_secs(20),
-        },
-        vcek: None,
-    };
-    let outcome = match run_job(spec, |s, _| stages.push(format!("{s:?}"))).await {
-        Ok(o) => o,
-        Err(e) => panic!(
-            "job failed: {e}\n--- orchestrator log ---\n{}",
-            deployment.orchestrator_log()
-        ),
-    };
     assert_eq!(outcome.output, "m\n7\n");
     assert!(outcome.claims.simulated);
     assert!(
@@ -391,17 +386,6 @@ async fn confidential_sql_job_on_a_simulated_azure_cvm_through_the_vtpm() {
         "the Azure vTPM checks ran: {:?}",
         outcome.claims.checks
     );
-    assert!(
-        outcome.vm_destroyed,
-        "--- orchestrator log ---\n{}",
-        deployment.orchestrator_log()
-    );
-    assert!(
-        stages
-            .iter()
-            .any(|s| s.starts_with("Attested") && s.contains("interface: Some(\"azure-vtpm\")")),
-        "{stages:?}"
-    );
-    common::assert_no_vm_left(&state).await;
+    assert!(attested_through(&stages, "azure-vtpm"), "{stages:?}");
     deployment.stop();
 }
