@@ -196,7 +196,10 @@ mod tests {
         assert!(err.contains("/nonexistent/tsm/report"), "{err}");
         if !Path::new(SEV_GUEST_DEVICE).exists() {
             let err = sev_snp(&nowhere()).err().expect("no snp").to_string();
-            assert!(err.contains(SEV_GUEST_DEVICE) && err.contains("configfs-tsm"), "{err}");
+            assert!(
+                err.contains(SEV_GUEST_DEVICE) && err.contains("configfs-tsm"),
+                "{err}"
+            );
         }
     }
 }
