@@ -332,81 +332,261 @@ fn real_azure_cvm_vtpm_evidence() {
     verify(&ev, &data, &policy).unwrap();
 }
 
-/// A TDX CVM: the paravisor puts a TD report in the HCL report, and IMDS `/acc/tdquote` quotes
-/// it. No development DCAP PKI exists yet, so the stand-in quote is trustee's real Azure TD quote
-/// with REPORTDATA (and MRTD) replaced by the TD report's: the attester's whole guest path runs,
-/// and the verifier gets through root, PCK chain, QE report and key binding, then refuses the
-/// quote signature, which Intel's key no longer covers.
+/// A TDX CVM end to end: the paravisor puts a TD report in the HCL report, and IMDS
+/// `/acc/tdquote` quotes it with the simulated TDX platform (development DCAP PKI), so the
+/// production attester's evidence verifies through `AnyVerifier` under a development policy.
 #[cfg(feature = "tdx")]
-#[test]
-fn tdx_cvm_evidence_carries_a_quote_of_the_hcl_td_report() {
-    use cdvm_attestation::azure::{verify_tdx_without_dcap_collateral, HclReportType};
-    use cdvm_attestation::tdx::{TdxError, TdxPolicy, TdxQuote};
-
-    require_swtpm();
-    let real = std::fs::read(
-        Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("tests/fixtures/tdx/trustee_az_tdx_vtpm/td-quote.bin"),
-    )
-    .unwrap();
-    let mrtd = TdxQuote::parse(&real).unwrap().report.mrtd;
-    let quoter: cdvm_attestation::azure::paravisor_sim::TdQuoter =
-        Arc::new(move |td_report: &[u8]| {
-            let td: &[u8; 1024] = td_report.try_into().map_err(|_| "not 1024 bytes")?;
-            let mut q = real.clone();
-            q[48 + 520..48 + 584].copy_from_slice(&td[128..192]);
-            q[48 + 136..48 + 184].copy_from_slice(&td[528..576]);
-            Ok(q)
-        });
-    let dir = tempfile::tempdir().unwrap();
-    let sp = Arc::new(SimSecureProcessor::load_or_create(&dir.path().join("sp")).unwrap());
-    let pv = Paravisor::start(
-        sp,
-        ParavisorOptions {
-            dir: dir.path().join("paravisor"),
-            measurement: mrtd,
-            report: SimReportOptions::default(),
-            tdx_quoter: Some(quoter),
-        },
-    )
-    .unwrap();
-    let attester = pv.attester();
-    assert_eq!(attester.tee(), cdvm_attestation::TeeKind::Tdx);
-    let Evidence::AzureTdxVtpm(ev) = attester.evidence(&rd(10)).unwrap() else {
-        panic!("not Azure TDX evidence");
+mod tdx_cvm {
+    use super::*;
+    use cdvm_attestation::azure::paravisor_sim::sim_tdx_quoter;
+    use cdvm_attestation::azure::{
+        verify_tdx_with_nonce, AzureTdxEvidence, HclReportType, TDREPORT_MRTD, TDREPORT_REPORTDATA,
     };
-    let hcl = HclReport::parse(&ev.hcl_report).unwrap();
-    assert_eq!(hcl.report_type, HclReportType::Tdx);
-    assert_eq!(
-        RuntimeClaims::parse(hcl.runtime_data).unwrap().user_data,
-        rd(10)
-    );
-    assert_eq!(
-        TdxQuote::parse(&ev.td_quote).unwrap().report.report_data.0[..],
-        hcl.hw_report[128..192]
-    );
+    use cdvm_attestation::sim::tdx::{dev_tdx_policy, SimTdx};
+    use cdvm_attestation::tdx::{TdxError, TdxQuote, TdxVerifier};
+    use cdvm_attestation::Claims;
 
-    let mut policy =
-        Policy::from_yaml("name: azure-tdx-test\ntee: tdx\nroots: [intel-sgx-root]\ntdx: {}\n")
-            .unwrap();
-    policy.tdx = Some(TdxPolicy {
-        mrtd: vec![cdvm_attestation::policy::AllowedMeasurement {
-            measurement: mrtd.to_string(),
-            source: "fixture".into(),
-        }],
-        ..TdxPolicy::default()
-    });
-    policy.azure_vtpm = Some(AzureVtpmPolicy::default());
-    assert_eq!(
-        verify_tdx_without_dcap_collateral(
-            &ev,
-            &rd(10),
-            &quote_nonce(&rd(10)),
-            &policy,
-            SystemTime::now()
-        ),
-        Err(VerifyError::Tdx(TdxError::QuoteSignatureInvalid))
-    );
+    struct TdxEnv {
+        _dir: tempfile::TempDir,
+        tdx: Arc<SimTdx>,
+        collateral: std::path::PathBuf,
+        mrtd: Measurement,
+        pv: Paravisor,
+    }
+
+    fn tdx_env() -> TdxEnv {
+        require_swtpm();
+        let dir = tempfile::tempdir().unwrap();
+        // The SP only signs the (unused) SNP chain that THIM serves; the TD quote is SimTdx's.
+        let sp = Arc::new(SimSecureProcessor::load_or_create(&dir.path().join("sp")).unwrap());
+        let tdx = Arc::new(SimTdx::load_or_create(&dir.path().join("tdx")).unwrap());
+        let collateral = tdx.write_collateral(dir.path()).unwrap();
+        let mrtd = sim::measure_file_bytes(b"azure tdx paravisor test image");
+        let pv = Paravisor::start(
+            sp,
+            ParavisorOptions {
+                dir: dir.path().join("paravisor"),
+                measurement: mrtd,
+                report: SimReportOptions::default(),
+                tdx_quoter: Some(sim_tdx_quoter(Arc::clone(&tdx))),
+            },
+        )
+        .unwrap();
+        TdxEnv {
+            _dir: dir,
+            tdx,
+            collateral,
+            mrtd,
+            pv,
+        }
+    }
+
+    impl TdxEnv {
+        fn policy(&self, pcrs: BTreeMap<u32, Vec<String>>) -> Policy {
+            let mut p = dev_tdx_policy(&self.tdx, &self.mrtd, "test", &self.collateral);
+            p.azure_vtpm = Some(AzureVtpmPolicy { pcrs });
+            p
+        }
+        fn evidence(&self, data: &ReportData) -> AzureTdxEvidence {
+            let attester = self.pv.attester();
+            assert_eq!(attester.tee(), cdvm_attestation::TeeKind::Tdx);
+            match attester.evidence(data).unwrap() {
+                Evidence::AzureTdxVtpm(e) => e,
+                other => panic!("not Azure TDX vTPM evidence: {other:?}"),
+            }
+        }
+    }
+
+    fn verify(
+        ev: &AzureTdxEvidence,
+        data: &ReportData,
+        policy: &Policy,
+    ) -> Result<Claims, VerifyError> {
+        AnyVerifier.verify(
+            &Evidence::AzureTdxVtpm(ev.clone()),
+            data,
+            policy,
+            SystemTime::now(),
+        )
+    }
+
+    fn pcr_policy(ev: &AzureTdxEvidence, index: u32) -> BTreeMap<u32, Vec<String>> {
+        BTreeMap::from([(
+            index,
+            vec![hex::encode(ev.tpm_quote.pcrs[index as usize].0)],
+        )])
+    }
+
+    #[test]
+    fn evidence_verifies_end_to_end_under_the_development_policy() {
+        let env = tdx_env();
+        let ev = env.evidence(&rd(10));
+        let hcl = HclReport::parse(&ev.hcl_report).unwrap();
+        assert_eq!(hcl.report_type, HclReportType::Tdx);
+        assert_eq!(
+            RuntimeClaims::parse(hcl.runtime_data).unwrap().user_data,
+            rd(10)
+        );
+        // The quote is of the HCL's TD report, as Azure's quoting service makes it.
+        let quote = TdxQuote::parse(&ev.td_quote).unwrap();
+        assert_eq!(
+            quote.report.report_data.0[..],
+            hcl.hw_report[TDREPORT_REPORTDATA]
+        );
+        assert_eq!(quote.report.mrtd.0[..], hcl.hw_report[TDREPORT_MRTD]);
+        assert_eq!(quote.report.mrtd, env.mrtd);
+
+        let claims = verify(&ev, &rd(10), &env.policy(pcr_policy(&ev, 0))).unwrap();
+        assert!(claims.simulated, "simulated DCAP root must mark the claims");
+        let names: Vec<&str> = claims.checks.iter().map(|c| c.name.as_str()).collect();
+        for check in [
+            "runtime-data",
+            "td-report",
+            "tpm-quote",
+            "tpm-nonce",
+            "pcr-digest",
+            "pcr-policy",
+        ] {
+            assert!(names.contains(&check), "{check} missing from {names:?}");
+        }
+        assert_eq!(
+            Evidence::AzureTdxVtpm(ev.clone()).claimed_measurement(),
+            Some(env.mrtd)
+        );
+        // Evidence for one binding is refused for another.
+        assert!(matches!(
+            verify(&ev, &rd(11), &env.policy(BTreeMap::new())),
+            Err(VerifyError::ReportDataMismatch { .. })
+        ));
+        // The evidence survives its wire form.
+        let json = serde_json::to_string(&Evidence::AzureTdxVtpm(ev.clone())).unwrap();
+        let back: Evidence = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, Evidence::AzureTdxVtpm(ev));
+    }
+
+    #[test]
+    fn tampered_twins_fail_each_at_its_own_check() {
+        let env = tdx_env();
+        let data = rd(12);
+        let ev = env.evidence(&data);
+        let policy = env.policy(pcr_policy(&ev, 0));
+        verify(&ev, &data, &policy).unwrap();
+
+        // Runtime JSON changed (one byte of user-data's hex): not what the TD quote binds.
+        let mut t = ev.clone();
+        let hcl = HclReport::parse(&t.hcl_report).unwrap();
+        let json_start = hcl.runtime_data.as_ptr() as usize - t.hcl_report.as_ptr() as usize;
+        let at = json_start
+            + hcl
+                .runtime_data
+                .windows(11)
+                .position(|w| w == b"\"user-data\"")
+                .unwrap()
+            + 14;
+        t.hcl_report[at] = if t.hcl_report[at] == b'0' { b'1' } else { b'0' };
+        let err = verify(&t, &data, &policy).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                VerifyError::Azure(AzureError::RuntimeDataNotBound { .. })
+            ),
+            "{err:?}"
+        );
+
+        // TPM quote signature.
+        let mut t = ev.clone();
+        t.tpm_quote.signature[10] ^= 1;
+        assert_eq!(
+            verify(&t, &data, &policy).unwrap_err(),
+            VerifyError::Azure(AzureError::QuoteSignatureInvalid)
+        );
+
+        // A PCR value.
+        let mut t = ev.clone();
+        t.tpm_quote.pcrs[0].0[0] ^= 1;
+        assert!(matches!(
+            verify(&t, &data, &policy),
+            Err(VerifyError::Azure(AzureError::PcrDigestMismatch { .. }))
+        ));
+
+        // Nonce: the TPM quote is for this report data, not another nonce.
+        let other = quote_nonce(&rd(13));
+        assert!(matches!(
+            verify_tdx_with_nonce(
+                &ev,
+                &data,
+                &other,
+                &policy,
+                SystemTime::now(),
+                &TdxVerifier::default()
+            ),
+            Err(VerifyError::Azure(AzureError::NonceMismatch { .. }))
+        ));
+
+        // A byte of the TD quote's body (MRSEAM, header 48 + TEE_TCB_SVN 16): the attestation
+        // key's signature no longer covers it.
+        let mut t = ev.clone();
+        t.td_quote[48 + 16] ^= 1;
+        assert_eq!(
+            verify(&t, &data, &policy).unwrap_err(),
+            VerifyError::Tdx(TdxError::QuoteSignatureInvalid)
+        );
+
+        // The HCL's TD report (no signature of its own) with another MRTD: not the quoted one.
+        let mut t = ev.clone();
+        t.hcl_report[HCL_HEADER_LEN + TDREPORT_MRTD.start] ^= 1;
+        assert!(matches!(
+            verify(&t, &data, &policy),
+            Err(VerifyError::Azure(AzureError::TdReportMismatch {
+                field: "MRTD"
+            }))
+        ));
+    }
+
+    #[test]
+    fn every_shipped_policy_refuses_it() {
+        let env = tdx_env();
+        let data = rd(14);
+        let ev = env.evidence(&data);
+        verify(&ev, &data, &env.policy(BTreeMap::new())).unwrap();
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../policies");
+        let mut shipped = 0;
+        for entry in std::fs::read_dir(&root).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().and_then(|e| e.to_str()) != Some("yaml") {
+                continue;
+            }
+            shipped += 1;
+            let mut policy = Policy::load(&path).unwrap();
+            let as_shipped = verify(&ev, &data, &policy);
+            assert!(
+                as_shipped.is_err(),
+                "{} accepted simulated evidence",
+                path.display()
+            );
+            // Even with Azure's paravisor accepted, this MRTD allowed and the simulated
+            // collateral at hand, the simulated DCAP root is refused.
+            policy.azure_vtpm = Some(AzureVtpmPolicy::default());
+            if let Some(tdx) = policy.tdx.as_mut() {
+                tdx.collateral = Some(env.collateral.clone());
+                tdx.mrtd = env.policy(BTreeMap::new()).tdx.unwrap().mrtd;
+                let err = verify(&ev, &data, &policy).unwrap_err();
+                assert!(
+                    matches!(err, VerifyError::SimulatedNotAllowed { .. }),
+                    "{}: {err:?}",
+                    path.display()
+                );
+            } else {
+                let err = verify(&ev, &data, &policy).unwrap_err();
+                assert!(
+                    matches!(err, VerifyError::TeeMismatch { .. }),
+                    "{}: {err:?}",
+                    path.display()
+                );
+            }
+        }
+        assert_eq!(shipped, 3, "a new shipped policy: check it here");
+    }
 }
 
 /// On a real Azure TDX confidential VM (DCesv5/ECesv5), as root:

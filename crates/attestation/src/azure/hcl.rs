@@ -15,6 +15,10 @@ pub const HCL_HEADER_LEN: usize = 32;
 pub const HW_REPORT_LEN: usize = 1184;
 /// Size of a TDX TDREPORT (the start of the hardware-report slot on TDX).
 pub const TDREPORT_LEN: usize = 1024;
+/// REPORTDATA in a TDREPORT (after REPORTMACSTRUCT's type, reserved, CPUSVN and two hashes).
+pub const TDREPORT_REPORTDATA: std::ops::Range<usize> = 128..192;
+/// MRTD in a TDREPORT (TDINFO at 512: ATTRIBUTES, XFAM, then MRTD).
+pub const TDREPORT_MRTD: std::ops::Range<usize> = 528..576;
 /// Size of the runtime-data header (data size, version, report type, hash type, variable size).
 pub const RUNTIME_HEADER_LEN: usize = 20;
 /// Runtime-data hash type SHA-256 (the only one this verifier accepts: REPORT_DATA[0..32]).

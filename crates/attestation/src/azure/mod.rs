@@ -36,7 +36,7 @@ pub use attester::{
 pub use error::AzureError;
 pub use hcl::{
     HclReport, HclReportType, HASH_TYPE_SHA256, HCL_HEADER_LEN, HCL_SIGNATURE, HW_REPORT_LEN,
-    RUNTIME_HEADER_LEN, TDREPORT_LEN,
+    RUNTIME_HEADER_LEN, TDREPORT_LEN, TDREPORT_MRTD, TDREPORT_REPORTDATA,
 };
 pub use runtime::{RsaPublicKey, RuntimeClaims, AK_KID};
 #[cfg(all(feature = "azure", feature = "tdx"))]

@@ -4,6 +4,8 @@
 //! the written bytes), asks the simulated secure processor for an SNP report with
 //! REPORT_DATA = SHA-256(JSON) ‖ 0³², and writes the HCL report to 0x01400001 before the guest
 //! sees the write's response. A local IMDS serves THIM's VCEK/ASK/ARK of the simulated chain.
+//! For a TDX CVM the HCL report carries a TD report instead, and IMDS `/acc/tdquote` quotes it
+//! through [`ParavisorOptions::tdx_quoter`] ([`sim_tdx_quoter`]: the simulated TDX platform).
 //!
 //! Everything here is simulated: no shipped policy trusts the simulated root, so evidence from
 //! this paravisor verifies only under a development policy (docs/attestation.md).
@@ -31,7 +33,7 @@ use super::tpm_client::{
 };
 use super::{
     AzureVtpmAttester, HclReportType, HCL_HEADER_LEN, HCL_SIGNATURE, HW_REPORT_LEN,
-    RUNTIME_HEADER_LEN, TDREPORT_LEN,
+    RUNTIME_HEADER_LEN, TDREPORT_LEN, TDREPORT_MRTD, TDREPORT_REPORTDATA,
 };
 use crate::sim::{SimError, SimReportOptions, SimSecureProcessor};
 use crate::{Evidence, Measurement, ReportData, SnpCertChain};
@@ -79,6 +81,41 @@ fn io_step(step: impl Into<String>) -> impl FnOnce(io::Error) -> ParavisorError 
 /// Turns a TD report (1024 bytes) into a TD quote: what IMDS `/acc/tdquote` answers.
 pub type TdQuoter = Arc<dyn Fn(&[u8]) -> Result<Vec<u8>, String> + Send + Sync>;
 
+/// REPORTTYPE.TYPE of a TD report (byte 0): 0x81 = TDX.
+const TDREPORT_TYPE_TDX: u8 = 0x81;
+
+/// A [`TdQuoter`] backed by the simulated TDX platform, for an Azure TDX CVM that verifies end to
+/// end under a development policy. Like Azure's quoting service, it quotes the TD report it is
+/// handed: the quote's TD report body carries that report's REPORTDATA and MRTD, the two fields
+/// the verifier matches between the HCL's TD report and the quote. The quote is signed by the
+/// simulated DCAP PKI, so only a policy naming `tdx`'s root as `simulated` accepts it.
+#[cfg(feature = "tdx")]
+pub fn sim_tdx_quoter(tdx: Arc<crate::sim::tdx::SimTdx>) -> TdQuoter {
+    Arc::new(move |report: &[u8]| {
+        if report.len() != TDREPORT_LEN {
+            return Err(format!(
+                "TD report is {} bytes, not {TDREPORT_LEN}",
+                report.len()
+            ));
+        }
+        // A real quoting service refuses anything but a TDX TD report; so does this one, so a
+        // paravisor bug shows here and not as a confusing verifier failure.
+        if report.first() != Some(&TDREPORT_TYPE_TDX) {
+            return Err("not a TDX TD report (REPORTTYPE.TYPE is not 0x81)".into());
+        }
+        let report_data = report
+            .get(TDREPORT_REPORTDATA)
+            .and_then(|b| <[u8; 64]>::try_from(b).ok())
+            .ok_or("TD report has no REPORTDATA")?;
+        let mrtd = report
+            .get(TDREPORT_MRTD)
+            .and_then(|b| <[u8; 48]>::try_from(b).ok())
+            .ok_or("TD report has no MRTD")?;
+        tdx.quote(&ReportData(report_data), &Measurement(mrtd))
+            .map_err(|e| format!("simulated TDX quote: {e}"))
+    })
+}
+
 /// What the emulated paravisor reports.
 #[derive(Clone)]
 pub struct ParavisorOptions {
@@ -91,7 +128,8 @@ pub struct ParavisorOptions {
     pub report: SimReportOptions,
     /// `None`: an SEV-SNP CVM (the simulated secure processor signs SNP reports). `Some`: a TDX
     /// CVM: the HCL report carries a TD report (REPORTDATA = SHA-256(JSON) ‖ 0³², MRTD =
-    /// `measurement`) and IMDS `/acc/tdquote` answers with this function's quote of it.
+    /// `measurement`) and IMDS `/acc/tdquote` answers with this function's quote of it
+    /// ([`sim_tdx_quoter`] for a quote that verifies under a development policy).
     pub tdx_quoter: Option<TdQuoter>,
 }
 
@@ -291,9 +329,9 @@ impl Shared {
 /// zero; its MAC is not checked by anyone off the machine).
 pub fn td_report(report_data: &[u8; 64], mrtd: &Measurement) -> Vec<u8> {
     let mut r = vec![0u8; TDREPORT_LEN];
-    r[0] = 0x81; // REPORTTYPE.TYPE = TDX
-    r[128..192].copy_from_slice(report_data);
-    r[528..576].copy_from_slice(&mrtd.0);
+    r[0] = TDREPORT_TYPE_TDX;
+    r[TDREPORT_REPORTDATA].copy_from_slice(report_data);
+    r[TDREPORT_MRTD].copy_from_slice(&mrtd.0);
     r
 }
 

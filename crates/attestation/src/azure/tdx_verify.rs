@@ -9,15 +9,13 @@ use std::time::SystemTime;
 use sha2::{Digest, Sha256};
 
 use super::verify::vtpm_checks;
-use super::{quote_nonce, AzureError, AzureTdxEvidence, AzureVtpmPolicy, HclReport, HclReportType};
+use super::{
+    quote_nonce, AzureError, AzureTdxEvidence, AzureVtpmPolicy, HclReport, HclReportType,
+    TDREPORT_MRTD, TDREPORT_REPORTDATA,
+};
 use crate::claims::CheckLog as Log;
 use crate::tdx::{TdxEvidence, TdxQuote, TdxVerifier};
 use crate::{Check, Claims, Evidence, Policy, ReportData, Verifier, VerifyError};
-
-/// REPORTDATA in a TDREPORT (after REPORTMACSTRUCT's type, reserved, CPUSVN and two hashes).
-const TDREPORT_REPORTDATA: std::ops::Range<usize> = 128..192;
-/// MRTD in a TDREPORT (TDINFO at 512: ATTRIBUTES, XFAM, then MRTD).
-const TDREPORT_MRTD: std::ops::Range<usize> = 528..576;
 
 /// Verifies [`Evidence::AzureTdxVtpm`] with the binding of [`quote_nonce`]; the TD quote's
 /// collateral comes from the policy (`tdx.collateral` / `tdx.pccs`) or [`Self::new`].
