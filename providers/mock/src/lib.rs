@@ -304,10 +304,9 @@ impl ProcessProvider {
                     source: Box::new(e),
                 }
             })?;
-        let (host, tee_args) = self.start_host(&dir, measurement, tdx).map_err(|e| {
-            dir.remove();
-            e
-        })?;
+        let (host, tee_args) = self
+            .start_host(&dir, measurement, tdx)
+            .inspect_err(|_| dir.remove())?;
         self.servers
             .lock()
             .unwrap_or_else(|p| p.into_inner())
