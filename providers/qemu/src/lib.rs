@@ -81,15 +81,16 @@ impl QemuProvider {
             TeeMode::Sim => {}
             TeeMode::SevSnp => {
                 return refuse(
-                    "tee: sev-snp needs a guest image with the hardware attester, which this \
-                     image lacks (its kernel has configfs-tsm, its agent no attester for it yet); \
+                    "tee: sev-snp is off until an SEV-SNP launch of this image has been tested: \
+                     the image has the attester (configfs-tsm, /dev/sev-guest), but this \
+                     project's QEMU (7.2) has no sev-snp-guest object to try it with; \
                      use tee: sim",
                 )
             }
             TeeMode::Tdx => {
                 return refuse(
-                    "tee: tdx needs a TDVF firmware and a TDX attester in the guest image, \
-                     neither of which is built yet; use tee: sim",
+                    "tee: tdx needs a TDVF firmware in the guest image, which is not built yet \
+                     (the agent's TDX attester is there); use tee: sim",
                 )
             }
         }
