@@ -6,7 +6,9 @@ use chacha20poly1305::aead::stream::StreamPrimitive;
 use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
 
-use crate::{stream, BlobError, BlobKey, NoncePrefix, Stream, Summary, MAX_CHUNKS, RECORD_SIZE, TAG_SIZE};
+use crate::{
+    stream, BlobError, BlobKey, NoncePrefix, Stream, Summary, MAX_CHUNKS, RECORD_SIZE, TAG_SIZE,
+};
 
 /// Push-based decryption of a blob arriving in arbitrary pieces (a network stream).
 ///

@@ -6,7 +6,9 @@ use chacha20poly1305::aead::stream::StreamPrimitive;
 use sha2::{Digest, Sha256};
 use zeroize::{Zeroize, Zeroizing};
 
-use crate::{stream, BlobError, BlobKey, NoncePrefix, Stream, Summary, CHUNK_SIZE, MAX_CHUNKS, RECORD_SIZE};
+use crate::{
+    stream, BlobError, BlobKey, NoncePrefix, Stream, Summary, CHUNK_SIZE, MAX_CHUNKS, RECORD_SIZE,
+};
 
 /// Reads as the encrypted blob of everything its inner reader yields.
 ///
@@ -139,12 +141,19 @@ impl<R: Read> EncryptReader<R> {
         };
         // A non-final chunk may not take the counter's last value (the final chunk needs it).
         let index = self.chunks;
-        let allowed = if last { index < MAX_CHUNKS } else { index + 1 < MAX_CHUNKS };
+        let allowed = if last {
+            index < MAX_CHUNKS
+        } else {
+            index + 1 < MAX_CHUNKS
+        };
         let position = match u32::try_from(index) {
             Ok(p) if allowed => p,
             _ => {
                 self.wipe();
-                return Err(io::Error::new(io::ErrorKind::InvalidInput, BlobError::TooManyChunks));
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    BlobError::TooManyChunks,
+                ));
             }
         };
         self.stream

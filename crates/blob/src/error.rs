@@ -53,7 +53,9 @@ pub enum BlobError {
         got: usize,
     },
     /// More chunks than the 32-bit counter allows (2³² chunks, 256 TiB).
-    #[error("the blob has more chunks than the 32-bit chunk counter allows (2^32 chunks of 64 KiB)")]
+    #[error(
+        "the blob has more chunks than the 32-bit chunk counter allows (2^32 chunks of 64 KiB)"
+    )]
     TooManyChunks,
     /// The decryptor was used again after it had failed.
     #[error("the blob decryptor already failed; the blob must be rejected")]
@@ -75,6 +77,7 @@ impl BlobError {
 
     /// The blob error inside an [`std::io::Error`] made by [`BlobError::into_io`], if it is one.
     pub fn from_io_ref(e: &std::io::Error) -> Option<&BlobError> {
-        e.get_ref().and_then(|inner| inner.downcast_ref::<BlobError>())
+        e.get_ref()
+            .and_then(|inner| inner.downcast_ref::<BlobError>())
     }
 }

@@ -134,8 +134,14 @@ mod tests {
         assert_ne!(BlobKey::generate().as_bytes(), key.as_bytes());
 
         let nonce = NoncePrefix::generate();
-        assert_eq!(NoncePrefix::from_hex(&nonce.to_hex()).expect("own hex"), nonce);
-        assert_eq!(format!("{nonce:?}"), format!("NoncePrefix({})", nonce.to_hex()));
+        assert_eq!(
+            NoncePrefix::from_hex(&nonce.to_hex()).expect("own hex"),
+            nonce
+        );
+        assert_eq!(
+            format!("{nonce:?}"),
+            format!("NoncePrefix({})", nonce.to_hex())
+        );
         let upper = nonce.to_hex().to_uppercase();
         assert_eq!(NoncePrefix::from_hex(&upper).expect("upper case"), nonce);
     }
@@ -146,13 +152,21 @@ mod tests {
         let err = BlobKey::from_hex(&text).expect_err("not hex");
         assert!(matches!(
             err,
-            BlobError::BadHex { what: "blob key", expected: 64, got: 64 }
+            BlobError::BadHex {
+                what: "blob key",
+                expected: 64,
+                got: 64
+            }
         ));
         assert!(!err.to_string().contains("zz"));
         let err = NoncePrefix::from_hex("a0a1").expect_err("short");
         assert!(matches!(
             err,
-            BlobError::BadHex { what: "nonce prefix", expected: 38, got: 4 }
+            BlobError::BadHex {
+                what: "nonce prefix",
+                expected: 38,
+                got: 4
+            }
         ));
         // A multi-byte character whose byte length happens to fit must still fail cleanly.
         assert!(BlobKey::from_hex(&"é".repeat(32)).is_err());

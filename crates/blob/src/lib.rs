@@ -124,14 +124,18 @@ pub fn plaintext_len(ciphertext_len: u64) -> Result<u64, BlobError> {
     let rem = ciphertext_len % record;
     let (chunks, last_plain) = if rem == 0 {
         if full == 0 {
-            return Err(BlobError::BadLength { len: ciphertext_len });
+            return Err(BlobError::BadLength {
+                len: ciphertext_len,
+            });
         }
         (full, CHUNK_SIZE as u64)
     } else {
         // A final record shorter than a tag is impossible; an empty final chunk (a bare tag) only
         // exists when it is the only chunk (the empty plaintext).
         if rem < tag || (rem == tag && full > 0) {
-            return Err(BlobError::BadLength { len: ciphertext_len });
+            return Err(BlobError::BadLength {
+                len: ciphertext_len,
+            });
         }
         (full + 1, rem - tag)
     };

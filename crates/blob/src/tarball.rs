@@ -292,7 +292,9 @@ impl<R: Read> Read for Capped<R> {
                 _ => Err(io::Error::other(ArchiveTooLarge(self.limit))),
             };
         }
-        let max = buf.len().min(usize::try_from(self.left).unwrap_or(usize::MAX));
+        let max = buf
+            .len()
+            .min(usize::try_from(self.left).unwrap_or(usize::MAX));
         let n = self.inner.read(&mut buf[..max])?;
         self.left -= n as u64;
         Ok(n)
@@ -367,9 +369,12 @@ pub fn for_each_file<R: Read, E>(
     limits: &Limits,
     mut f: impl FnMut(&str, &mut dyn Read) -> Result<(), E>,
 ) -> Result<PackSummary, TarError<E>> {
-    let limit_bytes = limits
-        .max_total_bytes
-        .saturating_add(limits.max_files.saturating_add(2).saturating_mul(PER_ENTRY_OVERHEAD));
+    let limit_bytes = limits.max_total_bytes.saturating_add(
+        limits
+            .max_files
+            .saturating_add(2)
+            .saturating_mul(PER_ENTRY_OVERHEAD),
+    );
     let capped = Capped {
         inner: archive,
         left: limit_bytes,

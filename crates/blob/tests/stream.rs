@@ -70,7 +70,12 @@ fn decrypt_push(
     Ok((plain, summary))
 }
 
-fn decrypt_reader(key: &BlobKey, nonce: &NoncePrefix, blob: &[u8], seed: u64) -> Result<(Vec<u8>, Summary), BlobError> {
+fn decrypt_reader(
+    key: &BlobKey,
+    nonce: &NoncePrefix,
+    blob: &[u8],
+    seed: u64,
+) -> Result<(Vec<u8>, Summary), BlobError> {
     let inner = Jittery {
         inner: Cursor::new(blob),
         rng: StdRng::seed_from_u64(seed),
@@ -96,12 +101,19 @@ fn round_trip(len: usize, rng: &mut StdRng) {
     let nonce = NoncePrefix::generate();
     let plain = random_bytes(rng, len);
     let (blob, enc) = encrypt(&key, &nonce, &plain);
-    assert_eq!(blob.len() as u64, ciphertext_len(len as u64).expect("len"), "length {len}");
+    assert_eq!(
+        blob.len() as u64,
+        ciphertext_len(len as u64).expect("len"),
+        "length {len}"
+    );
     assert_eq!(plaintext_len(blob.len() as u64).expect("valid"), len as u64);
     let expected_chunks = len.div_ceil(C).max(1) as u64;
     assert_eq!(enc.chunks, expected_chunks);
     assert_eq!(enc.plaintext_len, len as u64);
-    assert_eq!(enc.plaintext_sha256, <[u8; 32]>::from(Sha256::digest(&plain)));
+    assert_eq!(
+        enc.plaintext_sha256,
+        <[u8; 32]>::from(Sha256::digest(&plain))
+    );
 
     for _ in 0..3 {
         let (back, dec) = decrypt_push(&key, &nonce, &blob, rng).expect("decrypt");
@@ -156,8 +168,8 @@ fn chunk_layout_matches_the_spec() {
 /// The aead crate's own STREAM decryptor reads our blobs (the format is exactly its BE32 STREAM).
 #[test]
 fn aead_stream_decryptor_agrees() {
-    use chacha20poly1305::aead::stream::DecryptorBE32;
     use chacha20poly1305::aead::generic_array::GenericArray;
+    use chacha20poly1305::aead::stream::DecryptorBE32;
     use chacha20poly1305::XChaCha20Poly1305;
     let mut rng = StdRng::seed_from_u64(2);
     let key = BlobKey::generate();
@@ -194,7 +206,13 @@ impl Fixture {
         let nonce = NoncePrefix::generate();
         let plain = random_bytes(&mut rng, 3 * C + 1000);
         let (blob, _) = encrypt(&key, &nonce, &plain);
-        Fixture { key, nonce, plain, blob, rng }
+        Fixture {
+            key,
+            nonce,
+            plain,
+            blob,
+            rng,
+        }
     }
 
     fn record(&self, i: usize) -> &[u8] {
@@ -203,7 +221,8 @@ impl Fixture {
 
     /// Decrypts `blob` both ways and checks both fail with the same error, which is returned.
     fn fails(&mut self, blob: &[u8]) -> BlobError {
-        let push = decrypt_push(&self.key, &self.nonce, blob, &mut self.rng).expect_err("must fail");
+        let push =
+            decrypt_push(&self.key, &self.nonce, blob, &mut self.rng).expect_err("must fail");
         let reader = decrypt_reader(&self.key, &self.nonce, blob, 9).expect_err("must fail");
         assert_eq!(format!("{push:?}"), format!("{reader:?}"));
         push
@@ -224,7 +243,10 @@ fn flipped_byte_in_chunk_2() {
         let mut blob = f.blob.clone();
         blob[2 * R + offset] ^= 0x01;
         let err = f.fails(&blob);
-        assert!(matches!(err, BlobError::ChunkAuthentication { index: 2 }), "{err:?}");
+        assert!(
+            matches!(err, BlobError::ChunkAuthentication { index: 2 }),
+            "{err:?}"
+        );
         assert_eq!(
             err.to_string(),
             "chunk 2 of the encrypted blob failed authentication: the blob was altered or the key is wrong"
@@ -234,7 +256,10 @@ fn flipped_byte_in_chunk_2() {
     let mut blob = f.blob.clone();
     let last = blob.len() - 1;
     blob[last] ^= 0x80;
-    assert!(matches!(f.fails(&blob), BlobError::ChunkAuthentication { index: 3 }));
+    assert!(matches!(
+        f.fails(&blob),
+        BlobError::ChunkAuthentication { index: 3 }
+    ));
 }
 
 #[test]
@@ -243,7 +268,10 @@ fn truncated_at_a_chunk_boundary() {
     for keep in 1..=3 {
         let blob = f.blob[..keep * R].to_vec();
         let err = f.fails(&blob);
-        assert!(matches!(err, BlobError::Truncated { chunks } if chunks == keep as u64), "{err:?}");
+        assert!(
+            matches!(err, BlobError::Truncated { chunks } if chunks == keep as u64),
+            "{err:?}"
+        );
         assert!(err.to_string().contains("truncated"));
     }
 }
@@ -253,12 +281,21 @@ fn truncated_mid_chunk() {
     let mut f = Fixture::new();
     // Cut inside the final chunk, inside a full chunk, and to a fragment shorter than a tag.
     let blob = f.blob[..f.blob.len() - 1].to_vec();
-    assert!(matches!(f.fails(&blob), BlobError::ChunkAuthentication { index: 3 }));
+    assert!(matches!(
+        f.fails(&blob),
+        BlobError::ChunkAuthentication { index: 3 }
+    ));
     let blob = f.blob[..R + 5000].to_vec();
-    assert!(matches!(f.fails(&blob), BlobError::ChunkAuthentication { index: 1 }));
+    assert!(matches!(
+        f.fails(&blob),
+        BlobError::ChunkAuthentication { index: 1 }
+    ));
     let blob = f.blob[..2 * R + 16].to_vec();
     let err = f.fails(&blob);
-    assert!(matches!(err, BlobError::BadLength { len } if len == 2 * R as u64 + 16), "{err:?}");
+    assert!(
+        matches!(err, BlobError::BadLength { len } if len == 2 * R as u64 + 16),
+        "{err:?}"
+    );
     let blob = f.blob[..10].to_vec();
     assert!(matches!(f.fails(&blob), BlobError::BadLength { len: 10 }));
 }
@@ -270,7 +307,10 @@ fn two_chunks_swapped() {
     blob.extend_from_slice(f.record(2));
     blob.extend_from_slice(f.record(1));
     blob.extend_from_slice(f.record(3));
-    assert!(matches!(f.fails(&blob), BlobError::ChunkAuthentication { index: 1 }));
+    assert!(matches!(
+        f.fails(&blob),
+        BlobError::ChunkAuthentication { index: 1 }
+    ));
 }
 
 #[test]
@@ -279,7 +319,10 @@ fn chunk_duplicated() {
     let mut blob = f.blob[..2 * R].to_vec();
     blob.extend_from_slice(f.record(1));
     blob.extend_from_slice(&f.blob[2 * R..]);
-    assert!(matches!(f.fails(&blob), BlobError::ChunkAuthentication { index: 2 }));
+    assert!(matches!(
+        f.fails(&blob),
+        BlobError::ChunkAuthentication { index: 2 }
+    ));
 }
 
 #[test]
@@ -288,7 +331,10 @@ fn final_chunk_moved_or_repeated() {
     // The final chunk placed early: it is at the wrong position (and the wrong flag).
     let mut blob = f.record(0).to_vec();
     blob.extend_from_slice(f.record(3));
-    assert!(matches!(f.fails(&blob), BlobError::ChunkAuthentication { index: 1 }));
+    assert!(matches!(
+        f.fails(&blob),
+        BlobError::ChunkAuthentication { index: 1 }
+    ));
 }
 
 #[test]
@@ -297,12 +343,18 @@ fn wrong_key_and_wrong_nonce() {
     let blob = f.blob.clone();
     let good_key = f.key.clone();
     f.key = BlobKey::generate();
-    assert!(matches!(f.fails(&blob), BlobError::ChunkAuthentication { index: 0 }));
+    assert!(matches!(
+        f.fails(&blob),
+        BlobError::ChunkAuthentication { index: 0 }
+    ));
     f.key = good_key;
     let mut nonce = *f.nonce.as_bytes();
     nonce[18] ^= 1;
     f.nonce = NoncePrefix::from_bytes(nonce);
-    assert!(matches!(f.fails(&blob), BlobError::ChunkAuthentication { index: 0 }));
+    assert!(matches!(
+        f.fails(&blob),
+        BlobError::ChunkAuthentication { index: 0 }
+    ));
 }
 
 #[test]
@@ -311,20 +363,29 @@ fn extra_trailing_bytes() {
     // After a short final chunk the extra bytes make it fail.
     let mut blob = f.blob.clone();
     blob.extend_from_slice(b"extra");
-    assert!(matches!(f.fails(&blob), BlobError::ChunkAuthentication { index: 3 }));
+    assert!(matches!(
+        f.fails(&blob),
+        BlobError::ChunkAuthentication { index: 3 }
+    ));
     // After a full final chunk the final chunk is recognised and the extra data named.
     let (full, _) = encrypt(&f.key, &f.nonce, &f.plain[..2 * C]);
     for extra in [&b"x"[..], &[0u8; 16], &vec![1u8; R + 3]] {
         let mut blob = full.clone();
         blob.extend_from_slice(extra);
         let err = f.fails(&blob);
-        assert!(matches!(err, BlobError::TrailingData { final_index: 1 }), "{err:?}");
+        assert!(
+            matches!(err, BlobError::TrailingData { final_index: 1 }),
+            "{err:?}"
+        );
     }
     // A whole second blob appended to a one-chunk blob.
     let (one, _) = encrypt(&f.key, &f.nonce, &f.plain[..C]);
     let mut blob = one.clone();
     blob.extend_from_slice(&one);
-    assert!(matches!(f.fails(&blob), BlobError::TrailingData { final_index: 0 }));
+    assert!(matches!(
+        f.fails(&blob),
+        BlobError::TrailingData { final_index: 0 }
+    ));
 }
 
 #[test]
@@ -346,7 +407,10 @@ fn decryptor_is_poisoned_after_an_error() {
         Err(BlobError::ChunkAuthentication { index: 0 })
     ));
     assert!(out.is_empty());
-    assert!(matches!(dec.update(&blob, &mut out), Err(BlobError::Poisoned)));
+    assert!(matches!(
+        dec.update(&blob, &mut out),
+        Err(BlobError::Poisoned)
+    ));
     assert!(matches!(dec.finish(&mut out), Err(BlobError::Poisoned)));
 }
 
@@ -357,7 +421,8 @@ fn decryptor_releases_only_what_it_knows_is_not_final() {
     let mut out = Vec::new();
     dec.update(&f.blob[..R], &mut out).expect("first record");
     assert!(out.is_empty(), "a lone full record could be the final one");
-    dec.update(&f.blob[R..R + 1], &mut out).expect("one more byte");
+    dec.update(&f.blob[R..R + 1], &mut out)
+        .expect("one more byte");
     assert_eq!(out.len(), 1);
     assert!(out[0][..] == f.plain[..C]);
     dec.update(&f.blob[R + 1..], &mut out).expect("rest");
