@@ -43,7 +43,8 @@ pub struct TransportPolicy {
     pub allow_insecure_loopback: bool,
     /// Limit on establishing a connection (TCP and TLS).
     pub connect_timeout: Duration,
-    /// Limit on waiting for any single read from the server.
+    /// Limit on waiting for any single read from the server, and on an upload body making no
+    /// progress (a server that stops reading).
     pub idle_timeout: Duration,
 }
 
@@ -237,7 +238,8 @@ impl BlossomClient {
 
     /// BUD-02 `PUT {server}/upload` with the body streamed (`Content-Length` = `size`,
     /// `Content-Type`, `X-SHA-256` = `x`) and a BUD-11 token signed by `keys` (`t=upload`, `x`,
-    /// expiring in 30 minutes).
+    /// expiring in 30 minutes). A BUD-06 `HEAD /upload` preflight goes first, so refusals
+    /// arrive with their reason instead of as a cut connection.
     ///
     /// Accepts 201 (new blob) and 200 (already there; some servers, e.g. blossom-rs 0.6, also
     /// answer 200 for new blobs). Refuses a descriptor whose sha256 or size differ from what
@@ -285,7 +287,7 @@ impl BlossomClient {
         }
         let url = endpoint(server, "upload");
         let content_type = HeaderValue::from_str(content_type).map_err(|e| BlossomError::Body {
-            url: url.clone(),
+            url: url.to_string(),
             source: format!("invalid content type {content_type:?}: {e}").into(),
         })?;
 
@@ -297,6 +299,10 @@ impl BlossomClient {
             size,
             error: body_error.clone(),
         };
+        // BUD-06 preflight, so a refusal (401, 413, ...) arrives as an answer: a server that
+        // refuses a PUT mid-body usually just closes the connection, losing its reason.
+        self.preflight(&url, auth, x, size, &content_type).await?;
+
         let mut request = self
             .http
             .put(url.clone())
@@ -304,12 +310,8 @@ impl BlossomClient {
             .header(CONTENT_TYPE, content_type)
             .header("X-SHA-256", x)
             .body(reqwest::Body::wrap_stream(counted.into_stream()));
-        if let UploadAuth::Bud11(keys) = auth {
-            let expiration = Timestamp::from_secs(
-                Timestamp::now().as_secs().saturating_add(UPLOAD_AUTH_TTL_SECS),
-            );
-            let event = auth_event(keys, AuthVerb::Upload, x, expiration, "Upload blob")?;
-            request = request.header(AUTHORIZATION, auth_header(&event));
+        if let Some(token) = upload_token(auth, x)? {
+            request = request.header(AUTHORIZATION, token);
         }
 
         let start = Instant::now();
@@ -321,10 +323,30 @@ impl BlossomClient {
         let send = request.send();
         tokio::pin!(send);
         let mut ticker = tokio::time::interval(PROGRESS_EVERY);
+        // The read timeout does not cover a server that stops reading our body, so watch for
+        // the body standing still.
+        let (mut last_sent, mut last_move) = (0u64, Instant::now());
         let answer = loop {
             tokio::select! {
                 answer = &mut send => break answer,
-                _ = ticker.tick() => progress(report()),
+                _ = ticker.tick() => {
+                    let now = report();
+                    progress(now);
+                    if now.done != last_sent {
+                        (last_sent, last_move) = (now.done, Instant::now());
+                    } else if now.done < size && last_move.elapsed() > self.policy.idle_timeout {
+                        return Err(BlossomError::UploadInterrupted {
+                            url: url.to_string(),
+                            sent: now.done,
+                            size,
+                            source: format!(
+                                "no upload progress for {} s",
+                                self.policy.idle_timeout.as_secs()
+                            )
+                            .into(),
+                        });
+                    }
+                }
             }
         };
         progress(report());
@@ -335,11 +357,17 @@ impl BlossomClient {
                 let body_problem = body_error.lock().unwrap_or_else(|p| p.into_inner()).take();
                 return Err(match body_problem {
                     Some(problem) => BlossomError::Body {
-                        url,
+                        url: url.to_string(),
                         source: problem.into(),
                     },
-                    None => BlossomError::Unreachable {
-                        url,
+                    None if e.is_connect() => BlossomError::Unreachable {
+                        url: url.to_string(),
+                        source: Box::new(e),
+                    },
+                    None => BlossomError::UploadInterrupted {
+                        url: url.to_string(),
+                        sent: sent.load(Ordering::Relaxed),
+                        size,
                         source: Box::new(e),
                     },
                 });
@@ -349,7 +377,7 @@ impl BlossomClient {
         if status != 200 && status != 201 {
             let reason = reason_of(response).await;
             return Err(BlossomError::Status {
-                url,
+                url: url.to_string(),
                 status,
                 reason,
             });
@@ -357,17 +385,17 @@ impl BlossomClient {
         let raw = read_small(response)
             .await
             .map_err(|detail| BlossomError::BadDescriptor {
-                url: url.clone(),
+                url: url.to_string(),
                 detail,
             })?;
         let descriptor: BlobDescriptor =
             serde_json::from_slice(&raw).map_err(|e| BlossomError::BadDescriptor {
-                url: url.clone(),
+                url: url.to_string(),
                 detail: e.to_string(),
             })?;
         if descriptor.sha256 != x || descriptor.size != size {
             return Err(BlossomError::DescriptorMismatch {
-                url,
+                url: url.to_string(),
                 expected_sha256: x.to_owned(),
                 got_sha256: descriptor.sha256,
                 expected_size: size,
@@ -375,6 +403,44 @@ impl BlossomClient {
             });
         }
         Ok(descriptor)
+    }
+
+    /// `HEAD /upload` (BUD-06): refuses early what the server says it would refuse. Servers
+    /// without the endpoint (404, 405, 501) are not held against the upload.
+    async fn preflight(
+        &self,
+        url: &Url,
+        auth: UploadAuth<'_>,
+        x: &str,
+        size: u64,
+        content_type: &HeaderValue,
+    ) -> Result<(), BlossomError> {
+        let mut request = self
+            .http
+            .head(url.clone())
+            .header("X-SHA-256", x)
+            .header("X-Content-Length", size)
+            .header("X-Content-Type", content_type.clone());
+        // A token of its own: servers with replay protection may accept each token once.
+        if let Some(token) = upload_token(auth, x)? {
+            request = request.header(AUTHORIZATION, token);
+        }
+        let response = request
+            .send()
+            .await
+            .map_err(|e| BlossomError::Unreachable {
+                url: url.to_string(),
+                source: Box::new(e),
+            })?;
+        let status = response.status().as_u16();
+        if response.status().is_success() || matches!(status, 404 | 405 | 501) {
+            return Ok(());
+        }
+        Err(BlossomError::Status {
+            url: url.to_string(),
+            status,
+            reason: reason_of(response).await,
+        })
     }
 
     /// BUD-01 `GET`: opens the blob at `url`. Checks the status (200) and, when present, that
@@ -389,25 +455,25 @@ impl BlossomClient {
         }
         if expected.size > expected.max {
             return Err(BlossomError::TooLarge {
-                url: url.clone(),
+                url: url.to_string(),
                 size: expected.size,
                 max: expected.max,
             });
         }
-        let response = self
-            .http
-            .get(url.clone())
-            .send()
-            .await
-            .map_err(|e| BlossomError::Unreachable {
-                url: url.clone(),
-                source: Box::new(e),
-            })?;
+        let response =
+            self.http
+                .get(url.clone())
+                .send()
+                .await
+                .map_err(|e| BlossomError::Unreachable {
+                    url: url.to_string(),
+                    source: Box::new(e),
+                })?;
         let status = response.status().as_u16();
         if status != 200 {
             let reason = reason_of(response).await;
             return Err(BlossomError::Status {
-                url: url.clone(),
+                url: url.to_string(),
                 status,
                 reason,
             });
@@ -415,21 +481,21 @@ impl BlossomClient {
         if let Some(announced) = response.content_length() {
             if announced > expected.max {
                 return Err(BlossomError::TooLarge {
-                    url: url.clone(),
+                    url: url.to_string(),
                     size: announced,
                     max: expected.max,
                 });
             }
             if announced > expected.size {
                 return Err(BlossomError::TooLarge {
-                    url: url.clone(),
+                    url: url.to_string(),
                     size: announced,
                     max: expected.size,
                 });
             }
             if announced != expected.size {
                 return Err(BlossomError::SizeMismatch {
-                    url: url.clone(),
+                    url: url.to_string(),
                     announced,
                     expected: expected.size,
                 });
@@ -482,7 +548,7 @@ impl BlossomClient {
         let mut reader = self.open(url, expected).await?;
         while let Some(chunk) = reader.next_chunk().await? {
             sink.write(&chunk).map_err(|source| BlossomError::Sink {
-                url: url.clone(),
+                url: url.to_string(),
                 source,
             })?;
             if last.elapsed() >= PROGRESS_EVERY {
@@ -531,7 +597,7 @@ impl BlobReader {
             ReaderState::Verified => return Ok(None),
             ReaderState::Failed => {
                 return Err(BlossomError::ReaderFailed {
-                    url: self.url.clone(),
+                    url: self.url.to_string(),
                 })
             }
             ReaderState::Reading => {}
@@ -550,7 +616,7 @@ impl BlobReader {
                 let limit = self.expected.size.min(self.expected.max);
                 if total > limit {
                     return Err(BlossomError::TooLarge {
-                        url: self.url.clone(),
+                        url: self.url.to_string(),
                         size: total,
                         max: limit,
                     });
@@ -562,7 +628,7 @@ impl BlobReader {
             Ok(None) => {
                 if self.received < self.expected.size {
                     return Err(BlossomError::Truncated {
-                        url: self.url.clone(),
+                        url: self.url.to_string(),
                         received: self.received,
                         expected: self.expected.size,
                     });
@@ -570,7 +636,7 @@ impl BlobReader {
                 let actual = hex::encode(self.hasher.finalize_reset());
                 if actual != self.expected.x {
                     return Err(BlossomError::HashMismatch {
-                        url: self.url.clone(),
+                        url: self.url.to_string(),
                         expected: self.expected.x.clone(),
                         actual,
                     });
@@ -579,7 +645,7 @@ impl BlobReader {
                 Ok(None)
             }
             Err(e) => Err(BlossomError::Interrupted {
-                url: self.url.clone(),
+                url: self.url.to_string(),
                 received: self.received,
                 source: Box::new(e),
             }),
@@ -590,6 +656,20 @@ impl BlobReader {
     pub fn received(&self) -> u64 {
         self.received
     }
+}
+
+/// The `Authorization` value for an upload of `x`, if `auth` asks for one.
+fn upload_token(auth: UploadAuth<'_>, x: &str) -> Result<Option<String>, BlossomError> {
+    let UploadAuth::Bud11(keys) = auth else {
+        return Ok(None);
+    };
+    let expiration = Timestamp::from_secs(
+        Timestamp::now()
+            .as_secs()
+            .saturating_add(UPLOAD_AUTH_TTL_SECS),
+    );
+    let event = auth_event(keys, AuthVerb::Upload, x, expiration, "Upload blob")?;
+    Ok(Some(auth_header(&event)))
 }
 
 /// `{server}/{x}`: the BUD-01 URL of blob `x` on `server` (any path on `server` is kept, so a
@@ -653,7 +733,10 @@ impl CountedBody {
                     if sent < this.size {
                         let e = fail(
                             &this,
-                            format!("body ended after {sent} of the declared {} bytes", this.size),
+                            format!(
+                                "body ended after {sent} of the declared {} bytes",
+                                this.size
+                            ),
                         );
                         return Some((Err(e), None));
                     }
@@ -723,11 +806,25 @@ mod tests {
         let u = |s: &str| Url::parse(s).expect("url");
         assert!(strict.check(&u("https://cdn.example.com/")).is_ok());
         assert!(strict.check(&u("http://127.0.0.1:3000/")).is_err());
-        for ok in ["http://127.0.0.1:1/", "http://127.9.9.9/", "http://[::1]:8/", "http://LOCALHOST/"] {
+        for ok in [
+            "http://127.0.0.1:1/",
+            "http://127.9.9.9/",
+            "http://[::1]:8/",
+            "http://LOCALHOST/",
+        ] {
             assert!(dev.check(&u(ok)).is_ok(), "{ok}");
         }
-        for bad in ["http://10.0.0.1/", "http://localhost.evil.com/", "http://[::2]/", "ftp://localhost/", "file:///etc/passwd"] {
-            assert!(matches!(dev.check(&u(bad)), Err(BlossomError::InsecureUrl { .. })), "{bad}");
+        for bad in [
+            "http://10.0.0.1/",
+            "http://localhost.evil.com/",
+            "http://[::2]/",
+            "ftp://localhost/",
+            "file:///etc/passwd",
+        ] {
+            assert!(
+                matches!(dev.check(&u(bad)), Err(BlossomError::InsecureUrl { .. })),
+                "{bad}"
+            );
         }
     }
 
@@ -737,16 +834,30 @@ mod tests {
         let s = Url::parse("https://h.example/").expect("url");
         assert_eq!(blob_url(&s, &x).as_str(), format!("https://h.example/{x}"));
         let p = Url::parse("https://h.example/blossom/?q=1").expect("url");
-        assert_eq!(endpoint(&p, "upload").as_str(), "https://h.example/blossom/upload");
+        assert_eq!(
+            endpoint(&p, "upload").as_str(),
+            "https://h.example/blossom/upload"
+        );
         assert_eq!(sha256_of_url(&blob_url(&p, &x)), Some(x.clone()));
-        assert_eq!(sha256_of_url(&Url::parse(&format!("https://h/{x}.bin")).expect("url")), Some(x));
+        assert_eq!(
+            sha256_of_url(&Url::parse(&format!("https://h/{x}.bin")).expect("url")),
+            Some(x)
+        );
     }
 
     #[test]
     fn progress_rate() {
-        let p = Progress { done: 100, total: 200, elapsed: Duration::from_secs(2) };
+        let p = Progress {
+            done: 100,
+            total: 200,
+            elapsed: Duration::from_secs(2),
+        };
         assert_eq!(p.bytes_per_sec(), 50.0);
-        let z = Progress { done: 1, total: 1, elapsed: Duration::ZERO };
+        let z = Progress {
+            done: 1,
+            total: 1,
+            elapsed: Duration::ZERO,
+        };
         assert_eq!(z.bytes_per_sec(), 0.0);
     }
 }

@@ -27,7 +27,7 @@ pub enum BlossomError {
     #[error("cannot reach {url}: {source}")]
     Unreachable {
         /// The URL tried.
-        url: Url,
+        url: String,
         /// Why.
         #[source]
         source: BoxError,
@@ -36,7 +36,7 @@ pub enum BlossomError {
     #[error("download from {url} interrupted after {received} bytes: {source}")]
     Interrupted {
         /// The URL being read.
-        url: Url,
+        url: String,
         /// Bytes received before the failure.
         received: u64,
         /// Why.
@@ -47,7 +47,7 @@ pub enum BlossomError {
     #[error("{url} answered {status}{}", fmt_reason(.reason))]
     Status {
         /// The URL asked.
-        url: Url,
+        url: String,
         /// The HTTP status code.
         status: u16,
         /// The server's `X-Reason` header (BUD-01), or the `message` of its JSON error body.
@@ -57,7 +57,7 @@ pub enum BlossomError {
     #[error("blob at {url} is {size} bytes or more, larger than the {max} bytes allowed")]
     TooLarge {
         /// The URL.
-        url: Url,
+        url: String,
         /// Bytes announced or received so far.
         size: u64,
         /// The limit.
@@ -67,7 +67,7 @@ pub enum BlossomError {
     #[error("{url} announces {announced} bytes but the blob should be {expected} bytes")]
     SizeMismatch {
         /// The URL.
-        url: Url,
+        url: String,
         /// The Content-Length.
         announced: u64,
         /// The size expected.
@@ -77,17 +77,19 @@ pub enum BlossomError {
     #[error("blob at {url} ended after {received} of {expected} bytes")]
     Truncated {
         /// The URL.
-        url: Url,
+        url: String,
         /// Bytes received.
         received: u64,
         /// Bytes expected.
         expected: u64,
     },
     /// The bytes received do not hash to the expected sha256.
-    #[error("blob at {url} has sha256 {actual}, expected {expected}: the server sent different bytes")]
+    #[error(
+        "blob at {url} has sha256 {actual}, expected {expected}: the server sent different bytes"
+    )]
     HashMismatch {
         /// The URL.
-        url: Url,
+        url: String,
         /// The sha256 asked for.
         expected: String,
         /// The sha256 of what arrived.
@@ -97,7 +99,7 @@ pub enum BlossomError {
     #[error("{url} answered the upload with an unusable blob descriptor: {detail}")]
     BadDescriptor {
         /// The upload URL.
-        url: Url,
+        url: String,
         /// What is wrong with it.
         detail: String,
     },
@@ -105,7 +107,7 @@ pub enum BlossomError {
     #[error("{url} claims to have stored sha256 {got_sha256} ({got_size} bytes) but we uploaded {expected_sha256} ({expected_size} bytes)")]
     DescriptorMismatch {
         /// The upload URL.
-        url: Url,
+        url: String,
         /// The sha256 uploaded.
         expected_sha256: String,
         /// The sha256 in the descriptor.
@@ -115,11 +117,26 @@ pub enum BlossomError {
         /// The size in the descriptor.
         got_size: u64,
     },
+    /// The server cut the connection while the upload body was going out. Servers often do
+    /// this right after refusing an upload (auth, size) without reading the body, and the
+    /// refusal itself is then lost.
+    #[error("{url} closed the connection after {sent} of {size} bytes of the upload; it may have refused it (authorization, size) without the answer getting through: {source}")]
+    UploadInterrupted {
+        /// The upload URL.
+        url: String,
+        /// Bytes handed to the connection before it failed.
+        sent: u64,
+        /// Bytes in the blob.
+        size: u64,
+        /// Why.
+        #[source]
+        source: BoxError,
+    },
     /// The upload body produced more or fewer bytes than declared, or failed to read.
     #[error("upload body for {url} failed: {source}")]
     Body {
         /// The upload URL.
-        url: Url,
+        url: String,
         /// Why.
         #[source]
         source: BoxError,
@@ -135,7 +152,7 @@ pub enum BlossomError {
     #[error("writing the blob from {url} failed: {source}")]
     Sink {
         /// The URL being read.
-        url: Url,
+        url: String,
         /// The sink's error.
         #[source]
         source: BoxError,
@@ -144,7 +161,7 @@ pub enum BlossomError {
     #[error("download from {url} already failed")]
     ReaderFailed {
         /// The URL.
-        url: Url,
+        url: String,
     },
     /// The HTTP client could not be set up.
     #[error("cannot set up the HTTP client: {source}")]
@@ -188,7 +205,10 @@ impl fmt::Display for FetchError {
                 a
             }
             FetchError::ResetFailed { attempts, source } => {
-                write!(f, "cannot reset the download target after a failed attempt ({source}); attempts:")?;
+                write!(
+                    f,
+                    "cannot reset the download target after a failed attempt ({source}); attempts:"
+                )?;
                 attempts
             }
         };

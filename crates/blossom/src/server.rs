@@ -351,20 +351,21 @@ fn check_auth(
     Ok(Some(event))
 }
 
-fn declared_sha256(headers: &HeaderMap) -> Result<Option<String>, Response> {
+/// Errors are boxed answers: a `Response` is large.
+fn declared_sha256(headers: &HeaderMap) -> Result<Option<String>, Box<Response>> {
     match headers.get("x-sha-256") {
         None => Ok(None),
         Some(v) => match v.to_str() {
             Ok(x) if is_sha256_hex(x) => Ok(Some(x.to_owned())),
-            _ => Err(refuse(
+            _ => Err(Box::new(refuse(
                 StatusCode::BAD_REQUEST,
                 "X-SHA-256 is not a lowercase hex sha256",
-            )),
+            ))),
         },
     }
 }
 
-fn header_u64(headers: &HeaderMap, name: &str) -> Result<Option<u64>, Response> {
+fn header_u64(headers: &HeaderMap, name: &str) -> Result<Option<u64>, Box<Response>> {
     match headers.get(name) {
         None => Ok(None),
         Some(v) => v
@@ -372,7 +373,12 @@ fn header_u64(headers: &HeaderMap, name: &str) -> Result<Option<u64>, Response> 
             .ok()
             .and_then(|s| s.parse::<u64>().ok())
             .map(Some)
-            .ok_or_else(|| refuse(StatusCode::BAD_REQUEST, &format!("{name} is not a number"))),
+            .ok_or_else(|| {
+                Box::new(refuse(
+                    StatusCode::BAD_REQUEST,
+                    &format!("{name} is not a number"),
+                ))
+            }),
     }
 }
 
@@ -391,14 +397,14 @@ async fn upload(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Bod
     let max = shared.cfg.max_blob;
     let declared_len = match header_u64(&headers, CONTENT_LENGTH.as_str()) {
         Ok(l) => l,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     if declared_len.is_some_and(|l| l > max) {
         return too_large(max);
     }
     let declared_x = match declared_sha256(&headers) {
         Ok(x) => x,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let auth = match check_auth(&shared, &headers, "upload", declared_x.as_deref()) {
         Ok(a) => a,
@@ -501,7 +507,10 @@ fn descriptor(shared: &Shared, x: &str, e: &Entry) -> String {
         _ => "bin",
     };
     let mut url = shared.base.clone();
-    url.set_path(&format!("{}/{x}.{ext}", shared.base.path().trim_end_matches('/')));
+    url.set_path(&format!(
+        "{}/{x}.{ext}",
+        shared.base.path().trim_end_matches('/')
+    ));
     serde_json::json!({
         "url": url.as_str(),
         "sha256": x,
@@ -520,7 +529,7 @@ async fn upload_preflight(State(shared): State<Arc<Shared>>, headers: HeaderMap)
     let x = match declared_sha256(&headers) {
         Ok(Some(x)) => x,
         Ok(None) => return refuse(StatusCode::BAD_REQUEST, "X-SHA-256 header missing"),
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     match header_u64(&headers, "x-content-length") {
         Ok(Some(l)) if l > shared.cfg.max_blob => return too_large(shared.cfg.max_blob),
@@ -531,7 +540,7 @@ async fn upload_preflight(State(shared): State<Arc<Shared>>, headers: HeaderMap)
                 "X-Content-Length header missing",
             )
         }
-        Err(r) => return r,
+        Err(r) => return *r,
     }
     if let Err(reason) = check_auth(&shared, &headers, "upload", Some(&x)) {
         return refuse(StatusCode::UNAUTHORIZED, &reason);
@@ -671,12 +680,8 @@ async fn get_blob(
                 .bytes_served
                 .fetch_add(short.len() as u64, Ordering::SeqCst);
             // A stream body has no Content-Length, so ending it early is a clean, short EOF.
-            *response.body_mut() = Body::from_stream(futures_util::stream::iter([Ok::<
-                Bytes,
-                Infallible,
-            >(
-                short
-            )]));
+            *response.body_mut() =
+                Body::from_stream(futures_util::stream::iter([Ok::<Bytes, Infallible>(short)]));
         }
         _ => {
             shared
