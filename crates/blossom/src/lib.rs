@@ -5,9 +5,9 @@
 //! gigabytes, so nothing here holds a whole blob in memory on the client side; the server
 //! (a test/dev tool) keeps blobs in memory unless told to discard them.
 //!
-//! - feature `client` (default): [`BlossomClient`] uploads a [`BodyStream`] with a BUD-11
-//!   authorization and downloads through [`BlobReader`], which checks size and sha256 as it goes.
-//! - feature `server`: [`server::BlossomServer`], strict about the spec, with fault switches.
+//! - feature `client` (default): `BlossomClient` uploads a `BodyStream` with a BUD-11
+//!   authorization and downloads through `BlobReader`, which checks size and sha256 as it goes.
+//! - feature `server`: `server::BlossomServer`, strict about the spec, with fault switches.
 #![deny(missing_docs)]
 
 mod auth;
