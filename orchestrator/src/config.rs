@@ -228,6 +228,20 @@ pub struct JobsConfig {
     /// At most this many jobs at once; more are refused with a feedback.
     #[serde(default = "default_concurrent")]
     pub max_concurrent: usize,
+    /// Largest input per job kind, plaintext bytes (docs/protocol.md §5.8): announced, given to
+    /// the guest in its bootstrap, checked by client and guest. A kind not listed gets 1 GiB.
+    #[serde(default)]
+    pub max_input_bytes: std::collections::BTreeMap<u16, u64>,
+}
+
+impl JobsConfig {
+    /// The input cap for `kind`.
+    pub fn max_input_for(&self, kind: u16) -> u64 {
+        self.max_input_bytes
+            .get(&kind)
+            .copied()
+            .unwrap_or(cdvm_protocol::DEFAULT_MAX_INPUT_BYTES)
+    }
 }
 
 /// VM size.
@@ -280,6 +294,20 @@ pub struct Deadlines {
     /// From input to the result: the executor's time limit, owned by the guest like `input_secs`.
     #[serde(default = "default_run")]
     pub run_secs: u64,
+    /// The slowest blob download the operator plans for, in bytes per second. The guest's run
+    /// deadline grows by `max_input_bytes / transfer_bytes_per_sec` for its kind: it scales with
+    /// the cap, because the orchestrator never learns an input's actual size (§6.1).
+    #[serde(default = "default_transfer_rate")]
+    pub transfer_bytes_per_sec: u64,
+}
+
+impl Deadlines {
+    /// The guest's run deadline for a job whose input may be up to `max_input_bytes`: `run_secs`
+    /// plus the download allowance, rounded up, saturating.
+    pub fn run_secs_for(&self, max_input_bytes: u64) -> u64 {
+        let rate = self.transfer_bytes_per_sec.max(1);
+        self.run_secs.saturating_add(max_input_bytes.div_ceil(rate))
+    }
 }
 
 impl Default for Deadlines {
@@ -288,6 +316,7 @@ impl Default for Deadlines {
             attest_secs: default_attest(),
             input_secs: default_input(),
             run_secs: default_run(),
+            transfer_bytes_per_sec: default_transfer_rate(),
         }
     }
 }
@@ -300,8 +329,15 @@ pub struct Announce {
     pub name: String,
     /// Description.
     pub about: String,
+    /// Blossom servers suggested to users for large inputs (https URLs).
+    #[serde(default)]
+    pub blossom: Vec<String>,
 }
 
+fn default_transfer_rate() -> u64 {
+    // 8 MiB/s: a slow cloud link; 1 GiB adds 128 s to the run deadline.
+    8 << 20
+}
 fn default_reconcile() -> u64 {
     30
 }
@@ -422,17 +458,26 @@ impl Config {
         }
         // Relays and the guest's deadlines go into every bootstrap: refuse here what the guest
         // would refuse there (docs/protocol.md §5.7).
-        let sample = cdvm_protocol::Bootstrap {
-            request_id: "0".repeat(64),
-            relays: cfg.relays.clone(),
-            input_timeout_secs: cfg.deadlines.input_secs,
-            run_timeout_secs: cfg.deadlines.run_secs,
-        };
-        sample.check().map_err(|e| {
-            invalid(format!(
-                "relays / deadlines: a guest would refuse this bootstrap: {e}"
-            ))
-        })?;
+        if cfg.deadlines.transfer_bytes_per_sec == 0 {
+            return Err(invalid(
+                "deadlines.transfer_bytes_per_sec must be at least 1".into(),
+            ));
+        }
+        for &kind in &cfg.jobs.kinds {
+            let max_input_bytes = cfg.jobs.max_input_for(kind);
+            let sample = cdvm_protocol::Bootstrap {
+                request_id: "0".repeat(64),
+                relays: cfg.relays.clone(),
+                input_timeout_secs: cfg.deadlines.input_secs,
+                run_timeout_secs: cfg.deadlines.run_secs_for(max_input_bytes),
+                max_input_bytes,
+            };
+            sample.check().map_err(|e| {
+                invalid(format!(
+                    "relays / deadlines / jobs.max_input_bytes (kind {kind}): a guest would refuse this bootstrap: {e}"
+                ))
+            })?;
+        }
         Ok(cfg)
     }
 }

@@ -101,7 +101,8 @@ pub(crate) async fn run(
             request_id: hex.clone(),
             relays: shared.cfg.relays.clone(),
             input_timeout_secs: shared.cfg.deadlines.input_secs,
-            run_timeout_secs: shared.cfg.deadlines.run_secs,
+            run_timeout_secs: run_secs(&shared.cfg, request.kind),
+            max_input_bytes: shared.cfg.jobs.max_input_for(request.kind),
         },
     };
     // The config was checked at load; this only guards the contract with the guest.
@@ -216,8 +217,9 @@ async fn drive(
         Progress::Running(run_deadline) => {
             let _ = shared.store.transition(&hex, JobState::Running, None);
             tracing::info!(job = %hex, "guest running");
-            let run_deadline = run_deadline.unwrap_or_else(|| after(d.run_secs));
-            let deadline = backstop(run_deadline, d.run_secs);
+            let run_secs = run_secs(&shared.cfg, request.kind);
+            let run_deadline = run_deadline.unwrap_or_else(|| after(run_secs));
+            let deadline = backstop(run_deadline, run_secs);
             match wait(
                 shared,
                 vm,
@@ -246,6 +248,12 @@ async fn drive(
         Progress::Error(info) => Err(Stop::GuestError(info)),
         Progress::Running(_) => Err(Stop::GuestError("no result".into())),
     }
+}
+
+/// The run limit given to the guest for a job of `kind`: it covers the download of an input up
+/// to the kind's cap (docs/protocol.md §6.1).
+fn run_secs(cfg: &crate::config::Config, kind: u16) -> u64 {
+    cfg.deadlines.run_secs_for(cfg.jobs.max_input_for(kind))
 }
 
 /// The Unix time `secs` from now.

@@ -320,6 +320,14 @@ async fn announce(shared: &Shared) {
             .guest_policies
             .iter()
             .any(cdvm_attestation::Policy::trusts_simulated),
+        blossom: shared.cfg.announce.blossom.clone(),
+        max_input_bytes: shared
+            .cfg
+            .jobs
+            .kinds
+            .iter()
+            .map(|&k| (k, shared.cfg.jobs.max_input_for(k)))
+            .collect(),
     };
     let signed = info
         .build(&shared.cfg.owner_tag)

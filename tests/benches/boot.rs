@@ -36,6 +36,9 @@ async fn one_job(deployment: &LocalDeployment) -> Sample {
             destroyed: Duration::from_secs(30),
         },
         vcek: None,
+        result_servers: vec![],
+        result_file: None,
+        transfer_progress: None,
     };
     let (mut launched, mut attested, mut done) = (None, None, None);
     run_job(spec, |stage, t| match stage {

@@ -50,6 +50,9 @@ async fn job_through(cloud: Cloud) {
             destroyed: Duration::from_secs(30),
         },
         vcek: None,
+        result_servers: vec![],
+        result_file: None,
+        transfer_progress: None,
     };
     let outcome = match run_job(spec, |_, _| {}).await {
         Ok(o) => o,
@@ -135,6 +138,9 @@ async fn no_capacity_reaches_the_user_as_error_feedback() {
             destroyed: Duration::from_secs(10),
         },
         vcek: None,
+        result_servers: vec![],
+        result_file: None,
+        transfer_progress: None,
     };
     let err = run_job(spec, |_, _| {})
         .await

@@ -38,6 +38,9 @@ async fn guest_that_never_attests_is_destroyed_at_the_deadline() {
             ..Timeouts::default()
         },
         vcek: None,
+        result_servers: vec![],
+        result_file: None,
+        transfer_progress: None,
     };
     let started = Instant::now();
     let verdict = run_job(spec, |_, _| {}).await;

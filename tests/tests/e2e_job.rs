@@ -47,7 +47,7 @@ async fn confidential_sql_job_end_to_end_and_the_canary_stays_secret() {
         dvm: deployment.dvm.public_key(),
         kind: kinds::SQL,
         input: InputBody::Sql {
-            table_csv: table,
+            table_csv: table.into(),
             query,
         },
         policy: deployment.dev_policy.clone(),
@@ -58,6 +58,9 @@ async fn confidential_sql_job_end_to_end_and_the_canary_stays_secret() {
             destroyed: Duration::from_secs(20),
         },
         vcek: None,
+        result_servers: vec![],
+        result_file: None,
+        transfer_progress: None,
     };
     let outcome = run_job(spec, |s, _| stages.push(format!("{s:?}"))).await;
     let outcome = match outcome {
@@ -201,7 +204,7 @@ async fn a_failing_query_ends_in_an_error_that_names_only_its_class() {
         dvm: deployment.dvm.public_key(),
         kind: kinds::SQL,
         input: InputBody::Sql {
-            table_csv: format!("name\n{secret}\n"),
+            table_csv: format!("name\n{secret}\n").into(),
             // The table is `input`; `t` does not exist.
             query: format!("SELECT name FROM t -- {secret}"),
         },
@@ -213,6 +216,9 @@ async fn a_failing_query_ends_in_an_error_that_names_only_its_class() {
             destroyed: Duration::from_secs(20),
         },
         vcek: None,
+        result_servers: vec![],
+        result_file: None,
+        transfer_progress: None,
     };
     let mut request = None;
     let err = run_job(spec, |s, _| {
@@ -317,6 +323,9 @@ async fn simulated_job(
             destroyed: Duration::from_secs(20),
         },
         vcek: None,
+        result_servers: vec![],
+        result_file: None,
+        transfer_progress: None,
     };
     let outcome = match run_job(spec, |s, _| stages.push(format!("{s:?}"))).await {
         Ok(o) => o,

@@ -147,6 +147,9 @@ async fn run(forgery: Forgery, policy: Policy, setup: &Setup) -> (Result<(), Cli
             destroyed: Duration::from_secs(1),
         },
         vcek: None,
+        result_servers: vec![],
+        result_file: None,
+        transfer_progress: None,
     };
     let (verdict, hostile) = tokio::join!(run_job(spec, |_, _| {}), responder);
     hostile.shutdown().await;

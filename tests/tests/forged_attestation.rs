@@ -84,6 +84,9 @@ async fn a_forged_attestation_is_skipped_and_the_real_job_completes() {
             ..Timeouts::default()
         },
         vcek: None,
+        result_servers: vec![],
+        result_file: None,
+        transfer_progress: None,
     };
     let outcome = run_job(spec, |s, _| {
         if let Stage::Refused { guest, .. } = s {

@@ -52,6 +52,9 @@ fn job(deployment: &LocalDeployment, attest: Duration) -> JobSpec {
             destroyed: Duration::from_secs(30),
         },
         vcek: None,
+        result_servers: vec![],
+        result_file: None,
+        transfer_progress: None,
     }
 }
 

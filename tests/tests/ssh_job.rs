@@ -61,6 +61,9 @@ async fn a_job_runs_in_a_qemu_guest_on_a_host_reached_over_ssh() {
             destroyed: Duration::from_secs(30),
         },
         vcek: None,
+        result_servers: vec![],
+        result_file: None,
+        transfer_progress: None,
     };
     let outcome = match run_job(spec, |_, _| {}).await {
         Ok(o) => o,

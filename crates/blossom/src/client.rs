@@ -41,6 +41,10 @@ pub struct TransportPolicy {
     /// Allow plain `http://` to 127.0.0.0/8, `::1` and `localhost` (tests, local dev). Shipped
     /// configurations keep it `false`: everything else must be `https://`.
     pub allow_insecure_loopback: bool,
+    /// Further addresses plain `http://` may reach when `allow_insecure_loopback` is set: a QEMU
+    /// test guest reaches its host's loopback through the user-network gateway. Empty in every
+    /// shipped configuration.
+    pub insecure_hosts: Vec<IpAddr>,
     /// Limit on establishing a connection (TCP and TLS).
     pub connect_timeout: Duration,
     /// Limit on waiting for any single read from the server, and on an upload body making no
@@ -52,6 +56,7 @@ impl Default for TransportPolicy {
     fn default() -> Self {
         TransportPolicy {
             allow_insecure_loopback: false,
+            insecure_hosts: Vec::new(),
             connect_timeout: Duration::from_secs(15),
             idle_timeout: Duration::from_secs(60),
         }
@@ -61,7 +66,7 @@ impl Default for TransportPolicy {
 impl TransportPolicy {
     /// Whether `url` may be used under this policy.
     pub fn check(&self, url: &Url) -> Result<(), BlossomError> {
-        if url_allowed(self.allow_insecure_loopback, url) {
+        if url_allowed(self.allow_insecure_loopback, &self.insecure_hosts, url) {
             Ok(())
         } else {
             Err(BlossomError::InsecureUrl {
@@ -71,12 +76,12 @@ impl TransportPolicy {
     }
 }
 
-fn url_allowed(allow_insecure_loopback: bool, url: &Url) -> bool {
+fn url_allowed(allow_insecure_loopback: bool, extra: &[IpAddr], url: &Url) -> bool {
     match url.scheme() {
         "https" => url.host().is_some(),
         "http" if allow_insecure_loopback => match url.host() {
-            Some(Host::Ipv4(ip)) => ip.is_loopback(),
-            Some(Host::Ipv6(ip)) => ip == Ipv6Addr::LOCALHOST,
+            Some(Host::Ipv4(ip)) => ip.is_loopback() || extra.contains(&IpAddr::V4(ip)),
+            Some(Host::Ipv6(ip)) => ip == Ipv6Addr::LOCALHOST || extra.contains(&IpAddr::V6(ip)),
             Some(Host::Domain(d)) => {
                 d.eq_ignore_ascii_case("localhost")
                     // The url crate parses bracket-less IP literals into Host::Ipv4 already;
@@ -206,11 +211,12 @@ impl BlossomClient {
     /// redirects.
     pub fn new(policy: TransportPolicy) -> Result<Self, BlossomError> {
         let allow_loopback = policy.allow_insecure_loopback;
+        let extra = policy.insecure_hosts.clone();
         let redirects = redirect::Policy::custom(move |attempt| {
             if attempt.previous().len() > MAX_REDIRECTS {
                 return attempt.error("too many redirects");
             }
-            if !url_allowed(allow_loopback, attempt.url()) {
+            if !url_allowed(allow_loopback, &extra, attempt.url()) {
                 return attempt.error("redirect to an insecure URL refused");
             }
             // BUD-01: a redirect must keep the blob's sha256 in the URL.

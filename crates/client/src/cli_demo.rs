@@ -3,11 +3,14 @@
 use std::path::PathBuf;
 use std::time::Instant;
 
+use cdvm_blossom::server::{BlossomServer, ServerConfig};
+use cdvm_client::blob::{self, TransferProgress};
 use cdvm_client::cloud_emulators::{self, Cloud, Emulators};
 use cdvm_client::demo::{qemu_vms_dir, vms_dir, DeploymentOptions, LocalDeployment};
+use cdvm_client::demo_table;
 use cdvm_client::{run_job, ClientError, JobSpec, Stage, Timeouts};
 use cdvm_protocol::nostr::Keys;
-use cdvm_protocol::{kinds, InputBody};
+use cdvm_protocol::{kinds, Data, InputBody};
 use clap::ValueEnum;
 
 use crate::show;
@@ -51,6 +54,10 @@ pub struct DemoArgs {
     /// behind an emulated paravisor; needs `swtpm`).
     #[arg(long, conflicts_with = "tee")]
     azure: bool,
+    /// Run the job over a generated table of this size (e.g. 10MB, 1GiB), sent as an encrypted
+    /// blob through a local Blossom server, instead of the 5-row table sent inline.
+    #[arg(long, value_parser = cdvm_client::demo_table::parse_size)]
+    input_size: Option<u64>,
 }
 
 /// The TEE a demo guest simulates.
@@ -151,20 +158,38 @@ pub async fn run(args: DemoArgs) -> Result<(), ClientError> {
         "           policy: {} (trusts only this run's simulated root)",
         deployment.dev_policy_path.display()
     );
-    eprintln!("           job: confidential SQL (kind 5970) over a 5-row salary table");
-    eprintln!("           query: {SAMPLE_QUERY}");
+    let user = Keys::generate();
+    let large = match args.input_size {
+        Some(bytes) => Some(large_input(&state_dir, bytes, &user, t0).await?),
+        None => {
+            eprintln!("           job: confidential SQL (kind 5970) over a 5-row salary table");
+            eprintln!("           query: {SAMPLE_QUERY}");
+            None
+        }
+    };
+    let (table_csv, query, result_servers) = match &large {
+        Some(l) => (
+            Data::Blob(l.blob.clone()),
+            demo_table::QUERY,
+            vec![l.server.url().to_string()],
+        ),
+        None => (SAMPLE_CSV.into(), SAMPLE_QUERY, vec![]),
+    };
     let spec = JobSpec {
         relays: vec![deployment.relay.url().to_string()],
         dvm: deployment.dvm.public_key(),
         kind: kinds::SQL,
         input: InputBody::Sql {
-            table_csv: SAMPLE_CSV.into(),
-            query: SAMPLE_QUERY.into(),
+            table_csv,
+            query: query.into(),
         },
         policy: deployment.dev_policy.clone(),
-        user: Keys::generate(),
+        user,
         timeouts: Timeouts::default(),
         vcek: None,
+        result_servers,
+        result_file: None,
+        transfer_progress: Some(TransferProgress(std::sync::Arc::new(show::transfer))),
     };
     // Boot-to-attested: from the DVM's first "processing" (the VM is being launched) to a
     // verified attestation.
@@ -208,12 +233,86 @@ pub async fn run(args: DemoArgs) -> Result<(), ClientError> {
     );
     eprintln!("result ({}):", outcome.media_type);
     show::outcome(&outcome, None)?;
+    if let Some(l) = large {
+        if outcome.output != demo_table::expected(l.rows) {
+            return Err(ClientError::JobFailed(
+                "the result differs from the answer computed here independently".into(),
+            ));
+        }
+        eprintln!(
+            "the result equals the answer computed here independently over the same {} rows ✓",
+            l.rows
+        );
+        eprintln!(
+            "the Blossom server stored {} blob(s), ciphertext only",
+            l.server.stored().len()
+        );
+        l.server.shutdown().await;
+    }
     if leftover != 0 {
         return Err(ClientError::DvmError(format!(
             "{leftover} VM(s) were not destroyed"
         )));
     }
     Ok(())
+}
+
+/// A generated table uploaded, encrypted, to a local Blossom server.
+struct LargeInput {
+    server: BlossomServer,
+    blob: cdvm_protocol::BlobRef,
+    rows: u64,
+}
+
+async fn large_input(
+    state_dir: &std::path::Path,
+    bytes: u64,
+    user: &Keys,
+    t0: Instant,
+) -> Result<LargeInput, ClientError> {
+    let path = state_dir.join("demo-table.csv");
+    let (rows, written) = demo_table::write(&path, bytes).map_err(|source| ClientError::Io {
+        path: path.display().to_string(),
+        source,
+    })?;
+    let server = BlossomServer::start(ServerConfig {
+        max_blob: u64::MAX,
+        require_auth: true,
+        ..ServerConfig::default()
+    })
+    .await
+    .map_err(|e| ClientError::Blossom(format!("cannot start a local Blossom server: {e}")))?;
+    eprintln!(
+        "[{:>7.2}s] Blossom server {} up (in-process, strict BUD-01/02/11)",
+        t0.elapsed().as_secs_f64(),
+        server.url()
+    );
+    eprintln!(
+        "           job: confidential SQL (kind 5970) over a generated {:.1} MB table ({rows} rows)",
+        written as f64 / 1e6
+    );
+    eprintln!("           query: {}", demo_table::QUERY);
+    let started = Instant::now();
+    let blob = blob::upload_input(
+        &blob::client()?,
+        &blob::Source::File(path.clone()),
+        "text/csv",
+        &[server.url()],
+        user,
+        cdvm_protocol::DEFAULT_MAX_INPUT_BYTES,
+        &show::transfer,
+    )
+    .await?;
+    show::transfer_done();
+    eprintln!(
+        "[{:>7.2}s] input encrypted and uploaded in {:.2} s: {} bytes of ciphertext; the key goes only to the attested guest",
+        t0.elapsed().as_secs_f64(),
+        started.elapsed().as_secs_f64(),
+        blob.size
+    );
+    // The plaintext file is not needed any more.
+    let _ = std::fs::remove_file(&path);
+    Ok(LargeInput { server, blob, rows })
 }
 
 fn count_entries(dir: &std::path::Path) -> usize {

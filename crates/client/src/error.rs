@@ -9,14 +9,25 @@ pub enum ClientError {
     /// Bad arguments or input, found before anything was published.
     #[error("{0}")]
     Usage(String),
-    /// The input does not fit one gift-wrapped event.
-    #[error("input is {size} bytes once encoded; at most {max} bytes fit one encrypted event (large inputs via Blossom are not supported yet)")]
+    /// The input does not fit one gift-wrapped event and no Blossom server was given.
+    #[error("input is {size} bytes once encoded; at most {max} bytes fit one encrypted event: name a Blossom server (--blossom URL) to send it as an encrypted blob")]
     InputTooLarge {
         /// Encoded size.
         size: usize,
         /// Limit.
         max: usize,
     },
+    /// The input is larger than the DVM accepts for the job kind (its announcement's cap).
+    #[error("input is {size} bytes; this DVM accepts at most {max} for the job kind (nothing was uploaded or sent)")]
+    InputOverCap {
+        /// Plaintext size.
+        size: u64,
+        /// The DVM's cap.
+        max: u64,
+    },
+    /// A Blossom server could not be used for the input or result blob.
+    #[error("blossom: {0}")]
+    Blossom(String),
     /// A relay could not be used.
     #[error("relay: {0}")]
     Relay(String),
@@ -54,16 +65,19 @@ pub enum ClientError {
 
 impl ClientError {
     /// Process exit code: 2 usage/input, 3 attestation refused, 4 job failed or timed out,
-    /// 5 relay trouble, 1 anything else.
+    /// 5 relay or Blossom trouble, 1 anything else.
     pub fn exit_code(&self) -> i32 {
         match self {
-            ClientError::Usage(_) | ClientError::InputTooLarge { .. } | ClientError::Io { .. } => 2,
+            ClientError::Usage(_)
+            | ClientError::InputTooLarge { .. }
+            | ClientError::InputOverCap { .. }
+            | ClientError::Io { .. } => 2,
             ClientError::AttestationRefused(_) | ClientError::BadAttestationEvent(_) => 3,
             ClientError::DvmError(_)
             | ClientError::JobFailed(_)
             | ClientError::Timeout(_)
             | ClientError::BadResult(_) => 4,
-            ClientError::Relay(_) => 5,
+            ClientError::Relay(_) | ClientError::Blossom(_) => 5,
             ClientError::Protocol(_) => 1,
         }
     }

@@ -11,6 +11,7 @@ use cdvm_protocol::{
 };
 use nostr_sdk::{Client, RelayPoolNotification};
 
+use crate::blob::Transfer;
 use crate::{verify::verify_attestation_event_with, ClientError};
 
 /// How long each stage may take.
@@ -54,7 +55,18 @@ pub struct JobSpec {
     /// Resolves the VCEK of SEV-SNP evidence that carries no chain (a host that supplies no
     /// certificates); `None` refuses such evidence with `MissingChain`.
     pub vcek: Option<cdvm_attestation::snp::vcek::VcekResolver>,
+    /// Blossom servers the guest may put a result too large for one event on (§5.8); empty:
+    /// such a result is an `output-too-large` error.
+    pub result_servers: Vec<String>,
+    /// Where a result that arrives as a blob is written (decrypted, hash checked). Without it,
+    /// a blob result of at most [`MAX_RESULT_IN_MEMORY`] bytes is returned in memory.
+    pub result_file: Option<std::path::PathBuf>,
+    /// Called as a result blob downloads.
+    pub transfer_progress: Option<crate::blob::TransferProgress>,
 }
+
+/// Largest blob result [`run_job`] returns in memory when no result file is given.
+pub const MAX_RESULT_IN_MEMORY: u64 = 64 << 20;
 
 /// A stage reached, for progress display.
 #[derive(Debug)]
@@ -99,6 +111,11 @@ pub enum Stage {
     },
     /// The encrypted result arrived and decrypted.
     ResultReceived,
+    /// The result was a blob: downloaded, decrypted and its hash checked.
+    ResultDownloaded {
+        /// Ciphertext bytes downloaded.
+        bytes: u64,
+    },
     /// The DVM reported the VM destroyed.
     VmDestroyed,
 }
@@ -114,8 +131,10 @@ pub struct JobOutcome {
     pub claims: Claims,
     /// Media type of the output.
     pub media_type: String,
-    /// The decrypted output.
+    /// The decrypted output (empty when it was written to [`JobSpec::result_file`]).
     pub output: String,
+    /// The file a blob result was written to, and its size.
+    pub output_file: Option<(std::path::PathBuf, u64)>,
     /// Whether the DVM confirmed the VM's destruction in time.
     pub vm_destroyed: bool,
 }
@@ -138,7 +157,9 @@ pub async fn run_job(
         v: 1,
         request_id: request.to_hex(),
         body: spec.input,
+        blossom: spec.result_servers.clone(),
     };
+    input.check()?;
     // Refuse oversized input before publishing anything.
     let size = serde_json::to_vec(&input)
         .map(|v| v.len())
@@ -192,6 +213,8 @@ pub async fn run_job(
         timeouts: spec.timeouts,
         start,
         vcek: spec.vcek.as_ref(),
+        result_file: spec.result_file.as_deref(),
+        transfer_progress: spec.transfer_progress.clone(),
     };
     let result = drive(&ctx, &mut notifications, &input, &mut progress).await;
     client.shutdown().await;
@@ -208,6 +231,8 @@ struct Ctx<'a> {
     timeouts: Timeouts,
     start: Instant,
     vcek: Option<&'a cdvm_attestation::snp::vcek::VcekResolver>,
+    result_file: Option<&'a std::path::Path>,
+    transfer_progress: Option<crate::blob::TransferProgress>,
 }
 
 async fn drive(
@@ -226,6 +251,7 @@ async fn drive(
         timeouts,
         start,
         vcek,
+        ..
     } = *ctx;
     // Stage 1: a verified attestation for this request. Anyone can publish an event tagged to
     // this job, so a refused attestation is reported and skipped, not fatal: nothing is sent to an
@@ -380,10 +406,18 @@ async fn drive(
         break payload;
     };
     progress(&Stage::ResultReceived, start.elapsed());
-    let (media_type, output) = match payload.outcome {
+    let (media_type, output, output_file) = match payload.outcome {
         Outcome::Ok {
             media_type, output, ..
-        } => (media_type, output),
+        } => (media_type, output, None),
+        Outcome::OkBlob { media_type, blob } => {
+            let (output, file) = fetch_blob_result(ctx, &blob).await?;
+            progress(
+                &Stage::ResultDownloaded { bytes: blob.size },
+                start.elapsed(),
+            );
+            (media_type, output, file)
+        }
         Outcome::Error { message } => return Err(ClientError::JobFailed(message)),
     };
 
@@ -407,8 +441,47 @@ async fn drive(
         claims,
         media_type,
         output,
+        output_file,
         vm_destroyed,
     })
+}
+
+/// Fetches a blob result into the result file, or into memory when there is none (bounded).
+async fn fetch_blob_result(
+    ctx: &Ctx<'_>,
+    blob: &cdvm_protocol::BlobRef,
+) -> Result<(String, Option<(std::path::PathBuf, u64)>), ClientError> {
+    let blossom = crate::blob::client()?;
+    let noop = |_: &Transfer| {};
+    let report: &(dyn Fn(&Transfer) + Sync) = match &ctx.transfer_progress {
+        Some(f) => f.0.as_ref(),
+        None => &noop,
+    };
+    match ctx.result_file {
+        Some(path) => {
+            let n = crate::blob::fetch_result(&blossom, blob, path, report).await?;
+            Ok((String::new(), Some((path.to_owned(), n))))
+        }
+        None => {
+            let plain = cdvm_blob::plaintext_len(blob.size).unwrap_or(u64::MAX);
+            if plain > MAX_RESULT_IN_MEMORY {
+                return Err(ClientError::Usage(format!(
+                    "the result is a {plain}-byte blob; give an output file (--output) for it"
+                )));
+            }
+            let dir = tempfile::tempdir().map_err(|source| ClientError::Io {
+                path: "temporary folder".into(),
+                source,
+            })?;
+            let path = dir.path().join("result");
+            crate::blob::fetch_result(&blossom, blob, &path, report).await?;
+            let output = std::fs::read_to_string(&path).map_err(|source| ClientError::Io {
+                path: path.display().to_string(),
+                source,
+            })?;
+            Ok((output, None))
+        }
+    }
 }
 
 /// The result's public `status` tag must tell the truth about the encrypted outcome: the operator
@@ -422,7 +495,10 @@ fn check_public_outcome(
     let agrees = matches!(
         (public, inside),
         (None, _)
-            | (Some(PublicOutcome::Success), Outcome::Ok { .. })
+            | (
+                Some(PublicOutcome::Success),
+                Outcome::Ok { .. } | Outcome::OkBlob { .. }
+            )
             | (Some(PublicOutcome::Error(_)), Outcome::Error { .. })
     );
     if agrees {

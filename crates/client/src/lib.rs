@@ -5,6 +5,8 @@
 
 #![deny(missing_docs)]
 
+pub mod blob;
+pub mod discover;
 pub mod error;
 mod job;
 mod verify;
@@ -14,8 +16,10 @@ pub mod cloud_emulators;
 #[cfg(feature = "demo")]
 pub mod demo;
 #[cfg(feature = "demo")]
+pub mod demo_table;
+#[cfg(feature = "demo")]
 pub mod relay;
 
 pub use error::ClientError;
-pub use job::{run_job, JobOutcome, JobSpec, Stage, Timeouts};
+pub use job::{run_job, JobOutcome, JobSpec, Stage, Timeouts, MAX_RESULT_IN_MEMORY};
 pub use verify::{verify_attestation_event, verify_evidence};

@@ -3,6 +3,7 @@
 mod cli_demo;
 mod cli_verify;
 mod cli_verify_gpu;
+mod large_input;
 mod show;
 
 use std::path::{Path, PathBuf};
@@ -12,7 +13,7 @@ use std::time::Duration;
 use cdvm_attestation::Policy;
 use cdvm_client::{run_job, ClientError, JobSpec, Timeouts};
 use cdvm_protocol::nostr::{FromBech32, Keys, PublicKey};
-use cdvm_protocol::{kinds, InputBody};
+use cdvm_protocol::{kinds, Data, InputBody};
 use clap::{Parser, Subcommand};
 
 /// Run a confidential job on a Nostr DVM: your input goes only to a VM that proved what it is.
@@ -51,9 +52,15 @@ struct SubmitArgs {
     /// Job kind: 5970 (SQL over a CSV table) or 5971 (text statistics).
     #[arg(long)]
     kind: u16,
-    /// The confidential input file (CSV for 5970, text for 5971).
+    /// The confidential input: a file (CSV for 5970, text for 5971) or a folder (several CSV
+    /// tables, or text files; sent as a tar archive). Small files go inside the encrypted input
+    /// event; larger ones and folders as an encrypted blob through Blossom.
     #[arg(long)]
     input: PathBuf,
+    /// Blossom server for large inputs and results (repeatable; each one holds a copy). Default:
+    /// your kind-10063 server list (with --key), else the servers the DVM suggests.
+    #[arg(long = "blossom")]
+    blossom: Vec<String>,
     /// The SQL query (5970). Sent encrypted, like the input.
     #[arg(long)]
     query: Option<String>,
@@ -137,9 +144,8 @@ fn load_policy(path: &Path) -> Result<Policy, ClientError> {
     Policy::load(path).map_err(|e| ClientError::Usage(e.to_string()))
 }
 
-/// Reads the input file into the typed input body of the job kind.
-fn input_body(kind: u16, input: &Path, query: Option<String>) -> Result<InputBody, ClientError> {
-    let data = read(input)?;
+/// The typed input body of the job kind around `data`.
+fn input_body(kind: u16, data: Data, query: Option<String>) -> Result<InputBody, ClientError> {
     match kind {
         kinds::SQL => {
             let query = query.ok_or_else(|| {
@@ -172,13 +178,29 @@ async fn submit(args: SubmitArgs) -> Result<(), ClientError> {
             ))
         })?;
     let policy = load_policy(&args.policy)?;
-    let input = input_body(args.kind, &args.input, args.query)?;
+    if !matches!(args.kind, kinds::SQL | kinds::TEXT_STATS) {
+        return Err(ClientError::Usage(format!(
+            "unknown job kind {}; known: 5970 (SQL over CSV), 5971 (text statistics)",
+            args.kind
+        )));
+    }
     let user = match &args.key {
         Some(path) => Keys::parse(read(path)?.trim()).map_err(|_| {
             ClientError::Usage(format!("{} does not hold a secret key", path.display()))
         })?,
         None => Keys::generate(),
     };
+    let prepared = large_input::prepare(
+        &args.relays,
+        &dvm,
+        &user,
+        args.kind,
+        &args.input,
+        &args.blossom,
+        args.key.is_some(),
+    )
+    .await?;
+    let input = input_body(args.kind, prepared.data, args.query)?;
     let spec = JobSpec {
         relays: args.relays,
         dvm,
@@ -192,6 +214,11 @@ async fn submit(args: SubmitArgs) -> Result<(), ClientError> {
             ..Timeouts::default()
         },
         vcek: Some(cli_verify::resolver_for(&args.vcek_cache, args.fetch)),
+        result_servers: prepared.servers,
+        result_file: args.output.clone(),
+        transfer_progress: Some(cdvm_client::blob::TransferProgress(std::sync::Arc::new(
+            show::transfer,
+        ))),
     };
     let outcome = run_job(spec, show::stage).await?;
     show::outcome(&outcome, args.output.as_deref())

@@ -4,6 +4,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use cdvm_attestation::Claims;
+use cdvm_client::blob::Transfer;
 use cdvm_client::{ClientError, JobOutcome, Stage};
 
 pub fn stage(stage: &Stage, t: Duration) {
@@ -50,6 +51,10 @@ pub fn stage(stage: &Stage, t: Duration) {
         ),
         Stage::Running { run_deadline: None } => eprintln!("{at} running inside the VM"),
         Stage::ResultReceived => eprintln!("{at} result received and decrypted (hash checked)"),
+        Stage::ResultDownloaded { bytes } => {
+            transfer_done();
+            eprintln!("{at} result blob downloaded ({bytes} bytes), decrypted, hash checked")
+        }
         Stage::VmDestroyed => eprintln!("{at} VM destroyed (confirmed by the DVM)"),
     }
 }
@@ -91,9 +96,55 @@ pub fn claims(claims: &Claims, indent: &str) {
     }
 }
 
+/// When the last progress line was drawn, to redraw at most ~10 times a second.
+static LAST_DRAW: std::sync::Mutex<Option<std::time::Instant>> = std::sync::Mutex::new(None);
+
+/// One progress line for a transfer, redrawn in place on standard error.
+pub fn transfer(t: &Transfer) {
+    let Ok(mut last) = LAST_DRAW.lock() else {
+        return;
+    };
+    let now = std::time::Instant::now();
+    let done = t.done >= t.total;
+    if !done && last.is_some_and(|l| now.duration_since(l) < Duration::from_millis(100)) {
+        return;
+    }
+    *last = Some(now);
+    let mb = |b: u64| b as f64 / 1e6;
+    eprint!(
+        "\r            {}: {:.1}/{:.1} MB ({:.0}%), {:.1} MB/s   ",
+        t.what,
+        mb(t.done),
+        mb(t.total),
+        if t.total == 0 {
+            100.0
+        } else {
+            t.done as f64 * 100.0 / t.total as f64
+        },
+        t.rate() / 1e6
+    );
+}
+
+/// Ends the progress line.
+pub fn transfer_done() {
+    if let Ok(mut last) = LAST_DRAW.lock() {
+        if last.take().is_some() {
+            eprintln!();
+        }
+    }
+}
+
 pub fn outcome(outcome: &JobOutcome, output: Option<&Path>) -> Result<(), ClientError> {
     if !outcome.vm_destroyed {
         eprintln!("warning: the DVM did not confirm the VM's destruction in time");
+    }
+    if let Some((path, bytes)) = &outcome.output_file {
+        eprintln!(
+            "result ({}, {bytes} bytes, from an encrypted blob) written to {}",
+            outcome.media_type,
+            path.display()
+        );
+        return Ok(());
     }
     match output {
         Some(path) => {

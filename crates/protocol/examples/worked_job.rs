@@ -145,6 +145,8 @@ async fn main() -> Result<(), Box<dyn Error>> {
         image: cdvm_protocol::image::GUEST_IMAGE.into(),
         measurements: vec![MEASUREMENT.into()],
         simulated: false,
+        blossom: vec![],
+        max_input_bytes: Default::default(),
     };
     let ann = sign(handler.build("cdvm")?, &dvm, 0)?;
     show(
@@ -232,6 +234,7 @@ async fn main() -> Result<(), Box<dyn Error>> {
             table_csv: "name,salary\nalice,100\nbob,200\n".into(),
             query: "SELECT count(*) AS n, avg(salary) AS mean FROM input".into(),
         },
+        blossom: vec![],
     };
     let wrap = wrap_input(&user, &guest.public_key(), &input).await?;
     show(

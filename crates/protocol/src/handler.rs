@@ -3,6 +3,8 @@
 //! The content is NIP-89's kind-0-style metadata (`name`, `about`) plus our `cdvm` object naming
 //! the TEEs, the guest image and its expected launch measurements.
 
+use std::collections::BTreeMap;
+
 use cdvm_attestation::{Measurement, TeeKind};
 use nostr::{Event, EventBuilder, Kind};
 use serde::{Deserialize, Serialize};
@@ -28,6 +30,11 @@ pub struct HandlerInfo {
     pub measurements: Vec<String>,
     /// True when the operator runs the simulated secure processor: no shipped policy accepts it.
     pub simulated: bool,
+    /// Blossom servers the operator suggests for large inputs (§5.8); a client may use others.
+    pub blossom: Vec<String>,
+    /// Largest input the guest accepts per job kind, in plaintext bytes (§5.8). A kind missing
+    /// here takes [`crate::DEFAULT_MAX_INPUT_BYTES`].
+    pub max_input_bytes: BTreeMap<u16, u64>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -46,6 +53,10 @@ struct CdvmMeta {
     image: String,
     measurements: Vec<String>,
     simulated: bool,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    blossom: Vec<String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    max_input_bytes: BTreeMap<u16, u64>,
 }
 
 fn check_kind(k: u16) -> Result<(), ProtocolError> {
@@ -72,6 +83,14 @@ fn check_measurements(ms: &[String]) -> Result<(), ProtocolError> {
 }
 
 impl HandlerInfo {
+    /// The input cap for `kind`: announced, else the protocol default.
+    pub fn max_input_for(&self, kind: u16) -> u64 {
+        self.max_input_bytes
+            .get(&kind)
+            .copied()
+            .unwrap_or(crate::DEFAULT_MAX_INPUT_BYTES)
+    }
+
     /// The unsigned announcement with NIP-33 identifier `d_identifier`, signed by the DVM key O.
     pub fn build(&self, d_identifier: &str) -> Result<EventBuilder, ProtocolError> {
         if self.kinds.is_empty() {
@@ -92,6 +111,8 @@ impl HandlerInfo {
                 image: self.image.clone(),
                 measurements: self.measurements.clone(),
                 simulated: self.simulated,
+                blossom: self.blossom.clone(),
+                max_input_bytes: self.max_input_bytes.clone(),
             },
         };
         let json = serde_json::to_string(&content).map_err(|source| ProtocolError::Json {
@@ -144,6 +165,8 @@ impl HandlerInfo {
             image: c.cdvm.image,
             measurements: c.cdvm.measurements,
             simulated: c.cdvm.simulated,
+            blossom: c.cdvm.blossom,
+            max_input_bytes: c.cdvm.max_input_bytes,
         })
     }
 }

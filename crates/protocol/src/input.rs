@@ -9,6 +9,7 @@ use nostr::nips::nip59::UnwrappedGift;
 use nostr::{Event, EventBuilder, JsonUtil, Keys, Kind, PublicKey};
 use serde::{Deserialize, Serialize};
 
+use crate::blob::{BlobRef, Data};
 use crate::kinds;
 use crate::tags::{self, tag};
 use crate::ProtocolError;
@@ -29,7 +30,7 @@ pub const MAX_INPUT_RUMOR: usize = 28 * 1024;
 /// Largest serialized [`ConfidentialInput`] sent in one gift wrap. 24 KiB leaves room under
 /// [`MAX_INPUT_RUMOR`] for the rumor's envelope (~260 bytes) and some re-escaping; an input that
 /// passes this check but escapes heavily is refused with [`ProtocolError::EventTooLarge`].
-/// Larger inputs wait for Blossom (BUD-01/02).
+/// Larger inputs travel as an encrypted blob on Blossom servers ([`Data::Blob`], §5.8).
 pub const MAX_INPUT_PLAINTEXT: usize = 24 * 1024;
 
 /// The job-specific body of the input: the user's confidential data.
@@ -40,16 +41,35 @@ pub const MAX_INPUT_PLAINTEXT: usize = 24 * 1024;
 pub enum InputBody {
     /// Job kind 5970: run `query` over the table given as CSV (header row first).
     Sql {
-        /// The table, CSV with a header row.
-        table_csv: String,
+        /// The table, CSV with a header row; as a blob, also a tar of several CSV files (one
+        /// table each, named after the file).
+        table_csv: Data,
         /// The SQL query.
         query: String,
     },
     /// Job kind 5971: statistics over `text`.
     TextStats {
-        /// The text.
-        text: String,
+        /// The text; as a blob, also a tar of text files (statistics over all of them).
+        text: Data,
     },
+}
+
+impl InputBody {
+    /// The body's one data field.
+    pub fn data(&self) -> &Data {
+        match self {
+            InputBody::Sql { table_csv, .. } => table_csv,
+            InputBody::TextStats { text } => text,
+        }
+    }
+
+    /// The blob the data lives in, if it is not inline.
+    pub fn blob(&self) -> Option<&BlobRef> {
+        match self.data() {
+            Data::Blob(b) => Some(b),
+            Data::Inline(_) => None,
+        }
+    }
 }
 
 impl std::fmt::Debug for InputBody {
@@ -57,13 +77,10 @@ impl std::fmt::Debug for InputBody {
         match self {
             InputBody::Sql { table_csv, query } => write!(
                 f,
-                "Sql {{ table_csv: <{} bytes>, query: <{} bytes> }}",
-                table_csv.len(),
+                "Sql {{ table_csv: {table_csv:?}, query: <{} bytes> }}",
                 query.len()
             ),
-            InputBody::TextStats { text } => {
-                write!(f, "TextStats {{ text: <{} bytes> }}", text.len())
-            }
+            InputBody::TextStats { text } => write!(f, "TextStats {{ text: {text:?} }}"),
         }
     }
 }
@@ -72,11 +89,9 @@ impl Drop for InputBody {
     fn drop(&mut self) {
         use zeroize::Zeroize;
         match self {
-            InputBody::Sql { table_csv, query } => {
-                table_csv.zeroize();
-                query.zeroize();
-            }
-            InputBody::TextStats { text } => text.zeroize(),
+            // `Data` zeroizes itself.
+            InputBody::Sql { query, .. } => query.zeroize(),
+            InputBody::TextStats { .. } => {}
         }
     }
 }
@@ -91,6 +106,41 @@ pub struct ConfidentialInput {
     pub request_id: String,
     /// The input itself.
     pub body: InputBody,
+    /// Blossom servers (https) the guest may upload a result too large for one event to, in
+    /// order of preference (§5.8). Empty: such a result is an `output-too-large` error.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub blossom: Vec<String>,
+}
+
+/// Most result servers an input may name.
+pub const MAX_RESULT_SERVERS: usize = 8;
+
+impl ConfidentialInput {
+    /// Checks the blob reference and the result servers' shape (what [`wrap_input`] and
+    /// [`unwrap_input`] enforce).
+    pub fn check(&self) -> Result<(), ProtocolError> {
+        if let Some(blob) = self.body.blob() {
+            blob.check()?;
+        }
+        if self.blossom.len() > MAX_RESULT_SERVERS {
+            return Err(ProtocolError::InvalidField {
+                field: "blossom",
+                reason: format!(
+                    "{} servers, at most {MAX_RESULT_SERVERS}",
+                    self.blossom.len()
+                ),
+            });
+        }
+        for s in &self.blossom {
+            if !(s.starts_with("https://") || s.starts_with("http://")) || s.len() > 2048 {
+                return Err(ProtocolError::InvalidField {
+                    field: "blossom",
+                    reason: "each server must be an http(s) URL".into(),
+                });
+            }
+        }
+        Ok(())
+    }
 }
 
 fn check_size(size: usize) -> Result<(), ProtocolError> {
@@ -113,6 +163,7 @@ pub async fn wrap_input(
     input: &ConfidentialInput,
 ) -> Result<Event, ProtocolError> {
     tags::check_version("confidential input", input.v)?;
+    input.check()?;
     let request_id = tags::request_id_field(&input.request_id)?;
     let json = serde_json::to_string(input).map_err(|source| ProtocolError::Json {
         what: "confidential input",
@@ -197,6 +248,7 @@ pub async fn unwrap_input(
             source,
         })?;
     tags::check_version("confidential input", input.v)?;
+    input.check()?;
     if input.request_id != tagged.to_hex() {
         return Err(ProtocolError::RequestMismatch {
             context: "confidential input request_id",

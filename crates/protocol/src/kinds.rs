@@ -16,6 +16,13 @@ pub const JOB_FEEDBACK: u16 = 7000;
 /// NIP-89 handler information (addressable). <https://github.com/nostr-protocol/nips/blob/master/89.md>
 pub const HANDLER_INFO: u16 = 31990;
 
+/// Blossom user server list (BUD-03), replaceable: `["server", url]` tags in order of preference.
+/// <https://github.com/hzrd149/blossom/blob/master/buds/03.md>
+pub const USER_SERVER_LIST: u16 = 10063;
+/// Blossom authorization event (BUD-11), sent in an HTTP header, never published.
+/// <https://github.com/hzrd149/blossom/blob/master/buds/11.md>
+pub const BLOSSOM_AUTH: u16 = 24242;
+
 /// Ours: the guest attestation event, signed by the one-time guest key G.
 ///
 /// A *regular* event (NIP-01 range 1000–9999, <https://github.com/nostr-protocol/nips/blob/master/01.md>)

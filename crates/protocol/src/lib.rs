@@ -12,6 +12,7 @@
 
 mod attestation_event;
 mod binding;
+pub mod blob;
 pub mod bootstrap;
 pub mod deadline;
 mod error;
@@ -36,19 +37,23 @@ pub use cdvm_attestation::{Evidence, ReportData};
 
 pub use attestation_event::{interface_tag, AttestationEvent, AttestationPayload, ImageIdentity};
 pub use binding::{gpu_nonce, report_data, verify_event, PROTOCOL_VERSION};
+pub use blob::{BlobRef, Data, BLOB_ALGORITHM};
 pub use bootstrap::Bootstrap;
 pub use error::ProtocolError;
 pub use feedback::{FeedbackStatus, JobFeedback};
 pub use handler::HandlerInfo;
 pub use input::{
     unwrap_input, wrap_input, ConfidentialInput, InputBody, MAX_EVENT_SIZE, MAX_INPUT_PLAINTEXT,
-    MAX_INPUT_RUMOR,
+    MAX_INPUT_RUMOR, MAX_RESULT_SERVERS,
 };
 pub use request::{JobInputTag, JobRequest, JobRequestBuilder};
 pub use result::{ErrorClass, JobResult, PublicOutcome};
 pub use result_payload::{
     decrypt_result, encrypt_result, Outcome, ResultPayload, MAX_RESULT_PLAINTEXT,
 };
+
+/// The input cap when neither the announcement nor the bootstrap names one: 1 GiB of plaintext.
+pub const DEFAULT_MAX_INPUT_BYTES: u64 = 1 << 30;
 
 /// Version number carried as `"v"` in every JSON payload of `cdvm/v1`.
 pub const PAYLOAD_VERSION: u32 = 1;

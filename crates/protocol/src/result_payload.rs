@@ -6,6 +6,7 @@ use nostr::{EventId, Keys, PublicKey};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use crate::blob::BlobRef;
 use crate::tags;
 use crate::ProtocolError;
 
@@ -38,6 +39,14 @@ pub enum Outcome {
         /// SHA-256 of `output`'s UTF-8 bytes, lowercase hex.
         output_sha256: String,
     },
+    /// The executor succeeded and its output, too large for one event, is an encrypted blob
+    /// (§5.8): `blob.ox` is the SHA-256 of the output, `blob.file-type` its media type.
+    OkBlob {
+        /// MIME type of the output.
+        media_type: String,
+        /// Where the encrypted output is and how to decrypt it.
+        blob: BlobRef,
+    },
     /// The executor failed; `message` says why in the executor's words. It may quote the
     /// user's query (SQLite does): it is encrypted to the user like any output.
     Error {
@@ -60,6 +69,18 @@ impl ResultPayload {
                 media_type: media_type.to_owned(),
                 output_sha256: sha256_hex(&output),
                 output,
+            },
+        }
+    }
+
+    /// A successful result whose output went to a blob.
+    pub fn ok_blob(request_id: &EventId, media_type: &str, blob: BlobRef) -> Self {
+        Self {
+            v: crate::PAYLOAD_VERSION,
+            request_id: request_id.to_hex(),
+            outcome: Outcome::OkBlob {
+                media_type: media_type.to_owned(),
+                blob,
             },
         }
     }
@@ -120,6 +141,9 @@ pub fn decrypt_result(
 fn check(payload: &ResultPayload) -> Result<(), ProtocolError> {
     tags::check_version("result payload", payload.v)?;
     tags::request_id_field(&payload.request_id)?;
+    if let Outcome::OkBlob { blob, .. } = &payload.outcome {
+        blob.check()?;
+    }
     if let Outcome::Ok {
         output,
         output_sha256,

@@ -21,9 +21,10 @@ fn sql_input() -> ConfidentialInput {
         v: 1,
         request_id: REQ.into(),
         body: InputBody::Sql {
-            table_csv: format!("name,salary\nalice,100\n{CANARY},200\n"),
+            table_csv: format!("name,salary\nalice,100\n{CANARY},200\n").into(),
             query: "SELECT count(*) FROM t".into(),
         },
+        blossom: vec![],
     }
 }
 
@@ -58,6 +59,7 @@ async fn wrap_unwrap_round_trip() {
         body: InputBody::TextStats {
             text: "to be or not to be".into(),
         },
+        blossom: vec![],
     };
     let wrap = wrap_input(&user(), &guest().public_key(), &t)
         .await
@@ -173,12 +175,13 @@ fn text_input_of_json_len(len: usize) -> ConfidentialInput {
         v: 1,
         request_id: REQ.into(),
         body: InputBody::TextStats {
-            text: String::new(),
+            text: String::new().into(),
         },
+        blossom: vec![],
     };
     let overhead = serde_json::to_string(&i).expect("json").len();
     i.body = InputBody::TextStats {
-        text: "a".repeat(len - overhead),
+        text: "a".repeat(len - overhead).into(),
     };
     assert_eq!(serde_json::to_string(&i).expect("json").len(), len);
     i
@@ -221,7 +224,7 @@ async fn input_size_limit() {
 async fn escaping_heavy_input_is_refused_cleanly() {
     let mut i = text_input_of_json_len(200);
     i.body = InputBody::TextStats {
-        text: "\"".repeat(MAX_INPUT_PLAINTEXT / 2 - 200),
+        text: "\"".repeat(MAX_INPUT_PLAINTEXT / 2 - 200).into(),
     };
     let len = serde_json::to_string(&i).expect("json").len();
     assert!(len <= MAX_INPUT_PLAINTEXT, "{len}");

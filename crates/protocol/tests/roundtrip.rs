@@ -235,7 +235,7 @@ fn result_round_trip() {
         Outcome::Ok { output_sha256, .. } => {
             assert_eq!(output_sha256, hex::encode(sha2::Sha256::digest(b"n\n42\n")))
         }
-        Outcome::Error { .. } => panic!("ok expected"),
+        other => panic!("ok expected, got {other:?}"),
     }
 }
 
@@ -371,6 +371,8 @@ fn handler() -> HandlerInfo {
         image: "cdvm-guest-0.1.0".into(),
         measurements: vec![MEASUREMENT_HEX.into()],
         simulated: true,
+        blossom: vec!["https://blossom.example".into()],
+        max_input_bytes: [(kinds::SQL, 100 << 20)].into_iter().collect(),
     }
 }
 

@@ -7,6 +7,7 @@
 //! It never trusts the bootstrap for anything but the request id and relays: the user's key comes
 //! from the signed request itself. It never logs keys, input or output.
 
+mod blob;
 mod executors;
 mod guest;
 mod metadata;
@@ -92,6 +93,11 @@ struct Args {
     /// The VM id (used by the host to find this process; not trusted for anything).
     #[arg(long)]
     vm_id: Option<String>,
+    /// DEVELOPMENT ONLY: accept plain http:// Blossom URLs on loopback (the process provider's
+    /// local Blossom server). Blobs are authenticated either way; TLS hides which blob the guest
+    /// fetches. The guest image never sets this (as PID 1 it takes no flags).
+    #[arg(long)]
+    dev_insecure_blossom: bool,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -124,7 +130,11 @@ fn run_as_init() -> ! {
         runtime()?.block_on(session::run(
             booted.bootstrap,
             booted.attester,
-            cdvm_protocol::image::GUEST_IMAGE,
+            session::Options {
+                image_name: cdvm_protocol::image::GUEST_IMAGE,
+                dev_insecure_blossom: booted.dev_blossom_via.is_some(),
+                loopback_alias: booted.dev_blossom_via,
+            },
         ))
     });
     match outcome {
@@ -201,6 +211,10 @@ fn run_as_process(args: Args) -> anyhow::Result<()> {
     runtime.block_on(session::run(
         bootstrap,
         attester,
-        cdvm_protocol::image::PROCESS_AGENT_IMAGE,
+        session::Options {
+            image_name: cdvm_protocol::image::PROCESS_AGENT_IMAGE,
+            dev_insecure_blossom: args.dev_insecure_blossom,
+            loopback_alias: None,
+        },
     ))
 }

@@ -9,19 +9,35 @@ use cdvm_attestation::Attester;
 use cdvm_protocol::nostr::{Event, EventId, Filter, Keys, Kind, PublicKey, Timestamp};
 use cdvm_protocol::{
     unwrap_input, AttestationEvent, AttestationPayload, Bootstrap, ErrorClass, FeedbackStatus,
-    ImageIdentity, JobFeedback, JobRequest, JobResult, ProtocolError, PublicOutcome, ResultPayload,
+    ImageIdentity, InputBody, JobFeedback, JobRequest, JobResult, Outcome, ProtocolError,
+    PublicOutcome, ResultPayload,
 };
 use nostr_sdk::{Client, RelayPoolNotification};
+use zeroize::Zeroizing;
 
-use crate::executors;
+use crate::executors::{self, ExecError};
 
 const FETCH_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How the session runs, beyond the bootstrap.
+#[derive(Debug, Clone)]
+pub(crate) struct Options {
+    /// Image name reported in the attestation.
+    pub image_name: &'static str,
+    /// Development only: allow plain http:// Blossom URLs on loopback. The image sets it only
+    /// under the simulated TEE (fw_cfg `opt/cdvm/dev-blossom`), which no shipped policy accepts.
+    pub dev_insecure_blossom: bool,
+    /// Development only, with `dev_insecure_blossom`: where loopback URLs really go (the QEMU
+    /// guest reaches the host's loopback at the user-network gateway).
+    pub loopback_alias: Option<std::net::Ipv4Addr>,
+}
 
 pub(crate) async fn run(
     bootstrap: Bootstrap,
     attester: Box<dyn Attester>,
-    image_name: &str,
+    options: Options,
 ) -> anyhow::Result<()> {
+    let image_name = options.image_name;
     bootstrap.check().context("bootstrap")?;
     let request_id = bootstrap.request_id().context("bootstrap request id")?;
     // The one-time key: generated here, kept in memory only, dropped at exit.
@@ -140,30 +156,26 @@ pub(crate) async fn run(
         .await
         .context("publishing running feedback")?;
 
-    // The input moves into the executor task and is zeroized when it drops (InputBody's Drop).
-    let outcome = tokio::time::timeout(
-        run_limit,
-        tokio::task::spawn_blocking(move || executor.run(&input.body)),
+    // Download (for a blob input), decryption and the executor share the run limit.
+    let run_deadline = tokio::time::Instant::now() + run_limit;
+    let executor: Arc<dyn executors::Executor> = Arc::from(executor);
+    let blossom = crate::blob::client(options.dev_insecure_blossom, options.loopback_alias)?;
+    let outcome = tokio::time::timeout_at(
+        run_deadline,
+        execute(executor, input.body, bootstrap.max_input_bytes, &blossom),
     )
     .await;
     let (payload, public) = match outcome {
-        Ok(Ok(Ok(out))) => (
-            ResultPayload::ok(&request_id, out.media_type, out.body),
-            PublicOutcome::Success,
-        ),
-        Ok(Ok(Err(e))) => (
+        Ok(Ok(out)) => finish_output(&request_id, out, &input.blossom, &blossom, &guest).await,
+        Ok(Err(e)) => (
             ResultPayload::error(&request_id, e.to_string()),
             PublicOutcome::Error(e.class()),
-        ),
-        Ok(Err(_)) => (
-            ResultPayload::error(&request_id, "executor crashed".into()),
-            PublicOutcome::Error(ErrorClass::Internal),
         ),
         Err(_) => (
             ResultPayload::error(
                 &request_id,
                 format!(
-                    "executor ran past its time limit of {} s",
+                    "the job ran past its time limit of {} s (download and execution)",
                     bootstrap.run_timeout_secs
                 ),
             ),
@@ -176,7 +188,10 @@ pub(crate) async fn run(
         Err(ProtocolError::ResultTooLarge { size, max }) => {
             let payload = ResultPayload::error(
                 &request_id,
-                format!("the output is {size} bytes; one result holds at most {max}"),
+                format!(
+                    "the output is {size} bytes; one result holds at most {max} and the input \
+                     named no Blossom server for a larger one"
+                ),
             );
             (
                 cdvm_protocol::encrypt_result(&guest, &user, &payload)?,
@@ -193,6 +208,103 @@ pub(crate) async fn run(
     tracing::info!(job = %request_id, "encrypted result published");
     client.shutdown().await;
     Ok(())
+}
+
+/// Runs the executor on the input: inline data directly; a blob's data streamed from each of its
+/// URLs in turn until one delivers it whole (the executor restarts on the next server when a
+/// download fails; what it read before was authenticated, so nothing wrong was ever used).
+async fn execute(
+    executor: Arc<dyn executors::Executor>,
+    body: InputBody,
+    max_input_bytes: u64,
+    blossom: &crate::blob::Transport,
+) -> Result<executors::Output, ExecError> {
+    let body = Arc::new(body);
+    let Some(blob) = body.blob().cloned() else {
+        let run = {
+            let body = Arc::clone(&body);
+            move || executors::run_inline(executor.as_ref(), &body)
+        };
+        return tokio::task::spawn_blocking(run)
+            .await
+            .unwrap_or_else(|_| Err(ExecError::Internal("executor crashed".into())));
+    };
+    crate::blob::precheck(&blob, max_input_bytes).map_err(|e| match e {
+        crate::blob::BlobInputError::TooLarge { .. } => ExecError::BadInput(e.to_string()),
+        other => ExecError::BadInput(other.to_string()),
+    })?;
+    let mut failures = Vec::new();
+    for url in blob.urls() {
+        let (source, status) = match crate::blob::open(blossom, &blob, url) {
+            Ok(opened) => opened,
+            Err(e) => {
+                failures.push(e.to_string());
+                continue;
+            }
+        };
+        let run = {
+            let body = Arc::clone(&body);
+            let executor = Arc::clone(&executor);
+            move || executor.run(&body, source)
+        };
+        let result = tokio::task::spawn_blocking(run)
+            .await
+            .unwrap_or_else(|_| Err(ExecError::Internal("executor crashed".into())));
+        match status.take_failure() {
+            // The executor's error, if any, came from the download: try the next server.
+            Some(failure) => {
+                tracing::warn!(error = %failure, "blob source failed; trying the next one");
+                failures.push(failure.to_string());
+            }
+            None => return result,
+        }
+    }
+    Err(ExecError::BadInput(format!(
+        "the input blob could not be fetched from any of its {} URL(s): {}",
+        failures.len(),
+        failures.join("; ")
+    )))
+}
+
+/// The payload for a successful output: inline when it fits one event, else an encrypted blob on
+/// the user's servers (docs/protocol.md §5.8).
+async fn finish_output(
+    request_id: &EventId,
+    out: executors::Output,
+    servers: &[String],
+    blossom: &crate::blob::Transport,
+    guest: &Keys,
+) -> (ResultPayload, PublicOutcome) {
+    let payload = ResultPayload::ok(request_id, out.media_type, out.body);
+    let fits = serde_json::to_vec(&payload)
+        .map(|j| j.len() <= cdvm_protocol::MAX_RESULT_PLAINTEXT)
+        .unwrap_or(false);
+    if fits || servers.is_empty() {
+        // Too large with no server: encrypt_result refuses it and the caller answers
+        // output-too-large.
+        return (payload, PublicOutcome::Success);
+    }
+    let Outcome::Ok {
+        media_type, output, ..
+    } = payload.outcome
+    else {
+        return (payload, PublicOutcome::Success);
+    };
+    match crate::blob::upload_result(blossom, guest, servers, &media_type, Zeroizing::new(output))
+        .await
+    {
+        Ok(blob) => (
+            ResultPayload::ok_blob(request_id, &media_type, blob),
+            PublicOutcome::Success,
+        ),
+        Err(e) => (
+            ResultPayload::error(
+                request_id,
+                format!("the output is too large for one event and its upload failed: {e}"),
+            ),
+            PublicOutcome::Error(ErrorClass::OutputTooLarge),
+        ),
+    }
 }
 
 /// The Unix time `d` after `t`, as announced in deadline tags.

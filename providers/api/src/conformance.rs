@@ -24,6 +24,7 @@ pub fn sample_spec(owner: &OwnerTag, job: &JobTag) -> VmSpec {
             relays: vec!["ws://127.0.0.1:9".into()],
             input_timeout_secs: 5,
             run_timeout_secs: 5,
+            max_input_bytes: 1 << 20,
         },
     }
 }

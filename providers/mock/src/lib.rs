@@ -186,6 +186,9 @@ fn spawn_agent(
     tee_args: &[String],
 ) -> std::io::Result<u32> {
     let mut command = tokio::process::Command::new(agent);
+    // Development provider: the agent may fetch blobs from a Blossom server on loopback over
+    // plain http (docs/protocol.md §5.8).
+    command.arg("--dev-insecure-blossom");
     match delivery {
         BootstrapDelivery::File => {
             command.arg("--bootstrap").arg(dir.bootstrap());

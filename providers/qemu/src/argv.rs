@@ -109,6 +109,12 @@ pub fn build(
     };
     a.push(["-fw_cfg", &format!("name=opt/cdvm/tee,string={tee_name}")]);
     if tee == TeeMode::Sim {
+        // Development: the simulated guest may fetch blobs from a Blossom server on the host's
+        // loopback over plain http (the agent honours this only under the simulated TEE).
+        a.push([
+            "-fw_cfg",
+            "name=opt/cdvm/dev-blossom,string=loopback-via-gateway",
+        ]);
         a.push(["-device", "virtio-serial-pci"]);
         a.push_prefixed("-chardev", "socket,id=simsp,path=", vm.sp_socket);
         a.push([

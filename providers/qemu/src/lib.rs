@@ -327,6 +327,7 @@ mod tests {
     #[test]
     fn loopback_relays_become_the_user_network_gateway() {
         let b = Bootstrap {
+            max_input_bytes: 1,
             request_id: "00".repeat(32),
             relays: vec![
                 "ws://127.0.0.1:7777".into(),

@@ -39,8 +39,17 @@ pub struct Bootstrap {
     /// owns this deadline: it announces it (`deadline` tag of the attestation) and enforces it.
     pub input_timeout_secs: u64,
     /// Seconds the executor may run. Owned by the guest too: past it, the guest publishes an
-    /// error result.
+    /// error result. It covers downloading a blob input (§5.8) as well as running.
     pub run_timeout_secs: u64,
+    /// Largest input the guest accepts, in plaintext bytes; a blob input is refused before its
+    /// download when its size says more, and while streaming when it grows past it. Absent:
+    /// [`crate::DEFAULT_MAX_INPUT_BYTES`].
+    #[serde(default = "default_max_input")]
+    pub max_input_bytes: u64,
+}
+
+fn default_max_input() -> u64 {
+    crate::DEFAULT_MAX_INPUT_BYTES
 }
 
 impl Bootstrap {
@@ -102,6 +111,12 @@ impl Bootstrap {
                 });
             }
         }
+        if self.max_input_bytes == 0 {
+            return Err(ProtocolError::InvalidField {
+                field: "max_input_bytes",
+                reason: "must be at least 1".into(),
+            });
+        }
         Ok(())
     }
 
@@ -128,6 +143,7 @@ mod tests {
             ],
             input_timeout_secs: 120,
             run_timeout_secs: 300,
+            max_input_bytes: 1 << 30,
         }
     }
 

@@ -4,7 +4,91 @@
 mod sql;
 mod text_stats;
 
-use cdvm_protocol::{kinds, ErrorClass, InputBody};
+use std::io::Read;
+
+use cdvm_protocol::{kinds, Data, ErrorClass, InputBody};
+
+/// Media types the executors read (a blob's `file-type`; inline data has its kind's default).
+pub mod media {
+    /// A CSV table with a header row.
+    pub const CSV: &str = "text/csv";
+    /// Plain text.
+    pub const TEXT: &str = "text/plain";
+    /// Markdown, read as text.
+    pub const MARKDOWN: &str = "text/markdown";
+    /// A folder packed as a tar archive (docs/protocol.md §5.8).
+    pub const TAR: &str = "application/x-tar";
+}
+
+/// The job's data as a stream: inline data, or a blob being downloaded and decrypted. An
+/// executor reads it once, front to back.
+pub struct DataSource<'a> {
+    /// Media type of the bytes.
+    pub file_type: String,
+    /// The plaintext. A read error is the download's or decryption's failure, in its own words.
+    pub reader: Box<dyn Read + Send + 'a>,
+}
+
+impl std::fmt::Debug for DataSource<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "DataSource({})", self.file_type)
+    }
+}
+
+/// The media type inline data of `kind` is read as.
+pub fn inline_type(kind: u16) -> &'static str {
+    match kind {
+        kinds::SQL => media::CSV,
+        _ => media::TEXT,
+    }
+}
+
+/// Runs `executor` on an input whose data is inline (a blob input is refused).
+pub fn run_inline(executor: &dyn Executor, input: &InputBody) -> Result<Output, ExecError> {
+    let Data::Inline(text) = input.data() else {
+        return Err(ExecError::Internal(
+            "the input's data is a blob, not inline".into(),
+        ));
+    };
+    let source = DataSource {
+        file_type: inline_type(executor.kind()).to_owned(),
+        reader: Box::new(text.as_bytes()),
+    };
+    executor.run(input, source)
+}
+
+/// A failure to read the data. The download/decryption layer puts its own error inside the
+/// `io::Error`; its message reaches the user as the job's error.
+pub fn read_error(e: std::io::Error) -> ExecError {
+    match e.get_ref() {
+        Some(inner) => ExecError::BadInput(format!("reading the input: {inner}")),
+        None => ExecError::BadInput(format!("reading the input: {e}")),
+    }
+}
+
+/// Limits on a folder input. The byte total is bounded by the input cap before any download
+/// (the archive is at least as large as its contents); this one only stops arithmetic surprises.
+const FOLDER_LIMITS: cdvm_blob::tarball::Limits = cdvm_blob::tarball::Limits {
+    max_files: 100_000,
+    max_total_bytes: 1 << 40,
+};
+
+/// Calls `f` on each regular file of a tar archive (a folder input), streaming, in archive
+/// order. Links, special files, absolute paths and `..` are refused.
+pub fn for_each_file(
+    archive: &mut dyn Read,
+    mut f: impl FnMut(&str, &mut dyn Read) -> Result<(), ExecError>,
+) -> Result<(), ExecError> {
+    use cdvm_blob::tarball::TarError;
+    cdvm_blob::tarball::for_each_file(archive, &FOLDER_LIMITS, |path, file| f(path, file))
+        .map(|_| ())
+        .map_err(|e| match e {
+            TarError::Callback { source, .. } => source,
+            // The archive's own reader failed: the download's error, in its words.
+            TarError::Io { source, .. } if source.get_ref().is_some() => read_error(source),
+            other => ExecError::BadInput(format!("folder input: {other}")),
+        })
+}
 
 /// What an executor produced.
 #[derive(Debug)]
@@ -61,8 +145,9 @@ impl ExecError {
 pub trait Executor: Send + Sync {
     /// The NIP-90 request kind served.
     fn kind(&self) -> u16;
-    /// Runs on the decrypted input.
-    fn run(&self, input: &InputBody) -> Result<Output, ExecError>;
+    /// Runs on the decrypted input: `input` for the job's parameters (the query …), `data` for
+    /// its data, whether inline or from a blob.
+    fn run(&self, input: &InputBody, data: DataSource<'_>) -> Result<Output, ExecError>;
 }
 
 /// The executor for a job kind, if this image has one.

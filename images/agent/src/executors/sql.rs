@@ -1,13 +1,14 @@
 //! Confidential SQL: the user's CSV table is loaded into an in-memory SQLite database as table
 //! `input`, and the user's query runs against it read-only. The result is CSV.
 
+use std::io::Read;
 use std::time::{Duration, Instant};
 
 use cdvm_protocol::{kinds, InputBody};
 use rusqlite::types::ValueRef;
 use rusqlite::Connection;
 
-use super::{input_type, ExecError, Executor, Output};
+use super::{input_type, media, DataSource, ExecError, Executor, Output};
 
 /// The SQL executor.
 #[derive(Debug)]
@@ -34,18 +35,17 @@ enum ColType {
     Text,
 }
 
-fn infer(values: impl Iterator<Item = String>) -> ColType {
-    let mut t = ColType::Integer;
-    for v in values {
-        if v.is_empty() {
-            continue;
-        }
-        if t == ColType::Integer && v.parse::<i64>().is_err() {
-            t = ColType::Real;
-        }
-        if t == ColType::Real && v.parse::<f64>().is_err() {
-            return ColType::Text;
-        }
+/// Widens `t` so that `v` fits: INTEGER → REAL → TEXT, as the values come.
+fn widen(t: ColType, v: &str) -> ColType {
+    if v.is_empty() {
+        return t;
+    }
+    let mut t = t;
+    if t == ColType::Integer && v.parse::<i64>().is_err() {
+        t = ColType::Real;
+    }
+    if t == ColType::Real && v.parse::<f64>().is_err() {
+        t = ColType::Text;
     }
     t
 }
@@ -54,31 +54,56 @@ fn quote_ident(s: &str) -> String {
     format!("\"{}\"", s.replace('"', "\"\""))
 }
 
-fn load(conn: &Connection, csv_text: &str) -> Result<usize, ExecError> {
-    let mut reader = csv::ReaderBuilder::new().from_reader(csv_text.as_bytes());
+/// Loads CSV from `csv` into table `name`, streaming: rows go into an untyped staging table as
+/// they are read (the input is never held whole outside SQLite), column types are inferred on
+/// the way, then the typed table is filled from the staging one and the staging table dropped.
+fn load(conn: &Connection, name: &str, csv: &mut dyn Read) -> Result<u64, ExecError> {
+    let mut reader = csv::ReaderBuilder::new().from_reader(csv);
     let headers: Vec<String> = reader
         .headers()
-        .map_err(|e| ExecError::BadInput(format!("CSV header: {e}")))?
+        .map_err(|e| ExecError::BadInput(format!("CSV header{}: {e}", of_table(name))))?
         .iter()
         .map(|h| h.trim().to_string())
         .collect();
     if headers.is_empty() || headers.iter().any(String::is_empty) {
-        return Err(ExecError::BadInput(
-            "CSV header must name every column".into(),
-        ));
+        return Err(ExecError::BadInput(format!(
+            "CSV header{} must name every column",
+            of_table(name)
+        )));
     }
-    let rows: Vec<csv::StringRecord> = reader
-        .records()
-        .collect::<Result<_, _>>()
-        .map_err(|e| ExecError::BadInput(format!("CSV: {e}")))?;
-    let types: Vec<ColType> = (0..headers.len())
-        .map(|i| {
-            infer(
-                rows.iter()
-                    .map(|r| r.get(i).unwrap_or("").trim().to_string()),
-            )
-        })
-        .collect();
+    let sql_err = |e: rusqlite::Error| ExecError::BadInput(format!("loading table: {e}"));
+    let n = headers.len();
+    let staging = quote_ident(&format!("cdvm_staging_{name}"));
+    let untyped: Vec<String> = (0..n).map(|i| format!("c{i}")).collect();
+    conn.execute_batch(&format!(
+        "CREATE TEMP TABLE {staging} ({});",
+        untyped.join(", ")
+    ))
+    .map_err(sql_err)?;
+    let placeholders = vec!["?"; n].join(", ");
+    let mut types = vec![ColType::Integer; n];
+    let mut rows = 0u64;
+    {
+        let mut insert = conn
+            .prepare(&format!("INSERT INTO {staging} VALUES ({placeholders})"))
+            .map_err(sql_err)?;
+        let mut record = csv::StringRecord::new();
+        loop {
+            match reader.read_record(&mut record) {
+                Ok(true) => {}
+                Ok(false) => break,
+                Err(e) => return Err(csv_error(name, e)),
+            }
+            let values: Vec<&str> = (0..n).map(|i| record.get(i).unwrap_or("").trim()).collect();
+            for (t, v) in types.iter_mut().zip(&values) {
+                *t = widen(*t, v);
+            }
+            insert
+                .execute(rusqlite::params_from_iter(values))
+                .map_err(sql_err)?;
+            rows += 1;
+        }
+    }
     let cols: Vec<String> = headers
         .iter()
         .zip(&types)
@@ -91,18 +116,25 @@ fn load(conn: &Connection, csv_text: &str) -> Result<usize, ExecError> {
             format!("{} {ty}", quote_ident(h))
         })
         .collect();
-    let sql_err = |e: rusqlite::Error| ExecError::BadInput(format!("loading table: {e}"));
-    conn.execute_batch(&format!("CREATE TABLE input ({});", cols.join(", ")))
+    let table = quote_ident(name);
+    conn.execute_batch(&format!("CREATE TABLE {table} ({});", cols.join(", ")))
         .map_err(sql_err)?;
-    let placeholders = vec!["?"; headers.len()].join(", ");
-    let mut stmt = conn
-        .prepare(&format!("INSERT INTO input VALUES ({placeholders})"))
-        .map_err(sql_err)?;
-    for row in &rows {
-        let values: Vec<rusqlite::types::Value> = (0..headers.len())
-            .map(|i| {
-                let v = row.get(i).unwrap_or("").trim();
-                match types[i] {
+    {
+        let mut insert = conn
+            .prepare(&format!("INSERT INTO {table} VALUES ({placeholders})"))
+            .map_err(sql_err)?;
+        let mut select = conn
+            .prepare(&format!(
+                "SELECT {} FROM {staging} ORDER BY rowid",
+                untyped.join(", ")
+            ))
+            .map_err(sql_err)?;
+        let mut staged = select.query([]).map_err(sql_err)?;
+        while let Some(row) = staged.next().map_err(sql_err)? {
+            let mut values = Vec::with_capacity(n);
+            for (i, t) in types.iter().enumerate() {
+                let v: String = row.get(i).map_err(sql_err)?;
+                values.push(match t {
                     _ if v.is_empty() => rusqlite::types::Value::Null,
                     ColType::Integer => v
                         .parse::<i64>()
@@ -110,14 +142,61 @@ fn load(conn: &Connection, csv_text: &str) -> Result<usize, ExecError> {
                     ColType::Real => v
                         .parse::<f64>()
                         .map_or(rusqlite::types::Value::Null, Into::into),
-                    ColType::Text => v.to_string().into(),
-                }
-            })
-            .collect();
-        stmt.execute(rusqlite::params_from_iter(values))
-            .map_err(sql_err)?;
+                    ColType::Text => v.into(),
+                });
+            }
+            insert
+                .execute(rusqlite::params_from_iter(values))
+                .map_err(sql_err)?;
+        }
     }
-    Ok(rows.len())
+    conn.execute_batch(&format!("DROP TABLE {staging};"))
+        .map_err(sql_err)?;
+    Ok(rows)
+}
+
+/// " of table `name`", except for the single table of a one-file input.
+fn of_table(name: &str) -> String {
+    if name == "input" {
+        String::new()
+    } else {
+        format!(" of table `{name}`")
+    }
+}
+
+/// A CSV error, or the reader's own failure (a blob that failed to download or decrypt) in its
+/// own words.
+fn csv_error(name: &str, e: csv::Error) -> ExecError {
+    if !e.is_io_error() {
+        return ExecError::BadInput(format!("CSV{}: {e}", of_table(name)));
+    }
+    match e.into_kind() {
+        csv::ErrorKind::Io(io) => super::read_error(io),
+        _ => ExecError::BadInput(format!("CSV{}: unreadable", of_table(name))),
+    }
+}
+
+/// The table name for a file of a folder input: its stem, if it is a plain identifier.
+fn table_name(path: &str) -> Result<String, ExecError> {
+    let file = path.rsplit('/').next().unwrap_or(path);
+    let Some(stem) = file.strip_suffix(".csv") else {
+        return Err(ExecError::BadInput(format!(
+            "`{path}` is not a .csv file; a folder for SQL holds only .csv files (one table each)"
+        )));
+    };
+    let ok = !stem.is_empty()
+        && stem.len() <= 64
+        && stem.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+        && !stem.starts_with(|c: char| c.is_ascii_digit())
+        && !stem.to_ascii_lowercase().starts_with("sqlite_")
+        && !stem.starts_with("cdvm_staging_");
+    if ok {
+        Ok(stem.to_string())
+    } else {
+        Err(ExecError::BadInput(format!(
+            "`{path}`: a table name must be letters, digits and _ (not starting with a digit)"
+        )))
+    }
 }
 
 fn cell(v: ValueRef<'_>) -> String {
@@ -182,15 +261,45 @@ impl Executor for Sql {
         kinds::SQL
     }
 
-    fn run(&self, input: &InputBody) -> Result<Output, ExecError> {
-        let InputBody::Sql { table_csv, query } = input else {
+    fn run(&self, input: &InputBody, data: DataSource<'_>) -> Result<Output, ExecError> {
+        let InputBody::Sql { query, .. } = input else {
             return Err(ExecError::WrongInput {
                 kind: self.kind(),
                 got: input_type(input),
             });
         };
         let conn = Connection::open_in_memory().map_err(|e| ExecError::Internal(e.to_string()))?;
-        load(&conn, table_csv)?;
+        let DataSource {
+            file_type,
+            mut reader,
+        } = data;
+        match file_type.as_str() {
+            media::CSV => {
+                load(&conn, "input", &mut reader)?;
+            }
+            media::TAR => {
+                let mut names = std::collections::BTreeSet::new();
+                super::for_each_file(&mut reader, |path, file| {
+                    let name = table_name(path)?;
+                    if !names.insert(name.to_ascii_lowercase()) {
+                        return Err(ExecError::BadInput(format!(
+                            "two files give table `{name}`"
+                        )));
+                    }
+                    load(&conn, &name, file).map(|_| ())
+                })?;
+                if names.is_empty() {
+                    return Err(ExecError::BadInput("the folder holds no .csv file".into()));
+                }
+            }
+            other => {
+                return Err(ExecError::BadInput(format!(
+                    "file-type `{other}` is not supported for SQL (use {} or {})",
+                    media::CSV,
+                    media::TAR
+                )))
+            }
+        }
         let body = self.query(&conn, query)?;
         Ok(Output {
             media_type: "text/csv",
@@ -206,12 +315,14 @@ mod tests {
     use cdvm_protocol::ErrorClass;
 
     fn run(csv: &str, query: &str) -> Result<String, ExecError> {
-        Sql::default()
-            .run(&InputBody::Sql {
+        super::super::run_inline(
+            &Sql::default(),
+            &InputBody::Sql {
                 table_csv: csv.into(),
                 query: query.into(),
-            })
-            .map(|o| o.body)
+            },
+        )
+        .map(|o| o.body)
     }
 
     #[test]
@@ -262,7 +373,7 @@ mod tests {
             query: "SELECT a FROM input".into(),
         };
         assert_eq!(
-            sql.run(&input).unwrap_err().class(),
+            super::super::run_inline(&sql, &input).unwrap_err().class(),
             ErrorClass::OutputTooLarge
         );
     }
@@ -277,14 +388,17 @@ mod tests {
             table_csv: "a\n1\n".into(),
             query: "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x+1 FROM c) SELECT count(*) FROM c".into(),
         };
-        assert_eq!(sql.run(&input).unwrap_err().class(), ErrorClass::TimeLimit);
+        assert_eq!(
+            super::super::run_inline(&sql, &input).unwrap_err().class(),
+            ErrorClass::TimeLimit
+        );
     }
 
     #[test]
     fn wrong_input_type_is_refused() {
-        let err = Sql::default()
-            .run(&InputBody::TextStats { text: "x".into() })
-            .unwrap_err();
+        let err =
+            super::super::run_inline(&Sql::default(), &InputBody::TextStats { text: "x".into() })
+                .unwrap_err();
         assert!(matches!(err, ExecError::WrongInput { .. }));
         assert_eq!(err.class(), ErrorClass::BadInput);
     }
@@ -312,12 +426,15 @@ mod tests {
             panic!("the worked example is an SQL job");
         };
         assert!(query.contains("FROM input"), "{query}");
-        let out = Sql::default().run(&body).unwrap();
+        let out = super::super::run_inline(&Sql::default(), &body).unwrap();
         let result = doc_block(doc, "8b.");
         assert_eq!(result["outcome"]["output"], out.body.as_str());
         assert_eq!(result["outcome"]["media_type"], out.media_type);
         let misspelt = query.replace("avg(salary)", "avg(salry)");
         assert_ne!(&misspelt, query, "the error example misspells `salary`");
+        let cdvm_protocol::Data::Inline(table_csv) = table_csv else {
+            panic!("the worked example's table is inline");
+        };
         let err = run(table_csv, &misspelt).unwrap_err();
         assert_eq!(
             doc_block(doc, "8c.")["outcome"]["message"],

@@ -26,3 +26,12 @@ pub(crate) fn bootstrap() -> anyhow::Result<Bootstrap> {
 pub(crate) fn tee() -> anyhow::Result<String> {
     Ok(read("tee")?.trim().to_string())
 }
+
+/// An fw_cfg file that may be absent.
+pub(crate) fn optional(name: &str) -> anyhow::Result<Option<String>> {
+    if std::path::Path::new(&format!("{ROOT}/{name}")).exists() {
+        read(name).map(Some)
+    } else {
+        Ok(None)
+    }
+}

@@ -26,6 +26,9 @@ pub(crate) const SIM_SP_PORT: &str = "cdvm.sim-sp";
 pub(crate) struct Booted {
     pub bootstrap: Bootstrap,
     pub attester: Box<dyn Attester>,
+    /// Development only (simulated TEE): Blossom URLs on the host's loopback are fetched over
+    /// plain http through this address (the user-network gateway).
+    pub dev_blossom_via: Option<Ipv4Addr>,
 }
 
 /// Prepares the guest. Every step's failure names the step; the caller powers off either way.
@@ -43,7 +46,9 @@ pub(crate) fn boot() -> anyhow::Result<Booted> {
         "guest ready"
     );
     let bootstrap = fw_cfg::bootstrap()?;
-    let attester: Box<dyn Attester> = match fw_cfg::tee()?.as_str() {
+    let tee = fw_cfg::tee()?;
+    let dev_blossom_via = dev_blossom(&tee)?;
+    let attester: Box<dyn Attester> = match tee.as_str() {
         "sim" => {
             let port = ports::find(SIM_SP_PORT)?;
             tracing::warn!(
@@ -68,7 +73,28 @@ pub(crate) fn boot() -> anyhow::Result<Booted> {
     Ok(Booted {
         bootstrap,
         attester,
+        dev_blossom_via,
     })
+}
+
+/// fw_cfg `opt/cdvm/dev-blossom` = `loopback-via-gateway` lets a test guest fetch blobs from the
+/// host's loopback over plain http. Honoured only under the simulated TEE: fw_cfg is not
+/// measured, so on real hardware the operator could otherwise set it; a simulated guest is
+/// refused by every shipped policy anyway.
+fn dev_blossom(tee: &str) -> anyhow::Result<Option<Ipv4Addr>> {
+    let Some(value) = fw_cfg::optional("dev-blossom")? else {
+        return Ok(None);
+    };
+    match (tee, value.trim()) {
+        ("sim", "loopback-via-gateway") => {
+            tracing::warn!("development: plain-http Blossom on the host's loopback is allowed");
+            Ok(Some(GATEWAY))
+        }
+        ("sim", other) => anyhow::bail!("unknown fw_cfg opt/cdvm/dev-blossom value {other:?}"),
+        _ => anyhow::bail!(
+            "fw_cfg opt/cdvm/dev-blossom is set on a real secure processor ({tee}); refusing to boot"
+        ),
+    }
 }
 
 /// Seconds since the kernel started, from /proc/uptime, in milliseconds.
