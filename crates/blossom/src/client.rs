@@ -273,6 +273,49 @@ impl BlossomClient {
         .await
     }
 
+    /// [`Self::upload`], and once more without authorization when the server refuses the BUD-11
+    /// token (401/403) or cuts the connection: servers in an open mode that check tokens their
+    /// own way (blossom-rs 0.6 wants a 2-minute token with extra tags) take anonymous uploads.
+    /// `body` is called once per attempt (a stream can be sent only once).
+    #[allow(clippy::too_many_arguments)]
+    pub async fn upload_auto(
+        &self,
+        server: &Url,
+        keys: &Keys,
+        x: &str,
+        size: u64,
+        content_type: &str,
+        body: &(dyn Fn() -> BodyStream + Sync),
+        progress: &(dyn Fn(Progress) + Sync),
+    ) -> Result<BlobDescriptor, BlossomError> {
+        let first = self
+            .upload(server, keys, x, size, content_type, body(), progress)
+            .await;
+        match first {
+            Err(
+                BlossomError::Status {
+                    status: 401 | 403, ..
+                }
+                | BlossomError::UploadInterrupted { .. },
+            ) => {
+                let anonymous = self
+                    .upload_with(
+                        server,
+                        UploadAuth::Anonymous,
+                        x,
+                        size,
+                        content_type,
+                        body(),
+                        progress,
+                    )
+                    .await;
+                // If the anonymous try fails too, the token's refusal is the better reason.
+                anonymous.or(first)
+            }
+            other => other,
+        }
+    }
+
     /// [`Self::upload`] with the authorization chosen by the caller.
     #[allow(clippy::too_many_arguments)]
     pub async fn upload_with(

@@ -173,7 +173,16 @@ pub async fn upload_input(
     let mut urls = Vec::new();
     let mut failures = Vec::new();
     for server in servers {
-        let body = cdvm_blossom::body_from_reader(EncryptReader::new(&key, &nonce, source.open()?));
+        let body = || -> cdvm_blossom::BodyStream {
+            match source.open() {
+                Ok(reader) => {
+                    cdvm_blossom::body_from_reader(EncryptReader::new(&key, &nonce, reader))
+                }
+                Err(e) => Box::pin(futures_util::stream::once(async move {
+                    Err(std::io::Error::other(e.to_string()))
+                })),
+            }
+        };
         let what = format!("uploading to {server}");
         let report = |p: cdvm_blossom::Progress| {
             progress(&Transfer {
@@ -184,13 +193,13 @@ pub async fn upload_input(
             })
         };
         match blossom
-            .upload(
+            .upload_auto(
                 server,
                 keys,
                 &x,
                 size,
                 "application/octet-stream",
-                body,
+                &body,
                 &report,
             )
             .await

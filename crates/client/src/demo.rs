@@ -89,6 +89,10 @@ pub struct DeploymentOptions {
     /// The process provider's SEV-SNP guests play Azure confidential VMs (swtpm behind an
     /// emulated paravisor, and IMDS) instead of bare-metal guests.
     pub azure_vtpm: bool,
+    /// The input cap for both job kinds (`jobs.max_input_bytes`); `None`: the default (1 GiB).
+    pub max_input_bytes: Option<u64>,
+    /// Blossom servers the DVM suggests in its announcement (`announce.blossom`).
+    pub blossom: Vec<String>,
 }
 
 /// A cloud provider section for the orchestrator, pointed at an emulator.
@@ -133,6 +137,8 @@ impl Default for DeploymentOptions {
             cloud: None,
             tee: cdvm_attestation::TeeKind::SevSnp,
             azure_vtpm: false,
+            max_input_bytes: None,
+            blossom: Vec::new(),
         }
     }
 }
@@ -220,12 +226,22 @@ impl LocalDeployment {
              relays: [{relay}]\n\
              state_dir: {state}\n\
              provider: {provider}\n\
-             jobs: {{ kinds: [5970, 5971], tees: [{tees}], vm_class: {{ vcpus: 1, memory_mib: 512 }}, max_concurrent: 4 }}\n\
+             jobs: {{ kinds: [5970, 5971], tees: [{tees}], vm_class: {{ vcpus: 1, memory_mib: 512 }}, max_concurrent: 4{caps} }}\n\
              limits: {{ per_user_per_minute: {per_user} }}\n\
              deadlines: {{ attest_secs: {a}, input_secs: {i}, run_secs: {r} }}\n\
              reconcile_interval_secs: 5\n\
              {guest_policy}\
-             announce: {{ name: ConfidentialDVM demo, about: 'Local demo with a SIMULATED TEE' }}\n",
+             announce: {{ name: ConfidentialDVM demo, about: 'Local demo with a SIMULATED TEE', blossom: [{blossom}] }}\n",
+            caps = match opts.max_input_bytes {
+                Some(n) => format!(", max_input_bytes: {{ 5970: {n}, 5971: {n} }}"),
+                None => String::new(),
+            },
+            blossom = opts
+                .blossom
+                .iter()
+                .map(|u| yaml_str(u))
+                .collect::<Vec<_>>()
+                .join(", "),
             key = yaml_str(&key_file.display().to_string()),
             relay = yaml_str(relay.url()),
             state = yaml_str(&state_dir.display().to_string()),

@@ -77,20 +77,32 @@ enum Piece {
     Done,
 }
 
-/// The download's outcome as the session sees it after the executor returns.
+/// The download's failure message, shared with the executor's reader.
 #[derive(Clone, Default)]
-pub struct Status(Arc<Mutex<Option<BlobInputError>>>);
+struct Status(Arc<Mutex<Option<String>>>);
 
 impl Status {
-    fn set(&self, e: BlobInputError) {
+    fn set(&self, e: &BlobInputError) {
         if let Ok(mut slot) = self.0.lock() {
-            slot.get_or_insert(e);
+            slot.get_or_insert_with(|| e.to_string());
         }
     }
+}
 
-    /// The download's failure, if it failed.
-    pub fn take_failure(&self) -> Option<BlobInputError> {
-        self.0.lock().ok().and_then(|mut s| s.take())
+/// The running download. [`Download::verdict`] says, once the executor is done, whether every
+/// check passed: the executor's success counts only then.
+pub struct Download {
+    task: tokio::task::JoinHandle<Result<(), BlobInputError>>,
+    url: String,
+}
+
+impl Download {
+    /// Waits for the download to end (it reads to the end even when the executor stopped
+    /// early, so the final chunk, `x` and `ox` are always checked).
+    pub async fn verdict(self) -> Result<(), BlobInputError> {
+        self.task
+            .await
+            .unwrap_or_else(|_| Err(BlobInputError::Stopped(self.url)))
     }
 }
 
@@ -114,13 +126,13 @@ pub fn precheck(blob: &BlobRef, max_plaintext: u64) -> Result<(), BlobInputError
 }
 
 /// Starts downloading `blob` from `url` and returns the plaintext as a [`DataSource`] for the
-/// executor, plus the [`Status`] that tells, once the executor is done, whether the download
-/// failed (and the executor's read error came from it).
+/// executor, plus the [`Download`] whose verdict tells, once the executor is done, whether the
+/// blob checked out (and so whether an executor's read error came from the download).
 pub fn open(
     transport: &Transport,
     blob: &BlobRef,
     url: &str,
-) -> Result<(DataSource<'static>, Status), BlobInputError> {
+) -> Result<(DataSource<'static>, Download), BlobInputError> {
     let key = BlobKey::from_hex(&blob.decryption_key)
         .map_err(|e| BlobInputError::Reference(e.to_string()))?;
     let nonce = NoncePrefix::from_hex(&blob.decryption_nonce)
@@ -138,12 +150,12 @@ pub fn open(
     let client = transport.client.clone();
     let url = url.to_owned();
     let task_url = url.clone();
-    tokio::spawn(async move {
+    let task = tokio::spawn(async move {
         let outcome = pump(
             &client, &parsed, &expected, &key, &nonce, &ox, &task_url, &tx,
         )
         .await;
-        match outcome {
+        match &outcome {
             Ok(()) => {
                 let _ = tx.send(Piece::Done).await;
             }
@@ -153,21 +165,22 @@ pub fn open(
                 let _ = tx.send(Piece::Failed).await;
             }
         }
+        outcome
     });
     let reader = ChannelReader {
         rx,
         current: Zeroizing::new(Vec::new()),
         pos: 0,
         finished: false,
-        status: status.clone(),
-        url,
+        status,
+        url: url.clone(),
     };
     Ok((
         DataSource {
             file_type: blob.file_type.clone(),
             reader: Box::new(reader),
         },
-        status,
+        Download { task, url },
     ))
 }
 
@@ -193,14 +206,16 @@ async fn pump(
     let mut reader = client.open(url, expected).await.map_err(fetch)?;
     let mut decryptor = Decryptor::new(key, nonce);
     let mut out = Vec::new();
+    // Once the executor stops reading (done early, or failed on its own), the rest is still
+    // downloaded and checked, only not passed on: its verdict decides whether a success counts.
+    let mut listening = true;
     loop {
         match reader.next_chunk().await {
             Ok(Some(bytes)) => {
                 decryptor.update(&bytes, &mut out).map_err(decrypt)?;
                 for plain in out.drain(..) {
-                    if tx.send(Piece::Plain(plain)).await.is_err() {
-                        // The executor stopped reading (it failed on its own): nothing to do.
-                        return Ok(());
+                    if listening && tx.send(Piece::Plain(plain)).await.is_err() {
+                        listening = false;
                     }
                 }
             }
@@ -218,8 +233,8 @@ async fn pump(
         });
     }
     for plain in out.drain(..) {
-        if tx.send(Piece::Plain(plain)).await.is_err() {
-            return Ok(());
+        if listening && tx.send(Piece::Plain(plain)).await.is_err() {
+            listening = false;
         }
     }
     Ok(())
@@ -240,9 +255,8 @@ impl ChannelReader {
     fn failure(&self) -> std::io::Error {
         let message = match self.status.0.lock() {
             Ok(slot) => slot
-                .as_ref()
-                .map(ToString::to_string)
-                .unwrap_or_else(|| format!("{}: the download failed", self.url)),
+                .clone()
+                .unwrap_or_else(|| format!("{}: the download stopped unexpectedly", self.url)),
             Err(_) => "the download failed".to_owned(),
         };
         std::io::Error::new(std::io::ErrorKind::InvalidData, message)
@@ -268,10 +282,7 @@ impl Read for ChannelReader {
                 }
                 Some(Piece::Done) => self.finished = true,
                 Some(Piece::Failed) => return Err(self.failure()),
-                None => {
-                    self.status.set(BlobInputError::Stopped(self.url.clone()));
-                    return Err(self.failure());
-                }
+                None => return Err(self.failure()),
             }
         }
     }
@@ -327,14 +338,14 @@ pub async fn upload_result(
                 continue;
             }
         };
-        let body = {
+        let body = || {
             let output = Arc::clone(&output);
             let reader = cdvm_blob::EncryptReader::new(&key, &nonce, OwnedBytes(output, 0));
             cdvm_blossom::body_from_reader(reader)
         };
         match transport
             .client
-            .upload(&server_url, guest, &x, size, media_type, body, &|_| {})
+            .upload_auto(&server_url, guest, &x, size, media_type, &body, &|_| {})
             .await
         {
             Ok(descriptor) => urls.push(descriptor.url),

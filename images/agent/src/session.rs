@@ -235,7 +235,7 @@ async fn execute(
     })?;
     let mut failures = Vec::new();
     for url in blob.urls() {
-        let (source, status) = match crate::blob::open(blossom, &blob, url) {
+        let (source, download) = match crate::blob::open(blossom, &blob, url) {
             Ok(opened) => opened,
             Err(e) => {
                 failures.push(e.to_string());
@@ -250,13 +250,14 @@ async fn execute(
         let result = tokio::task::spawn_blocking(run)
             .await
             .unwrap_or_else(|_| Err(ExecError::Internal("executor crashed".into())));
-        match status.take_failure() {
-            // The executor's error, if any, came from the download: try the next server.
-            Some(failure) => {
+        match download.verdict().await {
+            Ok(()) => return result,
+            // The blob failed a check: the executor's result, whatever it is, does not count
+            // (an error from it came from the download). Try the next server.
+            Err(failure) => {
                 tracing::warn!(error = %failure, "blob source failed; trying the next one");
                 failures.push(failure.to_string());
             }
-            None => return result,
         }
     }
     Err(ExecError::BadInput(format!(
