@@ -458,6 +458,13 @@ impl Config {
         }
         // Relays and the guest's deadlines go into every bootstrap: refuse here what the guest
         // would refuse there (docs/protocol.md §5.7).
+        for url in &cfg.announce.blossom {
+            if !(url.starts_with("https://") || url.starts_with("http://")) || url.len() > 2048 {
+                return Err(invalid(format!(
+                    "announce.blossom: `{url}` is not an http(s) URL"
+                )));
+            }
+        }
         if cfg.deadlines.transfer_bytes_per_sec == 0 {
             return Err(invalid(
                 "deadlines.transfer_bytes_per_sec must be at least 1".into(),
@@ -493,6 +500,36 @@ mod tests {
         let cfg = Config::load(&path).unwrap();
         assert_eq!(cfg.jobs.kinds, vec![5970, 5971]);
         assert!(matches!(cfg.provider, ProviderConfig::Process { .. }));
+        assert_eq!(cfg.jobs.max_input_for(5970), 1 << 30);
+        assert_eq!(cfg.jobs.max_input_for(5971), 256 << 20);
+        // The run deadline covers a 1 GiB download at 8 MiB/s.
+        assert_eq!(cfg.deadlines.run_secs_for(1 << 30), 120 + 128);
+    }
+
+    #[test]
+    fn blossom_suggestions_must_be_urls_and_caps_positive() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/orchestrator.yaml");
+        let text = std::fs::read_to_string(path).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        for (from, to, field) in [
+            (
+                "  # blossom: [https://blossom.example.com]",
+                "  blossom: [blossom.example.com]",
+                "announce.blossom",
+            ),
+            ("5971: 268435456", "5971: 0", "max_input_bytes"),
+            (
+                "transfer_bytes_per_sec: 8388608",
+                "transfer_bytes_per_sec: 0",
+                "transfer_bytes_per_sec",
+            ),
+        ] {
+            assert!(text.contains(from), "{from}");
+            let p = dir.path().join("c.yaml");
+            std::fs::write(&p, text.replace(from, to)).unwrap();
+            let err = Config::load(&p).unwrap_err().to_string();
+            assert!(err.contains(field), "{field}: {err}");
+        }
     }
 
     #[test]
