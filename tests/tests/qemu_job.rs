@@ -1,6 +1,8 @@
 //! A job end to end with QEMU really booting the guest image under TCG: the agent is PID 1 of a
 //! Debian kernel, reaches the relay through QEMU's user network, attests through the host-side
-//! simulated secure processor with the image's real SEV-SNP launch digest, and returns the result;
+//! simulated secure processor with the image's real SEV-SNP launch digest, downloads its
+//! multi-megabyte input as an encrypted blob from a Blossom server on the host (through the guest's
+//! own network stack: the real path a large input takes), and returns the result;
 //! the QEMU process and its files are gone afterwards. Then the same deployment boots an initrd
 //! with one byte changed, and the client refuses its attestation.
 //!
@@ -15,10 +17,12 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use cdvm_attestation::VerifyError;
+use cdvm_blossom::server::{BlossomServer, ServerConfig};
+use cdvm_client::blob as client_blob;
 use cdvm_client::demo::{qemu_vms_dir, DeploymentOptions, LocalDeployment};
-use cdvm_client::{run_job, ClientError, JobSpec, Stage, Timeouts};
+use cdvm_client::{demo_table, run_job, ClientError, JobSpec, Stage, Timeouts};
 use cdvm_protocol::nostr::Keys;
-use cdvm_protocol::{kinds, InputBody};
+use cdvm_protocol::{kinds, Data, InputBody};
 
 fn built_image() -> PathBuf {
     cdvm_provider_qemu::built_image_dir().unwrap_or_else(|e| panic!("{e}"))
@@ -93,12 +97,36 @@ async fn a_job_runs_in_a_real_qemu_guest_and_a_tampered_initrd_is_refused() {
     };
     let deployment = LocalDeployment::start(&state, &opts).await.unwrap();
 
-    // The honest image: the job completes inside the VM.
-    let mut stages = Vec::new();
-    let outcome = run_job(job(&deployment, Duration::from_secs(120)), |s, t| {
-        stages.push((format!("{s:?}"), t))
+    // The honest image: the job completes inside the VM, on a 4 MB table the guest downloads
+    // from a Blossom server on the host (plain http through the user-network gateway, allowed
+    // only because the TEE is simulated: fw_cfg opt/cdvm/dev-blossom).
+    let server = BlossomServer::start(ServerConfig {
+        max_blob: 1 << 30,
+        require_auth: true,
+        ..ServerConfig::default()
     })
-    .await;
+    .await
+    .unwrap();
+    let table = dir.path().join("table.csv");
+    let (rows, _) = demo_table::write(&table, 4_000_000).unwrap();
+    let blob = client_blob::upload_input(
+        &client_blob::client().unwrap(),
+        &client_blob::Source::File(table),
+        "text/csv",
+        &[server.url()],
+        &Keys::generate(),
+        cdvm_protocol::DEFAULT_MAX_INPUT_BYTES,
+        &|_| {},
+    )
+    .await
+    .unwrap();
+    let mut spec = job(&deployment, Duration::from_secs(120));
+    spec.input = InputBody::Sql {
+        table_csv: Data::Blob(blob),
+        query: demo_table::QUERY.into(),
+    };
+    let mut stages = Vec::new();
+    let outcome = run_job(spec, |s, t| stages.push((format!("{s:?}"), t))).await;
     let outcome = match outcome {
         Ok(o) => o,
         Err(e) => panic!(
@@ -106,7 +134,11 @@ async fn a_job_runs_in_a_real_qemu_guest_and_a_tampered_initrd_is_refused() {
             deployment.orchestrator_log()
         ),
     };
-    assert_eq!(outcome.output, "city,t\nlima,20\noslo,3\n");
+    assert_eq!(outcome.output, demo_table::expected(rows));
+    assert!(
+        server.counters().downloads >= 1,
+        "the guest fetched the blob itself"
+    );
     common::assert_announced(
         deployment.relay.url(),
         &outcome,
