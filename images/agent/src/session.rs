@@ -200,6 +200,8 @@ pub(crate) async fn run(
         }
         Err(e) => return Err(e.into()),
     };
+    // Read before publishing: the provider destroys the VM once the result is out.
+    tracing::info!(job = %request_id, peak_rss_kib = peak_rss_kib(), "session over");
     let result = JobResult::build(&request, content, public).sign_with_keys(&guest)?;
     client
         .send_event(&result)
@@ -306,6 +308,19 @@ async fn finish_output(
             PublicOutcome::Error(ErrorClass::OutputTooLarge),
         ),
     }
+}
+
+/// This process's peak resident set size (VmHWM) in KiB, 0 where /proc does not say
+/// (logged for benches/blob_transfer.rs).
+fn peak_rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("VmHWM:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        })
+        .unwrap_or(0)
 }
 
 /// The Unix time `d` after `t`, as announced in deadline tags.
