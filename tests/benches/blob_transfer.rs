@@ -77,9 +77,9 @@ fn timed(d: Duration, bytes: u64) -> String {
 }
 
 fn size_label(bytes: u64) -> String {
-    if bytes >= 1 << 30 && bytes % (1 << 30) == 0 {
+    if bytes >= 1 << 30 && bytes.is_multiple_of(1 << 30) {
         format!("{} GiB", bytes >> 30)
-    } else if bytes % 1_000_000 == 0 {
+    } else if bytes.is_multiple_of(1_000_000) {
         format!("{} MB", bytes / 1_000_000)
     } else {
         format!("{bytes} B")

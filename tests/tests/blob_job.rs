@@ -686,7 +686,7 @@ async fn the_whole_job_works_through_blossom_rs_too() {
         &client_blob::client().unwrap(),
         &Source::File(path),
         "text/csv",
-        &[other.clone()],
+        std::slice::from_ref(&other),
         &Keys::generate(),
         cdvm_protocol::DEFAULT_MAX_INPUT_BYTES,
         &|_| {},

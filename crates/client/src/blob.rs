@@ -157,7 +157,7 @@ pub async fn upload_input(
     // Pass 1: sizes and hashes, on a blocking thread.
     let (x, ox, size, plaintext) = {
         let reader = source.open()?;
-        let (key, nonce) = (key.clone(), nonce.clone());
+        let (key, nonce) = (key.clone(), nonce);
         let cap = max_plaintext;
         tokio::task::spawn_blocking(move || hash_pass(reader, &key, &nonce, cap))
             .await

@@ -296,7 +296,8 @@ mod tests {
     #[test]
     fn check_refuses_each_bad_field() {
         sample().check().unwrap();
-        let cases: Vec<(&str, Box<dyn Fn(&mut BlobRef)>)> = vec![
+        type Spoil = Box<dyn Fn(&mut BlobRef)>;
+        let cases: Vec<(&str, Spoil)> = vec![
             ("url", Box::new(|b| b.url = "ftp://x/y".into())),
             ("x", Box::new(|b| b.x = "AB".repeat(32))),
             ("ox", Box::new(|b| b.ox.pop().map(|_| ()).unwrap_or(()))),

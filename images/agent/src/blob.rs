@@ -304,7 +304,7 @@ pub async fn upload_result(
     // First pass: the ciphertext's hash and size (the upload's auth names the hash).
     let (x, ox, size) = {
         let output = Arc::clone(&output);
-        let (key, nonce) = (key.clone(), nonce.clone());
+        let (key, nonce) = (key.clone(), nonce);
         tokio::task::spawn_blocking(move || -> std::io::Result<(String, String, u64)> {
             use sha2::Digest;
             let mut enc = cdvm_blob::EncryptReader::new(&key, &nonce, output.as_bytes());
