@@ -1,10 +1,11 @@
 //! Large inputs and results through Blossom (docs/protocol.md §5.8), from the user's side.
 //!
-//! An input too large for one event (or a folder) is encrypted under a fresh key, streamed in
-//! two passes (the first computes the ciphertext's hash, which the upload's authorization names;
-//! the second uploads), and only the reference, key included, goes into the gift-wrapped input,
-//! after the attestation verified. The Blossom server sees ciphertext only. Nothing holds the
-//! whole plaintext or ciphertext in memory.
+//! An input too large for one event (or a folder) is encrypted under a fresh key, once, into an
+//! unlinked temporary file while its hash is computed (the upload's authorization names the
+//! ciphertext's hash, so it must be known before the upload starts); the ciphertext is then
+//! streamed from that file to each server. Only the reference, key included, goes into the
+//! gift-wrapped input, after the attestation verified. The Blossom server sees ciphertext only;
+//! so does the disk. Nothing holds the whole plaintext or ciphertext in memory.
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -154,15 +155,24 @@ pub async fn upload_input(
     source.precheck()?;
     let key = BlobKey::generate();
     let nonce = NoncePrefix::generate();
-    // Pass 1: sizes and hashes, on a blocking thread.
-    let (x, ox, size, plaintext) = {
+    // Encrypt once, hashing, into an unlinked spool file (ciphertext only), on a blocking thread.
+    let spool = tempfile::tempfile().map_err(|source| ClientError::Io {
+        path: std::env::temp_dir().display().to_string(),
+        source,
+    })?;
+    let (x, ox, size, plaintext, spool) = {
         let reader = source.open()?;
         let (key, nonce) = (key.clone(), nonce);
         let cap = max_plaintext;
-        tokio::task::spawn_blocking(move || hash_pass(reader, &key, &nonce, cap))
-            .await
-            .map_err(|e| ClientError::Blossom(format!("encrypting the input: {e}")))??
+        tokio::task::spawn_blocking(move || {
+            let mut spool = spool;
+            hash_pass(reader, &key, &nonce, cap, &mut spool)
+                .map(|(x, ox, size, plain)| (x, ox, size, plain, spool))
+        })
+        .await
+        .map_err(|e| ClientError::Blossom(format!("encrypting the input: {e}")))??
     };
+    let spool = std::sync::Arc::new(spool);
     progress(&Transfer {
         what: "encrypted".into(),
         done: plaintext,
@@ -174,14 +184,10 @@ pub async fn upload_input(
     let mut failures = Vec::new();
     for server in servers {
         let body = || -> cdvm_blossom::BodyStream {
-            match source.open() {
-                Ok(reader) => {
-                    cdvm_blossom::body_from_reader(EncryptReader::new(&key, &nonce, reader))
-                }
-                Err(e) => Box::pin(futures_util::stream::once(async move {
-                    Err(std::io::Error::other(e.to_string()))
-                })),
-            }
+            cdvm_blossom::body_from_reader(SpoolReader {
+                file: std::sync::Arc::clone(&spool),
+                pos: 0,
+            })
         };
         let what = format!("uploading to {server}");
         let report = |p: cdvm_blossom::Progress| {
@@ -231,14 +237,35 @@ pub async fn upload_input(
     })
 }
 
-/// Pass 1: encrypts to nowhere, returning (x, ox, ciphertext size, plaintext size); refuses a
-/// plaintext over `cap` as soon as it passes it.
+/// Reads the spool from the start, by position (each upload attempt has its own).
+struct SpoolReader {
+    file: std::sync::Arc<std::fs::File>,
+    pos: u64,
+}
+
+impl Read for SpoolReader {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        use std::os::unix::fs::FileExt;
+        let n = self.file.read_at(buf, self.pos)?;
+        self.pos = self.pos.saturating_add(n as u64);
+        Ok(n)
+    }
+}
+
+/// Encrypts `reader` into `spool`, returning (x, ox, ciphertext size, plaintext size); refuses
+/// a plaintext over `cap` as soon as it passes it.
 fn hash_pass(
     reader: Box<dyn Read + Send>,
     key: &BlobKey,
     nonce: &NoncePrefix,
     cap: u64,
+    spool: &mut std::fs::File,
 ) -> Result<(String, String, u64, u64), ClientError> {
+    use std::io::Write;
+    let spool_err = |source| ClientError::Io {
+        path: "temporary ciphertext file".into(),
+        source,
+    };
     let mut enc = EncryptReader::new(key, nonce, reader);
     let mut hasher = sha2::Sha256::new();
     let mut buf = vec![0u8; 256 * 1024];
@@ -251,6 +278,7 @@ fn hash_pass(
             break;
         }
         hasher.update(&buf[..n]);
+        spool.write_all(&buf[..n]).map_err(spool_err)?;
         size = size.saturating_add(n as u64);
         if enc.plaintext_len() > cap {
             return Err(ClientError::InputOverCap {
@@ -262,6 +290,7 @@ fn hash_pass(
     let ox = enc
         .plaintext_sha256()
         .ok_or_else(|| ClientError::Blossom("the input ended before its last chunk".into()))?;
+    spool.flush().map_err(spool_err)?;
     Ok((
         hex::encode(hasher.finalize()),
         hex::encode(ox),
