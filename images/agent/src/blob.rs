@@ -199,44 +199,92 @@ async fn pump(
         url: url_text.to_owned(),
         source,
     };
+    let mut reader = client.open(url, expected).await.map_err(fetch)?;
+    // Decryption runs on its own thread, so the network and the cipher work in parallel.
+    let (cipher_tx, cipher_rx) = mpsc::channel::<Cipher>(CHANNEL_CHUNKS);
+    let decrypting = {
+        let (key, nonce, tx) = (key.clone(), *nonce, tx.clone());
+        let (ox, url) = (ox.to_owned(), url_text.to_owned());
+        tokio::task::spawn_blocking(move || decrypt_loop(cipher_rx, &key, &nonce, &ox, &url, &tx))
+    };
+    let fetched = loop {
+        match reader.next_chunk().await {
+            Ok(Some(bytes)) => {
+                if cipher_tx.send(Cipher::Bytes(bytes)).await.is_err() {
+                    // The decryption failed; its error is the verdict.
+                    break Ok(());
+                }
+            }
+            Ok(None) => {
+                let _ = cipher_tx.send(Cipher::End).await;
+                break Ok(());
+            }
+            Err(e) => break Err(fetch(e)),
+        }
+    };
+    drop(cipher_tx);
+    let decrypted = decrypting
+        .await
+        .unwrap_or_else(|_| Err(BlobInputError::Stopped(url_text.to_owned())));
+    // A transport failure explains a decryption that stopped short: it is the reason.
+    fetched?;
+    decrypted
+}
+
+/// Ciphertext from the network to the decryption thread.
+enum Cipher {
+    Bytes(bytes::Bytes),
+    /// Every byte arrived and matched `x`.
+    End,
+}
+
+/// Decrypts what arrives and hands each authenticated chunk to the executor; the final chunk
+/// goes only after the end was seen and the whole plaintext hashed to `ox`.
+fn decrypt_loop(
+    mut rx: mpsc::Receiver<Cipher>,
+    key: &BlobKey,
+    nonce: &NoncePrefix,
+    ox: &str,
+    url: &str,
+    tx: &mpsc::Sender<Piece>,
+) -> Result<(), BlobInputError> {
     let decrypt = |source| BlobInputError::Decrypt {
-        url: url_text.to_owned(),
+        url: url.to_owned(),
         source,
     };
-    let mut reader = client.open(url, expected).await.map_err(fetch)?;
     let mut decryptor = Decryptor::new(key, nonce);
     let mut out = Vec::new();
     // Once the executor stops reading (done early, or failed on its own), the rest is still
-    // downloaded and checked, only not passed on: its verdict decides whether a success counts.
+    // decrypted and checked, only not passed on: its verdict decides whether a success counts.
     let mut listening = true;
-    loop {
-        match reader.next_chunk().await {
-            Ok(Some(bytes)) => {
-                decryptor.update(&bytes, &mut out).map_err(decrypt)?;
-                for plain in out.drain(..) {
-                    if listening && tx.send(Piece::Plain(plain)).await.is_err() {
-                        listening = false;
-                    }
-                }
+    let mut pass_on = |out: &mut Vec<Zeroizing<Vec<u8>>>| {
+        for plain in out.drain(..) {
+            if listening && tx.blocking_send(Piece::Plain(plain)).is_err() {
+                listening = false;
             }
-            Ok(None) => break,
-            Err(e) => return Err(fetch(e)),
+        }
+    };
+    loop {
+        match rx.blocking_recv() {
+            Some(Cipher::Bytes(bytes)) => {
+                decryptor.update(&bytes, &mut out).map_err(decrypt)?;
+                pass_on(&mut out);
+            }
+            Some(Cipher::End) => break,
+            // The download stopped; the caller reports why.
+            None => return Err(BlobInputError::Stopped(url.to_owned())),
         }
     }
     let summary = decryptor.finish(&mut out).map_err(decrypt)?;
     let actual = hex::encode(summary.plaintext_sha256);
     if actual != ox {
         return Err(BlobInputError::PlaintextHash {
-            url: url_text.to_owned(),
+            url: url.to_owned(),
             expected: ox.to_owned(),
             actual,
         });
     }
-    for plain in out.drain(..) {
-        if listening && tx.send(Piece::Plain(plain)).await.is_err() {
-            listening = false;
-        }
-    }
+    pass_on(&mut out);
     Ok(())
 }
 
