@@ -98,7 +98,21 @@ async fn run(spec: JobSpec) -> Result<JobOutcome, ClientError> {
     run_job(spec, |_, _| {}).await
 }
 
-/// Runs `cdvm` (the real CLI) off the async workers, which serve the relay and Blossom server.
+/// `cdvm submit` (the real CLI) of a 5970 job over `input` against this deployment.
+fn submit(env: &Env, input: &Path, query: &str) -> std::process::Command {
+    let mut command =
+        std::process::Command::new(cdvm_client::demo::sibling_binary("cdvm").unwrap());
+    command
+        .args(["submit", "--relay", env.deployment.relay.url(), "--dvm"])
+        .arg(env.deployment.dvm.public_key().to_hex())
+        .args(["--kind", "5970", "--query", query, "--input"])
+        .arg(input)
+        .arg("--policy")
+        .arg(&env.deployment.dev_policy_path);
+    command
+}
+
+/// Runs the CLI off the async workers, which serve the relay and the Blossom server.
 async fn cli(mut command: std::process::Command) -> std::process::Output {
     tokio::task::spawn_blocking(move || command.output().unwrap())
         .await
@@ -597,17 +611,8 @@ async fn an_input_over_the_cap_is_refused_by_client_and_guest() {
     demo_table::write(&path, 2_000_000).unwrap();
 
     // The CLI reads the cap from the announcement and refuses before uploading anything.
-    let mut command =
-        std::process::Command::new(cdvm_client::demo::sibling_binary("cdvm").unwrap());
-    command
-        .args(["submit", "--relay", env.deployment.relay.url(), "--dvm"])
-        .arg(env.deployment.dvm.public_key().to_hex())
-        .args(["--kind", "5970", "--query", "SELECT 1", "--blossom"])
-        .arg(env.server.url().to_string())
-        .arg("--input")
-        .arg(&path)
-        .arg("--policy")
-        .arg(&env.deployment.dev_policy_path);
+    let mut command = submit(&env, &path, "SELECT 1");
+    command.arg("--blossom").arg(env.server.url().to_string());
     let out = cli(command).await;
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{stderr}");
@@ -643,18 +648,8 @@ async fn cdvm_submit_sends_a_large_file_through_the_servers_the_dvm_suggests() {
     let path = env.root.join("t.csv");
     let (rows, _) = demo_table::write(&path, 3_000_000).unwrap();
     let out_file = env.root.join("out.csv");
-    let mut command =
-        std::process::Command::new(cdvm_client::demo::sibling_binary("cdvm").unwrap());
-    command
-        .args(["submit", "--relay", env.deployment.relay.url(), "--dvm"])
-        .arg(env.deployment.dvm.public_key().to_hex())
-        .args(["--kind", "5970", "--query", demo_table::QUERY])
-        .arg("--input")
-        .arg(&path)
-        .arg("--policy")
-        .arg(&env.deployment.dev_policy_path)
-        .arg("--output")
-        .arg(&out_file);
+    let mut command = submit(&env, &path, demo_table::QUERY);
+    command.arg("--output").arg(&out_file);
     let out = cli(command).await;
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
@@ -721,4 +716,47 @@ async fn the_whole_job_works_through_blossom_rs_too() {
     assert_eq!(outcome.output.lines().count(), 5001);
     assert!(outcome.output.starts_with("employee\nemployee-000000000\n"));
     serving.abort();
+}
+
+/// With `--key`, `cdvm submit` takes the user's own BUD-03 server list (kind 10063) from the
+/// relays when no `--blossom` is given (and the DVM suggests none).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cdvm_submit_uses_the_users_kind_10063_server_list() {
+    let env = env(DeploymentOptions::default()).await;
+    let user = Keys::generate();
+    let key_file = env.root.join("user.key");
+    std::fs::write(&key_file, user.secret_key().to_secret_hex()).unwrap();
+    let list = cdvm_protocol::nostr::EventBuilder::new(
+        cdvm_protocol::nostr::Kind::from(kinds::USER_SERVER_LIST),
+        "",
+    )
+    .tag(cdvm_protocol::nostr::Tag::custom(
+        cdvm_protocol::nostr::TagKind::from("server"),
+        [env.server.url().to_string()],
+    ))
+    .sign_with_keys(&user)
+    .unwrap();
+    let relay = common::client(env.deployment.relay.url(), &user).await;
+    relay.send_event(&list).await.unwrap();
+    relay.shutdown().await;
+
+    let path = env.root.join("t.csv");
+    let (rows, _) = demo_table::write(&path, 500_000).unwrap();
+    let mut command = submit(&env, &path, demo_table::QUERY);
+    command.arg("--key").arg(&key_file);
+    let out = cli(command).await;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("your kind-10063 server list"), "{stderr}");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        demo_table::expected(rows)
+    );
+    assert_eq!(env.server.counters().uploads, 1);
+
+    // Without a key there is no list, and with no server at all the error says what to do.
+    let out = cli(submit(&env, &path, demo_table::QUERY)).await;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("--blossom URL"), "{stderr}");
 }

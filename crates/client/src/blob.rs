@@ -14,7 +14,7 @@ use std::time::Instant;
 use cdvm_blob::{BlobKey, EncryptReader, NoncePrefix};
 use cdvm_blossom::{BlossomClient, Expected, TransportPolicy, Url};
 use cdvm_protocol::nostr::Keys;
-use cdvm_protocol::{BlobRef, BLOB_ALGORITHM};
+use cdvm_protocol::BlobRef;
 use sha2::Digest;
 
 use crate::ClientError;
@@ -223,18 +223,16 @@ pub async fn upload_input(
     for f in &failures {
         tracing::warn!(failure = %f, "a Blossom server refused the input; the others have it");
     }
-    let url = urls.remove(0);
-    Ok(BlobRef {
-        url,
-        fallback: urls,
+    BlobRef::uploaded(
+        urls,
         x,
         ox,
         size,
-        file_type: file_type.to_owned(),
-        encryption_algorithm: BLOB_ALGORITHM.to_owned(),
-        decryption_key: key.to_hex().to_string(),
-        decryption_nonce: nonce.to_hex(),
-    })
+        file_type,
+        key.to_hex().to_string(),
+        nonce.to_hex(),
+    )
+    .map_err(ClientError::Protocol)
 }
 
 /// Reads the spool from the start, by position (each upload attempt has its own).

@@ -149,6 +149,41 @@ impl BlobRef {
         Ok(())
     }
 
+    /// The reference to a blob just uploaded: `urls` are where servers took it (the first is
+    /// the primary), the rest as produced by the encryption. Checked before it is returned.
+    #[allow(clippy::too_many_arguments)] // the fields of the reference, each named once
+    pub fn uploaded(
+        mut urls: Vec<String>,
+        x: String,
+        ox: String,
+        size: u64,
+        file_type: &str,
+        decryption_key: String,
+        decryption_nonce: String,
+    ) -> Result<Self, ProtocolError> {
+        if urls.is_empty() {
+            return Err(ProtocolError::InvalidField {
+                field: "url",
+                reason: "no server took the blob".into(),
+            });
+        }
+        let url = urls.remove(0);
+        urls.truncate(MAX_BLOB_URLS);
+        let blob = BlobRef {
+            url,
+            fallback: urls,
+            x,
+            ox,
+            size,
+            file_type: file_type.to_owned(),
+            encryption_algorithm: BLOB_ALGORITHM.to_owned(),
+            decryption_key,
+            decryption_nonce,
+        };
+        blob.check()?;
+        Ok(blob)
+    }
+
     /// Every URL to try, in order: `url`, then `fallback`.
     pub fn urls(&self) -> impl Iterator<Item = &str> {
         std::iter::once(self.url.as_str()).chain(self.fallback.iter().map(String::as_str))

@@ -412,18 +412,16 @@ pub async fn upload_result(
             "some result servers refused the upload"
         );
     }
-    let url = urls.remove(0);
-    Ok(BlobRef {
-        url,
-        fallback: urls,
+    BlobRef::uploaded(
+        urls,
         x,
         ox,
         size,
-        file_type: media_type.to_owned(),
-        encryption_algorithm: BLOB_ALGORITHM.to_owned(),
-        decryption_key: key.to_hex().to_string(),
-        decryption_nonce: nonce.to_hex(),
-    })
+        media_type,
+        key.to_hex().to_string(),
+        nonce.to_hex(),
+    )
+    .map_err(|e| format!("the result's reference: {e}"))
 }
 
 /// A `Read` over shared bytes, for encrypting the same output once per server.
