@@ -160,7 +160,9 @@ pub fn open(
                 let _ = tx.send(Piece::Done).await;
             }
             Err(e) => {
-                tracing::warn!(error = %e, "blob download failed");
+                // The console is the host's to read: the reason (it names the server and the
+                // blob) goes only to the user, encrypted; the log says that a download failed.
+                tracing::warn!("a blob download failed; the reason goes to the user, encrypted");
                 task_status.set(e);
                 let _ = tx.send(Piece::Failed).await;
             }

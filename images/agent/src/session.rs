@@ -257,7 +257,8 @@ async fn execute(
             // The blob failed a check: the executor's result, whatever it is, does not count
             // (an error from it came from the download). Try the next server.
             Err(failure) => {
-                tracing::warn!(error = %failure, "blob source failed; trying the next one");
+                // Not logged in detail: it names the user's servers and blob (host-readable console).
+                tracing::warn!("a blob source failed; trying the next one");
                 failures.push(failure.to_string());
             }
         }
