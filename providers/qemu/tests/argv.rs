@@ -43,7 +43,7 @@ fn simulated_tee_under_tcg() {
         format!(
             "-name cdvm-qemu-0011223344556677 -nodefaults -nographic -no-user-config -no-reboot \
 -machine q35,accel=tcg -cpu max {COMMON_TAIL} -fw_cfg name=opt/cdvm/tee,string=sim \
--device virtio-serial-pci -chardev socket,id=simsp,path=/vm/sp.sock \
+-fw_cfg name=opt/cdvm/dev-blossom,string=loopback-via-gateway -device virtio-serial-pci -chardev socket,id=simsp,path=/vm/sp.sock \
 -device virtserialport,chardev=simsp,name=cdvm.sim-sp"
         )
     );
