@@ -36,7 +36,7 @@ pub const MAX_INPUT_PLAINTEXT: usize = 24 * 1024;
 /// The job-specific body of the input: the user's confidential data.
 ///
 /// Its `Debug` shows sizes only, so a stray log line cannot leak it, and it is zeroized on drop.
-#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "kebab-case", deny_unknown_fields)]
 pub enum InputBody {
     /// Job kind 5970: run `query` over the table given as CSV (header row first).
@@ -52,6 +52,24 @@ pub enum InputBody {
         /// The text; as a blob, also a tar of text files (statistics over all of them).
         text: Data,
     },
+    /// Job kind 5050: answer `question` from `documents` with the image's LLM (§5.9).
+    Rag {
+        /// The documents: inline, one document; as a blob, one document or a tar of a folder
+        /// (plain text, Markdown, HTML).
+        documents: Data,
+        /// The single document's name (cited in the answer); a folder's files carry their paths.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        name: Option<String>,
+        /// The single document's media type: `text/plain` (default), `text/markdown`,
+        /// `text/html`. A blob's own `file-type` takes precedence.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        media_type: Option<String>,
+        /// The question.
+        question: String,
+        /// Generation and retrieval parameters.
+        #[serde(default)]
+        params: crate::rag::RagParams,
+    },
 }
 
 impl InputBody {
@@ -60,6 +78,7 @@ impl InputBody {
         match self {
             InputBody::Sql { table_csv, .. } => table_csv,
             InputBody::TextStats { text } => text,
+            InputBody::Rag { documents, .. } => documents,
         }
     }
 
@@ -81,6 +100,17 @@ impl std::fmt::Debug for InputBody {
                 query.len()
             ),
             InputBody::TextStats { text } => write!(f, "TextStats {{ text: {text:?} }}"),
+            InputBody::Rag {
+                documents,
+                question,
+                params,
+                ..
+            } => write!(
+                f,
+                "Rag {{ documents: {documents:?}, question: <{} bytes>, max_tokens: {} }}",
+                question.len(),
+                params.max_tokens
+            ),
         }
     }
 }
@@ -92,12 +122,18 @@ impl Drop for InputBody {
             // `Data` zeroizes itself.
             InputBody::Sql { query, .. } => query.zeroize(),
             InputBody::TextStats { .. } => {}
+            InputBody::Rag { question, name, .. } => {
+                question.zeroize();
+                if let Some(n) = name {
+                    n.zeroize();
+                }
+            }
         }
     }
 }
 
 /// The JSON content of the input rumor.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ConfidentialInput {
     /// Payload version, 1.
@@ -121,6 +157,29 @@ impl ConfidentialInput {
     pub fn check(&self) -> Result<(), ProtocolError> {
         if let Some(blob) = self.body.blob() {
             blob.check()?;
+        }
+        if let InputBody::Rag {
+            question,
+            params,
+            name,
+            media_type,
+            ..
+        } = &self.body
+        {
+            crate::rag::check_question(question)?;
+            params.check()?;
+            if name.as_ref().is_some_and(|n| n.is_empty() || n.len() > 255) {
+                return Err(ProtocolError::InvalidField {
+                    field: "name",
+                    reason: "a document name, 1 to 255 bytes".into(),
+                });
+            }
+            if media_type.as_ref().is_some_and(|m| m.len() > 127) {
+                return Err(ProtocolError::InvalidField {
+                    field: "media_type",
+                    reason: "a media type, at most 127 bytes".into(),
+                });
+            }
         }
         if self.blossom.len() > MAX_RESULT_SERVERS {
             return Err(ProtocolError::InvalidField {

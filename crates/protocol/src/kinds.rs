@@ -46,6 +46,10 @@ pub const GIFT_WRAP: u16 = 1059;
 pub const SQL: u16 = 5970;
 /// Our job kind: statistics over a confidential text (NIP-90 request range, as [`SQL`]).
 pub const TEXT_STATS: u16 = 5971;
+/// NIP-90 text generation, used for the confidential RAG job: DVM explorers and clients list a
+/// DVM by it. Its prompt and documents travel only in the encrypted input (docs/protocol.md §5.9).
+/// <https://github.com/nostr-protocol/data-vending-machines/blob/master/kinds/5050.md>
+pub const TEXT_GENERATION: u16 = 5050;
 
 /// The result kind answering a request kind (5xxx → 6xxx), or `None` outside the request range.
 /// <https://github.com/nostr-protocol/nips/blob/master/90.md>

@@ -25,6 +25,7 @@ pub mod profile;
 mod request;
 mod result;
 mod result_payload;
+pub mod rag;
 mod tags;
 
 /// Re-exported so every dependent uses exactly the pinned nostr version.

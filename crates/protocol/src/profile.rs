@@ -48,7 +48,7 @@ const CONFIDENTIAL_PARAMS: &[ParamSpec] = &[
 /// The params job `kind` accepts, or `None` for a kind this protocol does not define.
 pub fn params_for(kind: u16) -> Option<&'static [ParamSpec]> {
     match kind {
-        kinds::SQL | kinds::TEXT_STATS => Some(CONFIDENTIAL_PARAMS),
+        kinds::SQL | kinds::TEXT_STATS | kinds::TEXT_GENERATION => Some(CONFIDENTIAL_PARAMS),
         _ => None,
     }
 }
@@ -57,7 +57,7 @@ pub fn params_for(kind: u16) -> Option<&'static [ParamSpec]> {
 pub fn output_type(kind: u16) -> Option<&'static str> {
     match kind {
         kinds::SQL => Some("text/csv"),
-        kinds::TEXT_STATS => Some("application/json"),
+        kinds::TEXT_STATS | kinds::TEXT_GENERATION => Some("application/json"),
         _ => None,
     }
 }
@@ -76,7 +76,7 @@ impl JobRequest {
         let Some(specs) = params_for(self.kind) else {
             return Err(ProtocolError::WrongKind {
                 got: self.kind,
-                expected: "5970 or 5971 (ConfidentialDVM job kinds)",
+                expected: "5970, 5971 or 5050 (ConfidentialDVM job kinds)",
             });
         };
         if !self.content.is_empty() {

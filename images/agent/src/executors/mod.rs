@@ -163,5 +163,6 @@ fn input_type(input: &InputBody) -> &'static str {
     match input {
         InputBody::Sql { .. } => "sql",
         InputBody::TextStats { .. } => "text-stats",
+        InputBody::Rag { .. } => "rag",
     }
 }
