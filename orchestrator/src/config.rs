@@ -61,6 +61,13 @@ pub enum ProviderConfig {
         /// `azure-vtpm` (swtpm behind an emulated paravisor). Default: `bare`.
         #[serde(default)]
         platform: ProcessPlatform,
+        /// The RAG job's model directory (`scripts/fetch-models` makes `target/models`); without
+        /// it the agents refuse job kind 5050. Part of the simulated measurement.
+        #[serde(default)]
+        models_dir: Option<PathBuf>,
+        /// Inference threads per agent (default: every CPU).
+        #[serde(default)]
+        inference_threads: Option<usize>,
     },
     /// One QEMU process per job booting the guest image (`scripts/build-image`).
     Qemu(QemuProviderConfig),
@@ -332,6 +339,10 @@ pub struct Announce {
     /// Blossom servers suggested to users for large inputs (https URLs).
     #[serde(default)]
     pub blossom: Vec<String>,
+    /// The guest image's model manifest (`models.json`, docs/rag.md): its models are listed in
+    /// the announcement. Default: the process provider's `models_dir`/models.json, if any.
+    #[serde(default)]
+    pub models: Option<PathBuf>,
 }
 
 fn default_transfer_rate() -> u64 {

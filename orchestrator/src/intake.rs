@@ -135,6 +135,16 @@ pub fn classify(
                 cfg.jobs.tees
             ))
         }
+        Err(cdvm_protocol::ProtocolError::PlaintextInput { .. }) if kind == kinds::TEXT_GENERATION => {
+            // An ordinary NIP-90 text-generation client found us in a DVM directory.
+            return reject(
+                "refused, no VM started: this DVM takes only encrypted input. The prompt in this \
+                 request's `i` tag is public: anyone reading the relay can see it. To ask a \
+                 question privately, send it encrypted to an attested guest with a \
+                 ConfidentialDVM client (docs/protocol.md §5.9)"
+                    .into(),
+            );
+        }
         Err(e @ cdvm_protocol::ProtocolError::PlaintextInput { .. }) => {
             return reject(format!("refused, no VM started: {e}"))
         }

@@ -16,6 +16,8 @@ pub(crate) async fn build(cfg: &Config) -> Result<Built, ProviderError> {
         ProviderConfig::Process {
             agent_binary,
             platform,
+            models_dir,
+            inference_threads,
         } => {
             let agent_binary = match agent_binary {
                 Some(p) => p.clone(),
@@ -34,6 +36,8 @@ pub(crate) async fn build(cfg: &Config) -> Result<Built, ProviderError> {
                             cdvm_provider_mock::SimPlatform::AzureVtpm
                         }
                     },
+                    models_dir: models_dir.clone(),
+                    inference_threads: *inference_threads,
                 },
             )?;
             let own = vec![

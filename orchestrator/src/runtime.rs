@@ -36,6 +36,14 @@ pub enum OrchestratorError {
     /// A relay URL is invalid or no relay could be used.
     #[error("relays: {0}")]
     Relay(String),
+    /// The model manifest named by the config cannot be read.
+    #[error("model manifest {path}: {reason}")]
+    Models {
+        /// The manifest.
+        path: String,
+        /// What is wrong.
+        reason: String,
+    },
 }
 
 /// What every job task shares.
@@ -49,7 +57,55 @@ pub(crate) struct Shared {
     /// Which attestations the orchestrator believes when choosing the guest key to follow: the
     /// policy for the evidence's TEE (none: the first attestation is followed unverified).
     pub guest_policies: Vec<cdvm_attestation::Policy>,
+    /// The guest image's models, as announced.
+    pub models: Vec<cdvm_protocol::rag::AnnouncedModel>,
     routes: Mutex<HashMap<EventId, mpsc::Sender<Event>>>,
+}
+
+/// The models to announce: `announce.models`, else the process provider's model directory's
+/// manifest, else none.
+fn announced_models(
+    cfg: &Config,
+) -> Result<Vec<cdvm_protocol::rag::AnnouncedModel>, OrchestratorError> {
+    let path = match (&cfg.announce.models, &cfg.provider) {
+        (Some(p), _) => p.clone(),
+        (None, crate::config::ProviderConfig::Process {
+            models_dir: Some(dir),
+            ..
+        }) => dir.join("models.json"),
+        _ => return Ok(Vec::new()),
+    };
+    let bad = |reason: String| OrchestratorError::Models {
+        path: path.display().to_string(),
+        reason,
+    };
+    /// The manifest's entries, read leniently: file names and sources are not announced.
+    #[derive(serde::Deserialize)]
+    struct Manifest {
+        models: Vec<Entry>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Entry {
+        name: String,
+        role: String,
+        sha256: String,
+        license: String,
+        context_length: u32,
+        price_unit: String,
+    }
+    let text = std::fs::read_to_string(&path).map_err(|e| bad(e.to_string()))?;
+    let m: Manifest = serde_json::from_str(&text).map_err(|e| bad(e.to_string()))?;
+    Ok(m.models
+        .into_iter()
+        .map(|e| cdvm_protocol::rag::AnnouncedModel {
+            name: e.name,
+            role: e.role,
+            sha256: e.sha256,
+            license: e.license,
+            context_length: e.context_length,
+            price_unit: e.price_unit,
+        })
+        .collect())
 }
 
 impl Shared {
@@ -133,6 +189,7 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()>) -> Result<(), 
             "no guest policy: the first attestation event for a job is followed unverified"
         );
     }
+    let models = announced_models(&cfg)?;
     let client = Client::new(keys.clone());
     for relay in &cfg.relays {
         client
@@ -151,6 +208,7 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()>) -> Result<(), 
         store,
         provider,
         guest_policies,
+        models,
         routes: Mutex::new(HashMap::new()),
     });
     let dvm = shared.keys.public_key();
@@ -328,6 +386,7 @@ async fn announce(shared: &Shared) {
             .iter()
             .map(|&k| (k, shared.cfg.jobs.max_input_for(k)))
             .collect(),
+        models: shared.models.clone(),
     };
     let signed = info
         .build(&shared.cfg.owner_tag)

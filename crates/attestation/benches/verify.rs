@@ -106,6 +106,7 @@ fn snp() -> (Evidence, Policy, cdvm_attestation::ReportData) {
         tdx: None,
         gpu: None,
         azure_vtpm: None,
+        models: Vec::new(),
     };
     (evidence, policy, parsed.report_data)
 }

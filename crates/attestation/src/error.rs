@@ -143,6 +143,16 @@ pub enum VerifyError {
         /// Policy name.
         policy: String,
     },
+    /// The policy requires a model file the guest's attestation does not name.
+    #[error("policy `{policy}` requires model {model}; the guest carries {carried}")]
+    ModelNotCarried {
+        /// SHA-256 of the required model file.
+        model: String,
+        /// What the attestation names (`name sha256, …` or `no models`).
+        carried: String,
+        /// Policy name.
+        policy: String,
+    },
     /// The guest policy allows debugging (the host can read guest memory).
     #[error(
         "guest policy allows debugging (host can read guest memory); policy `{policy}` forbids it"
@@ -220,6 +230,7 @@ impl VerifyError {
             VerifyError::VcekMismatch(_) => "vcek-binding",
             VerifyError::ReportDataMismatch { .. } => "report-data",
             VerifyError::MeasurementNotAllowed { .. } => "measurement",
+            VerifyError::ModelNotCarried { .. } => "model",
             VerifyError::DebugAllowed { .. } => "debug",
             VerifyError::MigrationAgentAllowed { .. } => "migration-agent",
             VerifyError::VmplTooHigh { .. } => "vmpl",

@@ -50,6 +50,11 @@ pub struct Policy {
     /// trusting Microsoft's paravisor, which the policy must say).
     #[serde(default)]
     pub azure_vtpm: Option<crate::azure::AzureVtpmPolicy>,
+    /// Model files (SHA-256, lowercase hex) the guest must name in its attestation event's
+    /// `model` tags (the RAG job, docs/protocol.md §5.9). Empty: no requirement beyond the
+    /// measurement, which already covers the image's models.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub models: Vec<String>,
 }
 
 /// A root the policy trusts.
@@ -202,6 +207,13 @@ impl Policy {
         };
         if policy.roots.is_empty() {
             return Err(invalid("no trusted roots".into()));
+        }
+        for m in &policy.models {
+            if m.len() != 64 || !m.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
+                return Err(invalid(format!(
+                    "models: {m:?} is not a SHA-256 (64 lowercase hex characters)"
+                )));
+            }
         }
         for m in &policy.measurements {
             crate::Measurement::from_hex(&m.measurement)

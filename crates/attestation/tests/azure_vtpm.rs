@@ -78,6 +78,7 @@ fn policy(case: &Case, ev: &AzureSnpEvidence) -> Policy {
     Policy {
         name: "azure-test".into(),
         azure_vtpm: Some(AzureVtpmPolicy::default()),
+        models: Vec::new(),
         ..policy_allowing(&hw_report(ev).measurement.to_string(), vec![case.root()])
     }
 }

@@ -93,6 +93,11 @@ pub struct DeploymentOptions {
     pub max_input_bytes: Option<u64>,
     /// Blossom servers the DVM suggests in its announcement (`announce.blossom`).
     pub blossom: Vec<String>,
+    /// Serve the RAG job (kind 5050): the model directory the process provider's agents load
+    /// (`scripts/fetch-models` makes `target/models`). The guest image carries its own.
+    pub models_dir: Option<PathBuf>,
+    /// Inference threads per agent (process provider; default: every CPU).
+    pub inference_threads: Option<usize>,
 }
 
 /// A cloud provider section for the orchestrator, pointed at an emulator.
@@ -139,6 +144,8 @@ impl Default for DeploymentOptions {
             azure_vtpm: false,
             max_input_bytes: None,
             blossom: Vec::new(),
+            models_dir: None,
+            inference_threads: None,
         }
     }
 }
@@ -206,9 +213,17 @@ impl LocalDeployment {
                     Some(p) => p.clone(),
                     None => sibling_binary("cdvm-agent")?,
                 };
+                let models = match &opts.models_dir {
+                    Some(dir) => format!(", models_dir: {}", yaml_str(&dir.display().to_string())),
+                    None => String::new(),
+                };
+                let threads = match opts.inference_threads {
+                    Some(n) => format!(", inference_threads: {n}"),
+                    None => String::new(),
+                };
                 (
                     format!(
-                        "{{ process: {{ agent_binary: {}, platform: {} }} }}",
+                        "{{ process: {{ agent_binary: {}, platform: {}{models}{threads} }} }}",
                         yaml_str(&agent_bin.display().to_string()),
                         if opts.azure_vtpm {
                             "azure-vtpm"
@@ -226,16 +241,25 @@ impl LocalDeployment {
              relays: [{relay}]\n\
              state_dir: {state}\n\
              provider: {provider}\n\
-             jobs: {{ kinds: [5970, 5971], tees: [{tees}], vm_class: {{ vcpus: 1, memory_mib: 512 }}, max_concurrent: 4{caps} }}\n\
+             jobs: {{ kinds: [{kinds}], tees: [{tees}], vm_class: {{ vcpus: {vcpus}, memory_mib: {memory} }}, max_concurrent: 4{caps} }}\n\
              limits: {{ per_user_per_minute: {per_user} }}\n\
              deadlines: {{ attest_secs: {a}, input_secs: {i}, run_secs: {r} }}\n\
              reconcile_interval_secs: 5\n\
              {guest_policy}\
              announce: {{ name: ConfidentialDVM demo, about: 'Local demo with a SIMULATED TEE', blossom: [{blossom}] }}\n",
             caps = match opts.max_input_bytes {
-                Some(n) => format!(", max_input_bytes: {{ 5970: {n}, 5971: {n} }}"),
+                Some(n) => format!(", max_input_bytes: {{ 5970: {n}, 5971: {n}, 5050: {n} }}"),
                 None => String::new(),
             },
+            kinds = if opts.models_dir.is_some() {
+                "5970, 5971, 5050"
+            } else {
+                "5970, 5971"
+            },
+            // A QEMU guest that runs the RAG job holds the models in its initramfs and llama.cpp's
+            // buffers: 512 MiB is not enough for them.
+            vcpus = 1,
+            memory = if opts.models_dir.is_some() { 1536 } else { 512 },
             blossom = opts
                 .blossom
                 .iter()

@@ -45,7 +45,33 @@ pub fn verify_attestation_event_with(
     let evidence = complete_chain(&attestation.payload.evidence, vcek)?;
     let claims = verify_evidence(&evidence, &expected, policy, now)
         .map_err(ClientError::AttestationRefused)?;
+    check_models(&attestation, policy)?;
     Ok((attestation, claims))
+}
+
+/// Every model hash the policy requires must be named by the attestation (its `model` tags,
+/// docs/protocol.md §5.9). The tags are the measured image's own words: this pins the model a
+/// user wants in addition to the image measurement that covers it.
+fn check_models(attestation: &AttestationEvent, policy: &Policy) -> Result<(), ClientError> {
+    for required in &policy.models {
+        if !attestation.models.iter().any(|m| &m.sha256 == required) {
+            let carried = attestation
+                .models
+                .iter()
+                .map(|m| format!("{} {}", m.name, m.sha256))
+                .collect::<Vec<_>>();
+            return Err(ClientError::AttestationRefused(VerifyError::ModelNotCarried {
+                model: required.clone(),
+                carried: if carried.is_empty() {
+                    "no models".to_owned()
+                } else {
+                    carried.join(", ")
+                },
+                policy: policy.name.clone(),
+            }));
+        }
+    }
+    Ok(())
 }
 
 /// Fills in the chain of chain-less SNP evidence; other evidence is returned as is.

@@ -147,6 +147,7 @@ async fn main() -> Result<(), Box<dyn Error>> {
         simulated: false,
         blossom: vec![],
         max_input_bytes: Default::default(),
+        models: Vec::new(),
     };
     let ann = sign(handler.build("cdvm")?, &dvm, 0)?;
     show(

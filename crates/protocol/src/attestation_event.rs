@@ -59,6 +59,15 @@ pub struct AttestationEvent {
     /// `configfs-tsm`), for display only: it is not covered by the evidence, and the verifier
     /// never relies on it.
     pub interface: Option<String>,
+    /// The models the image carries (`["model", name, sha256]` tags, docs/protocol.md §5.9). Part
+    /// of the measured image: a policy that pins the image measurement pins them; a policy may
+    /// also require a model hash by name.
+    pub models: Vec<crate::rag::ModelRef>,
+}
+
+/// A `["model", <name>, <sha256>]` tag of an attestation event: a model file the image carries.
+pub fn model_tag(model: &crate::rag::ModelRef) -> nostr::Tag {
+    tag("model", [model.name.as_str(), model.sha256.as_str()])
 }
 
 /// The optional `["interface", <name>]` tag of an attestation event: how the guest obtained its
@@ -132,6 +141,26 @@ impl AttestationEvent {
             Some(t) => Some(tags::value(t, 1)?.to_owned()),
             None => None,
         };
+        let mut models = Vec::new();
+        for t in e.tags.iter() {
+            let p = tags::parts(t);
+            if p.first().map(String::as_str) != Some("model") {
+                continue;
+            }
+            let name = tags::value(p, 1)?;
+            let sha256 = tags::value(p, 2)?;
+            if sha256.len() != 64
+                || !sha256
+                    .bytes()
+                    .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+            {
+                return Err(tags::malformed("model", "sha256 must be 64 lowercase hex digits"));
+            }
+            models.push(crate::rag::ModelRef {
+                name: name.to_owned(),
+                sha256: sha256.to_owned(),
+            });
+        }
         if tee != payload.evidence.tee().as_str() {
             return Err(tags::malformed(
                 "tee",
@@ -146,6 +175,7 @@ impl AttestationEvent {
             payload,
             input_deadline,
             interface,
+            models,
         })
     }
 }

@@ -35,6 +35,8 @@ pub struct HandlerInfo {
     /// Largest input the guest accepts per job kind, in plaintext bytes (§5.8). A kind missing
     /// here takes [`crate::DEFAULT_MAX_INPUT_BYTES`].
     pub max_input_bytes: BTreeMap<u16, u64>,
+    /// The models the guest image carries (the RAG job, §5.9).
+    pub models: Vec<crate::rag::AnnouncedModel>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -57,6 +59,8 @@ struct CdvmMeta {
     blossom: Vec<String>,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     max_input_bytes: BTreeMap<u16, u64>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    models: Vec<crate::rag::AnnouncedModel>,
 }
 
 fn check_kind(k: u16) -> Result<(), ProtocolError> {
@@ -113,6 +117,7 @@ impl HandlerInfo {
                 simulated: self.simulated,
                 blossom: self.blossom.clone(),
                 max_input_bytes: self.max_input_bytes.clone(),
+                models: self.models.clone(),
             },
         };
         let json = serde_json::to_string(&content).map_err(|source| ProtocolError::Json {
@@ -167,6 +172,7 @@ impl HandlerInfo {
             simulated: c.cdvm.simulated,
             blossom: c.cdvm.blossom,
             max_input_bytes: c.cdvm.max_input_bytes,
+            models: c.cdvm.models,
         })
     }
 }

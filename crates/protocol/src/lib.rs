@@ -36,7 +36,9 @@ pub use cdvm_attestation::TeeKind;
 /// Attestation types that appear in this crate's signatures.
 pub use cdvm_attestation::{Evidence, ReportData};
 
-pub use attestation_event::{interface_tag, AttestationEvent, AttestationPayload, ImageIdentity};
+pub use attestation_event::{
+    interface_tag, model_tag, AttestationEvent, AttestationPayload, ImageIdentity,
+};
 pub use binding::{gpu_nonce, report_data, verify_event, PROTOCOL_VERSION};
 pub use blob::{BlobRef, Data, BLOB_ALGORITHM};
 pub use bootstrap::Bootstrap;

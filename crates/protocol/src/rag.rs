@@ -184,6 +184,24 @@ pub struct ModelRef {
     pub sha256: String,
 }
 
+/// A model the guest image carries, as the NIP-89 announcement lists it (docs/protocol.md §5.9).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AnnouncedModel {
+    /// Name, as job params and results use it.
+    pub name: String,
+    /// `generator` or `embedder`.
+    pub role: String,
+    /// SHA-256 of the model file, 64 lowercase hex characters (the attestation names it too).
+    pub sha256: String,
+    /// Licence (SPDX identifier).
+    pub license: String,
+    /// Context length in tokens a job may use.
+    pub context_length: u32,
+    /// What a price is counted in, e.g. `generated token`.
+    pub price_unit: String,
+}
+
 /// Token and passage counts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

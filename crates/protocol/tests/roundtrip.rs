@@ -373,6 +373,7 @@ fn handler() -> HandlerInfo {
         simulated: true,
         blossom: vec!["https://blossom.example".into()],
         max_input_bytes: [(kinds::SQL, 100 << 20)].into_iter().collect(),
+        models: Vec::new(),
     }
 }
 

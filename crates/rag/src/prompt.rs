@@ -6,8 +6,8 @@ use crate::error::RagError;
 
 /// The instructions. Short, because a small model follows short instructions best, and fixed,
 /// because the golden test pins the whole prompt.
-pub const SYSTEM: &str = "You answer questions about the user's documents using only the numbered passages below. \
-Quote names, numbers and periods exactly as the passages give them. \
+pub const SYSTEM: &str = "Answer the user's question in one or two sentences, using only the passages the user gives. \
+Copy names, numbers and amounts exactly as written. \
 If the passages do not contain the answer, say that you do not know.";
 
 /// One retrieved passage as the prompt shows it.

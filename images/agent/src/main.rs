@@ -98,6 +98,20 @@ struct Args {
     /// fetches. The guest image never sets this (as PID 1 it takes no flags).
     #[arg(long)]
     dev_insecure_blossom: bool,
+    /// The model directory of the RAG job (`models.json` and the GGUF files it lists, docs/rag.md).
+    /// Without it, this agent refuses job kind 5050. The guest image carries `/models`.
+    #[arg(long)]
+    models: Option<PathBuf>,
+    /// Inference threads (default: every CPU this process may use).
+    #[arg(long)]
+    inference_threads: Option<usize>,
+}
+
+/// The guest image's model directory (docs/image.md).
+const IMAGE_MODELS: &str = "/models";
+
+fn cpus() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
 fn main() -> anyhow::Result<()> {
@@ -134,6 +148,13 @@ fn run_as_init() -> ! {
                 image_name: cdvm_protocol::image::GUEST_IMAGE,
                 dev_insecure_blossom: booted.dev_blossom_via.is_some(),
                 loopback_alias: booted.dev_blossom_via,
+                exec: executors::ExecConfig {
+                    models_dir: std::path::Path::new(IMAGE_MODELS)
+                        .join("models.json")
+                        .is_file()
+                        .then(|| PathBuf::from(IMAGE_MODELS)),
+                    inference_threads: cpus(),
+                },
             },
         ))
     });
@@ -215,6 +236,10 @@ fn run_as_process(args: Args) -> anyhow::Result<()> {
             image_name: cdvm_protocol::image::PROCESS_AGENT_IMAGE,
             dev_insecure_blossom: args.dev_insecure_blossom,
             loopback_alias: None,
+            exec: executors::ExecConfig {
+                models_dir: args.models.clone(),
+                inference_threads: args.inference_threads.unwrap_or_else(cpus),
+            },
         },
     ))
 }

@@ -18,6 +18,48 @@ use zeroize::Zeroizing;
 use crate::executors::{self, ExecError};
 
 const FETCH_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long the result waits for partial answers still being published.
+const PARTIALS_DRAIN: Duration = Duration::from_secs(5);
+
+/// Publishes the executor's output so far as encrypted `partial` feedback (docs/protocol.md
+/// §5.9), numbered 1, 2, …; when the executor runs ahead of the relays, only the newest text
+/// goes out. Text past [`cdvm_protocol::rag::MAX_PARTIAL_TEXT`] is not sent: the result has it.
+async fn publish_partials(
+    client: Client,
+    guest: Keys,
+    user: PublicKey,
+    request_id: EventId,
+    mut rx: tokio::sync::mpsc::UnboundedReceiver<String>,
+) {
+    let mut seq = 0u32;
+    while let Some(mut text) = rx.recv().await {
+        while let Ok(newer) = rx.try_recv() {
+            text = newer;
+        }
+        if text.len() > cdvm_protocol::rag::MAX_PARTIAL_TEXT {
+            continue;
+        }
+        seq = seq.saturating_add(1);
+        let partial = cdvm_protocol::rag::PartialAnswer {
+            v: 1,
+            request_id: request_id.to_hex(),
+            seq,
+            text,
+        };
+        let event = match partial.build(&guest, &user) {
+            Ok(b) => b.sign_with_keys(&guest).map_err(anyhow::Error::from),
+            Err(e) => Err(e.into()),
+        };
+        match event {
+            Ok(event) => {
+                if let Err(e) = client.send_event(&event).await {
+                    tracing::warn!(job = %request_id, error = %e, "could not publish a partial answer");
+                }
+            }
+            Err(e) => tracing::warn!(job = %request_id, error = %e, "could not build a partial answer"),
+        }
+    }
+}
 
 /// How the session runs, beyond the bootstrap.
 #[derive(Debug, Clone)]
@@ -30,6 +72,36 @@ pub(crate) struct Options {
     /// Development only, with `dev_insecure_blossom`: where loopback URLs really go (the QEMU
     /// guest reaches the host's loopback at the user-network gateway).
     pub loopback_alias: Option<std::net::Ipv4Addr>,
+    /// What the executors need (model directory, threads).
+    pub exec: executors::ExecConfig,
+}
+
+/// The models the agent carries, as the attestation names them (empty without a model
+/// directory). The manifest is read, not the files hashed: it is part of the measured image, and
+/// the RAG executor checks each file's hash before loading it.
+fn image_models(exec: &executors::ExecConfig) -> anyhow::Result<Vec<cdvm_protocol::rag::ModelRef>> {
+    let Some(dir) = &exec.models_dir else {
+        return Ok(Vec::new());
+    };
+    let text = std::fs::read_to_string(dir.join("models.json"))
+        .with_context(|| format!("reading {}/models.json", dir.display()))?;
+    #[derive(serde::Deserialize)]
+    struct Entry {
+        name: String,
+        sha256: String,
+    }
+    #[derive(serde::Deserialize)]
+    struct Manifest {
+        models: Vec<Entry>,
+    }
+    let m: Manifest = serde_json::from_str(&text).context("parsing models.json")?;
+    Ok(m.models
+        .into_iter()
+        .map(|e| cdvm_protocol::rag::ModelRef {
+            name: e.name,
+            sha256: e.sha256,
+        })
+        .collect())
 }
 
 pub(crate) async fn run(
@@ -61,7 +133,7 @@ pub(crate) async fn run(
         publish_error(&client, &guest, &request, &format!("refused: {e}")).await;
         bail!("the request is not a confidential request this guest runs: {e}");
     }
-    let Some(executor) = executors::for_kind(request.kind) else {
+    let Some(executor) = executors::for_kind(request.kind, &options.exec) else {
         publish_error(
             &client,
             &guest,
@@ -111,9 +183,11 @@ pub(crate) async fn run(
     let input_timeout = Duration::from_secs(bootstrap.input_timeout_secs);
     let input_deadline = tokio::time::Instant::now() + input_timeout;
     let signed_at = Timestamp::now();
+    let models = image_models(&options.exec)?;
     let event =
         AttestationEvent::build(request_id, user, &payload, after(signed_at, input_timeout))?
             .tag(cdvm_protocol::interface_tag(attester.interface()))
+            .tags(models.iter().map(cdvm_protocol::model_tag))
             .custom_created_at(signed_at)
             .sign_with_keys(&guest)?;
     client
@@ -160,11 +234,28 @@ pub(crate) async fn run(
     let run_deadline = tokio::time::Instant::now() + run_limit;
     let executor: Arc<dyn executors::Executor> = Arc::from(executor);
     let blossom = crate::blob::client(options.dev_insecure_blossom, options.loopback_alias)?;
+    let (partial_tx, partial_rx) = tokio::sync::mpsc::unbounded_channel();
+    let publisher = tokio::spawn(publish_partials(
+        client.clone(),
+        guest.clone(),
+        user,
+        request_id,
+        partial_rx,
+    ));
     let outcome = tokio::time::timeout_at(
         run_deadline,
-        execute(executor, input.body, bootstrap.max_input_bytes, &blossom),
+        execute(
+            executor,
+            input.body,
+            bootstrap.max_input_bytes,
+            &blossom,
+            executors::Partial::to(partial_tx),
+        ),
     )
     .await;
+    // Partials go out before the result (a client shows them in order); a publisher still fed
+    // by an executor past its time limit is not waited for.
+    let _ = tokio::time::timeout(PARTIALS_DRAIN, publisher).await;
     let (payload, public) = match outcome {
         Ok(Ok(out)) => finish_output(&request_id, out, &input.blossom, &blossom, &guest).await,
         Ok(Err(e)) => (
@@ -220,12 +311,13 @@ async fn execute(
     body: InputBody,
     max_input_bytes: u64,
     blossom: &crate::blob::Transport,
+    partial: executors::Partial,
 ) -> Result<executors::Output, ExecError> {
     let body = Arc::new(body);
     let Some(blob) = body.blob().cloned() else {
         let run = {
             let body = Arc::clone(&body);
-            move || executors::run_inline(executor.as_ref(), &body)
+            move || executors::run_inline(executor.as_ref(), &body, &partial)
         };
         return tokio::task::spawn_blocking(run)
             .await
@@ -247,7 +339,8 @@ async fn execute(
         let run = {
             let body = Arc::clone(&body);
             let executor = Arc::clone(&executor);
-            move || executor.run(&body, source)
+            let partial = partial.clone();
+            move || executor.run(&body, source, &partial)
         };
         let result = tokio::task::spawn_blocking(run)
             .await

@@ -34,6 +34,11 @@ pub struct ProcessProviderConfig {
     pub agent_binary: PathBuf,
     /// Which platform the simulated SEV-SNP guests play.
     pub platform: SimPlatform,
+    /// The RAG job's model directory (`models.json` + GGUF files, passed as `--models`); part of
+    /// the measurement, as the models are part of the guest image's.
+    pub models_dir: Option<PathBuf>,
+    /// Inference threads for the agent (`--inference-threads`; default: the agent's, every CPU).
+    pub inference_threads: Option<usize>,
 }
 
 /// The platform a simulated SEV-SNP guest plays.
@@ -83,7 +88,7 @@ impl ProcessProvider {
             .map_err(|e| backend("load simulated secure processor", Box::new(e)))?;
         let tdx = SimTdx::load_or_create(&cfg.state_dir)
             .map_err(|e| backend("load simulated TDX platform", Box::new(e)))?;
-        let measurement = measure(&cfg.agent_binary)?;
+        let measurement = measure(&cfg.agent_binary, cfg.models_dir.as_deref())?;
         let mut policy = sim::dev_policy(
             &sp,
             &measurement,
@@ -179,13 +184,19 @@ pub enum BootstrapDelivery {
 }
 
 fn spawn_agent(
-    agent: &Path,
+    cfg: &ProcessProviderConfig,
     dir: &VmDir,
     id: &VmId,
     delivery: &BootstrapDelivery,
     tee_args: &[String],
 ) -> std::io::Result<u32> {
-    let mut command = tokio::process::Command::new(agent);
+    let mut command = tokio::process::Command::new(&cfg.agent_binary);
+    if let Some(models) = &cfg.models_dir {
+        command.arg("--models").arg(models);
+    }
+    if let Some(n) = cfg.inference_threads {
+        command.arg("--inference-threads").arg(n.to_string());
+    }
     // Development provider: the agent may fetch blobs from a Blossom server on loopback over
     // plain http (docs/protocol.md §5.8).
     command.arg("--dev-insecure-blossom");
@@ -220,13 +231,57 @@ fn tsm_mountpoint(dir: &VmDir) -> PathBuf {
     dir.path().join("tsm")
 }
 
-fn measure(agent: &Path) -> Result<Measurement, ProviderError> {
-    let bytes = std::fs::read(agent).map_err(|e| ProviderError::Backend {
+/// The simulated launch measurement: SHA-384 of the agent binary; with a model directory,
+/// SHA-384 of the agent, then of every file in the directory in name order (name, length, bytes),
+/// so a changed model changes the measurement as it would change a real image's.
+fn measure(agent: &Path, models: Option<&Path>) -> Result<Measurement, ProviderError> {
+    let failed = |what: String, e: std::io::Error| ProviderError::Backend {
         provider: NAME.into(),
-        call: format!("read agent binary {}", agent.display()),
+        call: what,
         source: Box::new(e),
-    })?;
-    Ok(sim::measure_file_bytes(&bytes))
+    };
+    let bytes = std::fs::read(agent)
+        .map_err(|e| failed(format!("read agent binary {}", agent.display()), e))?;
+    let Some(models) = models else {
+        return Ok(sim::measure_file_bytes(&bytes));
+    };
+    use sha2::{Digest, Sha384};
+    let mut h = Sha384::new();
+    h.update(&bytes);
+    h.update(b"\ncdvm-process-models/v1\n");
+    let mut names: Vec<PathBuf> = std::fs::read_dir(models)
+        .map_err(|e| failed(format!("read model directory {}", models.display()), e))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.is_file())
+        .collect();
+    names.sort();
+    for path in names {
+        let mut f = std::fs::File::open(&path)
+            .map_err(|e| failed(format!("read model file {}", path.display()), e))?;
+        let len = f
+            .metadata()
+            .map_err(|e| failed(format!("read model file {}", path.display()), e))?
+            .len();
+        h.update(path.file_name().map(|n| n.as_encoded_bytes()).unwrap_or_default());
+        h.update(b"\n");
+        h.update(len.to_be_bytes());
+        std::io::copy(&mut f, &mut HashWriter(&mut h))
+            .map_err(|e| failed(format!("read model file {}", path.display()), e))?;
+    }
+    Ok(Measurement(h.finalize().into()))
+}
+
+/// Feeds `std::io::copy` into a hasher.
+struct HashWriter<'a>(&'a mut sha2::Sha384);
+
+impl std::io::Write for HashWriter<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        sha2::Digest::update(self.0, buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }
 
 #[async_trait]
@@ -289,7 +344,7 @@ impl ProcessProvider {
             return Ok(meta.handle());
         }
         // Measure what is actually launched, at launch time: a swapped binary changes the report.
-        let measurement = measure(&self.cfg.agent_binary)?;
+        let measurement = measure(&self.cfg.agent_binary, self.cfg.models_dir.as_deref())?;
         let mut meta = vm_dir::Meta {
             id: id.clone(),
             owner: spec.owner.clone(),
@@ -314,7 +369,7 @@ impl ProcessProvider {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .insert(id.clone(), host);
-        match spawn_agent(&self.cfg.agent_binary, &dir, &id, delivery, &tee_args) {
+        match spawn_agent(&self.cfg, &dir, &id, delivery, &tee_args) {
             Ok(pid) => {
                 meta.pid = Some(pid);
                 dir.write_meta(&meta).map_err(|e| ProviderError::Backend {

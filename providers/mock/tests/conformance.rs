@@ -22,6 +22,8 @@ fn provider(dir: &std::path::Path) -> ProcessProvider {
         state_dir: dir.join("state"),
         agent_binary: sleeper(dir),
         platform: Default::default(),
+        models_dir: None,
+        inference_threads: None,
     })
     .unwrap()
 }

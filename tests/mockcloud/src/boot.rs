@@ -50,6 +50,8 @@ impl Booter {
                 state_dir: cfg.state_dir.clone(),
                 agent_binary: cfg.agent_binary.clone(),
                 platform: Default::default(),
+                models_dir: None,
+                inference_threads: None,
             })?,
         })
     }

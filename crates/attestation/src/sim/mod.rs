@@ -119,5 +119,6 @@ pub fn dev_policy(sp: &SimSecureProcessor, measurement: &Measurement, source: &s
         tdx: None,
         gpu: None,
         azure_vtpm: None,
+        models: Vec::new(),
     }
 }

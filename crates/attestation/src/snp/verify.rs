@@ -295,6 +295,7 @@ mod tests {
             tdx: None,
             gpu: None,
             azure_vtpm: None,
+            models: Vec::new(),
         };
         (report, policy)
     }

@@ -211,6 +211,7 @@ pub fn policy_allowing(measurement: &str, roots: Vec<TrustedRoot>) -> Policy {
         tdx: None,
         gpu: None,
         azure_vtpm: None,
+        models: Vec::new(),
     }
 }
 

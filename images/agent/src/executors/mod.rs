@@ -1,6 +1,8 @@
 //! Executors: one per job kind. Each runs on the decrypted input inside the guest and returns the
 //! output that is encrypted to the user. A job kind without an executor is refused.
 
+#[cfg(feature = "rag")]
+mod rag;
 mod sql;
 mod text_stats;
 
@@ -16,6 +18,8 @@ pub mod media {
     pub const TEXT: &str = "text/plain";
     /// Markdown, read as text.
     pub const MARKDOWN: &str = "text/markdown";
+    /// JSON (results).
+    pub const JSON: &str = "application/json";
     /// A folder packed as a tar archive (docs/protocol.md §5.8).
     pub const TAR: &str = "application/x-tar";
 }
@@ -43,18 +47,56 @@ pub fn inline_type(kind: u16) -> &'static str {
     }
 }
 
-/// Runs `executor` on an input whose data is inline (a blob input is refused).
-pub fn run_inline(executor: &dyn Executor, input: &InputBody) -> Result<Output, ExecError> {
+/// Runs `executor` on an input whose data is inline (a blob input is refused), sending partial
+/// output to `partial`.
+pub fn run_inline(
+    executor: &dyn Executor,
+    input: &InputBody,
+    partial: &Partial,
+) -> Result<Output, ExecError> {
     let Data::Inline(text) = input.data() else {
         return Err(ExecError::Internal(
             "the input's data is a blob, not inline".into(),
         ));
     };
+    let file_type = match input {
+        InputBody::Rag {
+            media_type: Some(m),
+            ..
+        } => m.clone(),
+        _ => inline_type(executor.kind()).to_owned(),
+    };
     let source = DataSource {
-        file_type: inline_type(executor.kind()).to_owned(),
+        file_type,
         reader: Box::new(text.as_bytes()),
     };
-    executor.run(input, source)
+    executor.run(input, source, partial)
+}
+
+/// Where an executor sends its output so far while it runs (the RAG answer as it grows); the
+/// session publishes it encrypted to the user. Sending never blocks the executor.
+#[derive(Debug, Default, Clone)]
+pub struct Partial {
+    tx: Option<tokio::sync::mpsc::UnboundedSender<String>>,
+}
+
+impl Partial {
+    /// A sink that drops everything (jobs without partial output, tests).
+    pub fn none() -> Self {
+        Self::default()
+    }
+
+    /// A sink feeding `tx`.
+    pub fn to(tx: tokio::sync::mpsc::UnboundedSender<String>) -> Self {
+        Self { tx: Some(tx) }
+    }
+
+    /// Sends the output so far (ignored once the receiver is gone).
+    pub fn send(&self, text: &str) {
+        if let Some(tx) = &self.tx {
+            let _ = tx.send(text.to_owned());
+        }
+    }
 }
 
 /// A failure to read the data. The download/decryption layer puts its own error inside the
@@ -146,16 +188,38 @@ pub trait Executor: Send + Sync {
     /// The NIP-90 request kind served.
     fn kind(&self) -> u16;
     /// Runs on the decrypted input: `input` for the job's parameters (the query …), `data` for
-    /// its data, whether inline or from a blob.
-    fn run(&self, input: &InputBody, data: DataSource<'_>) -> Result<Output, ExecError>;
+    /// its data, whether inline or from a blob; output so far may go to `partial`.
+    fn run(
+        &self,
+        input: &InputBody,
+        data: DataSource<'_>,
+        partial: &Partial,
+    ) -> Result<Output, ExecError>;
+}
+
+/// What executors need from the agent's configuration.
+#[derive(Debug, Clone, Default)]
+pub struct ExecConfig {
+    /// The model directory (`models.json` and the GGUF files), when the agent carries models.
+    pub models_dir: Option<std::path::PathBuf>,
+    /// Inference threads.
+    pub inference_threads: usize,
 }
 
 /// The executor for a job kind, if this image has one.
-pub fn for_kind(kind: u16) -> Option<Box<dyn Executor>> {
+pub fn for_kind(kind: u16, config: &ExecConfig) -> Option<Box<dyn Executor>> {
     match kind {
         kinds::SQL => Some(Box::new(sql::Sql::default())),
         kinds::TEXT_STATS => Some(Box::new(text_stats::TextStats)),
-        _ => None,
+        #[cfg(feature = "rag")]
+        kinds::TEXT_GENERATION => config
+            .models_dir
+            .clone()
+            .map(|dir| Box::new(rag::Rag::new(dir, config.inference_threads)) as Box<dyn Executor>),
+        _ => {
+            let _ = config;
+            None
+        }
     }
 }
 

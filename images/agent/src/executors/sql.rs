@@ -241,7 +241,12 @@ impl Executor for Sql {
         kinds::SQL
     }
 
-    fn run(&self, input: &InputBody, data: DataSource<'_>) -> Result<Output, ExecError> {
+    fn run(
+        &self,
+        input: &InputBody,
+        data: DataSource<'_>,
+        _partial: &super::Partial,
+    ) -> Result<Output, ExecError> {
         let InputBody::Sql { query, .. } = input else {
             return Err(ExecError::WrongInput {
                 kind: self.kind(),
@@ -301,6 +306,7 @@ mod tests {
                 table_csv: csv.into(),
                 query: query.into(),
             },
+            &super::super::Partial::none(),
         )
         .map(|o| o.body)
     }
@@ -365,7 +371,7 @@ mod tests {
             query: "SELECT a FROM input".into(),
         };
         assert_eq!(
-            super::super::run_inline(&sql, &input).unwrap_err().class(),
+            super::super::run_inline(&sql, &input, &super::super::Partial::none()).unwrap_err().class(),
             ErrorClass::OutputTooLarge
         );
     }
@@ -381,7 +387,7 @@ mod tests {
             query: "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x+1 FROM c) SELECT count(*) FROM c".into(),
         };
         assert_eq!(
-            super::super::run_inline(&sql, &input).unwrap_err().class(),
+            super::super::run_inline(&sql, &input, &super::super::Partial::none()).unwrap_err().class(),
             ErrorClass::TimeLimit
         );
     }
@@ -389,7 +395,11 @@ mod tests {
     #[test]
     fn wrong_input_type_is_refused() {
         let err =
-            super::super::run_inline(&Sql::default(), &InputBody::TextStats { text: "x".into() })
+            super::super::run_inline(
+                &Sql::default(),
+                &InputBody::TextStats { text: "x".into() },
+                &super::super::Partial::none(),
+            )
                 .unwrap_err();
         assert!(matches!(err, ExecError::WrongInput { .. }));
         assert_eq!(err.class(), ErrorClass::BadInput);
@@ -418,7 +428,7 @@ mod tests {
             panic!("the worked example is an SQL job");
         };
         assert!(query.contains("FROM input"), "{query}");
-        let out = super::super::run_inline(&Sql::default(), &body).unwrap();
+        let out = super::super::run_inline(&Sql::default(), &body, &super::super::Partial::none()).unwrap();
         let result = doc_block(doc, "8b.");
         assert_eq!(result["outcome"]["output"], out.body.as_str());
         assert_eq!(result["outcome"]["media_type"], out.media_type);

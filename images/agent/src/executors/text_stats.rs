@@ -69,7 +69,12 @@ impl Executor for TextStats {
         kinds::TEXT_STATS
     }
 
-    fn run(&self, input: &InputBody, data: DataSource<'_>) -> Result<Output, ExecError> {
+    fn run(
+        &self,
+        input: &InputBody,
+        data: DataSource<'_>,
+        _partial: &super::Partial,
+    ) -> Result<Output, ExecError> {
         let InputBody::TextStats { .. } = input else {
             return Err(ExecError::WrongInput {
                 kind: self.kind(),
@@ -131,6 +136,7 @@ mod tests {
             &InputBody::TextStats {
                 text: "the cat\nThe dog, the end".into(),
             },
+            &super::super::Partial::none(),
         )
         .unwrap();
         let v: serde_json::Value = serde_json::from_str(&out.body).unwrap();

@@ -177,5 +177,6 @@ pub fn dev_tdx_policy(sim: &SimTdx, mrtd: &Measurement, source: &str, collateral
         }),
         gpu: None,
         azure_vtpm: None,
+        models: Vec::new(),
     }
 }
