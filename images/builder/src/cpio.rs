@@ -5,8 +5,13 @@
 //! every mtime is 0, every owner is 0:0, inode numbers are 1, 2, 3… in that order, the check
 //! field is 0, and the archive ends with the `TRAILER!!!` entry. The same entries always give
 //! the same bytes, whatever order they were added in.
+//!
+//! [`Archive`] holds its entries in memory; [`StreamWriter`] writes the same format to any
+//! [`Write`] with file data copied from a [`Read`], for files too large to hold (the model files):
+//! given the same entries in archive order, both write the same bytes.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::{Read, Write};
 
 /// The newc magic.
 const MAGIC: &[u8; 6] = b"070701";
@@ -74,6 +79,29 @@ pub enum CpioError {
     /// A file too large for the format's 32-bit size field.
     #[error("{0:?} is too large for a newc archive (4 GiB limit)")]
     TooLarge(String),
+    /// An entry given to a [`StreamWriter`] out of archive order (paths must increase).
+    #[error(
+        "archive path {path:?} comes after {previous:?}: entries must be added sorted by path"
+    )]
+    OutOfOrder {
+        /// The entry.
+        path: String,
+        /// The entry written before it.
+        previous: String,
+    },
+    /// A file's reader gave fewer bytes than its declared size.
+    #[error("{path:?}: expected {expected} bytes, the reader gave {got}")]
+    ShortData {
+        /// The entry.
+        path: String,
+        /// The declared size.
+        expected: u64,
+        /// What was read.
+        got: u64,
+    },
+    /// Reading file data or writing the archive failed.
+    #[error("reading file data or writing the archive")]
+    Io(#[from] std::io::Error),
     /// Bytes that are not a well-formed newc archive.
     #[error("malformed cpio archive at offset {offset}: {reason}")]
     Malformed {
@@ -222,24 +250,24 @@ fn validate_path(path: &str) -> Result<(), CpioError> {
     }
 }
 
-fn pad4(out: &mut Vec<u8>) {
-    while !out.len().is_multiple_of(4) {
-        out.push(0);
-    }
+/// Zero bytes that pad `len` bytes to a multiple of 4.
+fn pad_len(len: usize) -> usize {
+    (4 - len % 4) % 4
 }
 
-fn write_record(
-    out: &mut Vec<u8>,
+/// A record's header, name, NUL and the name's padding (a record starts 4-byte aligned, so the
+/// padding depends only on the name). File data and its padding follow.
+fn record_head(
     name: &str,
     ino: u32,
     mode: u32,
     nlink: u32,
-    data: &[u8],
+    filesize: u32,
     rdev: (u32, u32),
-) {
-    // Sizes were checked in `add`; names are short.
-    let filesize = data.len() as u32;
+) -> Vec<u8> {
+    // Names are short (checked paths).
     let namesize = name.len() as u32 + 1;
+    let mut out = Vec::with_capacity(HEADER_LEN + name.len() + 4);
     out.extend_from_slice(MAGIC);
     for field in [
         ino, mode, 0, // uid
@@ -253,9 +281,142 @@ fn write_record(
     }
     out.extend_from_slice(name.as_bytes());
     out.push(0);
-    pad4(out);
+    out.resize(out.len() + pad_len(out.len()), 0);
+    out
+}
+
+fn write_record(
+    out: &mut Vec<u8>,
+    name: &str,
+    ino: u32,
+    mode: u32,
+    nlink: u32,
+    data: &[u8],
+    rdev: (u32, u32),
+) {
+    // Sizes were checked in `add`.
+    out.extend_from_slice(&record_head(
+        name,
+        ino,
+        mode,
+        nlink,
+        data.len() as u32,
+        rdev,
+    ));
     out.extend_from_slice(data);
-    pad4(out);
+    out.resize(out.len() + pad_len(data.len()), 0);
+}
+
+/// Writes a newc archive entry by entry to `W`, file data streamed from readers, in the same
+/// canonical form as [`Archive::to_bytes`]: the caller adds entries in archive order (paths
+/// strictly increasing in byte order, which puts a directory before its contents), each parent
+/// directory before its children; inodes are 1, 2, 3… in that order, mtime 0, owner 0:0, and
+/// [`StreamWriter::finish`] writes the trailer. The archive's length is a multiple of 4, so
+/// another archive can follow it directly.
+#[derive(Debug)]
+pub struct StreamWriter<W: Write> {
+    out: W,
+    written: u64,
+    next_ino: u32,
+    last: Option<String>,
+    dirs: BTreeSet<String>,
+}
+
+impl<W: Write> StreamWriter<W> {
+    /// A writer at the start of an archive.
+    pub fn new(out: W) -> Self {
+        Self {
+            out,
+            written: 0,
+            next_ino: 1,
+            last: None,
+            dirs: BTreeSet::new(),
+        }
+    }
+
+    /// Bytes written so far.
+    pub fn written(&self) -> u64 {
+        self.written
+    }
+
+    fn admit(&mut self, path: &str, perm: u32) -> Result<u32, CpioError> {
+        validate_path(path)?;
+        if perm & !0o7777 != 0 {
+            return Err(CpioError::InvalidPerm {
+                path: path.to_string(),
+                perm,
+            });
+        }
+        if let Some(previous) = &self.last {
+            if path == previous {
+                return Err(CpioError::Duplicate(path.to_string()));
+            }
+            if path < previous.as_str() {
+                return Err(CpioError::OutOfOrder {
+                    path: path.to_string(),
+                    previous: previous.clone(),
+                });
+            }
+        }
+        if let Some((parent, _)) = path.rsplit_once('/') {
+            if !self.dirs.contains(parent) {
+                return Err(CpioError::MissingParent {
+                    path: path.to_string(),
+                    parent: parent.to_string(),
+                });
+            }
+        }
+        let ino = self.next_ino;
+        self.next_ino = ino
+            .checked_add(1)
+            .ok_or_else(|| CpioError::TooLarge(path.to_string()))?;
+        self.last = Some(path.to_string());
+        Ok(ino)
+    }
+
+    fn put(&mut self, bytes: &[u8]) -> Result<(), CpioError> {
+        self.out.write_all(bytes)?;
+        self.written += bytes.len() as u64;
+        Ok(())
+    }
+
+    /// Adds a directory.
+    pub fn add_dir(&mut self, path: &str, perm: u32) -> Result<(), CpioError> {
+        let ino = self.admit(path, perm)?;
+        self.put(&record_head(path, ino, S_IFDIR | perm, 2, 0, (0, 0)))?;
+        self.dirs.insert(path.to_string());
+        Ok(())
+    }
+
+    /// Adds a regular file of `size` bytes, copied from `data` (exactly `size` bytes are read;
+    /// a reader that ends early is an error, one that has more is not read further).
+    pub fn add_file_from(
+        &mut self,
+        path: &str,
+        perm: u32,
+        size: u64,
+        data: &mut dyn Read,
+    ) -> Result<(), CpioError> {
+        let filesize = u32::try_from(size).map_err(|_| CpioError::TooLarge(path.to_string()))?;
+        let ino = self.admit(path, perm)?;
+        self.put(&record_head(path, ino, S_IFREG | perm, 1, filesize, (0, 0)))?;
+        let got = std::io::copy(&mut data.take(size), &mut self.out)?;
+        self.written += got;
+        if got != size {
+            return Err(CpioError::ShortData {
+                path: path.to_string(),
+                expected: size,
+                got,
+            });
+        }
+        self.put(&[0u8; 3][..pad_len(filesize as usize)])
+    }
+
+    /// Writes the trailer and returns the output (not flushed).
+    pub fn finish(mut self) -> Result<W, CpioError> {
+        self.put(&record_head(TRAILER, 0, 0, 1, 0, (0, 0)))?;
+        Ok(self.out)
+    }
 }
 
 /// One entry read back from an archive, with every header field.
@@ -303,6 +464,24 @@ impl ParsedEntry {
 /// Reads a newc archive up to and including its trailer (returned as the last entry). Bytes after
 /// the trailer must be zero padding.
 pub fn parse(bytes: &[u8]) -> Result<Vec<ParsedEntry>, CpioError> {
+    let (entries, pos) = parse_prefix(bytes)?;
+    if bytes
+        .get(pos..)
+        .is_some_and(|rest| rest.iter().any(|&b| b != 0))
+    {
+        return Err(CpioError::Malformed {
+            offset: pos,
+            reason: "data after the trailer".to_string(),
+        });
+    }
+    Ok(entries)
+}
+
+/// Reads the newc archive at the start of `bytes` up to and including its trailer (the last
+/// entry) and the trailer's padding to 4 bytes (or to the end of `bytes`, if sooner); returns the
+/// entries and the number of bytes read, where whatever follows (another archive, in a
+/// concatenated initramfs) begins.
+pub fn parse_prefix(bytes: &[u8]) -> Result<(Vec<ParsedEntry>, usize), CpioError> {
     let mut out = Vec::new();
     let mut pos = 0usize;
     let malformed = |offset: usize, reason: &str| CpioError::Malformed {
@@ -367,13 +546,8 @@ pub fn parse(bytes: &[u8]) -> Result<Vec<ParsedEntry>, CpioError> {
             break;
         }
     }
-    if bytes
-        .get(pos..)
-        .is_some_and(|rest| rest.iter().any(|&b| b != 0))
-    {
-        return Err(malformed(pos, "data after the trailer"));
-    }
-    Ok(out)
+    // An archive that ends the buffer may omit the trailer's padding.
+    Ok((out, pos.min(bytes.len())))
 }
 
 #[cfg(test)]

@@ -57,6 +57,77 @@ pub fn sha256_file(path: &Path) -> Result<String, DebError> {
     Ok(hex::encode(hasher.finalize()))
 }
 
+/// Passes written bytes on to `W` and hashes them (SHA-256) on the way, so that a large output
+/// is hashed without being read back.
+#[derive(Debug)]
+pub struct Sha256Writer<W> {
+    inner: W,
+    hasher: Sha256,
+    len: u64,
+}
+
+impl<W: std::io::Write> Sha256Writer<W> {
+    /// Wraps `inner`.
+    pub fn new(inner: W) -> Self {
+        Self {
+            inner,
+            hasher: Sha256::new(),
+            len: 0,
+        }
+    }
+
+    /// The inner writer (not flushed), the hex SHA-256 and the number of bytes written.
+    pub fn finish(self) -> (W, String, u64) {
+        (self.inner, hex::encode(self.hasher.finalize()), self.len)
+    }
+}
+
+impl<W: std::io::Write> std::io::Write for Sha256Writer<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.hasher.update(&buf[..n]);
+        self.len += n as u64;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+/// Hashes (SHA-256) the bytes read through it.
+#[derive(Debug)]
+pub struct Sha256Reader<R> {
+    inner: R,
+    hasher: Sha256,
+    len: u64,
+}
+
+impl<R: std::io::Read> Sha256Reader<R> {
+    /// Wraps `inner`.
+    pub fn new(inner: R) -> Self {
+        Self {
+            inner,
+            hasher: Sha256::new(),
+            len: 0,
+        }
+    }
+
+    /// The hex SHA-256 and the number of bytes read.
+    pub fn finish(self) -> (String, u64) {
+        (hex::encode(self.hasher.finalize()), self.len)
+    }
+}
+
+impl<R: std::io::Read> std::io::Read for Sha256Reader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.hasher.update(&buf[..n]);
+        self.len += n as u64;
+        Ok(n)
+    }
+}
+
 /// Fails unless `path` hashes to `expected` (hex, any case).
 pub fn verify_sha256(path: &Path, expected: &str) -> Result<(), DebError> {
     let actual = sha256_file(path)?;

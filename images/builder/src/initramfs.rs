@@ -1,9 +1,23 @@
 //! The initramfs: the agent as `/init`, the kernel file systems' mount points, the modules and
-//! their load order, as a deterministic gzip-compressed newc archive.
+//! their load order, as a deterministic gzip-compressed newc archive; with models, preceded by
+//! the uncompressed models archive ([`write_initrd`]).
+//!
+//! `initrd.img` = [models archive, uncompressed newc] ‖ gzip([main archive, newc]). Linux
+//! unpacks any sequence of archives, compressed or not, into the same root
+//! (`Documentation/driver-api/early-userspace/buffer-format.rst`: `initramfs := ("\0" |
+//! cpio_archive | cpio_compressed_archive)*`); `init/initramfs.c` takes an uncompressed archive
+//! only where its first byte `0` sits at a 4-byte aligned offset, and after a compressed one
+//! resumes at the byte the decompressor stopped at. The uncompressed archive goes first, as
+//! early-microcode initrds do: it starts at offset 0 and its length is a multiple of 4, so the
+//! gzip member follows at a clean boundary and nothing depends on where gzip ends. [`unpack`]
+//! reads an initrd by these rules.
 
-use std::io::Write;
+use std::io::{Read, Write};
 
-use crate::cpio::{Archive, CpioError};
+use crate::cpio::{self, Archive, CpioError, ParsedEntry};
+use crate::deb::Sha256Writer;
+use crate::manifest::FileRecord;
+use crate::models::{ModelSet, ModelsError};
 
 /// Where the agent finds its modules (`images/agent/src/guest/modules.rs`).
 pub const MODULE_DIR: &str = "lib/modules/cdvm";
@@ -33,6 +47,12 @@ pub enum InitramfsError {
     /// Compression failed (out of memory only, in practice).
     #[error("gzip failed: {0}")]
     Gzip(std::io::Error),
+    /// The models archive could not be written.
+    #[error(transparent)]
+    Models(#[from] ModelsError),
+    /// Writing the initrd failed.
+    #[error("writing the initrd: {0}")]
+    Write(std::io::Error),
 }
 
 /// Content of `/etc/cdvm-release`.
@@ -96,4 +116,129 @@ pub fn gzip(data: &[u8]) -> Result<Vec<u8>, InitramfsError> {
 /// The compressed initramfs (`initrd.img`) for an agent binary and modules in load order.
 pub fn build(agent: &[u8], modules: &[ModuleFile]) -> Result<Vec<u8>, InitramfsError> {
     gzip(&archive(agent, modules)?.to_bytes()?)
+}
+
+/// What [`write_initrd`] wrote.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct InitrdWritten {
+    /// The models archive at its start, if any.
+    pub models_cpio: Option<FileRecord>,
+    /// The whole initrd.
+    pub initrd: FileRecord,
+}
+
+/// Writes `initrd.img` to `out`: the models archive (uncompressed, streamed from the model files)
+/// when there are models, then `cpio_gz` (the gzip-compressed main archive, [`build`]). Hashes
+/// both on the way; returns `out` (not flushed) and what was written.
+pub fn write_initrd<W: Write>(
+    out: W,
+    models: Option<&ModelSet>,
+    cpio_gz: &[u8],
+) -> Result<(W, InitrdWritten), InitramfsError> {
+    let mut whole = Sha256Writer::new(out);
+    let models_cpio = match models {
+        Some(set) => {
+            let part = set.write_archive(Sha256Writer::new(&mut whole))?;
+            let (_, sha256, size) = part.finish();
+            debug_assert_eq!(size % 4, 0, "a newc archive ends 4-byte aligned");
+            Some(FileRecord { sha256, size })
+        }
+        None => None,
+    };
+    whole.write_all(cpio_gz).map_err(InitramfsError::Write)?;
+    let (out, sha256, size) = whole.finish();
+    Ok((
+        out,
+        InitrdWritten {
+            models_cpio,
+            initrd: FileRecord { sha256, size },
+        },
+    ))
+}
+
+/// One archive of an initrd, as [`unpack`] found it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Segment {
+    /// Offset of its first byte in the initrd.
+    pub offset: usize,
+    /// Its length in the initrd (compressed length for a compressed one; with an uncompressed
+    /// one, up to the end of the trailer's padding).
+    pub len: usize,
+    /// Whether it was gzip-compressed.
+    pub gzip: bool,
+    /// Its entries, the trailer last.
+    pub entries: Vec<ParsedEntry>,
+}
+
+/// Splits an initrd into its archives the way Linux's `unpack_to_rootfs` walks it: NUL bytes
+/// between archives are skipped; an uncompressed newc archive is taken only where its `0`
+/// starts at an offset that is a multiple of 4 counted from the end of the previous compressed
+/// archive (or the start); anything else must be gzip (the only compression this image uses),
+/// whose stream must hold one complete archive. For tests and checks; it holds the whole initrd
+/// in memory.
+pub fn unpack(initrd: &[u8]) -> Result<Vec<Segment>, CpioError> {
+    let mut segments = Vec::new();
+    let mut pos = 0usize;
+    // The kernel's `this_header`: the alignment reference.
+    let mut this_header = 0usize;
+    let shift = |e: CpioError, base: usize| match e {
+        CpioError::Malformed { offset, reason } => CpioError::Malformed {
+            offset: base + offset,
+            reason,
+        },
+        other => other,
+    };
+    while pos < initrd.len() {
+        let rest = &initrd[pos..];
+        if rest[0] == b'0' && this_header.is_multiple_of(4) {
+            let (entries, used) = cpio::parse_prefix(rest).map_err(|e| shift(e, pos))?;
+            segments.push(Segment {
+                offset: pos,
+                len: used,
+                gzip: false,
+                entries,
+            });
+            pos += used;
+            this_header += used;
+            continue;
+        }
+        if rest[0] == 0 {
+            pos += 1;
+            this_header += 1;
+            continue;
+        }
+        if !rest.starts_with(&[0x1f, 0x8b]) {
+            return Err(CpioError::Malformed {
+                offset: pos,
+                reason: "neither an aligned newc archive nor gzip (the kernel would stop: \
+                         invalid magic at start of compressed archive)"
+                    .to_string(),
+            });
+        }
+        let mut input = rest;
+        let mut data = Vec::new();
+        flate2::bufread::GzDecoder::new(&mut input)
+            .read_to_end(&mut data)
+            .map_err(|e| CpioError::Malformed {
+                offset: pos,
+                reason: format!("gzip: {e}"),
+            })?;
+        let used = rest.len() - input.len();
+        let entries = cpio::parse(&data).map_err(|e| match e {
+            CpioError::Malformed { offset, reason } => CpioError::Malformed {
+                offset: pos,
+                reason: format!("in the archive compressed here, at {offset}: {reason}"),
+            },
+            other => other,
+        })?;
+        segments.push(Segment {
+            offset: pos,
+            len: used,
+            gzip: true,
+            entries,
+        });
+        this_header += used;
+        pos += used;
+    }
+    Ok(segments)
 }

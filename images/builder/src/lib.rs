@@ -1,8 +1,9 @@
 //! `cdvm-image`: the ConfidentialDVM guest image recipe and its expected launch measurement.
 //!
 //! The guest is Debian's bookworm kernel plus an initramfs whose `/init` is the static guest agent
-//! (`cdvm-agent`), with the few kernel modules it needs. The recipe ([`recipe::build`]) is
-//! deterministic: the same kernel package, agent binary and OVMF package give the same bytes, and
+//! (`cdvm-agent`), with the few kernel modules it needs, and the RAG job's model files in
+//! `/models/` ([`models`]). The recipe ([`recipe::build`]) is deterministic: the same kernel
+//! package, agent binary, OVMF package and model files give the same bytes, and
 //! `manifest.json` records every input and output with its SHA-256. [`measure`] computes the
 //! SEV-SNP launch digest QEMU's direct boot of that image produces with the AMD-SEV OVMF, which the
 //! generated `policies/image-snp.yaml` pins. See docs/image.md.
@@ -14,6 +15,7 @@ pub mod deb;
 pub mod initramfs;
 pub mod manifest;
 pub mod measure;
+pub mod models;
 pub mod modules;
 pub mod policy;
 pub mod recipe;

@@ -45,6 +45,11 @@ enum Command {
         /// Where to write the image policy.
         #[arg(long, default_value = "policies/image-snp.yaml")]
         policy_out: PathBuf,
+        /// A model directory (scripts/fetch-models writes target/models/): its models.json and
+        /// exactly the files it lists, each checked against the manifest's SHA-256, go into
+        /// /models/ as an uncompressed archive ahead of the gzip one.
+        #[arg(long)]
+        models: Option<PathBuf>,
         /// Rebuild even when the manifest says nothing changed.
         #[arg(long)]
         force: bool,
@@ -89,6 +94,7 @@ fn main() -> anyhow::Result<()> {
             out,
             base_policy,
             policy_out,
+            models,
             force,
         } => {
             let started = Instant::now();
@@ -100,6 +106,7 @@ fn main() -> anyhow::Result<()> {
                 out_dir: out.clone(),
                 base_policy: Some(base_policy),
                 policy_out: Some(policy_out.clone()),
+                models,
                 force,
             };
             let mut progress = |line: &str| {
@@ -123,6 +130,19 @@ fn main() -> anyhow::Result<()> {
                 m.modules.load_order.len(),
                 m.cmdline
             );
+            match &m.inputs.models {
+                Some(models) => {
+                    for model in &models.models {
+                        println!(
+                            "[cdvm-image]   /models/{:<32} {:>11} bytes  sha256 {}  ({})",
+                            model.file, model.size, model.sha256, model.name
+                        );
+                    }
+                }
+                None => {
+                    println!("[cdvm-image]   no models (/models absent; --models DIR adds them)")
+                }
+            }
             for (name, rec) in &m.outputs {
                 println!(
                     "[cdvm-image]   {name:<16} {:>11} bytes  sha256 {}",

@@ -6,8 +6,8 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 /// The manifest's format version; bumped whenever the image layout changes, so an old build is
-/// never taken for up to date (2: /etc/cdvm-release).
-pub const FORMAT: u32 = 2;
+/// never taken for up to date (2: /etc/cdvm-release; 3: the models archive and /models).
+pub const FORMAT: u32 = 3;
 
 /// The whole manifest. Field order is fixed and maps are sorted, so the same build writes the
 /// same JSON.
@@ -46,6 +46,43 @@ pub struct Inputs {
     pub agent: AgentInput,
     /// The policy the generated one copies its rules from, if one was generated.
     pub base_policy: Option<FileInput>,
+    /// The model directory whose `models.json` and files are in `/models/`, if any.
+    #[serde(default)]
+    pub models: Option<ModelsInput>,
+}
+
+/// The model directory (`--models`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelsInput {
+    /// Where the build read it.
+    pub path: String,
+    /// Hex SHA-256 of its `models.json` (in the image as `/models/models.json`).
+    pub manifest_sha256: String,
+    /// The files it lists, in its order, as checked and put in `/models/`.
+    pub models: Vec<ModelRecord>,
+}
+
+impl ModelsInput {
+    /// Same models in the image: the manifest's hash and every file's name, file, hash and size
+    /// (not where they were read from).
+    pub fn same_content(&self, other: &ModelsInput) -> bool {
+        self.manifest_sha256 == other.manifest_sha256 && self.models == other.models
+    }
+}
+
+/// One model file in `/models/`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelRecord {
+    /// The model's name in `models.json` (the attestation event's `model` tag names it).
+    pub name: String,
+    /// Its file name in `/models/`.
+    pub file: String,
+    /// Hex SHA-256.
+    pub sha256: String,
+    /// Size in bytes.
+    pub size: u64,
 }
 
 /// A `.deb` input.
@@ -127,10 +164,15 @@ pub struct ModuleRecord {
 pub struct InitrdInfo {
     /// Archive format and compression.
     pub format: String,
-    /// Hex SHA-256 of the uncompressed cpio archive.
+    /// Hex SHA-256 of the main archive (`/init`, modules…), uncompressed; `initrd.img` holds it
+    /// gzip-compressed.
     pub cpio_sha256: String,
-    /// Size of the uncompressed cpio archive.
+    /// Size of the main archive, uncompressed.
     pub cpio_size: u64,
+    /// The uncompressed models archive that comes first in `initrd.img`, when there are models:
+    /// `initrd.img` is this archive followed by the gzip of the cpio archive above.
+    #[serde(default)]
+    pub models_cpio: Option<FileRecord>,
 }
 
 /// An output file.

@@ -171,11 +171,13 @@ impl Firmware {
 /// vcpus`, `-cpu` of `cpu`, `kernel-hashes=on`, and [`GUEST_FEATURES`].
 ///
 /// Cost: it reads all three files and hashes each once (SHA-384 over the OVMF pages, SHA-256 over
-/// kernel and initrd). For the real image (4 MiB OVMF, 8 MiB kernel, 16 MiB initrd) it takes
-/// about 0.1 s in a debug build on this project's 2-core machines (measured 2026-11: OVMF part
-/// ~20 ms, kernel + initrd part ~80–110 ms), cheap enough per VM launch. A provider launching many
-/// VMs from one firmware can keep a [`Firmware`] and call [`Firmware::launch_digest`], which skips
-/// the OVMF part.
+/// kernel and initrd). For the image without models (4 MiB OVMF, 8 MiB kernel, 16 MiB initrd) it
+/// took about 0.1 s in a debug build on this project's 2-core machines (measured 2026-11: OVMF
+/// part ~20 ms, kernel + initrd part ~80–110 ms). The `sev` crate reads the initrd whole into
+/// memory to hash it, so with the models (a ~150 MB initrd) each digest holds ~150 MB for a
+/// moment and takes about 0.35 s (measured 2026-12, debug build, 2 cores). A provider launching
+/// many VMs from one firmware can keep a [`Firmware`] and call [`Firmware::launch_digest`], which
+/// skips the OVMF part.
 pub fn snp_launch_digest(
     ovmf: &Path,
     kernel: &Path,

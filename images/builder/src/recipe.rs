@@ -1,5 +1,6 @@
-//! The image recipe: from the kernel package, the OVMF package and the agent binary to
-//! `vmlinuz`, `initrd.img`, `cmdline`, `OVMF.amdsev.fd`, `manifest.json` and the image policy.
+//! The image recipe: from the kernel package, the OVMF package, the agent binary and the model
+//! directory to `vmlinuz`, `initrd.img`, `cmdline`, `OVMF.amdsev.fd`, `manifest.json` and the
+//! image policy.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -7,10 +8,11 @@ use std::path::{Path, PathBuf};
 use crate::deb::{self, io_err, DebError, PackageId};
 use crate::initramfs::{self, InitramfsError, ModuleFile, GZIP_LEVEL, LOAD_ORDER, MODULE_DIR};
 use crate::manifest::{
-    AgentInput, DigestRecord, FileInput, FileRecord, InitrdInfo, Inputs, Manifest, ModuleRecord,
-    Modules, PackageInput, SnpInfo, FORMAT,
+    AgentInput, DigestRecord, FileInput, FileRecord, InitrdInfo, Inputs, Manifest, ModelsInput,
+    ModuleRecord, Modules, PackageInput, SnpInfo, FORMAT,
 };
 use crate::measure::{CpuModel, Firmware, MeasureError, GUEST_FEATURES};
+use crate::models::{self as model_files, ModelSet, ModelsError};
 use crate::modules::{self, ModuleError, ModulesDep};
 use crate::policy::{self, Pinned, PolicyGenError};
 
@@ -40,6 +42,8 @@ pub const MANIFEST: &str = "manifest.json";
 pub const AGENT_BUILD: &str = "RUSTFLAGS=\"-C target-feature=+crt-static --remap-path-prefix=$PWD=/cdvm --remap-path-prefix=$CARGO_HOME=/cargo\" CARGO_PROFILE_DEV_DEBUG=false CARGO_PROFILE_DEV_STRIP=true OPENSSL_STATIC=1 cargo build -p cdvm-agent --target x86_64-unknown-linux-gnu (debug profile without debug info or symbols; static glibc, no musl target available)";
 /// The initrd format, as recorded.
 pub const INITRD_FORMAT: &str = "newc cpio (sorted, mtime 0, uid/gid 0, inodes 1..n), gzip level 6 via flate2/miniz_oxide (header: mtime 0, no name, OS 3)";
+/// The models archive's format, as recorded (it precedes the gzip archive in `initrd.img`).
+pub const MODELS_FORMAT: &str = "uncompressed newc cpio (sorted, mtime 0, uid/gid 0, inodes 1..n) of /models (0755) with models.json and the files it lists (0444)";
 
 /// Errors of the recipe.
 #[derive(Debug, thiserror::Error)]
@@ -80,6 +84,9 @@ pub enum BuildError {
     /// The manifest could not be written or read.
     #[error("manifest: {0}")]
     Manifest(#[from] serde_json::Error),
+    /// The model directory was refused.
+    #[error(transparent)]
+    Models(#[from] ModelsError),
 }
 
 /// What the kernel package and the agent give, ready to be written.
@@ -97,10 +104,11 @@ pub struct Prepared {
     pub builtin: Vec<String>,
     /// The modules, in load order.
     pub modules: Vec<ModuleRecord>,
-    /// The uncompressed cpio archive.
+    /// The main cpio archive, uncompressed.
     pub cpio: Vec<u8>,
-    /// The compressed initramfs.
-    pub initrd: Vec<u8>,
+    /// The main archive gzip-compressed: `initrd.img` without models, its tail with models
+    /// ([`initramfs::write_initrd`]).
+    pub cpio_gz: Vec<u8>,
 }
 
 /// Extracts the kernel and modules from `kernel_deb`, resolves the module order, and assembles
@@ -256,7 +264,7 @@ pub fn prepare(
     let cpio = initramfs::archive(agent, &files)?
         .to_bytes()
         .map_err(InitramfsError::from)?;
-    let initrd = initramfs::gzip(&cpio)?;
+    let cpio_gz = initramfs::gzip(&cpio)?;
     Ok(Prepared {
         kernel_pkg,
         release,
@@ -265,7 +273,7 @@ pub fn prepare(
         builtin: resolved.builtin,
         modules: records,
         cpio,
-        initrd,
+        cpio_gz,
     })
 }
 
@@ -298,6 +306,8 @@ pub struct BuildConfig {
     pub base_policy: Option<PathBuf>,
     /// Where to write the image policy.
     pub policy_out: Option<PathBuf>,
+    /// The model directory (`models.json` and the files it lists) to put in `/models/`.
+    pub models: Option<PathBuf>,
     /// Rebuild even if the manifest says the outputs are up to date.
     pub force: bool,
 }
@@ -345,6 +355,67 @@ fn write_atomic(path: &Path, data: &[u8]) -> Result<(), BuildError> {
         source: e.error,
     })?;
     Ok(())
+}
+
+/// Writes `initrd.img` at `path` (through a temporary file and a rename), streaming the model
+/// files into it; returns what was written.
+pub fn write_initrd_file(
+    path: &Path,
+    models: Option<&ModelSet>,
+    cpio_gz: &[u8],
+) -> Result<initramfs::InitrdWritten, BuildError> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let tmp = tempfile::NamedTempFile::new_in(dir).map_err(io_err(dir))?;
+    let out = std::io::BufWriter::with_capacity(1 << 20, tmp);
+    let (out, written) = initramfs::write_initrd(out, models, cpio_gz)?;
+    let tmp = out.into_inner().map_err(|e| io_err(path)(e.into_error()))?;
+    tmp.as_file()
+        .set_permissions(std::os::unix::fs::PermissionsExt::from_mode(0o644))
+        .map_err(io_err(path))?;
+    tmp.persist(path).map_err(|e| DebError::Io {
+        path: path.display().to_string(),
+        source: e.error,
+    })?;
+    Ok(written)
+}
+
+/// The inputs an up-to-date check compares with a previous manifest.
+#[derive(Clone, Debug)]
+pub struct InputKey {
+    /// `cdvm-image <version>`.
+    pub builder: String,
+    /// Hex SHA-256 of the kernel package.
+    pub kernel_sha256: String,
+    /// Hex SHA-256 of the agent binary.
+    pub agent_sha256: String,
+    /// The agent's crate version.
+    pub agent_version: String,
+    /// The base policy, if any.
+    pub base_policy: Option<FileInput>,
+    /// The models, if any.
+    pub models: Option<ModelsInput>,
+}
+
+impl InputKey {
+    /// Whether `old` was built from these inputs (and the current format, OVMF package and
+    /// command line). Models compare by content (manifest hash and every file's name, file,
+    /// hash and size), not by where they were read from.
+    pub fn matches(&self, old: &Manifest) -> bool {
+        let same_models = match (&old.inputs.models, &self.models) {
+            (None, None) => true,
+            (Some(a), Some(b)) => a.same_content(b),
+            _ => false,
+        };
+        old.builder == self.builder
+            && old.format == FORMAT
+            && old.inputs.kernel_deb.sha256 == self.kernel_sha256
+            && old.inputs.ovmf_deb.sha256 == OVMF_DEB_SHA256
+            && old.inputs.agent.sha256 == self.agent_sha256
+            && old.inputs.agent.version == self.agent_version
+            && old.inputs.base_policy == self.base_policy
+            && old.cmdline == CMDLINE
+            && same_models
+    }
 }
 
 fn outputs_match(out_dir: &Path, manifest: &Manifest) -> bool {
@@ -418,6 +489,35 @@ pub fn build(
         path: p.display().to_string(),
         sha256: deb::sha256_hex(text.as_bytes()),
     });
+    let models = match &cfg.models {
+        Some(dir) => {
+            progress(&format!(
+                "checking the models in {} against its {}",
+                dir.display(),
+                model_files::MANIFEST
+            ));
+            let set = ModelSet::load(dir)?;
+            progress(&format!(
+                "models: {} ({} bytes)",
+                set.models()
+                    .iter()
+                    .map(|m| format!("{} ({})", m.name, m.file))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                set.total_size()
+            ));
+            Some(set)
+        }
+        None => None,
+    };
+    let key = InputKey {
+        builder: builder.clone(),
+        kernel_sha256: kernel_sha.clone(),
+        agent_sha256: deb::sha256_hex(&agent_bytes),
+        agent_version: cfg.agent_version.clone(),
+        base_policy: base_input.clone(),
+        models: models.as_ref().map(ModelSet::input),
+    };
 
     let manifest_path = cfg.out_dir.join(MANIFEST);
     let write_policy = |manifest: &Manifest| -> Result<(), BuildError> {
@@ -435,15 +535,7 @@ pub fn build(
             .ok()
             .and_then(|t| Manifest::from_json(&t).ok())
         {
-            let same_inputs = old.builder == builder
-                && old.format == FORMAT
-                && old.inputs.kernel_deb.sha256 == kernel_sha
-                && old.inputs.ovmf_deb.sha256 == OVMF_DEB_SHA256
-                && old.inputs.agent.sha256 == deb::sha256_hex(&agent_bytes)
-                && old.inputs.agent.version == cfg.agent_version
-                && old.inputs.base_policy == base_input
-                && old.cmdline == CMDLINE;
-            if same_inputs && outputs_match(&cfg.out_dir, &old) {
+            if key.matches(&old) && outputs_match(&cfg.out_dir, &old) {
                 progress("inputs and outputs unchanged since the last build: nothing to do");
                 write_policy(&old)?;
                 return Ok(BuildOutcome::UpToDate(old));
@@ -463,9 +555,8 @@ pub fn build(
     let prepared = prepare(&cfg.kernel_deb, &agent_bytes, work.path(), progress)?;
 
     progress(&format!("writing {}", cfg.out_dir.display()));
-    let files: [(&str, &[u8]); 4] = [
+    let files: [(&str, &[u8]); 3] = [
         (VMLINUZ, &prepared.vmlinuz),
-        (INITRD, &prepared.initrd),
         (CMDLINE_FILE, CMDLINE.as_bytes()),
         (OVMF_FILE, &ovmf),
     ];
@@ -474,6 +565,18 @@ pub fn build(
         write_atomic(&cfg.out_dir.join(name), data)?;
         outputs.insert(name.to_string(), record_bytes(data));
     }
+    if let Some(set) = &models {
+        progress(&format!(
+            "writing {INITRD}: the models archive ({} files, uncompressed), then the gzip archive",
+            set.models().len() + 1
+        ));
+    }
+    let written = write_initrd_file(
+        &cfg.out_dir.join(INITRD),
+        models.as_ref(),
+        &prepared.cpio_gz,
+    )?;
+    outputs.insert(INITRD.to_string(), written.initrd.clone());
     drop(work);
 
     progress("computing SEV-SNP launch digests");
@@ -527,6 +630,7 @@ pub fn build(
                 size: agent_bytes.len() as u64,
             },
             base_policy: base_input,
+            models: key.models.clone(),
         },
         kernel_release: prepared.release.clone(),
         cmdline: CMDLINE.to_string(),
@@ -537,9 +641,18 @@ pub fn build(
             load_order: prepared.modules.clone(),
         },
         initrd: InitrdInfo {
-            format: format!("{INITRD_FORMAT}; modules in /{MODULE_DIR}/, order in /{MODULE_DIR}/{LOAD_ORDER}"),
+            format: match &written.models_cpio {
+                None => format!(
+                    "{INITRD_FORMAT}; modules in /{MODULE_DIR}/, order in /{MODULE_DIR}/{LOAD_ORDER}"
+                ),
+                Some(_) => format!(
+                    "{MODELS_FORMAT}, then {INITRD_FORMAT}; modules in /{MODULE_DIR}/, order in \
+                     /{MODULE_DIR}/{LOAD_ORDER}"
+                ),
+            },
             cpio_sha256: deb::sha256_hex(&prepared.cpio),
             cpio_size: prepared.cpio.len() as u64,
+            models_cpio: written.models_cpio.clone(),
         },
         outputs,
         snp: SnpInfo {

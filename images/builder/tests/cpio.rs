@@ -2,7 +2,7 @@
 
 use std::io::Read;
 
-use cdvm_image::cpio::{self, Archive, Entry, EntryKind, TRAILER};
+use cdvm_image::cpio::{self, Archive, CpioError, Entry, EntryKind, StreamWriter, TRAILER};
 use cdvm_image::initramfs::{self, ModuleFile};
 
 fn sample(order: &[usize]) -> Archive {
@@ -189,4 +189,86 @@ fn initramfs_refuses_odd_module_names() {
         }];
         assert!(initramfs::build(b"agent", &m).is_err(), "{bad}");
     }
+}
+
+#[test]
+fn stream_writer_writes_what_archive_writes() {
+    let big: Vec<u8> = (0..70_001u32).map(|i| (i % 251) as u8).collect();
+    let mut a = Archive::new();
+    a.add_dir("models", 0o755).expect("dir");
+    a.add_file("models/a.gguf", 0o444, big.clone())
+        .expect("file");
+    a.add_file("models/b", 0o444, vec![]).expect("empty file");
+    a.add_file("models/models.json", 0o444, b"{}".to_vec())
+        .expect("file");
+    let expected = a.to_bytes().expect("write");
+
+    let mut w = StreamWriter::new(Vec::new());
+    w.add_dir("models", 0o755).expect("dir");
+    w.add_file_from(
+        "models/a.gguf",
+        0o444,
+        big.len() as u64,
+        &mut big.as_slice(),
+    )
+    .expect("file");
+    w.add_file_from("models/b", 0o444, 0, &mut std::io::empty())
+        .expect("empty file");
+    // A reader with more than `size` bytes: only `size` are taken.
+    w.add_file_from("models/models.json", 0o444, 2, &mut &b"{}junk"[..])
+        .expect("file");
+    let written = w.written();
+    let streamed = w.finish().expect("finish");
+    assert_eq!(streamed, expected);
+    assert_eq!(streamed.len() % 4, 0);
+    assert!(
+        written < streamed.len() as u64,
+        "written() counts up to the trailer"
+    );
+
+    let (entries, used) = cpio::parse_prefix(&streamed).expect("parse");
+    assert_eq!(used, streamed.len());
+    assert_eq!(entries.len(), 5);
+    // parse_prefix stops after the trailer's padding; what follows is not its business.
+    let mut two = streamed.clone();
+    two.extend_from_slice(b"\x1f\x8bmore");
+    let (_, used) = cpio::parse_prefix(&two).expect("parse");
+    assert_eq!(used, streamed.len());
+    assert!(cpio::parse(&two).is_err(), "parse wants only padding after");
+}
+
+#[test]
+fn stream_writer_keeps_the_canonical_order() {
+    let mut w = StreamWriter::new(Vec::new());
+    assert!(matches!(
+        w.add_file_from("models/x", 0o444, 0, &mut std::io::empty()),
+        Err(CpioError::MissingParent { .. })
+    ));
+    w.add_dir("models", 0o755).expect("dir");
+    w.add_file_from("models/b", 0o444, 0, &mut std::io::empty())
+        .expect("b");
+    assert!(matches!(
+        w.add_file_from("models/a", 0o444, 0, &mut std::io::empty()),
+        Err(CpioError::OutOfOrder { .. })
+    ));
+    assert!(matches!(
+        w.add_file_from("models/b", 0o444, 0, &mut std::io::empty()),
+        Err(CpioError::Duplicate(_))
+    ));
+    assert!(matches!(
+        w.add_file_from("models/../c", 0o444, 0, &mut std::io::empty()),
+        Err(CpioError::InvalidPath(_))
+    ));
+    assert!(matches!(
+        w.add_file_from("models/c", 0o444, 10, &mut &b"short"[..]),
+        Err(CpioError::ShortData {
+            expected: 10,
+            got: 5,
+            ..
+        })
+    ));
+    assert!(matches!(
+        w.add_file_from("models/d", 0o444, 1 << 32, &mut std::io::empty()),
+        Err(CpioError::TooLarge(_))
+    ));
 }

@@ -3,12 +3,15 @@
 //!
 //! This test needs the image: it FAILS (never skips) when `target/image/manifest.json` is missing,
 //! saying to run `scripts/build-image` first. It reads only local files (the cached kernel package
-//! in `target/image-cache/`, the committed OVMF package, the agent binary), no network.
+//! in `target/image-cache/`, the committed OVMF package, the agent binary, the model directory
+//! the manifest names, normally `target/models/`), no network.
 
 use std::path::{Path, PathBuf};
 
 use cdvm_image::deb;
+use cdvm_image::initramfs;
 use cdvm_image::manifest::Manifest;
+use cdvm_image::models::ModelSet;
 use cdvm_image::recipe::{self, CMDLINE_FILE, INITRD, MANIFEST, OVMF_FILE, VMLINUZ};
 use cdvm_image::{snp_launch_digest, CpuModel};
 
@@ -91,13 +94,29 @@ fn image_rebuilds_to_identical_bytes() {
         .expect("rebuild the initramfs");
     let (_, ovmf) = recipe::extract_ovmf(&ovmf_deb, work.path()).expect("extract OVMF");
 
+    // The models, checked against their models.json and against what the manifest recorded.
+    let models = manifest.inputs.models.as_ref().map(|recorded| {
+        let dir = resolve(&recorded.path);
+        let set = ModelSet::load(&dir)
+            .unwrap_or_else(|e| panic!("{e}; run scripts/fetch-models, then scripts/build-image"));
+        assert!(
+            set.input().same_content(recorded),
+            "the models in {} changed since target/image was built; run scripts/build-image",
+            dir.display()
+        );
+        set
+    });
+
     let on_disk = |name: &str| std::fs::read(image.join(name)).expect("read output");
-    assert!(
-        rebuilt.initrd == on_disk(INITRD),
-        "initrd.img is not reproducible: the rebuild from the same inputs differs (rebuilt sha256 {}, on disk {})",
-        deb::sha256_hex(&rebuilt.initrd),
-        manifest.outputs[INITRD].sha256
+    // The whole initrd, streamed (the models are not held in memory) and hashed.
+    let (_, written) = initramfs::write_initrd(std::io::sink(), models.as_ref(), &rebuilt.cpio_gz)
+        .expect("rebuild the initrd");
+    assert_eq!(
+        written.initrd.sha256, manifest.outputs[INITRD].sha256,
+        "initrd.img is not reproducible: the rebuild from the same inputs differs"
     );
+    assert_eq!(written.initrd.size, manifest.outputs[INITRD].size);
+    assert_eq!(written.models_cpio, manifest.initrd.models_cpio);
     assert_eq!(
         deb::sha256_hex(&rebuilt.cpio),
         manifest.initrd.cpio_sha256,
