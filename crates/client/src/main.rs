@@ -220,8 +220,10 @@ async fn submit(args: SubmitArgs) -> Result<(), ClientError> {
             show::transfer,
         ))),
     };
-    let outcome = run_job(spec, show::stage).await?;
-    show::outcome(&outcome, args.output.as_deref())
+    let outcome = run_job(spec, show::stage).await;
+    // A job that fails while its answer streams must not print its error on the answer's line.
+    show::end_answer_stream();
+    show::outcome(&outcome?, args.output.as_deref())
 }
 
 async fn relay(port: u16) -> Result<(), ClientError> {
