@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use cdvm_attestation::Claims;
 use cdvm_client::blob::Transfer;
-use cdvm_client::rag::AnswerDisplay;
+use cdvm_client::rag::{self, AnswerDisplay};
 use cdvm_client::{ClientError, JobOutcome, Stage};
 
 /// A RAG answer streamed so far (one job per process, as the transfer line).
@@ -189,5 +189,23 @@ pub fn outcome(outcome: &JobOutcome, output: Option<&Path>) -> Result<(), Client
         }
         None => print!("{}", outcome.output),
     }
+    Ok(())
+}
+
+/// A RAG job's result: the answer and its citations on standard output; with `output`, also the
+/// answer as pretty JSON in that file.
+pub fn rag_outcome(outcome: &JobOutcome, output: Option<&Path>) -> Result<(), ClientError> {
+    if !outcome.vm_destroyed {
+        eprintln!("warning: the DVM did not confirm the VM's destruction in time");
+    }
+    let answer = rag::parse_answer(&outcome.media_type, &outcome.output)?;
+    if let Some(path) = output {
+        rag::write_answer_json(path, &answer)?;
+        eprintln!(
+            "answer (JSON, with citations) written to {}",
+            path.display()
+        );
+    }
+    print!("{}", rag::render_answer(&answer));
     Ok(())
 }
