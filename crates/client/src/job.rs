@@ -12,6 +12,7 @@ use cdvm_protocol::{
 use nostr_sdk::{Client, RelayPoolNotification};
 
 use crate::blob::Transfer;
+use crate::rag::PartialTracker;
 use crate::{verify::verify_attestation_event_with, ClientError};
 
 /// How long each stage may take.
@@ -109,6 +110,14 @@ pub enum Stage {
         /// When the guest stops the executor, as it announced.
         run_deadline: Option<Timestamp>,
     },
+    /// A RAG job's answer so far (kind 5050): from the attested guest key, decrypted, newer
+    /// than any shown before. Each carries the whole text, not what was added.
+    Partial {
+        /// The guest's sequence number, 1, 2, 3, …
+        seq: u32,
+        /// The answer generated so far.
+        text: String,
+    },
     /// The encrypted result arrived and decrypted.
     ResultReceived,
     /// The result was a blob: downloaded, decrypted and its hash checked.
@@ -205,6 +214,7 @@ pub async fn run_job(
 
     let ctx = Ctx {
         client: &client,
+        kind: spec.kind,
         policy: &spec.policy,
         dvm: &spec.dvm,
         me: &me,
@@ -223,6 +233,7 @@ pub async fn run_job(
 
 struct Ctx<'a> {
     client: &'a Client,
+    kind: u16,
     policy: &'a Policy,
     dvm: &'a PublicKey,
     me: &'a PublicKey,
@@ -360,8 +371,11 @@ async fn drive(
         .map_err(|e| ClientError::Relay(format!("publish input: {e}")))?;
     progress(&Stage::InputSent, start.elapsed());
 
-    // Stage 3: the result, signed by the guest key.
+    // Stage 3: the result, signed by the guest key. A RAG job's answer grows meanwhile in
+    // encrypted `partial` feedback from the same key.
     let deadline = tokio::time::Instant::now() + timeouts.result;
+    let mut partials =
+        (ctx.kind == kinds::TEXT_GENERATION).then(|| PartialTracker::new(guest, request));
     let payload: ResultPayload = loop {
         let event = next_event(notifications, deadline, "waiting for the result").await?;
         if let Some(stage) = dvm_feedback(&event, dvm, request)? {
@@ -383,6 +397,17 @@ async fn drive(
                     ),
                     Some(FeedbackStatus::Error) => {
                         return Err(ClientError::JobFailed(fb.extra_info.unwrap_or_default()))
+                    }
+                    Some(FeedbackStatus::Partial) => {
+                        if let Some(p) = partials.as_mut().and_then(|t| t.accept(user, &event)) {
+                            progress(
+                                &Stage::Partial {
+                                    seq: p.seq,
+                                    text: p.text,
+                                },
+                                start.elapsed(),
+                            );
+                        }
                     }
                     _ => {}
                 }

@@ -5,6 +5,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use cdvm_client::blob::{self, Source};
+use cdvm_client::rag::RagRequest;
 use cdvm_client::{discover, ClientError};
 use cdvm_protocol::nostr::{Keys, PublicKey};
 use cdvm_protocol::{kinds, ConfidentialInput, Data, InputBody, MAX_INPUT_PLAINTEXT};
@@ -54,6 +55,7 @@ fn file_type(kind: u16, source: &Source) -> &'static str {
     }
 }
 
+#[allow(clippy::too_many_arguments)] // the submit flags it needs, each named once
 pub async fn prepare(
     relays: &[String],
     dvm: &PublicKey,
@@ -62,6 +64,7 @@ pub async fn prepare(
     path: &Path,
     flags: &[String],
     own_key: bool,
+    rag: Option<&RagRequest>,
 ) -> Result<Prepared, ClientError> {
     let source = Source::from_path(path)?;
     let io = |source| ClientError::Io {
@@ -74,7 +77,11 @@ pub async fn prepare(
     };
     if let Some(size) = size.filter(|&s| s <= MAX_INPUT_PLAINTEXT as u64) {
         let text = std::fs::read_to_string(path).map_err(io)?;
-        if fits_inline(kind, &text) {
+        let fits = match rag {
+            Some(rag) => rag.fits_inline(&text, flags),
+            None => fits_inline(kind, &text),
+        };
+        if fits {
             return Ok(Prepared {
                 data: Data::Inline(text),
                 servers: flags.to_vec(),
@@ -127,7 +134,10 @@ pub async fn prepare(
         return Err(ClientError::InputOverCap { size, max });
     }
     let urls = blob::parse_servers(&servers)?;
-    let kind_type = file_type(kind, &source);
+    let kind_type = match rag {
+        Some(rag) => rag.file_type(),
+        None => file_type(kind, &source),
+    };
     eprintln!(
         "input {} is sent as an encrypted blob ({kind_type}) through {} Blossom server(s) from {from}",
         path.display(),

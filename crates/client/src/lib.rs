@@ -9,6 +9,7 @@ pub mod blob;
 pub mod discover;
 pub mod error;
 mod job;
+pub mod rag;
 mod verify;
 
 #[cfg(feature = "demo")]

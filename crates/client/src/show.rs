@@ -5,10 +5,19 @@ use std::time::Duration;
 
 use cdvm_attestation::Claims;
 use cdvm_client::blob::Transfer;
+use cdvm_client::rag::{self, AnswerDisplay};
 use cdvm_client::{ClientError, JobOutcome, Stage};
+
+/// A RAG answer streamed so far (one job per process, as the transfer line).
+static ANSWER: std::sync::Mutex<AnswerDisplay> = std::sync::Mutex::new(AnswerDisplay::new());
 
 pub fn stage(stage: &Stage, t: Duration) {
     let at = format!("[{:>7.2}s]", t.as_secs_f64());
+    if let Stage::Partial { text, .. } = stage {
+        answer_grows(&at, text);
+        return;
+    }
+    end_answer_stream();
     match stage {
         Stage::Submitted { request } => eprintln!("{at} submitted request {request}"),
         Stage::Dvm { status, info } => eprintln!("{at} DVM: {status:?}: {info}"),
@@ -56,6 +65,26 @@ pub fn stage(stage: &Stage, t: Duration) {
             eprintln!("{at} result blob downloaded ({bytes} bytes), decrypted, hash checked")
         }
         Stage::VmDestroyed => eprintln!("{at} VM destroyed (confirmed by the DVM)"),
+        Stage::Partial { .. } => {}
+    }
+}
+
+/// Shows the answer growing on standard error: a heading once, then only the new text.
+fn answer_grows(at: &str, text: &str) {
+    let Ok(mut answer) = ANSWER.lock() else {
+        return;
+    };
+    if !answer.started() {
+        eprintln!("{at} the answer as the VM writes it (decrypted here; the final one follows):");
+    }
+    let new = answer.update(text);
+    eprint!("{new}");
+}
+
+/// Ends a streamed answer's open line before other output.
+pub fn end_answer_stream() {
+    if let Ok(mut answer) = ANSWER.lock() {
+        eprint!("{}", answer.end_line());
     }
 }
 
@@ -160,5 +189,23 @@ pub fn outcome(outcome: &JobOutcome, output: Option<&Path>) -> Result<(), Client
         }
         None => print!("{}", outcome.output),
     }
+    Ok(())
+}
+
+/// A RAG job's result: the answer and its citations on standard output; with `output`, also the
+/// answer as pretty JSON in that file.
+pub fn rag_outcome(outcome: &JobOutcome, output: Option<&Path>) -> Result<(), ClientError> {
+    if !outcome.vm_destroyed {
+        eprintln!("warning: the DVM did not confirm the VM's destruction in time");
+    }
+    let answer = rag::parse_answer(&outcome.media_type, &outcome.output)?;
+    if let Some(path) = output {
+        rag::write_answer_json(path, &answer)?;
+        eprintln!(
+            "answer (JSON, with citations) written to {}",
+            path.display()
+        );
+    }
+    print!("{}", rag::render_answer(&answer));
     Ok(())
 }
