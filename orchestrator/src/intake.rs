@@ -135,7 +135,9 @@ pub fn classify(
                 cfg.jobs.tees
             ))
         }
-        Err(cdvm_protocol::ProtocolError::PlaintextInput { .. }) if kind == kinds::TEXT_GENERATION => {
+        Err(cdvm_protocol::ProtocolError::PlaintextInput { .. })
+            if kind == kinds::TEXT_GENERATION =>
+        {
             // An ordinary NIP-90 text-generation client found us in a DVM directory.
             return reject(
                 "refused, no VM started: this DVM takes only encrypted input. The prompt in this \

@@ -69,10 +69,13 @@ fn announced_models(
 ) -> Result<Vec<cdvm_protocol::rag::AnnouncedModel>, OrchestratorError> {
     let path = match (&cfg.announce.models, &cfg.provider) {
         (Some(p), _) => p.clone(),
-        (None, crate::config::ProviderConfig::Process {
-            models_dir: Some(dir),
-            ..
-        }) => dir.join("models.json"),
+        (
+            None,
+            crate::config::ProviderConfig::Process {
+                models_dir: Some(dir),
+                ..
+            },
+        ) => dir.join("models.json"),
         _ => return Ok(Vec::new()),
     };
     let bad = |reason: String| OrchestratorError::Models {

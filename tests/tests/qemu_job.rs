@@ -63,18 +63,30 @@ fn job(deployment: &LocalDeployment, attest: Duration) -> JobSpec {
 }
 
 /// The initrd with one byte of its payload changed, still a valid gzip stream so the kernel
-/// boots it: only the measurement tells the difference.
+/// boots it: only the measurement tells the difference. The initrd is the models' uncompressed
+/// archive followed by the gzip one (docs/image.md, "Models"); the byte changed is in the latter.
 fn tamper_one_byte(initrd: &Path) {
-    let packed = std::fs::read(initrd).unwrap();
+    let whole = std::fs::read(initrd).unwrap();
+    // The uncompressed archive's trailer (none in a gzip-only initrd): the gzip stream follows.
+    let trailer = whole
+        .windows(10)
+        .position(|w| w == b"TRAILER!!!")
+        .unwrap_or(0);
+    let gz = trailer
+        + whole[trailer..]
+            .windows(3)
+            .position(|w| w == [0x1f, 0x8b, 0x08])
+            .expect("a gzip archive in the initrd");
+    let (prefix, packed) = whole.split_at(gz);
     let mut cpio = Vec::new();
-    flate2::read::GzDecoder::new(&packed[..])
+    flate2::read::GzDecoder::new(packed)
         .read_to_end(&mut cpio)
-        .expect("the image's initrd is gzip");
+        .expect("the image's main archive is gzip");
     let at = find(&cpio, b"cdvm-release").expect("the image carries /etc/cdvm-release");
     // The file's content follows its header and name; change one byte of it.
     let content = at + cpio[at..].iter().position(|b| *b == b'\n').unwrap() - 1;
     cpio[content] ^= 0x01;
-    let mut out = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    let mut out = flate2::write::GzEncoder::new(prefix.to_vec(), flate2::Compression::default());
     out.write_all(&cpio).unwrap();
     std::fs::write(initrd, out.finish().unwrap()).unwrap();
 }
@@ -91,8 +103,12 @@ async fn a_job_runs_in_a_real_qemu_guest_and_a_tampered_initrd_is_refused() {
     let opts = DeploymentOptions {
         qemu_image: Some(image.clone()),
         // The orchestrator gives up on a guest that never passes its policy after 60 s, before the
-        // client (75 s) does, so the tampered VM is gone when the client returns.
-        deadlines: (60, 120, 120),
+        // client (75 s) does, so the tampered VM is gone when the client returns. The run limit
+        // leaves room for the RAG job's inference under TCG.
+        deadlines: (60, 120, 300),
+        // Serve the RAG job too (the guest loads the models its image carries; this directory
+        // only switches kind 5050 on and gives the VM the memory for them).
+        models_dir: Some(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/models")),
         ..DeploymentOptions::default()
     };
     let deployment = LocalDeployment::start(&state, &opts).await.unwrap();
@@ -159,6 +175,52 @@ async fn a_job_runs_in_a_real_qemu_guest_and_a_tampered_initrd_is_refused() {
             .iter()
             .any(|m| &m.measurement == pinned),
         "the booted image's digest is pinned by policies/image-snp.yaml (run scripts/build-image)"
+    );
+    common::assert_no_vm_in(&qemu_vms_dir(&state)).await;
+
+    // The RAG job with the models in the measured image: the attestation names the model the
+    // image carries, and the answer comes from it.
+    let mut spec = job(&deployment, Duration::from_secs(120));
+    spec.kind = kinds::TEXT_GENERATION;
+    spec.timeouts.result = Duration::from_secs(360);
+    spec.input = InputBody::Rag {
+        documents: Data::Inline(
+            "Facilities memo. The alarm code of the Harbor Street office is 4471. It changes every quarter.".into(),
+        ),
+        name: Some("memo.txt".into()),
+        media_type: None,
+        question: "What is the alarm code of the Harbor Street office?".into(),
+        params: cdvm_protocol::rag::RagParams {
+            max_tokens: 24,
+            retrieve: 1,
+            ..Default::default()
+        },
+    };
+    let mut models = Vec::new();
+    let started = std::time::Instant::now();
+    let outcome = run_job(spec, |s, _| {
+        if let Stage::Attested { models: m, .. } = s {
+            models.clone_from(m);
+        }
+    })
+    .await;
+    let outcome = match outcome {
+        Ok(o) => o,
+        Err(e) => panic!(
+            "RAG job failed: {e}\n--- orchestrator log ---\n{}",
+            deployment.orchestrator_log()
+        ),
+    };
+    let answer: cdvm_protocol::rag::RagAnswer = serde_json::from_str(&outcome.output).unwrap();
+    eprintln!(
+        "RAG job in QEMU (TCG) took {:.1} s: {:?}",
+        started.elapsed().as_secs_f64(),
+        answer.answer
+    );
+    assert!(answer.answer.contains("4471"), "{:?}", answer.answer);
+    assert!(
+        models.iter().any(|m| m == &answer.model),
+        "the attestation names the model that answered: {models:?}"
     );
     common::assert_no_vm_in(&qemu_vms_dir(&state)).await;
 

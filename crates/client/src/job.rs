@@ -94,6 +94,9 @@ pub enum Stage {
         input_deadline: Timestamp,
         /// The evidence interface the guest named (unauthenticated, display only).
         interface: Option<String>,
+        /// The models the guest's image carries (its `model` tags; checked against the
+        /// policy's `models`, if any).
+        models: Vec<cdvm_protocol::rag::ModelRef>,
     },
     /// An attestation event for this job failed verification and was skipped; its key gets
     /// nothing. The job goes on waiting for a valid one until the attestation deadline.
@@ -345,6 +348,7 @@ async fn drive(
                 claims: Box::new(claims.clone()),
                 input_deadline: attestation.input_deadline,
                 interface: attestation.interface.clone(),
+                models: attestation.models.clone(),
             },
             start.elapsed(),
         );

@@ -17,6 +17,8 @@ pub mod cloud_emulators;
 #[cfg(feature = "demo")]
 pub mod demo;
 #[cfg(feature = "demo")]
+pub mod demo_docs;
+#[cfg(feature = "demo")]
 pub mod demo_table;
 #[cfg(feature = "demo")]
 pub mod relay;

@@ -26,6 +26,7 @@ pub fn stage(stage: &Stage, t: Duration) {
             claims,
             input_deadline,
             interface,
+            models,
         } => {
             eprintln!(
                 "{at} attested: TEE {}, measurement {}…, policy `{}` ✓ (guest key {})",
@@ -38,6 +39,12 @@ pub fn stage(stage: &Stage, t: Duration) {
             if let Some(interface) = interface {
                 eprintln!(
                     "            evidence interface in the guest: {interface} (as the guest says; not part of the evidence)"
+                );
+            }
+            for m in models {
+                eprintln!(
+                    "            model in the measured image: {} sha256:{}",
+                    m.name, m.sha256
                 );
             }
             eprintln!(

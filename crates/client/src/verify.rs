@@ -60,15 +60,17 @@ fn check_models(attestation: &AttestationEvent, policy: &Policy) -> Result<(), C
                 .iter()
                 .map(|m| format!("{} {}", m.name, m.sha256))
                 .collect::<Vec<_>>();
-            return Err(ClientError::AttestationRefused(VerifyError::ModelNotCarried {
-                model: required.clone(),
-                carried: if carried.is_empty() {
-                    "no models".to_owned()
-                } else {
-                    carried.join(", ")
+            return Err(ClientError::AttestationRefused(
+                VerifyError::ModelNotCarried {
+                    model: required.clone(),
+                    carried: if carried.is_empty() {
+                        "no models".to_owned()
+                    } else {
+                        carried.join(", ")
+                    },
+                    policy: policy.name.clone(),
                 },
-                policy: policy.name.clone(),
-            }));
+            ));
         }
     }
     Ok(())

@@ -154,7 +154,10 @@ impl AttestationEvent {
                     .bytes()
                     .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
             {
-                return Err(tags::malformed("model", "sha256 must be 64 lowercase hex digits"));
+                return Err(tags::malformed(
+                    "model",
+                    "sha256 must be 64 lowercase hex digits",
+                ));
             }
             models.push(crate::rag::ModelRef {
                 name: name.to_owned(),

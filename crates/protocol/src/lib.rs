@@ -22,10 +22,10 @@ pub mod image;
 mod input;
 pub mod kinds;
 pub mod profile;
+pub mod rag;
 mod request;
 mod result;
 mod result_payload;
-pub mod rag;
 mod tags;
 
 /// Re-exported so every dependent uses exactly the pinned nostr version.

@@ -75,9 +75,13 @@ impl Default for RagParams {
 impl RagParams {
     /// Checks every range; the error names the field and what it must be.
     pub fn check(&self) -> Result<(), ProtocolError> {
-        let bad = |field: &'static str, reason: String| ProtocolError::InvalidField { field, reason };
+        let bad =
+            |field: &'static str, reason: String| ProtocolError::InvalidField { field, reason };
         if !(1..=MAX_MAX_TOKENS).contains(&self.max_tokens) {
-            return Err(bad("max_tokens", format!("{}; 1 to {MAX_MAX_TOKENS}", self.max_tokens)));
+            return Err(bad(
+                "max_tokens",
+                format!("{}; 1 to {MAX_MAX_TOKENS}", self.max_tokens),
+            ));
         }
         if !(self.temperature.is_finite() && (0.0..=2.0).contains(&self.temperature)) {
             return Err(bad("temperature", format!("{}; 0 to 2", self.temperature)));
@@ -105,11 +109,17 @@ impl RagParams {
         if self.overlap_words >= self.chunk_words {
             return Err(bad(
                 "overlap_words",
-                format!("{}; less than chunk_words ({})", self.overlap_words, self.chunk_words),
+                format!(
+                    "{}; less than chunk_words ({})",
+                    self.overlap_words, self.chunk_words
+                ),
             ));
         }
         if !(1..=MAX_RETRIEVE).contains(&self.retrieve) {
-            return Err(bad("retrieve", format!("{}; 1 to {MAX_RETRIEVE}", self.retrieve)));
+            return Err(bad(
+                "retrieve",
+                format!("{}; 1 to {MAX_RETRIEVE}", self.retrieve),
+            ));
         }
         if let Some(m) = &self.model {
             if m.is_empty() || m.len() > 128 {
@@ -258,12 +268,14 @@ impl PartialAnswer {
         })?;
         let content = nip44::encrypt(guest.secret_key(), user, json, nip44::Version::V2)
             .map_err(|source| ProtocolError::Nip44 { source })?;
-        Ok(EventBuilder::new(Kind::from(kinds::JOB_FEEDBACK), content).tags([
-            tag("status", [FeedbackStatus::Partial.as_str()]),
-            tag("e", [request_id.to_hex()]),
-            tag("p", [user.to_hex()]),
-            tag("encrypted", Vec::<String>::new()),
-        ]))
+        Ok(
+            EventBuilder::new(Kind::from(kinds::JOB_FEEDBACK), content).tags([
+                tag("status", [FeedbackStatus::Partial.as_str()]),
+                tag("e", [request_id.to_hex()]),
+                tag("p", [user.to_hex()]),
+                tag("encrypted", Vec::<String>::new()),
+            ]),
+        )
     }
 
     /// Decrypts a `partial` feedback's content from `guest` and checks it belongs to `request`.
@@ -299,16 +311,76 @@ mod tests {
     fn defaults_pass_and_each_range_is_enforced() {
         assert!(RagParams::default().check().is_ok());
         let cases: Vec<(&str, RagParams)> = vec![
-            ("max_tokens", RagParams { max_tokens: 0, ..Default::default() }),
-            ("max_tokens", RagParams { max_tokens: MAX_MAX_TOKENS + 1, ..Default::default() }),
-            ("temperature", RagParams { temperature: f32::NAN, ..Default::default() }),
-            ("temperature", RagParams { temperature: 2.5, ..Default::default() }),
-            ("top_p", RagParams { top_p: 0.0, ..Default::default() }),
-            ("frequency_penalty", RagParams { frequency_penalty: f32::INFINITY, ..Default::default() }),
-            ("chunk_words", RagParams { chunk_words: 8, ..Default::default() }),
-            ("overlap_words", RagParams { overlap_words: 120, ..Default::default() }),
-            ("retrieve", RagParams { retrieve: 0, ..Default::default() }),
-            ("model", RagParams { model: Some(String::new()), ..Default::default() }),
+            (
+                "max_tokens",
+                RagParams {
+                    max_tokens: 0,
+                    ..Default::default()
+                },
+            ),
+            (
+                "max_tokens",
+                RagParams {
+                    max_tokens: MAX_MAX_TOKENS + 1,
+                    ..Default::default()
+                },
+            ),
+            (
+                "temperature",
+                RagParams {
+                    temperature: f32::NAN,
+                    ..Default::default()
+                },
+            ),
+            (
+                "temperature",
+                RagParams {
+                    temperature: 2.5,
+                    ..Default::default()
+                },
+            ),
+            (
+                "top_p",
+                RagParams {
+                    top_p: 0.0,
+                    ..Default::default()
+                },
+            ),
+            (
+                "frequency_penalty",
+                RagParams {
+                    frequency_penalty: f32::INFINITY,
+                    ..Default::default()
+                },
+            ),
+            (
+                "chunk_words",
+                RagParams {
+                    chunk_words: 8,
+                    ..Default::default()
+                },
+            ),
+            (
+                "overlap_words",
+                RagParams {
+                    overlap_words: 120,
+                    ..Default::default()
+                },
+            ),
+            (
+                "retrieve",
+                RagParams {
+                    retrieve: 0,
+                    ..Default::default()
+                },
+            ),
+            (
+                "model",
+                RagParams {
+                    model: Some(String::new()),
+                    ..Default::default()
+                },
+            ),
         ];
         for (field, p) in cases {
             match p.check() {
@@ -349,7 +421,9 @@ mod tests {
         assert_eq!(back, p);
         // Another job's partial is refused.
         let other = EventId::from_slice(&[1; 32]).unwrap();
-        assert!(PartialAnswer::decrypt(&user, &guest.public_key(), &other, &event.content).is_err());
+        assert!(
+            PartialAnswer::decrypt(&user, &guest.public_key(), &other, &event.content).is_err()
+        );
         // A third party cannot read it.
         let stranger = Keys::generate();
         assert!(

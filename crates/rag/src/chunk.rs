@@ -52,7 +52,10 @@ mod tests {
     use super::*;
 
     fn numbered(n: usize) -> String {
-        (0..n).map(|i| format!("w{i}")).collect::<Vec<_>>().join(" ")
+        (0..n)
+            .map(|i| format!("w{i}"))
+            .collect::<Vec<_>>()
+            .join(" ")
     }
 
     #[test]
@@ -92,7 +95,10 @@ mod tests {
     #[test]
     fn text_between_words_is_kept_exactly() {
         let t = "one  two\n\nthree\tfour five";
-        assert_eq!(chunk(t, 3, 1), vec!["one  two\n\nthree", "three\tfour five"]);
+        assert_eq!(
+            chunk(t, 3, 1),
+            vec!["one  two\n\nthree", "three\tfour five"]
+        );
     }
 
     #[test]

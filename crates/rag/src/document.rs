@@ -70,7 +70,9 @@ fn known_format(ext: &str) -> &'static str {
     match ext {
         "pdf" => "PDF",
         "doc" | "docx" | "odt" | "rtf" | "pages" => "a word-processor document",
-        "xls" | "xlsx" | "ods" | "csv" | "tsv" => "a spreadsheet or table; use the SQL job for tables",
+        "xls" | "xlsx" | "ods" | "csv" | "tsv" => {
+            "a spreadsheet or table; use the SQL job for tables"
+        }
         "ppt" | "pptx" | "odp" | "key" => "a presentation",
         "png" | "jpg" | "jpeg" | "gif" | "webp" | "svg" | "tiff" => "an image",
         "zip" | "tar" | "gz" | "xz" | "zst" | "7z" => "an archive; send its files as a folder",

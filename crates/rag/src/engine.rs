@@ -43,7 +43,12 @@ pub struct Message {
 
 impl std::fmt::Debug for Message {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Message({}, {} bytes)", self.role.as_str(), self.content.len())
+        write!(
+            f,
+            "Message({}, {} bytes)",
+            self.role.as_str(),
+            self.content.len()
+        )
     }
 }
 

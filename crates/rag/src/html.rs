@@ -27,7 +27,10 @@ mod tests {
         assert!(text.contains("Travel & expenses"), "{text}");
         assert!(text.contains("Café allowance: EUR 58 per day."), "{text}");
         assert!(text.contains("one") && text.contains("two"), "{text}");
-        assert!(!text.contains("secret") && !text.contains("console"), "{text}");
+        assert!(
+            !text.contains("secret") && !text.contains("console"),
+            "{text}"
+        );
         assert!(!text.contains("color") && !text.contains('<'), "{text}");
     }
 

@@ -85,11 +85,22 @@ impl Manifest {
             if m.models[..i].iter().any(|o| o.name == e.name) {
                 return Err(bad(format!("model `{}` listed twice", e.name)));
             }
-            if e.sha256.len() != 64 || !e.sha256.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()) {
-                return Err(bad(format!("model `{}`: sha256 must be 64 lowercase hex digits", e.name)));
+            if e.sha256.len() != 64
+                || !e
+                    .sha256
+                    .bytes()
+                    .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+            {
+                return Err(bad(format!(
+                    "model `{}`: sha256 must be 64 lowercase hex digits",
+                    e.name
+                )));
             }
             if e.file.is_empty() || e.file.contains('/') || e.file.starts_with('.') {
-                return Err(bad(format!("model `{}`: file must be a plain file name", e.name)));
+                return Err(bad(format!(
+                    "model `{}`: file must be a plain file name",
+                    e.name
+                )));
             }
         }
         for role in [ModelRole::Generator, ModelRole::Embedder] {
@@ -102,7 +113,10 @@ impl Manifest {
 
     /// The generator named `name`, or the default (first) one.
     pub fn generator(&self, name: Option<&str>) -> Result<&ModelEntry, RagError> {
-        let mut gens = self.models.iter().filter(|e| e.role == ModelRole::Generator);
+        let mut gens = self
+            .models
+            .iter()
+            .filter(|e| e.role == ModelRole::Generator);
         match name {
             None => gens.next().ok_or_else(|| RagError::UnknownModel {
                 asked: "(default)".into(),
@@ -214,13 +228,18 @@ mod tests {
         assert!(e.contains("gpt-9") && e.contains("gen"), "{e}");
         // Tamper twin: one byte of the file changed.
         std::fs::write(dir.join("g.gguf"), b"generator bytez").unwrap();
-        let e = verified_path(&dir, loaded.generator(None).unwrap()).unwrap_err().to_string();
+        let e = verified_path(&dir, loaded.generator(None).unwrap())
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("the manifest says"), "{e}");
         // Bad manifests.
         let mut bad = m.clone();
         bad.models[1].role = ModelRole::Generator;
         write(&dir, &bad);
-        assert!(Manifest::load(&dir).unwrap_err().to_string().contains("no Embedder"));
+        assert!(Manifest::load(&dir)
+            .unwrap_err()
+            .to_string()
+            .contains("no Embedder"));
         let mut bad = m.clone();
         bad.models[0].file = "../g.gguf".into();
         write(&dir, &bad);

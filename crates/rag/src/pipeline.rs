@@ -87,9 +87,13 @@ pub fn answer(
     // (document index, chunk index in the document, text)
     let mut chunks: Vec<(usize, u32, &str)> = Vec::new();
     for (d, doc) in corpus.docs.iter().enumerate() {
-        for (i, text) in chunk(&doc.text, params.chunk_words as usize, params.overlap_words as usize)
-            .into_iter()
-            .enumerate()
+        for (i, text) in chunk(
+            &doc.text,
+            params.chunk_words as usize,
+            params.overlap_words as usize,
+        )
+        .into_iter()
+        .enumerate()
         {
             if chunks.len() == MAX_CHUNKS {
                 return Err(RagError::TooManyChunks {
@@ -132,7 +136,8 @@ pub fn answer(
             text: chunks[i].2,
         })
         .collect();
-    let (prompt, used, _) = prompt::fit(generator, question, &passages, params.max_tokens as usize)?;
+    let (prompt, used, _) =
+        prompt::fit(generator, question, &passages, params.max_tokens as usize)?;
 
     let gen = generator.generate(
         &prompt,
@@ -184,6 +189,13 @@ fn count_chunks(corpus: &Corpus, params: &RagParams) -> usize {
     corpus
         .docs
         .iter()
-        .map(|d| chunk(&d.text, params.chunk_words as usize, params.overlap_words as usize).len())
+        .map(|d| {
+            chunk(
+                &d.text,
+                params.chunk_words as usize,
+                params.overlap_words as usize,
+            )
+            .len()
+        })
         .sum()
 }

@@ -6,7 +6,8 @@ use crate::error::RagError;
 
 /// The instructions. Short, because a small model follows short instructions best, and fixed,
 /// because the golden test pins the whole prompt.
-pub const SYSTEM: &str = "Answer the user's question in one or two sentences, using only the passages the user gives. \
+pub const SYSTEM: &str =
+    "Answer the user's question in one or two sentences, using only the passages the user gives. \
 Copy names, numbers and amounts exactly as written. \
 If the passages do not contain the answer, say that you do not know.";
 
@@ -27,7 +28,12 @@ pub fn messages(question: &str, passages: &[Passage<'_>]) -> Vec<Message> {
     } else {
         user.push_str("Passages:\n\n");
         for (i, p) in passages.iter().enumerate() {
-            user.push_str(&format!("[{}] From \"{}\":\n{}\n\n", i + 1, p.document, p.text.trim()));
+            user.push_str(&format!(
+                "[{}] From \"{}\":\n{}\n\n",
+                i + 1,
+                p.document,
+                p.text.trim()
+            ));
         }
     }
     user.push_str("Question: ");
@@ -132,8 +138,14 @@ mod tests {
         let m = messages(
             " Q? ",
             &[
-                Passage { document: "a.txt", text: " first " },
-                Passage { document: "b.md", text: "second" },
+                Passage {
+                    document: "a.txt",
+                    text: " first ",
+                },
+                Passage {
+                    document: "b.md",
+                    text: "second",
+                },
             ],
         );
         assert_eq!(m[0].content, SYSTEM);
@@ -146,9 +158,18 @@ mod tests {
     #[test]
     fn passages_stop_at_the_first_that_does_not_fit() {
         let ranked = [
-            Passage { document: "a", text: &"x".repeat(100) },
-            Passage { document: "b", text: &"y".repeat(400) },
-            Passage { document: "c", text: "z" },
+            Passage {
+                document: "a",
+                text: &"x".repeat(100),
+            },
+            Passage {
+                document: "b",
+                text: &"y".repeat(400),
+            },
+            Passage {
+                document: "c",
+                text: "z",
+            },
         ];
         let g = bytes(0);
         let base = g
@@ -166,7 +187,11 @@ mod tests {
         // No room for the question itself: a clear error, with the numbers.
         let g = bytes(base + 49);
         match fit(&g, "q", &ranked, 50) {
-            Err(RagError::QuestionTooLong { question_tokens, max_tokens: 50, context }) => {
+            Err(RagError::QuestionTooLong {
+                question_tokens,
+                max_tokens: 50,
+                context,
+            }) => {
                 assert_eq!(question_tokens, base);
                 assert_eq!(context, base + 49);
             }

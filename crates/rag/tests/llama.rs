@@ -46,8 +46,13 @@ fn models() -> &'static Models {
         let e = manifest.embedder().expect("embedder");
         Models {
             embedder: Mutex::new(
-                LlamaEmbedder::load(&verified_path(&dir, e).expect("hash"), e.reference(), 1, 256)
-                    .expect("embedder"),
+                LlamaEmbedder::load(
+                    &verified_path(&dir, e).expect("hash"),
+                    e.reference(),
+                    1,
+                    256,
+                )
+                .expect("embedder"),
             ),
             generator: Mutex::new(
                 LlamaGenerator::load(
@@ -93,7 +98,10 @@ fn smollm2_tokenizer_matches_the_reference_and_round_trips() {
 fn minilm_tokens_and_embeddings_match_a_numpy_forward_pass() {
     let mut e = models().embedder.lock().expect("lock");
     let cases = reference()["minilm"].as_array().expect("cases").clone();
-    let texts: Vec<&str> = cases.iter().map(|c| c["text"].as_str().expect("text")).collect();
+    let texts: Vec<&str> = cases
+        .iter()
+        .map(|c| c["text"].as_str().expect("text"))
+        .collect();
     let vectors = e.embed(&texts).expect("embed");
     for (i, case) in cases.iter().enumerate() {
         assert_eq!(e.token_ids(texts[i]), ids(&case["ids"]), "{:?}", texts[i]);
@@ -158,7 +166,8 @@ fn corpus() -> Corpus {
 }
 
 fn questions() -> Vec<Value> {
-    let text = std::fs::read_to_string(root().join("examples/rag-questions.json")).expect("questions");
+    let text =
+        std::fs::read_to_string(root().join("examples/rag-questions.json")).expect("questions");
     serde_json::from_str::<Vec<Value>>(&text).expect("json")
 }
 
@@ -182,7 +191,11 @@ fn retrieval_recall_over_the_bundled_corpus() {
     for (d, name) in docs.iter().enumerate() {
         let bytes = std::fs::read(root().join("examples/rag-docs").join(name)).expect("read");
         let doc = document::read(name, Format::from_path(name).expect("fmt"), bytes).expect("doc");
-        for c in cdvm_rag::chunk::chunk(&doc.text, params.chunk_words as usize, params.overlap_words as usize) {
+        for c in cdvm_rag::chunk::chunk(
+            &doc.text,
+            params.chunk_words as usize,
+            params.overlap_words as usize,
+        ) {
             chunks.push((d, c.to_owned()));
         }
     }
@@ -192,7 +205,10 @@ fn retrieval_recall_over_the_bundled_corpus() {
     let (mut at1, mut atk) = (0, 0);
     let qs = questions();
     for q in &qs {
-        let query = e.embed(&[q["question"].as_str().expect("q")]).expect("embed").remove(0);
+        let query = e
+            .embed(&[q["question"].as_str().expect("q")])
+            .expect("embed")
+            .remove(0);
         let top = cdvm_rag::retrieve::top_k(&query, &vectors, k);
         let want = q["document"].as_str().expect("doc");
         let ranked: Vec<&str> = top.iter().map(|t| docs[chunks[t.0].0].as_str()).collect();
@@ -245,7 +261,11 @@ fn greedy_answers_contain_the_fact_and_the_golden_holds() {
         )
         .expect("answer");
         let fact = q["fact"].as_str().expect("fact").to_lowercase();
-        assert!(a.answer.to_lowercase().contains(&fact), "{fact}: {:?}", a.answer);
+        assert!(
+            a.answer.to_lowercase().contains(&fact),
+            "{fact}: {:?}",
+            a.answer
+        );
         // The fact is in exactly one document, and that document was retrieved.
         assert!(
             a.citations.iter().any(|c| c.document == q["document"]),
@@ -275,7 +295,8 @@ fn greedy_answers_contain_the_fact_and_the_golden_holds() {
     let out = g
         .generate(&prompt, &gen_params(48), &mut |_| true)
         .expect("generate");
-    let golden = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/reference/golden_generation.txt");
+    let golden =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/reference/golden_generation.txt");
     if std::env::var_os("CDVM_BLESS").is_some() {
         std::fs::write(&golden, &out.text).expect("bless");
     }
@@ -308,9 +329,21 @@ fn prompt_stays_within_the_context_and_an_oversized_question_is_refused() {
         retrieve: 32,
         ..RagParams::default()
     };
-    let (a, _) = answer(&corpus, "What does the lease say about rent?", &params, &mut *e, &mut *g, 8, &mut |_| true)
-        .expect("answer");
-    assert!(a.citations.len() < 32 && !a.citations.is_empty(), "{}", a.citations.len());
+    let (a, _) = answer(
+        &corpus,
+        "What does the lease say about rent?",
+        &params,
+        &mut *e,
+        &mut *g,
+        8,
+        &mut |_| true,
+    )
+    .expect("answer");
+    assert!(
+        a.citations.len() < 32 && !a.citations.is_empty(),
+        "{}",
+        a.citations.len()
+    );
     assert!(a.usage.prompt_tokens as usize + 4 <= g.context_tokens());
     assert_eq!(a.finish, Finish::Length);
     // A question that alone overflows the context is a clear error.
@@ -345,10 +378,32 @@ fn explore_answers() {
     let mut g = models().generator.lock().expect("lock");
     for retrieve in [1u32, 2, 4] {
         for q in questions() {
-            let params = RagParams { max_tokens: 64, retrieve, ..RagParams::default() };
-            let (a, _) = answer(&corpus, q["question"].as_str().expect("q"), &params, &mut *e, &mut *g, 64, &mut |_| true).expect("answer");
-            let ok = a.answer.to_lowercase().replace('-', " ").contains(&q["fact"].as_str().expect("f").to_lowercase());
-            eprintln!("k={retrieve} {} {:?} => {:?}", if ok {"OK "} else {"BAD"}, q["fact"], a.answer);
+            let params = RagParams {
+                max_tokens: 64,
+                retrieve,
+                ..RagParams::default()
+            };
+            let (a, _) = answer(
+                &corpus,
+                q["question"].as_str().expect("q"),
+                &params,
+                &mut *e,
+                &mut *g,
+                64,
+                &mut |_| true,
+            )
+            .expect("answer");
+            let ok = a
+                .answer
+                .to_lowercase()
+                .replace('-', " ")
+                .contains(&q["fact"].as_str().expect("f").to_lowercase());
+            eprintln!(
+                "k={retrieve} {} {:?} => {:?}",
+                if ok { "OK " } else { "BAD" },
+                q["fact"],
+                a.answer
+            );
         }
     }
 }

@@ -56,7 +56,9 @@ async fn publish_partials(
                     tracing::warn!(job = %request_id, error = %e, "could not publish a partial answer");
                 }
             }
-            Err(e) => tracing::warn!(job = %request_id, error = %e, "could not build a partial answer"),
+            Err(e) => {
+                tracing::warn!(job = %request_id, error = %e, "could not build a partial answer")
+            }
         }
     }
 }

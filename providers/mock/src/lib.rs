@@ -262,7 +262,11 @@ fn measure(agent: &Path, models: Option<&Path>) -> Result<Measurement, ProviderE
             .metadata()
             .map_err(|e| failed(format!("read model file {}", path.display()), e))?
             .len();
-        h.update(path.file_name().map(|n| n.as_encoded_bytes()).unwrap_or_default());
+        h.update(
+            path.file_name()
+                .map(|n| n.as_encoded_bytes())
+                .unwrap_or_default(),
+        );
         h.update(b"\n");
         h.update(len.to_be_bytes());
         std::io::copy(&mut f, &mut HashWriter(&mut h))

@@ -88,7 +88,8 @@ impl Embedder for LlamaEmbedder {
             .model
             .new_context(backend, params)
             .map_err(|e| RagError::Engine(format!("embedding context: {e}")))?;
-        let engine = |what: &str, e: &dyn std::fmt::Display| RagError::Engine(format!("{what}: {e}"));
+        let engine =
+            |what: &str, e: &dyn std::fmt::Display| RagError::Engine(format!("{what}: {e}"));
         let mut out = Vec::with_capacity(texts.len());
         let mut batch = LlamaBatch::new(BATCH_TOKENS as usize, BATCH_SEQS as i32);
         let mut pending = texts.iter().map(|t| self.tokens(t)).peekable();

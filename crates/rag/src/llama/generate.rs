@@ -30,7 +30,11 @@ pub struct LlamaGenerator {
 
 impl std::fmt::Debug for LlamaGenerator {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "LlamaGenerator({}, ctx {})", self.reference.name, self.context)
+        write!(
+            f,
+            "LlamaGenerator({}, ctx {})",
+            self.reference.name, self.context
+        )
     }
 }
 
@@ -93,7 +97,9 @@ impl LlamaGenerator {
             chain.push(LlamaSampler::greedy());
         } else {
             if p.top_k > 0 {
-                chain.push(LlamaSampler::top_k(i32::try_from(p.top_k).unwrap_or(i32::MAX)));
+                chain.push(LlamaSampler::top_k(
+                    i32::try_from(p.top_k).unwrap_or(i32::MAX),
+                ));
             }
             chain.push(LlamaSampler::top_p(p.top_p, 1));
             chain.push(LlamaSampler::temp(p.temperature));
@@ -117,14 +123,20 @@ impl Generator for LlamaGenerator {
             .iter()
             .map(|m| LlamaChatMessage::new(m.role.as_str().into(), m.content.clone()))
             .collect::<Result<Vec<_>, _>>()
-            .map_err(|_| RagError::Engine("the question or a document contains a NUL character".into()))?;
+            .map_err(|_| {
+                RagError::Engine("the question or a document contains a NUL character".into())
+            })?;
         self.model
             .apply_chat_template(&self.template, &chat, true)
             .map_err(|e| RagError::Engine(format!("applying the chat template: {e}")))
     }
 
     fn count_tokens(&self, prompt: &str) -> Result<usize, RagError> {
-        Ok(self.model.vocab().tokenize(prompt.as_bytes(), true, true).len())
+        Ok(self
+            .model
+            .vocab()
+            .tokenize(prompt.as_bytes(), true, true)
+            .len())
     }
 
     fn generate(
@@ -135,7 +147,8 @@ impl Generator for LlamaGenerator {
     ) -> Result<Generation, RagError> {
         let started = Instant::now();
         let backend = super::backend()?;
-        let engine = |what: &str, e: &dyn std::fmt::Display| RagError::Engine(format!("{what}: {e}"));
+        let engine =
+            |what: &str, e: &dyn std::fmt::Display| RagError::Engine(format!("{what}: {e}"));
         let vocab = self.model.vocab();
         let tokens = vocab.tokenize(prompt.as_bytes(), true, true);
         let context = self.context as usize;

@@ -16,10 +16,12 @@ use crate::error::RagError;
 
 pub use embed::LlamaEmbedder;
 pub use generate::LlamaGenerator;
+/// The llama.cpp binding this crate is built on, for benchmarks that measure llama.cpp itself.
+pub use llama_cpp_2;
 
 /// llama.cpp's process-wide backend: initialised once, its own logging silenced (it writes to
 /// stderr, which in the guest is the host-readable console).
-fn backend() -> Result<&'static LlamaBackend, RagError> {
+pub fn backend() -> Result<&'static LlamaBackend, RagError> {
     static BACKEND: OnceLock<Result<LlamaBackend, String>> = OnceLock::new();
     BACKEND
         .get_or_init(|| {

@@ -371,7 +371,9 @@ mod tests {
             query: "SELECT a FROM input".into(),
         };
         assert_eq!(
-            super::super::run_inline(&sql, &input, &super::super::Partial::none()).unwrap_err().class(),
+            super::super::run_inline(&sql, &input, &super::super::Partial::none())
+                .unwrap_err()
+                .class(),
             ErrorClass::OutputTooLarge
         );
     }
@@ -387,20 +389,21 @@ mod tests {
             query: "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x+1 FROM c) SELECT count(*) FROM c".into(),
         };
         assert_eq!(
-            super::super::run_inline(&sql, &input, &super::super::Partial::none()).unwrap_err().class(),
+            super::super::run_inline(&sql, &input, &super::super::Partial::none())
+                .unwrap_err()
+                .class(),
             ErrorClass::TimeLimit
         );
     }
 
     #[test]
     fn wrong_input_type_is_refused() {
-        let err =
-            super::super::run_inline(
-                &Sql::default(),
-                &InputBody::TextStats { text: "x".into() },
-                &super::super::Partial::none(),
-            )
-                .unwrap_err();
+        let err = super::super::run_inline(
+            &Sql::default(),
+            &InputBody::TextStats { text: "x".into() },
+            &super::super::Partial::none(),
+        )
+        .unwrap_err();
         assert!(matches!(err, ExecError::WrongInput { .. }));
         assert_eq!(err.class(), ErrorClass::BadInput);
     }
@@ -428,7 +431,8 @@ mod tests {
             panic!("the worked example is an SQL job");
         };
         assert!(query.contains("FROM input"), "{query}");
-        let out = super::super::run_inline(&Sql::default(), &body, &super::super::Partial::none()).unwrap();
+        let out = super::super::run_inline(&Sql::default(), &body, &super::super::Partial::none())
+            .unwrap();
         let result = doc_block(doc, "8b.");
         assert_eq!(result["outcome"]["output"], out.body.as_str());
         assert_eq!(result["outcome"]["media_type"], out.media_type);
