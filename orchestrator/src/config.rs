@@ -509,8 +509,11 @@ mod tests {
     fn example_config_parses() {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/orchestrator.yaml");
         let cfg = Config::load(&path).unwrap();
-        assert_eq!(cfg.jobs.kinds, vec![5970, 5971]);
-        assert!(matches!(cfg.provider, ProviderConfig::Process { .. }));
+        assert_eq!(cfg.jobs.kinds, vec![5970, 5971, 5050]);
+        assert!(matches!(
+            &cfg.provider,
+            ProviderConfig::Process { models_dir: Some(d), .. } if d.ends_with("target/models")
+        ));
         assert_eq!(cfg.jobs.max_input_for(5970), 1 << 30);
         assert_eq!(cfg.jobs.max_input_for(5971), 256 << 20);
         // The run deadline covers a 1 GiB download at 8 MiB/s.
@@ -554,9 +557,11 @@ mod tests {
         assert!(
             matches!(&ssh.provider, ProviderConfig::Ssh(s) if s.port == 22 && s.accel == QemuAccel::Kvm)
         );
+        // Every orchestrator config (examples/ also holds the RAG corpus).
         let mut names: Vec<_> = std::fs::read_dir(&dir)
             .unwrap()
             .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .filter(|n| n.starts_with("orchestrator"))
             .collect();
         names.sort();
         #[cfg(feature = "provider-aws")]
