@@ -35,7 +35,7 @@ use cdvm_protocol::{kinds, Data, InputBody};
 use cdvm_rag::document::{self, Format};
 use cdvm_rag::llama::{LlamaEmbedder, LlamaGenerator};
 use cdvm_rag::models::{verified_path, Manifest};
-use cdvm_rag::{prompt, Corpus, Embedder, GenParams, Generator};
+use cdvm_rag::{prompt, Embedder, GenParams, Generator};
 
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")

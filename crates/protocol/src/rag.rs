@@ -305,6 +305,7 @@ impl PartialAnswer {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
     use super::*;
 
     #[test]

@@ -49,6 +49,7 @@ fn word_spans(text: &str) -> Vec<(usize, usize)> {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
     use super::*;
 
     fn numbered(n: usize) -> String {

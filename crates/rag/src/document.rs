@@ -133,6 +133,7 @@ pub fn read(name: &str, format: Format, bytes: Vec<u8>) -> Result<Document, RagE
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
     use super::*;
 
     #[test]

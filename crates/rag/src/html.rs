@@ -15,6 +15,7 @@ pub(crate) fn visible_text(html: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
     use super::*;
 
     #[test]

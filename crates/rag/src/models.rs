@@ -187,6 +187,7 @@ pub fn sha256_file(path: &Path) -> std::io::Result<String> {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
     use super::*;
 
     fn entry(name: &str, role: ModelRole, file: &str, sha: &str) -> ModelEntry {

@@ -88,6 +88,7 @@ pub fn fit(
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
     use super::*;
     use crate::engine::{GenParams, Generation};
     use cdvm_protocol::rag::ModelRef;

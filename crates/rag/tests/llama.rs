@@ -4,6 +4,7 @@
 //! over the bundled corpus, and the context budget. The models come from `scripts/fetch-models`
 //! (run by `scripts/test`); without them these tests fail and say so.
 #![cfg(feature = "llama")]
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, OnceLock};

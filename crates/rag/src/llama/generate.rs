@@ -208,7 +208,7 @@ impl Generator for LlamaGenerator {
                 Err(e) => e.valid_up_to(),
             };
             generated += 1;
-            if generated % p.stream_every == 0 {
+            if generated.is_multiple_of(p.stream_every) {
                 let so_far = String::from_utf8_lossy(&bytes[..text_len]);
                 if !sink(so_far.trim_start()) {
                     return Err(RagError::Stopped("generation stopped by its caller".into()));
