@@ -103,12 +103,8 @@ async fn a_job_runs_in_a_real_qemu_guest_and_a_tampered_initrd_is_refused() {
     let opts = DeploymentOptions {
         qemu_image: Some(image.clone()),
         // The orchestrator gives up on a guest that never passes its policy after 60 s, before the
-        // client (75 s) does, so the tampered VM is gone when the client returns. The run limit
-        // leaves room for the RAG job's inference under TCG.
-        deadlines: (60, 120, 300),
-        // Serve the RAG job too (the guest loads the models its image carries; this directory
-        // only switches kind 5050 on and gives the VM the memory for them).
-        models_dir: Some(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/models")),
+        // client (75 s) does, so the tampered VM is gone when the client returns.
+        deadlines: (60, 120, 120),
         ..DeploymentOptions::default()
     };
     let deployment = LocalDeployment::start(&state, &opts).await.unwrap();
@@ -178,11 +174,56 @@ async fn a_job_runs_in_a_real_qemu_guest_and_a_tampered_initrd_is_refused() {
     );
     common::assert_no_vm_in(&qemu_vms_dir(&state)).await;
 
+    // One byte of the initrd changed: the guest boots and attests, with another launch digest.
+    tamper_one_byte(&image.join("initrd.img"));
+    let mut refused = Vec::new();
+    let err = run_job(job(&deployment, Duration::from_secs(75)), |s, _| {
+        if let Stage::Refused { reason, .. } = s {
+            refused.push(reason.clone());
+        }
+    })
+    .await
+    .expect_err("a tampered initrd must not get the input");
+    match err {
+        ClientError::AttestationRefused(VerifyError::MeasurementNotAllowed { .. }) => {}
+        other => panic!(
+            "expected MeasurementNotAllowed, got {other}\nrefusals: {refused:?}\n--- orchestrator log ---\n{}",
+            deployment.orchestrator_log()
+        ),
+    }
+    assert!(
+        !refused.is_empty(),
+        "the client saw and refused the attestation"
+    );
+    common::assert_no_vm_in(&qemu_vms_dir(&state)).await;
+    drop(deployment);
+}
+
+/// The RAG job (kind 5050) in a QEMU guest answering from the models its measured image
+/// carries: the attestation names the model that answered. Ignored in `scripts/test` because
+/// llama.cpp's AVX2 kernels under QEMU's TCG (no KVM here) run the 135M model at a few tokens
+/// per minute: one short answer takes many minutes, more than CI's budget allows. Run it with
+/// `cargo test -p cdvm-e2e --test qemu_job -- --ignored --nocapture` (docs/rag.md records a run).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "minutes of LLM inference under TCG emulation: run by hand (see the doc comment)"]
+async fn a_rag_job_answers_from_the_models_in_the_qemu_image() {
+    let dir = tempfile::tempdir().unwrap();
+    let image = copy_image(&dir.path().join("image"));
+    let state = dir.path().join("state");
+    let opts = DeploymentOptions {
+        qemu_image: Some(image),
+        deadlines: (120, 300, 3600),
+        // Switches kind 5050 on and gives the VM the memory for the models (the guest loads the
+        // ones in its image, not these).
+        models_dir: Some(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/models")),
+        ..DeploymentOptions::default()
+    };
+    let deployment = LocalDeployment::start(&state, &opts).await.unwrap();
     // The RAG job with the models in the measured image: the attestation names the model the
     // image carries, and the answer comes from it.
     let mut spec = job(&deployment, Duration::from_secs(120));
     spec.kind = kinds::TEXT_GENERATION;
-    spec.timeouts.result = Duration::from_secs(360);
+    spec.timeouts.result = Duration::from_secs(3600);
     spec.input = InputBody::Rag {
         documents: Data::Inline(
             "Facilities memo. The alarm code of the Harbor Street office is 4471. It changes every quarter.".into(),
@@ -191,7 +232,7 @@ async fn a_job_runs_in_a_real_qemu_guest_and_a_tampered_initrd_is_refused() {
         media_type: None,
         question: "What is the alarm code of the Harbor Street office?".into(),
         params: cdvm_protocol::rag::RagParams {
-            max_tokens: 24,
+            max_tokens: 16,
             retrieve: 1,
             ..Default::default()
         },
@@ -224,27 +265,5 @@ async fn a_job_runs_in_a_real_qemu_guest_and_a_tampered_initrd_is_refused() {
     );
     common::assert_no_vm_in(&qemu_vms_dir(&state)).await;
 
-    // One byte of the initrd changed: the guest boots and attests, with another launch digest.
-    tamper_one_byte(&image.join("initrd.img"));
-    let mut refused = Vec::new();
-    let err = run_job(job(&deployment, Duration::from_secs(75)), |s, _| {
-        if let Stage::Refused { reason, .. } = s {
-            refused.push(reason.clone());
-        }
-    })
-    .await
-    .expect_err("a tampered initrd must not get the input");
-    match err {
-        ClientError::AttestationRefused(VerifyError::MeasurementNotAllowed { .. }) => {}
-        other => panic!(
-            "expected MeasurementNotAllowed, got {other}\nrefusals: {refused:?}\n--- orchestrator log ---\n{}",
-            deployment.orchestrator_log()
-        ),
-    }
-    assert!(
-        !refused.is_empty(),
-        "the client saw and refused the attestation"
-    );
-    common::assert_no_vm_in(&qemu_vms_dir(&state)).await;
     drop(deployment);
 }
