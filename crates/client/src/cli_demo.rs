@@ -64,7 +64,7 @@ pub struct DemoArgs {
     #[arg(long, value_enum, default_value = "sql")]
     job: DemoJob,
     /// With `--job rag`: the question (default: one whose answer is in exactly one document).
-    #[arg(long, requires = "job")]
+    #[arg(long)]
     question: Option<String>,
     /// With `--job rag` and the process provider: the model directory (`scripts/fetch-models`).
     /// A QEMU guest carries its own, in the image.
@@ -108,6 +108,11 @@ pub async fn run(args: DemoArgs) -> Result<(), ClientError> {
         azure_vtpm: args.azure,
         ..DeploymentOptions::default()
     };
+    if args.question.is_some() && args.job != DemoJob::Rag {
+        return Err(ClientError::Usage(
+            "--question goes with --job rag (the SQL demo runs its own query)".into(),
+        ));
+    }
     if args.job == DemoJob::Rag {
         if !args.models.join("models.json").is_file() {
             return Err(ClientError::Usage(format!(
@@ -115,13 +120,7 @@ pub async fn run(args: DemoArgs) -> Result<(), ClientError> {
                 args.models.display()
             )));
         }
-        opts.models_dir =
-            Some(
-                std::path::absolute(&args.models).map_err(|source| ClientError::Io {
-                    path: args.models.display().to_string(),
-                    source,
-                })?,
-            );
+        opts.models_dir = Some(absolute(&args.models)?);
         if cloud_job(args.provider) {
             return Err(ClientError::Usage(
                 "--job rag runs on the process and qemu providers (the cloud emulators boot agents without models)".into(),
@@ -137,13 +136,7 @@ pub async fn run(args: DemoArgs) -> Result<(), ClientError> {
                     args.image.display()
                 )));
             }
-            opts.qemu_image =
-                Some(
-                    std::path::absolute(&args.image).map_err(|source| ClientError::Io {
-                        path: args.image.display().to_string(),
-                        source,
-                    })?,
-                );
+            opts.qemu_image = Some(absolute(&args.image)?);
             "qemu (TCG)"
         }
         DemoProvider::Aws => "aws (moto server + mock cloud)",
@@ -361,6 +354,14 @@ async fn large_input(
     // The plaintext file is not needed any more.
     let _ = std::fs::remove_file(&path);
     Ok(LargeInput { server, blob, rows })
+}
+
+/// `path` made absolute (the orchestrator runs with another working directory).
+fn absolute(path: &std::path::Path) -> Result<PathBuf, ClientError> {
+    std::path::absolute(path).map_err(|source| ClientError::Io {
+        path: path.display().to_string(),
+        source,
+    })
 }
 
 fn cloud_job(p: DemoProvider) -> bool {
