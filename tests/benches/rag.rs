@@ -257,9 +257,7 @@ fn main() {
     println!("| prefill, {prompt_tokens}-token prompt | {prefill:.1} tok/s |");
     println!("| time to first token | {ttft:.3} s |");
     println!("| decode, {generated} tokens | {decode:.1} tok/s |");
-    println!(
-        "\n### Floor: llama.cpp alone, same GGUF, same prompt and token count, 1 thread\n"
-    );
+    println!("\n### Floor: llama.cpp alone, same GGUF, same prompt and token count, 1 thread\n");
     println!("| | ours (Generator::generate) | llama.cpp alone | ratio |");
     println!("|---|---|---|---|");
     println!(

@@ -439,14 +439,8 @@ async fn rag_job(
         result_file: None,
         transfer_progress: Some(TransferProgress(std::sync::Arc::new(show::transfer))),
     };
-    let mut models = Vec::new();
-    let result = run_job(spec, |stage, t| {
-        show::stage(stage, t);
-        if let Stage::Attested { models: m, .. } = stage {
-            models.clone_from(m);
-        }
-    })
-    .await;
+    // The attested stage prints the models the measured image carries.
+    let result = run_job(spec, show::stage).await;
     show::end_answer_stream();
     let outcome = match result {
         Ok(o) => o,
@@ -463,12 +457,6 @@ async fn rag_job(
         _ => count_entries(&vms_dir(state_dir)),
     };
     deployment.stop();
-    for m in &models {
-        eprintln!(
-            "           the attested image carries model {} sha256:{}",
-            m.name, m.sha256
-        );
-    }
     eprintln!(
         "[{:>7.2}s] done; VMs left on the provider: {leftover}; the Blossom server stored {} blob(s), ciphertext only",
         t0.elapsed().as_secs_f64(),
