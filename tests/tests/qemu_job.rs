@@ -201,9 +201,10 @@ async fn a_job_runs_in_a_real_qemu_guest_and_a_tampered_initrd_is_refused() {
 
 /// The RAG job (kind 5050) in a QEMU guest answering from the models its measured image
 /// carries: the attestation names the model that answered. Ignored in `scripts/test` because
-/// llama.cpp's AVX2 kernels under QEMU's TCG (no KVM here) run the 135M model at a few tokens
-/// per minute: one short answer takes many minutes, more than CI's budget allows. Run it with
-/// `cargo test -p cdvm-e2e --test qemu_job -- --ignored --nocapture` (docs/rag.md records a run).
+/// llama.cpp's AVX2 kernels under QEMU's TCG (no KVM here) are emulated instruction by
+/// instruction: one short answer took 859 s on 2026-12-07, more than CI's budget allows. Run it
+/// with `cargo test -p cdvm-e2e --test qemu_job -- --ignored --nocapture` (docs/benchmarks.md
+/// records the run).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "minutes of LLM inference under TCG emulation: run by hand (see the doc comment)"]
 async fn a_rag_job_answers_from_the_models_in_the_qemu_image() {
