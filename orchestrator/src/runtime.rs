@@ -75,40 +75,15 @@ fn announced_models(
                 models_dir: Some(dir),
                 ..
             },
-        ) => dir.join("models.json"),
+        ) => dir.join(cdvm_rag::models::MANIFEST),
         _ => return Ok(Vec::new()),
     };
-    let bad = |reason: String| OrchestratorError::Models {
-        path: path.display().to_string(),
-        reason,
-    };
-    /// The manifest's entries, read leniently: file names and sources are not announced.
-    #[derive(serde::Deserialize)]
-    struct Manifest {
-        models: Vec<Entry>,
-    }
-    #[derive(serde::Deserialize)]
-    struct Entry {
-        name: String,
-        role: String,
-        sha256: String,
-        license: String,
-        context_length: u32,
-        price_unit: String,
-    }
-    let text = std::fs::read_to_string(&path).map_err(|e| bad(e.to_string()))?;
-    let m: Manifest = serde_json::from_str(&text).map_err(|e| bad(e.to_string()))?;
-    Ok(m.models
-        .into_iter()
-        .map(|e| cdvm_protocol::rag::AnnouncedModel {
-            name: e.name,
-            role: e.role,
-            sha256: e.sha256,
-            license: e.license,
-            context_length: e.context_length,
-            price_unit: e.price_unit,
+    cdvm_rag::models::Manifest::load_file(&path)
+        .map(|m| m.announced())
+        .map_err(|e| OrchestratorError::Models {
+            path: path.display().to_string(),
+            reason: e.to_string(),
         })
-        .collect())
 }
 
 impl Shared {

@@ -316,18 +316,7 @@ async fn large_input(
         path: path.display().to_string(),
         source,
     })?;
-    let server = BlossomServer::start(ServerConfig {
-        max_blob: u64::MAX,
-        require_auth: true,
-        ..ServerConfig::default()
-    })
-    .await
-    .map_err(|e| ClientError::Blossom(format!("cannot start a local Blossom server: {e}")))?;
-    eprintln!(
-        "[{:>7.2}s] Blossom server {} up (in-process, strict BUD-01/02/11)",
-        t0.elapsed().as_secs_f64(),
-        server.url()
-    );
+    let server = local_blossom(u64::MAX, t0).await?;
     eprintln!(
         "           job: confidential SQL (kind 5970) over a generated {:.1} MB table ({rows} rows)",
         written as f64 / 1e6
@@ -387,18 +376,7 @@ async fn rag_job(
         path: docs.display().to_string(),
         source,
     })?;
-    let server = BlossomServer::start(ServerConfig {
-        max_blob: 1 << 30,
-        require_auth: true,
-        ..ServerConfig::default()
-    })
-    .await
-    .map_err(|e| ClientError::Blossom(format!("cannot start a local Blossom server: {e}")))?;
-    eprintln!(
-        "[{:>7.2}s] Blossom server {} up (in-process, strict BUD-01/02/11)",
-        t0.elapsed().as_secs_f64(),
-        server.url()
-    );
+    let server = local_blossom(1 << 30, t0).await?;
     eprintln!(
         "           job: confidential RAG (kind 5050) over {} private documents (examples/rag-docs)",
         demo_docs::DOCUMENTS.len()
@@ -470,6 +448,23 @@ async fn rag_job(
         )));
     }
     Ok(())
+}
+
+/// A strict in-process Blossom server for the demo's blobs, announced on stderr.
+async fn local_blossom(max_blob: u64, t0: Instant) -> Result<BlossomServer, ClientError> {
+    let server = BlossomServer::start(ServerConfig {
+        max_blob,
+        require_auth: true,
+        ..ServerConfig::default()
+    })
+    .await
+    .map_err(|e| ClientError::Blossom(format!("cannot start a local Blossom server: {e}")))?;
+    eprintln!(
+        "[{:>7.2}s] Blossom server {} up (in-process, strict BUD-01/02/11)",
+        t0.elapsed().as_secs_f64(),
+        server.url()
+    );
+    Ok(server)
 }
 
 fn count_entries(dir: &std::path::Path) -> usize {

@@ -71,12 +71,17 @@ impl Manifest {
     /// Reads and checks `dir/models.json`: version 1, unique names, one generator and one
     /// embedder at least, hashes of 64 hex digits, plain file names.
     pub fn load(dir: &Path) -> Result<Self, RagError> {
-        let path = dir.join(MANIFEST);
+        Self::load_file(&dir.join(MANIFEST))
+    }
+
+    /// Reads and checks a manifest file by its own path (the orchestrator's `announce.models`);
+    /// the same checks as [`Self::load`].
+    pub fn load_file(path: &Path) -> Result<Self, RagError> {
         let bad = |reason: String| RagError::Manifest {
             path: path.display().to_string(),
             reason,
         };
-        let text = std::fs::read_to_string(&path).map_err(|e| bad(e.to_string()))?;
+        let text = std::fs::read_to_string(path).map_err(|e| bad(e.to_string()))?;
         let m: Manifest = serde_json::from_str(&text).map_err(|e| bad(e.to_string()))?;
         if m.v != 1 {
             return Err(bad(format!("version {}; this agent reads 1", m.v)));
@@ -109,6 +114,30 @@ impl Manifest {
             }
         }
         Ok(m)
+    }
+
+    /// The models as the attestation's `model` tags name them.
+    pub fn references(&self) -> Vec<ModelRef> {
+        self.models.iter().map(ModelEntry::reference).collect()
+    }
+
+    /// The models as the NIP-89 announcement lists them.
+    pub fn announced(&self) -> Vec<cdvm_protocol::rag::AnnouncedModel> {
+        self.models
+            .iter()
+            .map(|e| cdvm_protocol::rag::AnnouncedModel {
+                name: e.name.clone(),
+                role: match e.role {
+                    ModelRole::Generator => "generator",
+                    ModelRole::Embedder => "embedder",
+                }
+                .into(),
+                sha256: e.sha256.clone(),
+                license: e.license.clone(),
+                context_length: e.context_length,
+                price_unit: e.price_unit.clone(),
+            })
+            .collect()
     }
 
     /// The generator named `name`, or the default (first) one.

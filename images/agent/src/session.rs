@@ -79,31 +79,16 @@ pub(crate) struct Options {
 }
 
 /// The models the agent carries, as the attestation names them (empty without a model
-/// directory). The manifest is read, not the files hashed: it is part of the measured image, and
-/// the RAG executor checks each file's hash before loading it.
+/// directory, or in an agent built without the RAG job). The manifest is read and checked, not
+/// the files hashed: it is part of the measured image, and the RAG executor checks each file's
+/// hash before loading it.
 fn image_models(exec: &executors::ExecConfig) -> anyhow::Result<Vec<cdvm_protocol::rag::ModelRef>> {
-    let Some(dir) = &exec.models_dir else {
-        return Ok(Vec::new());
-    };
-    let text = std::fs::read_to_string(dir.join("models.json"))
-        .with_context(|| format!("reading {}/models.json", dir.display()))?;
-    #[derive(serde::Deserialize)]
-    struct Entry {
-        name: String,
-        sha256: String,
+    #[cfg(feature = "rag")]
+    if let Some(dir) = &exec.models_dir {
+        return Ok(cdvm_rag::models::Manifest::load(dir)?.references());
     }
-    #[derive(serde::Deserialize)]
-    struct Manifest {
-        models: Vec<Entry>,
-    }
-    let m: Manifest = serde_json::from_str(&text).context("parsing models.json")?;
-    Ok(m.models
-        .into_iter()
-        .map(|e| cdvm_protocol::rag::ModelRef {
-            name: e.name,
-            sha256: e.sha256,
-        })
-        .collect())
+    let _ = exec;
+    Ok(Vec::new())
 }
 
 pub(crate) async fn run(
