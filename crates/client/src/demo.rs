@@ -256,10 +256,15 @@ impl LocalDeployment {
             } else {
                 "5970, 5971"
             },
-            // A QEMU guest that runs the RAG job holds the models in its initramfs and llama.cpp's
-            // buffers: 512 MiB is not enough for them.
+            // The guest image carries the models (~150 MB) in its initramfs, unpacked into RAM
+            // next to the compressed copy, and a RAG job adds llama.cpp's buffers: 512 MiB no
+            // longer boots it. Process "VMs" take no memory setting.
             vcpus = 1,
-            memory = if opts.models_dir.is_some() { 1536 } else { 512 },
+            memory = if opts.models_dir.is_some() || opts.qemu_image.is_some() {
+                1536
+            } else {
+                512
+            },
             blossom = opts
                 .blossom
                 .iter()
