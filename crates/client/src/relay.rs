@@ -18,7 +18,28 @@ impl TestRelay {
     }
 
     /// Starts a relay on 127.0.0.1:`port` (a free port when `None`).
+    ///
+    /// The builder finds a free port by binding it, letting go, and binding again; another
+    /// process (a parallel test, an outgoing connection's ephemeral port) can take it in between.
+    /// So a free-port start that finds its port taken tries another, a few times.
     pub async fn start_on(port: Option<u16>) -> Result<Self, nostr_relay_builder::Error> {
+        const TRIES: usize = 5;
+        let mut tries = 1;
+        loop {
+            match Self::start_once(port).await {
+                Err(nostr_relay_builder::Error::IO(e))
+                    if port.is_none()
+                        && e.kind() == std::io::ErrorKind::AddrInUse
+                        && tries < TRIES =>
+                {
+                    tries += 1;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    async fn start_once(port: Option<u16>) -> Result<Self, nostr_relay_builder::Error> {
         let mut builder = RelayBuilder::default().rate_limit(RateLimit {
             max_reqs: 1000,
             notes_per_minute: 10_000,

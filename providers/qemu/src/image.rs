@@ -18,6 +18,11 @@ pub struct GuestImage {
     pub ovmf: PathBuf,
 }
 
+/// Memory a guest of the built image needs to boot and run a RAG job: the initramfs carries the
+/// models uncompressed (about 140 MiB, kept once as the initrd and once unpacked in the root
+/// filesystem), and the job loads them (docs/image.md). Below this the kernel fails to unpack.
+pub const IMAGE_GUEST_MEMORY_MIB: u32 = 1536;
+
 /// Where `scripts/build-image` puts the image of this checkout: `$CDVM_IMAGE_DIR` if set, else
 /// `<workspace>/target/image`. For tests and benches, which must fail (not skip) without it:
 /// a missing image is an error saying how to build it.

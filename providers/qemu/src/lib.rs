@@ -31,7 +31,7 @@ use cdvm_provider_api::{
 use tokio::task::JoinHandle;
 
 pub use config::{Accel, CpuModel, QemuConfig, TeeMode};
-pub use image::{built_image_dir, GuestImage};
+pub use image::{built_image_dir, GuestImage, IMAGE_GUEST_MEMORY_MIB};
 
 const NAME: &str = "qemu";
 

@@ -55,13 +55,9 @@ async fn the_kernel_loads_the_tsm_modules_and_the_report_directory_is_empty_unde
     let dir = tempfile::tempdir().unwrap();
     let p = QemuProvider::new(config(dir.path())).unwrap();
     let started = Instant::now();
-    let vm = p
-        .launch(&sample_spec(
-            &OwnerTag("o".into()),
-            &JobTag("5e".repeat(32)),
-        ))
-        .await
-        .unwrap();
+    let mut spec = sample_spec(&OwnerTag("o".into()), &JobTag("5e".repeat(32)));
+    spec.class.memory_mib = cdvm_provider_qemu::IMAGE_GUEST_MEMORY_MIB;
+    let vm = p.launch(&spec).await.unwrap();
     let console: PathBuf = dir.path().join("vms").join(&vm.id.0).join("console.log");
     let deadline = started + Duration::from_secs(90);
     let lines = loop {

@@ -232,6 +232,7 @@ async fn a_vm_on_the_remote_host_boots_and_attests_through_the_ssh_bridge() {
     let mut vm_spec = spec(&owner, &JobTag(request.id.to_hex()));
     vm_spec.bootstrap.relays = vec![relay.url().await.to_string()];
     vm_spec.bootstrap.input_timeout_secs = 60;
+    vm_spec.class.memory_mib = cdvm_provider_qemu::IMAGE_GUEST_MEMORY_MIB;
     let vm = p.launch(&vm_spec).await.unwrap();
     let marker = format!("cdvm-{}", vm.id.0);
     assert_eq!(p.status(&vm.id).await.unwrap(), VmState::Running);
