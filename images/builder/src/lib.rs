@@ -10,6 +10,7 @@
 
 #![deny(missing_docs)]
 
+pub mod authenticode;
 pub mod cpio;
 pub mod deb;
 pub mod initramfs;
@@ -17,6 +18,7 @@ pub mod manifest;
 pub mod measure;
 pub mod models;
 pub mod modules;
+pub mod pcr;
 pub mod policy;
 pub mod recipe;
 
