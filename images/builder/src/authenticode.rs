@@ -8,7 +8,8 @@
 //! `MeasurePeImageAndExtend` (the code OVMF and Hyper-V's UEFI measure with) follows the same
 //! steps.
 
-use sha2::{Digest, Sha256};
+use sha2::digest::Output;
+use sha2::{Digest, Sha256, Sha384};
 
 /// Why a file has no Authenticode digest.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -136,10 +137,20 @@ fn layout(pe: &[u8]) -> Result<Layout, AuthenticodeError> {
     })
 }
 
-/// The SHA-256 Authenticode digest of `pe`.
+/// The SHA-256 Authenticode digest of `pe` (a TPM's SHA-256 bank, Secure Boot signatures).
 pub fn sha256(pe: &[u8]) -> Result<[u8; 32], AuthenticodeError> {
+    digest::<Sha256>(pe).map(Into::into)
+}
+
+/// The SHA-384 Authenticode digest of `pe` (what TDX firmware logs and extends into an RTMR).
+pub fn sha384(pe: &[u8]) -> Result<[u8; 48], AuthenticodeError> {
+    digest::<Sha384>(pe).map(Into::into)
+}
+
+/// The Authenticode digest of `pe` with hash `D`.
+pub fn digest<D: Digest>(pe: &[u8]) -> Result<Output<D>, AuthenticodeError> {
     let l = layout(pe)?;
-    let mut h = Sha256::new();
+    let mut h = D::new();
     h.update(&pe[..l.checksum]);
     h.update(&pe[l.checksum + 4..l.cert_dir]);
     h.update(&pe[l.cert_dir + 8..l.size_of_headers]);
@@ -154,7 +165,7 @@ pub fn sha256(pe: &[u8]) -> Result<[u8; 32], AuthenticodeError> {
     if end > hashed {
         h.update(&pe[hashed..end]);
     }
-    Ok(h.finalize().into())
+    Ok(h.finalize())
 }
 
 #[cfg(test)]
