@@ -1,4 +1,4 @@
-//! TCG event types (PC Client Platform Firmware Profile 1.05, §10.4.1), by their spec names.
+//! TCG event types (TCG PC Client Platform Firmware Profile), by their spec names.
 
 use std::fmt;
 

@@ -7,20 +7,22 @@
 //! verified quote, and then only its digests (and the data of the types whose digest is the
 //! hash of their data, [`EventType::digest_covers_data`]).
 //!
-//! References: Intel GHCI 1.0 §4.3.3 (CCEL); ACPI 6.5 §5.2.34; UEFI 2.10 §38
+//! References: Intel GHCI 1.0 §4.3.3 (CC event log); ACPI 6.5 (the CCEL table); UEFI 2.10
 //! (`EFI_CC_MEASUREMENT_PROTOCOL`, MR index 0 = MRTD, 1..=4 = RTMR0..3); TCG PC Client Platform
-//! Firmware Profile 1.05 §10 (event log formats, event types).
+//! Firmware Profile (event log formats, event types).
 
 mod error;
 mod event_type;
 mod expected;
 mod log;
+mod spec_id;
 mod table;
 
 pub use error::CcelError;
 pub use event_type::EventType;
 pub use expected::{EventMatch, ExpectedEvents};
-pub use log::{AlgorithmSize, Event, EventLog, MrIndex, SpecIdEvent, MAX_EVENTS, TPM_ALG_SHA384};
+pub use log::{Event, EventLog, MrIndex, MAX_EVENTS};
+pub use spec_id::{AlgorithmSize, SpecIdEvent, TPM_ALG_SHA384};
 pub use table::{CcelTable, CCEL_TABLE_LEN, CC_TYPE_TDX};
 
 use crate::Measurement;

@@ -1,4 +1,4 @@
-//! The ACPI CCEL table (GHCI 1.0 §4.3.3; ACPI 6.5 §5.2.34): where the firmware left the log.
+//! The ACPI CCEL table (Intel GHCI 1.0 §4.3.3; ACPI 6.5): where the firmware left the log.
 
 use crate::tdx::ccel::CcelError;
 
