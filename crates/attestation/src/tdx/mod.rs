@@ -9,6 +9,7 @@
 
 use serde::{Deserialize, Serialize};
 
+pub mod ccel;
 mod error;
 mod pccs_error;
 mod policy;
