@@ -309,6 +309,7 @@ fn tdx_case() -> TdxCase {
     TdxCase {
         evidence: Evidence::Tdx(TdxEvidence {
             quote: quote.clone(),
+            event_log: None,
             gpus: Vec::new(),
         }),
         quote,

@@ -48,6 +48,7 @@ fn mrtd() -> Measurement {
 fn ev(quote: Vec<u8>) -> Evidence {
     Evidence::Tdx(TdxEvidence {
         quote,
+        event_log: None,
         gpus: Vec::new(),
     })
 }

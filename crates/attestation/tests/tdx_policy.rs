@@ -93,6 +93,7 @@ fn default_tdx_policy_refuses_a_simulated_tdx_quote_even_with_its_collateral_and
     let mrtd = Measurement([1; 48]);
     let ev = Evidence::Tdx(TdxEvidence {
         quote: sim.quote(&rd, &mrtd).unwrap(),
+        event_log: None,
         gpus: Vec::new(),
     });
     let mut policy = shipped();

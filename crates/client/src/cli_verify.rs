@@ -213,6 +213,7 @@ fn raw_evidence(bytes: Vec<u8>, args: &VerifyArgs) -> Result<Evidence, ClientErr
     if is_tdx_quote {
         return Ok(Evidence::Tdx(TdxEvidence {
             quote: bytes,
+            event_log: None,
             gpus: Vec::new(),
         }));
     }

@@ -141,6 +141,7 @@ pub fn verify_tdx_with_nonce(
     let p = prelude(ev, policy)?;
     let quote = TdxEvidence {
         quote: ev.td_quote.clone(),
+        event_log: None,
         gpus: Vec::new(),
     };
     let mut claims = tdx
@@ -176,6 +177,7 @@ pub fn verify_tdx_without_dcap_collateral(
     let p = prelude(ev, policy)?;
     let quote = TdxEvidence {
         quote: ev.td_quote.clone(),
+        event_log: None,
         gpus: Vec::new(),
     };
     let (_, mut checks) =

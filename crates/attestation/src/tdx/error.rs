@@ -130,6 +130,19 @@ pub enum TdxError {
         /// Policy name.
         policy: String,
     },
+    /// The policy expects boot events (`tdx.event_log`) and the evidence carries no CC event log.
+    #[error(
+        "policy `{policy}` expects boot events in the CC event log (tdx.event_log), and the \
+         evidence carries none: the guest found no ACPI CCEL table"
+    )]
+    EventLogMissing {
+        /// Policy name.
+        policy: String,
+    },
+    /// The CC event log is malformed, does not replay to the quote's RTMRs, or lacks an event
+    /// the policy expects.
+    #[error("CC event log: {0}")]
+    EventLog(#[from] crate::tdx::ccel::CcelError),
     /// TD attributes that make the TD untrustworthy (migratable, SEPT #VE not disabled,
     /// reserved bits, service TDs), as refused by the DCAP verifier.
     #[error("TD attributes refused: {0}")]

@@ -53,9 +53,28 @@ pub struct TdxEvidence {
     /// The raw quote, base64 on the wire.
     #[serde(with = "crate::evidence::b64")]
     pub quote: Vec<u8>,
+    /// The guest's CC event log, when its firmware published one (cloud TDX guests booted
+    /// through TDVF; `docs/attestation.md`, "TDX: the CCEL event log").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub event_log: Option<CcelEvidence>,
     /// Evidence of the guest's confidential GPUs, each bound to the same report data.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub gpus: Vec<crate::nvidia::GpuEvidence>,
+}
+
+/// A CC event log as the guest's kernel exposes it: the ACPI CCEL table
+/// (`/sys/firmware/acpi/tables/CCEL`) and the log area it points to
+/// (`/sys/firmware/acpi/tables/data/CCEL`), cut after the last event. Unsigned: it is trusted
+/// only because its replay must equal the RTMRs of the signed quote.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CcelEvidence {
+    /// The ACPI table, base64 on the wire.
+    #[serde(with = "crate::evidence::b64")]
+    pub table: Vec<u8>,
+    /// The log, base64 on the wire.
+    #[serde(with = "crate::evidence::b64")]
+    pub log: Vec<u8>,
 }
 
 /// The MRTD a quote claims (unverified), if the quote parses.

@@ -62,6 +62,12 @@ pub struct TdxPolicy {
     /// Allowed RTMR3 values (application-defined). Absent: not checked.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rtmr3: Option<Vec<AllowedMeasurement>>,
+    /// Boot events the guest's CC event log (ACPI CCEL) must hold, checked after the log's replay
+    /// is found to equal the quote's RTMRs: how a policy pins the image a cloud's firmware
+    /// booted (our UKI's Authenticode digest in RTMR1) without pinning every other firmware
+    /// event. Absent: the log is not required (and not checked).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub event_log: Option<crate::tdx::ccel::ExpectedEvents>,
     /// Allowed XFAM values (16 hex characters, the 8 bytes as in the report). Absent: not
     /// checked.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -108,6 +114,7 @@ impl Default for TdxPolicy {
             rtmr1: None,
             rtmr2: None,
             rtmr3: None,
+            event_log: None,
             xfam: None,
             allowed_tcb_status: default_tcb_status(),
             allow_debug: false,
@@ -156,6 +163,11 @@ impl TdxPolicy {
                 Measurement::from_hex(&m.measurement)
                     .map_err(|e| format!("tdx.{field} {:?}: {e}", m.measurement))?;
             }
+        }
+        if let Some(expected) = &self.event_log {
+            expected
+                .validate()
+                .map_err(|e| format!("tdx.event_log: {e}"))?;
         }
         for x in self.xfam.iter().flatten() {
             let mut out = [0u8; 8];

@@ -262,7 +262,14 @@ impl TdxVerifier {
             ),
         );
 
-        check_policy(&quote, expected, policy, rules, &mut log)?;
+        check_policy(
+            &quote,
+            ev.event_log.as_ref(),
+            expected,
+            policy,
+            rules,
+            &mut log,
+        )?;
 
         Ok(Claims {
             tee: TeeKind::Tdx,
@@ -327,13 +334,21 @@ pub(crate) fn checks_without_collateral(
         "signature",
         "quote signature verifies with the attestation key",
     );
-    check_policy(&quote, expected, policy, rules, &mut log)?;
+    check_policy(
+        &quote,
+        ev.event_log.as_ref(),
+        expected,
+        policy,
+        rules,
+        &mut log,
+    )?;
     Ok((quote.report.mrtd, log.0))
 }
 
-/// REPORT_DATA, MRTD, RTMRs, debug and XFAM, in that order.
+/// REPORT_DATA, MRTD, RTMRs, the event log, debug and XFAM, in that order.
 fn check_policy(
     quote: &TdxQuote,
+    event_log: Option<&crate::tdx::CcelEvidence>,
     expected: &ReportData,
     policy: &Policy,
     rules: &TdxPolicy,
@@ -376,6 +391,27 @@ fn check_policy(
         );
     }
 
+    if let Some(expected_events) = &rules.event_log {
+        let Some(evidence) = event_log else {
+            return Err(TdxError::EventLogMissing { policy: name() }.into());
+        };
+        let events = check_event_log(evidence, expected_events, &report.rtmr)?;
+        log.pass(
+            "event-log",
+            format!(
+                "CC event log of {events} events replays to RTMR0-3 and holds the {} expected \
+                 boot events ({})",
+                expected_events.events.len(),
+                expected_events
+                    .events
+                    .iter()
+                    .map(|m| m.name.clone().unwrap_or_else(|| m.event_type.to_string()))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        );
+    }
+
     let attrs = report.td_attributes;
     if attrs.under_debug() && !rules.allow_debug {
         return Err(VerifyError::DebugAllowed { policy: name() });
@@ -404,4 +440,19 @@ fn check_policy(
         log.pass("xfam", format!("XFAM {value} is allowed"));
     }
     Ok(())
+}
+
+/// Parses the CCEL table and log, and checks the log replays to the quote's RTMRs and holds every
+/// expected event. Returns the number of events.
+fn check_event_log(
+    evidence: &crate::tdx::CcelEvidence,
+    expected: &crate::tdx::ccel::ExpectedEvents,
+    rtmrs: &[crate::Measurement; 4],
+) -> Result<usize, TdxError> {
+    use crate::tdx::ccel::{CcelTable, EventLog};
+    let table = CcelTable::parse(&evidence.table)?;
+    table.check_log_len(&evidence.log)?;
+    let log = EventLog::parse(&evidence.log)?;
+    expected.check(&log, rtmrs)?;
+    Ok(log.events.len())
 }

@@ -13,6 +13,8 @@ pub struct TsmAttester {
     client: TsmReportClient,
     provider: TsmProvider,
     privlevel: Option<u32>,
+    /// Where the ACPI tables are (TDX: the CCEL event log rides with the quote).
+    acpi_tables: PathBuf,
 }
 
 impl TsmAttester {
@@ -23,6 +25,7 @@ impl TsmAttester {
             client: TsmReportClient::new(root),
             provider: TsmProvider::SevGuest,
             privlevel: Some(vmpl),
+            acpi_tables: crate::tsm::DEFAULT_ACPI_TABLES.into(),
         }
     }
 
@@ -32,7 +35,16 @@ impl TsmAttester {
             client: TsmReportClient::new(root),
             provider: TsmProvider::TdxGuest,
             privlevel: None,
+            acpi_tables: crate::tsm::DEFAULT_ACPI_TABLES.into(),
         }
+    }
+
+    /// Reads the ACPI tables (the CCEL event log) from `dir` instead of
+    /// [`crate::tsm::DEFAULT_ACPI_TABLES`].
+    #[must_use]
+    pub fn with_acpi_tables(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.acpi_tables = dir.into();
+        self
     }
 
     /// The report directory used.
@@ -105,6 +117,7 @@ impl Attester for TsmAttester {
                 }
                 Ok(Evidence::Tdx(TdxEvidence {
                     quote: out.outblob,
+                    event_log: crate::tsm::read_ccel(&self.acpi_tables)?,
                     gpus: Vec::new(),
                 }))
             }

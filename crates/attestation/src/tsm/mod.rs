@@ -12,9 +12,11 @@
 //! Tests run this same code against a FUSE emulation of the directory (crate `cdvm-tsm-fuse`).
 
 mod attester;
+mod ccel;
 mod error;
 mod report;
 
 pub use attester::TsmAttester;
+pub use ccel::{read_ccel, DEFAULT_ACPI_TABLES};
 pub use error::TsmError;
 pub use report::{TsmProvider, TsmReport, TsmReportClient, TsmRequest, DEFAULT_REPORT_ROOT};

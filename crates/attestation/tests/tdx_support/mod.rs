@@ -50,6 +50,7 @@ pub const SYNTHETIC_QUOTE: &str = "intel_qvl_synthetic_via_teekit/quote.dat";
 pub fn evidence(quote: Vec<u8>) -> Evidence {
     Evidence::Tdx(TdxEvidence {
         quote,
+        event_log: None,
         gpus: Vec::new(),
     })
 }

@@ -120,6 +120,7 @@ impl SimTdx {
     ) -> Result<Evidence, SimError> {
         Ok(Evidence::Tdx(TdxEvidence {
             quote: self.quote(report_data, mrtd)?,
+            event_log: None,
             gpus: Vec::new(),
         }))
     }
