@@ -6,6 +6,7 @@ mod fw_cfg;
 mod modules;
 mod netlink;
 mod ports;
+mod tpm;
 pub(crate) mod tsm;
 
 use std::net::Ipv4Addr;
@@ -38,6 +39,8 @@ pub(crate) fn boot() -> anyhow::Result<Booted> {
     let modules = modules::load_all()?;
     // configfs-tsm (the hardware attesters' interface): say what is there, create nothing.
     tsm::log_state();
+    // A vTPM (clouds, the UEFI disk boot test): the boot measurements policies pin.
+    tpm::log_pcrs();
     network_up().context("bringing up the network")?;
     tracing::info!(
         modules,
