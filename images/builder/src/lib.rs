@@ -12,13 +12,18 @@
 
 pub mod cpio;
 pub mod deb;
+pub mod disk;
+pub mod esp;
+pub mod gpt;
 pub mod initramfs;
 pub mod manifest;
 pub mod measure;
 pub mod models;
 pub mod modules;
+pub mod pe;
 pub mod policy;
 pub mod recipe;
+pub mod uki;
 
 pub use measure::{snp_launch_digest, CpuModel, Firmware, MeasureError, GUEST_FEATURES};
 pub use recipe::{build, BuildConfig, BuildError, BuildOutcome, CMDLINE};

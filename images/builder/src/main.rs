@@ -54,6 +54,20 @@ enum Command {
         #[arg(long)]
         force: bool,
     },
+    /// Build `uki.efi` and `disk.raw` from an already built image folder (its vmlinuz,
+    /// initrd.img, cmdline and the agent version its manifest records), e.g. to compare hashes
+    /// with a build elsewhere. `build` does this too.
+    Disk {
+        /// A folder written by `build`.
+        #[arg(long, default_value = "target/image")]
+        image: PathBuf,
+        /// The systemd-boot-efi package with the EFI stub (SHA-256 pinned).
+        #[arg(long)]
+        stub_deb: PathBuf,
+        /// Where to write uki.efi and disk.raw (default: the image folder).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
     /// Print expected SEV-SNP launch digests, for a built image folder or for given files.
     Measure {
         /// A folder written by `build` (uses its OVMF.amdsev.fd, vmlinuz, initrd.img, cmdline).
@@ -160,6 +174,50 @@ fn main() -> anyhow::Result<()> {
                 );
             }
             println!("[cdvm-image] image policy: {}", policy_out.display());
+        }
+        Command::Disk {
+            image,
+            stub_deb,
+            out,
+        } => {
+            let started = Instant::now();
+            let manifest_path = image.join(recipe::MANIFEST);
+            let manifest = cdvm_image::manifest::Manifest::from_json(
+                &std::fs::read_to_string(&manifest_path)
+                    .with_context(|| format!("reading {}", manifest_path.display()))?,
+            )
+            .with_context(|| format!("parsing {}", manifest_path.display()))?;
+            let work = tempfile::tempdir().context("temporary folder")?;
+            let stub = cdvm_image::uki::extract_stub(&stub_deb, work.path())?;
+            let out = out.unwrap_or_else(|| image.clone());
+            std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
+            let built = recipe::build_uefi(
+                &stub,
+                &manifest.inputs.agent.version,
+                &image.join(recipe::VMLINUZ),
+                &image.join(recipe::INITRD),
+                &manifest.cmdline,
+                &out,
+            )?;
+            for s in &built.uki.layout.sections {
+                println!(
+                    "[cdvm-image]   {:<9} rva {:#010x} file {:#010x} size {:>10}",
+                    s.name, s.virtual_address, s.file_offset, s.virtual_size
+                );
+            }
+            println!(
+                "[cdvm-image] {} {:>11} bytes  sha256 {}",
+                recipe::UKI_FILE,
+                built.uki.size,
+                built.uki.sha256
+            );
+            println!(
+                "[cdvm-image] {} {:>11} bytes  sha256 {}  ({:.1} s)",
+                recipe::DISK_FILE,
+                built.disk.size,
+                built.disk.sha256,
+                started.elapsed().as_secs_f64()
+            );
         }
         Command::Measure {
             image,

@@ -6,6 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use crate::deb::{self, io_err, DebError, PackageId};
+use crate::disk::{self, DiskError, DiskWritten};
 use crate::initramfs::{self, InitramfsError, ModuleFile, GZIP_LEVEL, LOAD_ORDER, MODULE_DIR};
 use crate::manifest::{
     AgentInput, DigestRecord, FileInput, FileRecord, InitrdInfo, Inputs, Manifest, ModelsInput,
@@ -15,6 +16,7 @@ use crate::measure::{CpuModel, Firmware, MeasureError, GUEST_FEATURES};
 use crate::models::{self as model_files, ModelSet, ModelsError};
 use crate::modules::{self, ModuleError, ModulesDep};
 use crate::policy::{self, Pinned, PolicyGenError};
+use crate::uki::{self, UkiError, UkiInputs, UkiWritten};
 
 /// The kernel command line. The per-job bootstrap is not here: it comes through fw_cfg, so one
 /// image (and one launch digest) serves every job.
@@ -36,6 +38,10 @@ pub const INITRD: &str = "initrd.img";
 pub const CMDLINE_FILE: &str = "cmdline";
 /// The firmware, extracted from the pinned package.
 pub const OVMF_FILE: &str = "OVMF.amdsev.fd";
+/// The Unified Kernel Image (systemd-stub + kernel + initrd + command line + os-release).
+pub const UKI_FILE: &str = "uki.efi";
+/// The raw GPT disk whose EFI System Partition holds the UKI as `EFI/BOOT/BOOTX64.EFI`.
+pub const DISK_FILE: &str = "disk.raw";
 /// The manifest.
 pub const MANIFEST: &str = "manifest.json";
 /// How the agent is expected to have been built (recorded in the manifest).
@@ -87,6 +93,48 @@ pub enum BuildError {
     /// The model directory was refused.
     #[error(transparent)]
     Models(#[from] ModelsError),
+    /// The UKI could not be built.
+    #[error(transparent)]
+    Uki(#[from] UkiError),
+    /// The disk could not be built.
+    #[error(transparent)]
+    Disk(#[from] DiskError),
+}
+
+/// What [`build_uefi`] wrote.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UefiBuilt {
+    /// `uki.efi`.
+    pub uki: UkiWritten,
+    /// `disk.raw`.
+    pub disk: DiskWritten,
+}
+
+/// Writes `uki.efi` and `disk.raw` into `out_dir` from the stub, the kernel, the initrd and the
+/// command line the direct boot uses; `version` goes into the UKI's os-release. Pure in its
+/// inputs: the same bytes in give the same bytes out, wherever `out_dir` is.
+pub fn build_uefi(
+    stub: &[u8],
+    version: &str,
+    kernel: &Path,
+    initrd: &Path,
+    cmdline: &str,
+    out_dir: &Path,
+) -> Result<UefiBuilt, BuildError> {
+    let os_release = uki::os_release(version);
+    let uki_path = out_dir.join(UKI_FILE);
+    let uki = uki::write_file(
+        &UkiInputs {
+            stub,
+            os_release: &os_release,
+            cmdline,
+            kernel,
+            initrd,
+        },
+        &uki_path,
+    )?;
+    let disk = disk::write_file(&uki_path, &out_dir.join(DISK_FILE))?;
+    Ok(UefiBuilt { uki, disk })
 }
 
 /// What the kernel package and the agent give, ready to be written.
