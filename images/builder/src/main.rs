@@ -18,8 +18,8 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Build vmlinuz, initrd.img, cmdline, OVMF.amdsev.fd and manifest.json (scripts/build-image
-    /// runs this with the right inputs).
+    /// Build vmlinuz, initrd.img, cmdline, OVMF.amdsev.fd, uki.efi, disk.raw and manifest.json
+    /// (scripts/build-image runs this with the right inputs).
     Build {
         /// The Debian kernel package (linux-image-6.12.*+deb12-amd64 from bookworm-backports).
         #[arg(long)]
@@ -30,6 +30,10 @@ enum Command {
             default_value = "images/firmware/ovmf-amdsev_2026.08+ds-2_all.deb"
         )]
         ovmf_deb: PathBuf,
+        /// The systemd-boot-efi package (bookworm, SHA-256 pinned) whose EFI stub the UKI
+        /// (uki.efi, and disk.raw's EFI/BOOT/BOOTX64.EFI) is built on.
+        #[arg(long)]
+        stub_deb: PathBuf,
         /// The static agent binary.
         #[arg(long)]
         agent: PathBuf,
@@ -103,6 +107,7 @@ fn main() -> anyhow::Result<()> {
         Command::Build {
             kernel_deb,
             ovmf_deb,
+            stub_deb,
             agent,
             agent_version,
             out,
@@ -115,6 +120,7 @@ fn main() -> anyhow::Result<()> {
             let cfg = BuildConfig {
                 kernel_deb,
                 ovmf_deb,
+                stub_deb,
                 agent,
                 agent_version,
                 out_dir: out.clone(),
@@ -171,6 +177,17 @@ fn main() -> anyhow::Result<()> {
                 println!(
                     "[cdvm-image]   {:<10} {} vCPU  {}",
                     d.cpu, d.vcpus, d.measurement
+                );
+            }
+            if let Some(u) = &m.uefi {
+                println!(
+                    "[cdvm-image] UEFI disk: GPT {}, ESP {} at LBA {} ({} sectors, FAT32, {}-byte clusters), UKI at byte {}",
+                    u.disk.disk_guid,
+                    u.disk.esp_guid,
+                    u.disk.esp_first_lba,
+                    u.disk.esp_sectors,
+                    u.disk.esp_cluster_bytes,
+                    u.disk.uki_offset
                 );
             }
             println!("[cdvm-image] image policy: {}", policy_out.display());

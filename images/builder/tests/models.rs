@@ -405,6 +405,7 @@ fn manifest(models: Option<cdvm_image::manifest::ModelsInput>) -> Manifest {
             },
             base_policy: None,
             models,
+            stub_deb: Some(pkg("systemd-boot-efi", cdvm_image::uki::STUB_DEB_SHA256)),
         },
         kernel_release: "6.12".into(),
         cmdline: CMDLINE.into(),
@@ -435,6 +436,7 @@ fn manifest(models: Option<cdvm_image::manifest::ModelsInput>) -> Manifest {
             ovmf_hash: String::new(),
             digests: vec![],
         },
+        uefi: None,
     }
 }
 
