@@ -10,7 +10,7 @@ mod common;
 use std::path::{Path, PathBuf};
 
 use cdvm_image::disk::{self, DiskWritten, ESP_FIRST_LBA};
-use cdvm_image::gpt::{self, GptError};
+use cdvm_image::gpt::{self, GptError, Guid};
 use cdvm_image::manifest::Manifest;
 use cdvm_image::recipe::{self, DISK_FILE, UKI_FILE};
 
@@ -317,4 +317,21 @@ fn the_real_image_gives_a_reproducible_disk_that_the_tools_accept() {
         (l.gpt.total_sectors - 1 - gpt::ENTRY_SECTORS) * 512,
         l.size()
     );
+}
+
+#[test]
+fn guids_are_written_mixed_endian() {
+    assert_eq!(
+        gpt::ESP_TYPE.to_string(),
+        "C12A7328-F81F-11D2-BA4B-00A0C93EC93B"
+    );
+    // The UEFI specification's byte order: the first three fields little-endian.
+    let on_disk = [
+        0x28, 0x73, 0x2A, 0xC1, 0x1F, 0xF8, 0xD2, 0x11, 0xBA, 0x4B, 0x00, 0xA0, 0xC9, 0x3E, 0xC9,
+        0x3B,
+    ];
+    assert_eq!(gpt::ESP_TYPE.to_disk(), on_disk);
+    assert_eq!(Guid::from_disk(on_disk), gpt::ESP_TYPE);
+    // Twin: the textual byte order read as on-disk bytes is another GUID.
+    assert_ne!(Guid::from_disk(gpt::ESP_TYPE.0), gpt::ESP_TYPE);
 }

@@ -491,3 +491,26 @@ fn a_changed_model_makes_the_image_out_of_date() {
     assert_eq!(older.inputs.models, None);
     assert!(!key(None).matches(&older));
 }
+
+#[test]
+fn a_missing_or_other_stub_package_makes_the_image_out_of_date() {
+    let key = InputKey {
+        builder: "cdvm-image test".into(),
+        kernel_sha256: "kk".into(),
+        agent_sha256: "aa".into(),
+        agent_version: "0.1.0".into(),
+        base_policy: None,
+        models: None,
+    };
+    let current = manifest(None);
+    assert!(key.matches(&current), "the pinned stub: up to date");
+    // Built before the UKI (no stub recorded), or from another stub: rebuild.
+    let mut before = current.clone();
+    before.inputs.stub_deb = None;
+    assert!(!key.matches(&before));
+    let mut other = current.clone();
+    if let Some(stub) = other.inputs.stub_deb.as_mut() {
+        stub.sha256 = "00".repeat(32);
+    }
+    assert!(!key.matches(&other));
+}
