@@ -97,11 +97,19 @@ impl EspLayout {
             .max(MIN_SIZE);
         let total_sectors = u32::try_from(size / u64::from(SECTOR)).map_err(|_| too_large())?;
         for sectors_per_cluster in [8u32, 4, 2, 1] {
-            let data = total_sectors - RESERVED_SECTORS;
+            let data = total_sectors
+                .checked_sub(RESERVED_SECTORS)
+                .ok_or_else(too_large)?;
             let entries = u64::from(data / sectors_per_cluster) + 2;
             let fat_sectors = u32::try_from((entries * 4).div_ceil(u64::from(SECTOR)))
                 .map_err(|_| too_large())?;
-            let clusters = (data - NUM_FATS * fat_sectors) / sectors_per_cluster;
+            let Some(clusters) = NUM_FATS
+                .checked_mul(fat_sectors)
+                .and_then(|fats| data.checked_sub(fats))
+                .map(|rest| rest / sectors_per_cluster)
+            else {
+                continue;
+            };
             if clusters < MIN_FAT32_CLUSTERS {
                 continue;
             }

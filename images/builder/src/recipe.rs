@@ -504,6 +504,11 @@ impl InputKey {
                 .stub_deb
                 .as_ref()
                 .is_some_and(|s| s.sha256 == uki::STUB_DEB_SHA256)
+            // The UKI's os-release is made here from the agent's version: a new text rebuilds.
+            && old
+                .uefi
+                .as_ref()
+                .is_some_and(|u| u.os_release == uki::os_release(&self.agent_version))
             && old.inputs.agent.sha256 == self.agent_sha256
             && old.inputs.agent.version == self.agent_version
             && old.inputs.base_policy == self.base_policy

@@ -244,8 +244,7 @@ pub fn layout(stub: &[u8], sections: &[(&str, u64)]) -> Result<UkiLayout, UkiErr
 pub fn os_release(version: &str) -> String {
     format!(
         "NAME=\"ConfidentialDVM\"\nID=confidentialdvm\nVERSION_ID={version}\n\
-         PRETTY_NAME=\"ConfidentialDVM guest {version}\"\n\
-         HOME_URL=\"https://github.com/confidentialdvm\"\n"
+         PRETTY_NAME=\"ConfidentialDVM guest {version}\"\n"
     )
 }
 

@@ -436,7 +436,22 @@ fn manifest(models: Option<cdvm_image::manifest::ModelsInput>) -> Manifest {
             ovmf_hash: String::new(),
             digests: vec![],
         },
-        uefi: None,
+        uefi: Some(cdvm_image::manifest::UefiInfo {
+            stub: cdvm_image::uki::STUB_IN_DEB.into(),
+            stub_sha256: String::new(),
+            os_release: cdvm_image::uki::os_release("0.1.0"),
+            uki_sections: vec![],
+            disk: cdvm_image::manifest::DiskInfo {
+                table: String::new(),
+                disk_guid: String::new(),
+                esp_guid: String::new(),
+                esp_first_lba: 2048,
+                esp_sectors: 0,
+                esp_volume_id: String::new(),
+                esp_cluster_bytes: 0,
+                uki_offset: 0,
+            },
+        }),
     }
 }
 
@@ -493,7 +508,7 @@ fn a_changed_model_makes_the_image_out_of_date() {
 }
 
 #[test]
-fn a_missing_or_other_stub_package_makes_the_image_out_of_date() {
+fn a_missing_or_other_stub_package_or_os_release_makes_the_image_out_of_date() {
     let key = InputKey {
         builder: "cdvm-image test".into(),
         kernel_sha256: "kk".into(),
@@ -513,4 +528,13 @@ fn a_missing_or_other_stub_package_makes_the_image_out_of_date() {
         stub.sha256 = "00".repeat(32);
     }
     assert!(!key.matches(&other));
+    // A UKI whose os-release is not today's text (another version, or an older builder).
+    let mut osrel = current.clone();
+    if let Some(u) = osrel.uefi.as_mut() {
+        u.os_release = cdvm_image::uki::os_release("0.0.9");
+    }
+    assert!(!key.matches(&osrel));
+    let mut no_uefi = current;
+    no_uefi.uefi = None;
+    assert!(!key.matches(&no_uefi));
 }
