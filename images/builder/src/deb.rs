@@ -250,3 +250,16 @@ pub fn find_files(dir: &Path, suffixes: &[&str]) -> Result<Vec<PathBuf>, DebErro
     out.sort();
     Ok(out)
 }
+
+/// Makes a finished temporary file an ordinary readable output (`NamedTempFile` creates 0600)
+/// and renames it to `path`.
+pub fn persist(tmp: tempfile::NamedTempFile, path: &Path) -> Result<(), DebError> {
+    tmp.as_file()
+        .set_permissions(std::os::unix::fs::PermissionsExt::from_mode(0o644))
+        .map_err(io_err(path))?;
+    tmp.persist(path).map_err(|e| DebError::Io {
+        path: path.display().to_string(),
+        source: e.error,
+    })?;
+    Ok(())
+}

@@ -13,14 +13,19 @@
 pub mod authenticode;
 pub mod cpio;
 pub mod deb;
+pub mod disk;
+pub mod esp;
+pub mod gpt;
 pub mod initramfs;
 pub mod manifest;
 pub mod measure;
 pub mod models;
 pub mod modules;
 pub mod pcr;
+pub mod pe;
 pub mod policy;
 pub mod recipe;
+pub mod uki;
 
 pub use measure::{snp_launch_digest, CpuModel, Firmware, MeasureError, GUEST_FEATURES};
 pub use recipe::{build, BuildConfig, BuildError, BuildOutcome, CMDLINE};

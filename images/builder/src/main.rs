@@ -18,8 +18,8 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Build vmlinuz, initrd.img, cmdline, OVMF.amdsev.fd and manifest.json (scripts/build-image
-    /// runs this with the right inputs).
+    /// Build vmlinuz, initrd.img, cmdline, OVMF.amdsev.fd, uki.efi, disk.raw and manifest.json
+    /// (scripts/build-image runs this with the right inputs).
     Build {
         /// The Debian kernel package (linux-image-6.12.*+deb12-amd64 from bookworm-backports).
         #[arg(long)]
@@ -30,6 +30,10 @@ enum Command {
             default_value = "images/firmware/ovmf-amdsev_2026.08+ds-2_all.deb"
         )]
         ovmf_deb: PathBuf,
+        /// The systemd-boot-efi package (bookworm, SHA-256 pinned) whose EFI stub the UKI
+        /// (uki.efi, and disk.raw's EFI/BOOT/BOOTX64.EFI) is built on.
+        #[arg(long)]
+        stub_deb: PathBuf,
         /// The static agent binary.
         #[arg(long)]
         agent: PathBuf,
@@ -53,6 +57,20 @@ enum Command {
         /// Rebuild even when the manifest says nothing changed.
         #[arg(long)]
         force: bool,
+    },
+    /// Build `uki.efi` and `disk.raw` from an already built image folder (its vmlinuz,
+    /// initrd.img, cmdline and the agent version its manifest records), e.g. to compare hashes
+    /// with a build elsewhere. `build` does this too.
+    Disk {
+        /// A folder written by `build`.
+        #[arg(long, default_value = "target/image")]
+        image: PathBuf,
+        /// The systemd-boot-efi package with the EFI stub (SHA-256 pinned).
+        #[arg(long)]
+        stub_deb: PathBuf,
+        /// Where to write uki.efi and disk.raw (default: the image folder).
+        #[arg(long)]
+        out: Option<PathBuf>,
     },
     /// Print expected SEV-SNP launch digests, for a built image folder or for given files.
     Measure {
@@ -89,6 +107,7 @@ fn main() -> anyhow::Result<()> {
         Command::Build {
             kernel_deb,
             ovmf_deb,
+            stub_deb,
             agent,
             agent_version,
             out,
@@ -101,6 +120,7 @@ fn main() -> anyhow::Result<()> {
             let cfg = BuildConfig {
                 kernel_deb,
                 ovmf_deb,
+                stub_deb,
                 agent,
                 agent_version,
                 out_dir: out.clone(),
@@ -159,7 +179,62 @@ fn main() -> anyhow::Result<()> {
                     d.cpu, d.vcpus, d.measurement
                 );
             }
+            if let Some(u) = &m.uefi {
+                println!(
+                    "[cdvm-image] UEFI disk: GPT {}, ESP {} at LBA {} ({} sectors, FAT32, {}-byte clusters), UKI at byte {}",
+                    u.disk.disk_guid,
+                    u.disk.esp_guid,
+                    u.disk.esp_first_lba,
+                    u.disk.esp_sectors,
+                    u.disk.esp_cluster_bytes,
+                    u.disk.uki_offset
+                );
+            }
             println!("[cdvm-image] image policy: {}", policy_out.display());
+        }
+        Command::Disk {
+            image,
+            stub_deb,
+            out,
+        } => {
+            let started = Instant::now();
+            let manifest_path = image.join(recipe::MANIFEST);
+            let manifest = cdvm_image::manifest::Manifest::from_json(
+                &std::fs::read_to_string(&manifest_path)
+                    .with_context(|| format!("reading {}", manifest_path.display()))?,
+            )
+            .with_context(|| format!("parsing {}", manifest_path.display()))?;
+            let work = tempfile::tempdir().context("temporary folder")?;
+            let stub = cdvm_image::uki::extract_stub(&stub_deb, work.path())?;
+            let out = out.unwrap_or_else(|| image.clone());
+            std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
+            let built = recipe::build_uefi(
+                &stub,
+                &manifest.inputs.agent.version,
+                &image.join(recipe::VMLINUZ),
+                &image.join(recipe::INITRD),
+                &manifest.cmdline,
+                &out,
+            )?;
+            for s in &built.uki.layout.sections {
+                println!(
+                    "[cdvm-image]   {:<9} rva {:#010x} file {:#010x} size {:>10}",
+                    s.name, s.virtual_address, s.file_offset, s.virtual_size
+                );
+            }
+            println!(
+                "[cdvm-image] {} {:>11} bytes  sha256 {}",
+                recipe::UKI_FILE,
+                built.uki.size,
+                built.uki.sha256
+            );
+            println!(
+                "[cdvm-image] {} {:>11} bytes  sha256 {}  ({:.1} s)",
+                recipe::DISK_FILE,
+                built.disk.size,
+                built.disk.sha256,
+                started.elapsed().as_secs_f64()
+            );
         }
         Command::Measure {
             image,

@@ -6,8 +6,9 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 /// The manifest's format version; bumped whenever the image layout changes, so an old build is
-/// never taken for up to date (2: /etc/cdvm-release; 3: the models archive and /models).
-pub const FORMAT: u32 = 3;
+/// never taken for up to date (2: /etc/cdvm-release; 3: the models archive and /models; 4: the
+/// UKI and the UEFI disk).
+pub const FORMAT: u32 = 4;
 
 /// The whole manifest. Field order is fixed and maps are sorted, so the same build writes the
 /// same JSON.
@@ -32,6 +33,63 @@ pub struct Manifest {
     pub outputs: BTreeMap<String, FileRecord>,
     /// The expected SEV-SNP launch digests.
     pub snp: SnpInfo,
+    /// How `uki.efi` and `disk.raw` are laid out (absent before format 4).
+    #[serde(default)]
+    pub uefi: Option<UefiInfo>,
+}
+
+/// The UKI and the UEFI disk.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UefiInfo {
+    /// The stub's path inside its package.
+    pub stub: String,
+    /// Hex SHA-256 of the stub.
+    pub stub_sha256: String,
+    /// The `.osrel` text.
+    pub os_release: String,
+    /// The sections appended to the stub, in file order.
+    pub uki_sections: Vec<UkiSectionRecord>,
+    /// The disk.
+    pub disk: DiskInfo,
+}
+
+/// One section appended to the stub.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UkiSectionRecord {
+    /// `.linux`, `.initrd`…
+    pub name: String,
+    /// Its RVA.
+    pub virtual_address: u32,
+    /// Its exact size.
+    pub virtual_size: u32,
+    /// Its offset in `uki.efi`.
+    pub file_offset: u32,
+    /// Its size in the file (rounded up to the stub's `FileAlignment`).
+    pub size_of_raw_data: u32,
+}
+
+/// The disk's layout.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DiskInfo {
+    /// Partitioning.
+    pub table: String,
+    /// The disk's GUID.
+    pub disk_guid: String,
+    /// The ESP's partition GUID.
+    pub esp_guid: String,
+    /// The ESP's first sector (512-byte sectors).
+    pub esp_first_lba: u64,
+    /// The ESP's size in sectors.
+    pub esp_sectors: u64,
+    /// The FAT32 volume id, hex.
+    pub esp_volume_id: String,
+    /// The FAT32 cluster size in bytes.
+    pub esp_cluster_bytes: u64,
+    /// The UKI's offset on the disk (`EFI/BOOT/BOOTX64.EFI`'s first cluster).
+    pub uki_offset: u64,
 }
 
 /// The build's inputs.
@@ -49,6 +107,10 @@ pub struct Inputs {
     /// The model directory whose `models.json` and files are in `/models/`, if any.
     #[serde(default)]
     pub models: Option<ModelsInput>,
+    /// The `systemd-boot-efi` package whose EFI stub the UKI is built on (absent before
+    /// format 4).
+    #[serde(default)]
+    pub stub_deb: Option<PackageInput>,
 }
 
 /// The model directory (`--models`).

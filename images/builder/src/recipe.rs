@@ -6,15 +6,17 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use crate::deb::{self, io_err, DebError, PackageId};
+use crate::disk::{self, DiskError, DiskWritten};
 use crate::initramfs::{self, InitramfsError, ModuleFile, GZIP_LEVEL, LOAD_ORDER, MODULE_DIR};
 use crate::manifest::{
-    AgentInput, DigestRecord, FileInput, FileRecord, InitrdInfo, Inputs, Manifest, ModelsInput,
-    ModuleRecord, Modules, PackageInput, SnpInfo, FORMAT,
+    AgentInput, DigestRecord, DiskInfo, FileInput, FileRecord, InitrdInfo, Inputs, Manifest,
+    ModelsInput, ModuleRecord, Modules, PackageInput, SnpInfo, UefiInfo, UkiSectionRecord, FORMAT,
 };
 use crate::measure::{CpuModel, Firmware, MeasureError, GUEST_FEATURES};
 use crate::models::{self as model_files, ModelSet, ModelsError};
 use crate::modules::{self, ModuleError, ModulesDep};
 use crate::policy::{self, Pinned, PolicyGenError};
+use crate::uki::{self, UkiError, UkiInputs, UkiWritten};
 
 /// The kernel command line. The per-job bootstrap is not here: it comes through fw_cfg, so one
 /// image (and one launch digest) serves every job.
@@ -36,6 +38,10 @@ pub const INITRD: &str = "initrd.img";
 pub const CMDLINE_FILE: &str = "cmdline";
 /// The firmware, extracted from the pinned package.
 pub const OVMF_FILE: &str = "OVMF.amdsev.fd";
+/// The Unified Kernel Image (systemd-stub + kernel + initrd + command line + os-release).
+pub const UKI_FILE: &str = "uki.efi";
+/// The raw GPT disk whose EFI System Partition holds the UKI as `EFI/BOOT/BOOTX64.EFI`.
+pub const DISK_FILE: &str = "disk.raw";
 /// The manifest.
 pub const MANIFEST: &str = "manifest.json";
 /// How the agent is expected to have been built (recorded in the manifest).
@@ -87,6 +93,86 @@ pub enum BuildError {
     /// The model directory was refused.
     #[error(transparent)]
     Models(#[from] ModelsError),
+    /// The UKI could not be built.
+    #[error(transparent)]
+    Uki(#[from] UkiError),
+    /// The disk could not be built.
+    #[error(transparent)]
+    Disk(#[from] DiskError),
+}
+
+/// What [`build_uefi`] wrote.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UefiBuilt {
+    /// `uki.efi`.
+    pub uki: UkiWritten,
+    /// `disk.raw`.
+    pub disk: DiskWritten,
+}
+
+/// The manifest's record of a UEFI build.
+pub fn uefi_info(stub: &[u8], version: &str, built: &UefiBuilt) -> UefiInfo {
+    let d = &built.disk.layout;
+    let esp = &d.gpt.partitions[0];
+    UefiInfo {
+        stub: uki::STUB_IN_DEB.to_string(),
+        stub_sha256: deb::sha256_hex(stub),
+        os_release: uki::os_release(version),
+        uki_sections: built
+            .uki
+            .layout
+            .sections
+            .iter()
+            .map(|s| UkiSectionRecord {
+                name: s.name.clone(),
+                virtual_address: s.virtual_address,
+                virtual_size: s.virtual_size,
+                file_offset: s.file_offset,
+                size_of_raw_data: s.size_of_raw_data,
+            })
+            .collect(),
+        disk: DiskInfo {
+            table: format!(
+                "GPT, 512-byte sectors, one EFI System Partition ({}), FAT32 with the UKI as \
+                 EFI/BOOT/BOOTX64.EFI",
+                crate::gpt::ESP_TYPE
+            ),
+            disk_guid: d.gpt.disk_guid.to_string(),
+            esp_guid: esp.unique_guid.to_string(),
+            esp_first_lba: esp.first_lba,
+            esp_sectors: esp.last_lba - esp.first_lba + 1,
+            esp_volume_id: format!("{:08x}", d.volume_id),
+            esp_cluster_bytes: d.esp.cluster_bytes(),
+            uki_offset: d.uki_offset(),
+        },
+    }
+}
+
+/// Writes `uki.efi` and `disk.raw` into `out_dir` from the stub, the kernel, the initrd and the
+/// command line the direct boot uses; `version` goes into the UKI's os-release. Pure in its
+/// inputs: the same bytes in give the same bytes out, wherever `out_dir` is.
+pub fn build_uefi(
+    stub: &[u8],
+    version: &str,
+    kernel: &Path,
+    initrd: &Path,
+    cmdline: &str,
+    out_dir: &Path,
+) -> Result<UefiBuilt, BuildError> {
+    let os_release = uki::os_release(version);
+    let uki_path = out_dir.join(UKI_FILE);
+    let uki = uki::write_file(
+        &UkiInputs {
+            stub,
+            os_release: &os_release,
+            cmdline,
+            kernel,
+            initrd,
+        },
+        &uki_path,
+    )?;
+    let disk = disk::write_file(&uki_path, &out_dir.join(DISK_FILE))?;
+    Ok(UefiBuilt { uki, disk })
 }
 
 /// What the kernel package and the agent give, ready to be written.
@@ -296,6 +382,9 @@ pub struct BuildConfig {
     pub kernel_deb: PathBuf,
     /// The AMD-SEV OVMF `.deb` (checked against [`OVMF_DEB_SHA256`]).
     pub ovmf_deb: PathBuf,
+    /// The `systemd-boot-efi` `.deb` with the UKI's EFI stub (checked against
+    /// [`uki::STUB_DEB_SHA256`]).
+    pub stub_deb: PathBuf,
     /// The static agent binary.
     pub agent: PathBuf,
     /// The agent crate's version, for the manifest.
@@ -397,8 +486,8 @@ pub struct InputKey {
 }
 
 impl InputKey {
-    /// Whether `old` was built from these inputs (and the current format, OVMF package and
-    /// command line). Models compare by content (manifest hash and every file's name, file,
+    /// Whether `old` was built from these inputs (and the current format, OVMF and stub
+    /// packages and command line). Models compare by content (manifest hash and every file's name, file,
     /// hash and size), not by where they were read from.
     pub fn matches(&self, old: &Manifest) -> bool {
         let same_models = match (&old.inputs.models, &self.models) {
@@ -410,6 +499,16 @@ impl InputKey {
             && old.format == FORMAT
             && old.inputs.kernel_deb.sha256 == self.kernel_sha256
             && old.inputs.ovmf_deb.sha256 == OVMF_DEB_SHA256
+            && old
+                .inputs
+                .stub_deb
+                .as_ref()
+                .is_some_and(|s| s.sha256 == uki::STUB_DEB_SHA256)
+            // The UKI's os-release is made here from the agent's version: a new text rebuilds.
+            && old
+                .uefi
+                .as_ref()
+                .is_some_and(|u| u.os_release == uki::os_release(&self.agent_version))
             && old.inputs.agent.sha256 == self.agent_sha256
             && old.inputs.agent.version == self.agent_version
             && old.inputs.base_policy == self.base_policy
@@ -480,6 +579,7 @@ pub fn build(
     progress("hashing inputs");
     let kernel_sha = deb::sha256_file(&cfg.kernel_deb)?;
     deb::verify_sha256(&cfg.ovmf_deb, OVMF_DEB_SHA256)?;
+    deb::verify_sha256(&cfg.stub_deb, uki::STUB_DEB_SHA256)?;
     let agent_bytes = std::fs::read(&cfg.agent).map_err(io_err(&cfg.agent))?;
     let base_policy = match &cfg.base_policy {
         Some(p) => Some((p.clone(), std::fs::read_to_string(p).map_err(io_err(p))?)),
@@ -553,6 +653,8 @@ pub fn build(
         .map_err(io_err(Path::new("temporary folder")))?;
     let (ovmf_pkg, ovmf) = extract_ovmf(&cfg.ovmf_deb, work.path())?;
     let prepared = prepare(&cfg.kernel_deb, &agent_bytes, work.path(), progress)?;
+    let stub_pkg = deb::package_id(&cfg.stub_deb)?;
+    let stub = uki::extract_stub(&cfg.stub_deb, work.path())?;
 
     progress(&format!("writing {}", cfg.out_dir.display()));
     let files: [(&str, &[u8]); 3] = [
@@ -578,6 +680,31 @@ pub fn build(
     )?;
     outputs.insert(INITRD.to_string(), written.initrd.clone());
     drop(work);
+
+    progress(&format!(
+        "writing {UKI_FILE} ({} {} + kernel + initrd + cmdline + os-release) and {DISK_FILE}",
+        stub_pkg.name, stub_pkg.version
+    ));
+    let uefi = build_uefi(
+        &stub,
+        &cfg.agent_version,
+        &cfg.out_dir.join(VMLINUZ),
+        &cfg.out_dir.join(INITRD),
+        CMDLINE,
+        &cfg.out_dir,
+    )?;
+    for (name, sha256, size) in [
+        (UKI_FILE, &uefi.uki.sha256, uefi.uki.size),
+        (DISK_FILE, &uefi.disk.sha256, uefi.disk.size),
+    ] {
+        outputs.insert(
+            name.to_string(),
+            FileRecord {
+                sha256: sha256.clone(),
+                size,
+            },
+        );
+    }
 
     progress("computing SEV-SNP launch digests");
     let fw = Firmware::load(&cfg.out_dir.join(OVMF_FILE))?;
@@ -631,6 +758,13 @@ pub fn build(
             },
             base_policy: base_input,
             models: key.models.clone(),
+            stub_deb: Some(PackageInput {
+                package: stub_pkg.name,
+                version: stub_pkg.version,
+                path: cfg.stub_deb.display().to_string(),
+                sha256: uki::STUB_DEB_SHA256.to_string(),
+                size: file_size(&cfg.stub_deb)?,
+            }),
         },
         kernel_release: prepared.release.clone(),
         cmdline: CMDLINE.to_string(),
@@ -664,6 +798,7 @@ pub fn build(
             ovmf_hash: fw.ovmf_hash_hex().to_string(),
             digests,
         },
+        uefi: Some(uefi_info(&stub, &cfg.agent_version, &uefi)),
     };
     write_atomic(&manifest_path, manifest.to_json()?.as_bytes())?;
     write_policy(&manifest)?;

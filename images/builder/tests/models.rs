@@ -405,6 +405,7 @@ fn manifest(models: Option<cdvm_image::manifest::ModelsInput>) -> Manifest {
             },
             base_policy: None,
             models,
+            stub_deb: Some(pkg("systemd-boot-efi", cdvm_image::uki::STUB_DEB_SHA256)),
         },
         kernel_release: "6.12".into(),
         cmdline: CMDLINE.into(),
@@ -435,6 +436,22 @@ fn manifest(models: Option<cdvm_image::manifest::ModelsInput>) -> Manifest {
             ovmf_hash: String::new(),
             digests: vec![],
         },
+        uefi: Some(cdvm_image::manifest::UefiInfo {
+            stub: cdvm_image::uki::STUB_IN_DEB.into(),
+            stub_sha256: String::new(),
+            os_release: cdvm_image::uki::os_release("0.1.0"),
+            uki_sections: vec![],
+            disk: cdvm_image::manifest::DiskInfo {
+                table: String::new(),
+                disk_guid: String::new(),
+                esp_guid: String::new(),
+                esp_first_lba: 2048,
+                esp_sectors: 0,
+                esp_volume_id: String::new(),
+                esp_cluster_bytes: 0,
+                uki_offset: 0,
+            },
+        }),
     }
 }
 
@@ -488,4 +505,36 @@ fn a_changed_model_makes_the_image_out_of_date() {
     let older = Manifest::from_json(&json.to_string()).expect("parses");
     assert_eq!(older.inputs.models, None);
     assert!(!key(None).matches(&older));
+}
+
+#[test]
+fn a_missing_or_other_stub_package_or_os_release_makes_the_image_out_of_date() {
+    let key = InputKey {
+        builder: "cdvm-image test".into(),
+        kernel_sha256: "kk".into(),
+        agent_sha256: "aa".into(),
+        agent_version: "0.1.0".into(),
+        base_policy: None,
+        models: None,
+    };
+    let current = manifest(None);
+    assert!(key.matches(&current), "the pinned stub: up to date");
+    // Built before the UKI (no stub recorded), or from another stub: rebuild.
+    let mut before = current.clone();
+    before.inputs.stub_deb = None;
+    assert!(!key.matches(&before));
+    let mut other = current.clone();
+    if let Some(stub) = other.inputs.stub_deb.as_mut() {
+        stub.sha256 = "00".repeat(32);
+    }
+    assert!(!key.matches(&other));
+    // A UKI whose os-release is not today's text (another version, or an older builder).
+    let mut osrel = current.clone();
+    if let Some(u) = osrel.uefi.as_mut() {
+        u.os_release = cdvm_image::uki::os_release("0.0.9");
+    }
+    assert!(!key.matches(&osrel));
+    let mut no_uefi = current;
+    no_uefi.uefi = None;
+    assert!(!key.matches(&no_uefi));
 }

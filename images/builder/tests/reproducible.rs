@@ -4,7 +4,8 @@
 //! This test needs the image: it FAILS (never skips) when `target/image/manifest.json` is missing,
 //! saying to run `scripts/build-image` first. It reads only local files (the cached kernel package
 //! in `target/image-cache/`, the committed OVMF package, the agent binary, the model directory
-//! the manifest names, normally `target/models/`), no network.
+//! the manifest names, normally `target/models/`, and the EFI stub's package for `uki.efi` and
+//! `disk.raw`), no network.
 
 use std::path::{Path, PathBuf};
 
@@ -12,7 +13,9 @@ use cdvm_image::deb;
 use cdvm_image::initramfs;
 use cdvm_image::manifest::Manifest;
 use cdvm_image::models::ModelSet;
-use cdvm_image::recipe::{self, CMDLINE_FILE, INITRD, MANIFEST, OVMF_FILE, VMLINUZ};
+use cdvm_image::recipe::{
+    self, CMDLINE_FILE, DISK_FILE, INITRD, MANIFEST, OVMF_FILE, UKI_FILE, VMLINUZ,
+};
 use cdvm_image::{snp_launch_digest, CpuModel};
 
 fn repo() -> PathBuf {
@@ -148,4 +151,41 @@ fn image_rebuilds_to_identical_bytes() {
             d.cpu
         );
     }
+
+    // The UKI and the disk (format 4 on): rebuilt from the stub package the manifest records and
+    // the files on disk, into another folder, they are the same bytes and the same layout.
+    let stub_input = manifest
+        .inputs
+        .stub_deb
+        .as_ref()
+        .expect("a format-4 manifest records the EFI stub package; run scripts/build-image");
+    let stub_deb = input(&stub_input.path, &stub_input.sha256, "EFI stub package");
+    let stub = cdvm_image::uki::extract_stub(&stub_deb, work.path()).expect("extract the stub");
+    let out = tempfile::tempdir().expect("tempdir");
+    let built = recipe::build_uefi(
+        &stub,
+        &manifest.inputs.agent.version,
+        &image.join(VMLINUZ),
+        &image.join(INITRD),
+        &manifest.cmdline,
+        out.path(),
+    )
+    .expect("rebuild uki.efi and disk.raw");
+    assert_eq!(
+        built.uki.sha256, manifest.outputs[UKI_FILE].sha256,
+        "uki.efi differs"
+    );
+    assert_eq!(
+        built.disk.sha256, manifest.outputs[DISK_FILE].sha256,
+        "disk.raw differs"
+    );
+    assert_eq!(
+        Some(recipe::uefi_info(
+            &stub,
+            &manifest.inputs.agent.version,
+            &built
+        )),
+        manifest.uefi,
+        "the recorded UEFI layout differs"
+    );
 }
