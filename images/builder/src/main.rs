@@ -72,6 +72,17 @@ enum Command {
         #[arg(long)]
         out: Option<PathBuf>,
     },
+    /// Write the UEFI disk's per-platform policies (image-gcp-tdx.yaml, image-azure-snp.yaml,
+    /// image-azure-tdx.yaml) from a built image's expected values and the base policies
+    /// default-snp.yaml and default-tdx.yaml (scripts/build-image runs this).
+    Policies {
+        /// A folder written by `build`.
+        #[arg(long, default_value = "target/image")]
+        image: PathBuf,
+        /// The folder with the base policies, where the generated ones go.
+        #[arg(long, default_value = "policies")]
+        policies: PathBuf,
+    },
     /// Print expected SEV-SNP launch digests, for a built image folder or for given files.
     Measure {
         /// A folder written by `build` (uses its OVMF.amdsev.fd, vmlinuz, initrd.img, cmdline).
@@ -235,6 +246,67 @@ fn main() -> anyhow::Result<()> {
                 built.disk.sha256,
                 started.elapsed().as_secs_f64()
             );
+        }
+        Command::Policies { image, policies } => {
+            let manifest_path = image.join(recipe::MANIFEST);
+            let manifest = cdvm_image::manifest::Manifest::from_json(
+                &std::fs::read_to_string(&manifest_path)
+                    .with_context(|| format!("reading {}", manifest_path.display()))?,
+            )
+            .with_context(|| format!("parsing {}", manifest_path.display()))?;
+            let uefi = manifest.uefi.as_ref().with_context(|| {
+                format!(
+                    "{} records no UEFI disk: run scripts/build-image",
+                    manifest_path.display()
+                )
+            })?;
+            let read = |name: &str| {
+                let path = policies.join(name);
+                std::fs::read_to_string(&path)
+                    .with_context(|| format!("reading {}", path.display()))
+            };
+            let uki = manifest.outputs.get(recipe::UKI_FILE).with_context(|| {
+                format!(
+                    "{} records no {}",
+                    manifest_path.display(),
+                    recipe::UKI_FILE
+                )
+            })?;
+            let source = format!(
+                "{}: uki.efi sha256 {} (initrd.img sha256 {})",
+                manifest.builder,
+                uki.sha256,
+                manifest
+                    .outputs
+                    .get(recipe::INITRD)
+                    .map_or("?", |r| r.sha256.as_str())
+            );
+            let e = &uefi.expected;
+            println!(
+                "[cdvm-image] UKI Authenticode sha256 {}",
+                e.authenticode_sha256
+            );
+            println!(
+                "[cdvm-image] UKI Authenticode sha384 {}",
+                e.authenticode_sha384
+            );
+            println!(
+                "[cdvm-image] vTPM PCR4 {}  PCR11 {}  PCR12 {}",
+                e.pcr4, e.pcr11, e.pcr12
+            );
+            for generated in cdvm_image::platform_policy::all(
+                &read("default-snp.yaml")?,
+                &read("default-tdx.yaml")?,
+                e,
+                &source,
+            )? {
+                let path = policies.join(generated.file);
+                if std::fs::read_to_string(&path).ok().as_deref() != Some(generated.text.as_str()) {
+                    std::fs::write(&path, &generated.text)
+                        .with_context(|| format!("writing {}", path.display()))?;
+                }
+                println!("[cdvm-image] platform policy: {}", path.display());
+            }
         }
         Command::Measure {
             image,

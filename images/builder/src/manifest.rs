@@ -52,6 +52,8 @@ pub struct UefiInfo {
     pub uki_sections: Vec<UkiSectionRecord>,
     /// The disk.
     pub disk: DiskInfo,
+    /// What a UEFI boot of the UKI leaves in PCRs and RTMR events (docs/image.md).
+    pub expected: crate::expected::UefiExpected,
 }
 
 /// One section appended to the stub.

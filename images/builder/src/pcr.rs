@@ -3,9 +3,10 @@
 //!
 //! - PCR 4: what edk2-derived firmware (OVMF, Hyper-V's UEFI) extends before and when it starts
 //!   the UKI from the ESP: the `EV_EFI_ACTION` "Calling EFI Application from Boot Option", the
-//!   `EV_SEPARATOR` of ReadyToBoot, then the UKI's Authenticode digest
-//!   (`EV_EFI_BOOT_SERVICES_APPLICATION`). systemd-stub 252 starts the kernel through the EFI
-//!   handover protocol, not `LoadImage`, so nothing else lands in PCR 4.
+//!   `EV_SEPARATOR` of ReadyToBoot, then one `EV_EFI_BOOT_SERVICES_APPLICATION` per image it
+//!   loads: the UKI's Authenticode digest, then the kernel's, because systemd-stub 252 starts the
+//!   kernel in `.linux` through the firmware's `LoadImage` (found booting OVMF with swtpm:
+//!   `tests/uefi_boot.rs`).
 //! - PCR 11: what systemd-stub 252 extends for the UKI's sections, in its fixed order, each as
 //!   its name with a NUL and then its contents (`systemd-measure calculate --phase=:`: our PID 1
 //!   is not systemd, so systemd-pcrphase never extends the phase words after it).
@@ -53,13 +54,15 @@ pub fn pcr11(sections: &[(&str, &[u8])]) -> Pcr {
     pcr
 }
 
-/// PCR 4 after edk2-derived firmware has started one EFI application whose Authenticode digest
-/// is `app`.
-pub fn pcr4(app: &Pcr) -> Pcr {
+/// PCR 4 after edk2-derived firmware has started the EFI images whose Authenticode digests are
+/// `images`, in that order (the UKI, then the kernel the stub loads).
+pub fn pcr4(images: &[Pcr]) -> Pcr {
     let mut pcr = [0u8; 32];
     extend(&mut pcr, &sha256(BOOT_ATTEMPT_ACTION.as_bytes()));
     extend(&mut pcr, &sha256(&[0u8; 4]));
-    extend(&mut pcr, app);
+    for image in images {
+        extend(&mut pcr, image);
+    }
     pcr
 }
 

@@ -96,6 +96,9 @@ pub enum BuildError {
     /// The UKI could not be built.
     #[error(transparent)]
     Uki(#[from] UkiError),
+    /// The UKI's expected values could not be computed.
+    #[error(transparent)]
+    Expected(#[from] crate::expected::ExpectedError),
     /// The disk could not be built.
     #[error(transparent)]
     Disk(#[from] DiskError),
@@ -111,7 +114,12 @@ pub struct UefiBuilt {
 }
 
 /// The manifest's record of a UEFI build.
-pub fn uefi_info(stub: &[u8], version: &str, built: &UefiBuilt) -> UefiInfo {
+pub fn uefi_info(
+    stub: &[u8],
+    version: &str,
+    built: &UefiBuilt,
+    expected: crate::expected::UefiExpected,
+) -> UefiInfo {
     let d = &built.disk.layout;
     let esp = &d.gpt.partitions[0];
     UefiInfo {
@@ -145,7 +153,25 @@ pub fn uefi_info(stub: &[u8], version: &str, built: &UefiBuilt) -> UefiInfo {
             esp_cluster_bytes: d.esp.cluster_bytes(),
             uki_offset: d.uki_offset(),
         },
+        expected,
     }
+}
+
+/// The expected values of a written UKI (reads it back: the digests are of the file's bytes).
+pub fn uefi_expected(
+    out_dir: &Path,
+    built: &UefiBuilt,
+) -> Result<crate::expected::UefiExpected, BuildError> {
+    let path = out_dir.join(UKI_FILE);
+    let bytes = std::fs::read(&path).map_err(io_err(&path))?;
+    let sections: Vec<(&str, u32, u32)> = built
+        .uki
+        .layout
+        .sections
+        .iter()
+        .map(|s| (s.name.as_str(), s.file_offset, s.virtual_size))
+        .collect();
+    Ok(crate::expected::compute(&bytes, &sections)?)
 }
 
 /// Writes `uki.efi` and `disk.raw` into `out_dir` from the stub, the kernel, the initrd and the
@@ -798,7 +824,12 @@ pub fn build(
             ovmf_hash: fw.ovmf_hash_hex().to_string(),
             digests,
         },
-        uefi: Some(uefi_info(&stub, &cfg.agent_version, &uefi)),
+        uefi: Some(uefi_info(
+            &stub,
+            &cfg.agent_version,
+            &uefi,
+            uefi_expected(&cfg.out_dir, &uefi)?,
+        )),
     };
     write_atomic(&manifest_path, manifest.to_json()?.as_bytes())?;
     write_policy(&manifest)?;

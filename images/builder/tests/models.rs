@@ -451,6 +451,14 @@ fn manifest(models: Option<cdvm_image::manifest::ModelsInput>) -> Manifest {
                 esp_cluster_bytes: 0,
                 uki_offset: 0,
             },
+            expected: cdvm_image::expected::UefiExpected {
+                authenticode_sha256: String::new(),
+                authenticode_sha384: String::new(),
+                kernel_authenticode_sha256: String::new(),
+                pcr4: String::new(),
+                pcr11: String::new(),
+                pcr12: String::new(),
+            },
         }),
     }
 }

@@ -5,14 +5,18 @@
 //!   for the stub's own measurements only (`--phase=:`).
 //!
 //! Needs `sbsign` (package sbsigntool), `openssl`, `/lib/systemd/systemd-measure` (package
-//! systemd) and Debian's systemd stub (package systemd-boot-efi); `.ci/run` installs them.
+//! systemd; `.ci/run` installs them) and the pinned systemd stub package `scripts/build-image`
+//! caches (the PE image these tests sign).
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use cdvm_image::{authenticode, pcr};
 
-const STUB: &str = "/usr/lib/systemd/boot/efi/linuxx64.efi.stub";
 const MEASURE: &str = "/lib/systemd/systemd-measure";
 
 fn run(cmd: &mut Command) -> String {
@@ -27,9 +31,9 @@ fn run(cmd: &mut Command) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-/// A PE image to sign: Debian's systemd stub.
+/// A PE image to sign: Debian's systemd stub, from the pinned package.
 fn pe() -> Vec<u8> {
-    std::fs::read(STUB).unwrap_or_else(|e| panic!("{STUB}: {e} (apt-get install systemd-boot-efi)"))
+    common::stub()
 }
 
 /// Signs `pe` with a throwaway key and returns the signed file.
@@ -82,7 +86,7 @@ fn authenticode_digest_is_the_one_sbsign_signs() {
     assert_eq!(authenticode::sha256(&signed).unwrap(), theirs);
     // The certificates are not part of the digest: when sbsign did not need to pad the file,
     // the unsigned image (what the firmware measures) has the digest a signature signs.
-    if unsigned.len() % 8 == 0 {
+    if unsigned.len().is_multiple_of(8) {
         assert_eq!(authenticode::sha256(&unsigned).unwrap(), theirs);
     }
 }

@@ -183,7 +183,8 @@ fn image_rebuilds_to_identical_bytes() {
         Some(recipe::uefi_info(
             &stub,
             &manifest.inputs.agent.version,
-            &built
+            &built,
+            recipe::uefi_expected(out.path(), &built).expect("expected values"),
         )),
         manifest.uefi,
         "the recorded UEFI layout differs"

@@ -7,8 +7,14 @@
 //! power off anyway). The same QEMU direct-boots the same kernel, initrd and command line for
 //! comparison; both times are printed.
 //!
-//! Needs `qemu-system-x86_64`, Debian's `ovmf` package and the built image (`CDVM_IMAGE_DIR` or
-//! `target/image`); a missing one fails the test, saying what to install or build.
+//! The UEFI boot has a TPM (swtpm, as a cloud's vTPM): the agent logs PCR 4, 11 and 12, which
+//! must be the values the build computed for this UKI (`cdvm_image::expected`, pinned by the
+//! Azure policies): the firmware's own measurement of the UKI (PCR 4) and systemd-stub's of its
+//! sections (PCR 11) checked against a real firmware and a real stub.
+//!
+//! Needs `qemu-system-x86_64`, Debian's `ovmf` package, `swtpm` and the built image
+//! (`CDVM_IMAGE_DIR` or `target/image`); a missing one fails the test, saying what to install or
+//! build.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
@@ -30,7 +36,7 @@ const DEADLINE: Duration = Duration::from_secs(300);
 /// The guest memory the provider gives the image (`IMAGE_GUEST_MEMORY_MIB`).
 const MEMORY_MIB: &str = "1536";
 
-/// Kills QEMU when dropped, whatever happened.
+/// Kills QEMU (or swtpm) when dropped, whatever happened.
 struct Qemu(Child);
 
 impl Drop for Qemu {
@@ -102,6 +108,57 @@ fn boot_until_ready(dir: &Path, name: &str, boot: &[String]) -> (String, Duratio
     }
 }
 
+/// Starts swtpm (TPM 2.0) for one QEMU; returns its guard and QEMU's arguments for it.
+fn swtpm(dir: &Path) -> (Qemu, Vec<String>) {
+    let state = dir.join("tpm");
+    std::fs::create_dir_all(&state).unwrap();
+    let sock = state.join("swtpm.sock");
+    let child = Command::new("swtpm")
+        .arg("socket")
+        .arg("--tpm2")
+        .arg("--tpmstate")
+        .arg(format!("dir={}", state.display()))
+        .arg("--ctrl")
+        .arg(format!("type=unixio,path={}", sock.display()))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| panic!("swtpm ({e}): install swtpm"));
+    let guard = Qemu(child);
+    let started = Instant::now();
+    while !sock.exists() {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "swtpm made no socket"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let args = vec![
+        "-chardev".into(),
+        format!("socket,id=chrtpm,path={}", sock.display()),
+        "-tpmdev".into(),
+        "emulator,id=tpm0,chardev=chrtpm".into(),
+        "-device".into(),
+        "tpm-tis,tpmdev=tpm0".into(),
+    ];
+    (guard, args)
+}
+
+/// The PCR values the agent logged: `TPM PCR pcr=N sha256=HEX`.
+fn logged_pcrs(console: &str) -> std::collections::BTreeMap<u32, String> {
+    let field = |line: &str, key: &str| {
+        line.split_whitespace()
+            .find_map(|w| w.strip_prefix(key))
+            .map(str::to_string)
+    };
+    console
+        .lines()
+        .filter(|l| l.contains("TPM PCR"))
+        .filter_map(|l| Some((field(l, "pcr=")?.parse().ok()?, field(l, "sha256=")?)))
+        .collect()
+}
+
 fn firmware(dir: &Path) -> PathBuf {
     for f in [OVMF_CODE, OVMF_VARS] {
         assert!(
@@ -134,7 +191,8 @@ fn ovmf_boots_the_disk_to_the_agent_and_it_is_compared_with_direct_boot() {
     let vars = firmware(dir.path());
 
     let disk = dir.path().join(DISK_FILE);
-    let uefi: Vec<String> = vec![
+    let (_swtpm, tpm_args) = swtpm(dir.path());
+    let mut uefi: Vec<String> = vec![
         "-drive".into(),
         format!("if=pflash,format=raw,unit=0,readonly=on,file={OVMF_CODE}"),
         "-drive".into(),
@@ -147,6 +205,7 @@ fn ovmf_boots_the_disk_to_the_agent_and_it_is_compared_with_direct_boot() {
         "-device".into(),
         "virtio-blk-pci,drive=disk0".into(),
     ];
+    uefi.extend(tpm_args);
     let (text, uefi_time) = boot_until_ready(dir.path(), "uefi", &uefi);
     // The firmware booted the disk (not a network or shell fallback), then the agent ran.
     assert!(
@@ -159,6 +218,22 @@ fn ovmf_boots_the_disk_to_the_agent_and_it_is_compared_with_direct_boot() {
         text.contains("module loaded module=virtio_net"),
         "the kernel did not load the initrd's modules:\n{text}"
     );
+    // What the firmware and the stub extended is what the build predicted.
+    let expected = recipe::uefi_expected(dir.path(), &built).expect("expected values");
+    let pcrs = logged_pcrs(&text);
+    for (index, want) in [
+        (4, &expected.pcr4),
+        (11, &expected.pcr11),
+        (12, &expected.pcr12),
+    ] {
+        assert_eq!(
+            pcrs.get(&index),
+            Some(want),
+            "PCR {index}: the guest's vTPM holds {:?}, the build expects {want}; console:\n{text}",
+            pcrs.get(&index)
+        );
+    }
+    println!("vTPM PCRs as the build predicted: {pcrs:?}");
     println!(
         "UEFI boot (OVMF {OVMF_CODE}, disk.raw {} bytes, sha256 {}): {READY:?} after {:.1} s",
         built.disk.size,

@@ -1,0 +1,118 @@
+//! The UEFI disk's per-platform policies: generated from the base policies they keep every rule
+//! of, parse as the verifier reads them, pin what the build computed, and the committed files in
+//! policies/ are the ones the built image gives (a stale policy fails here, not in production).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use cdvm_attestation::Policy;
+use cdvm_image::expected::UefiExpected;
+use cdvm_image::manifest::Manifest;
+use cdvm_image::platform_policy;
+use cdvm_image::recipe;
+
+fn base(name: &str) -> (String, Policy) {
+    let path = common::repo().join("policies").join(name);
+    (
+        std::fs::read_to_string(&path).unwrap(),
+        Policy::load(&path).unwrap(),
+    )
+}
+
+fn expected() -> UefiExpected {
+    UefiExpected {
+        authenticode_sha256: hex::encode([1u8; 32]),
+        authenticode_sha384: hex::encode([2u8; 48]),
+        kernel_authenticode_sha256: hex::encode([3u8; 32]),
+        pcr4: hex::encode([4u8; 32]),
+        pcr11: hex::encode([0x11u8; 32]),
+        pcr12: "0".repeat(64),
+    }
+}
+
+#[test]
+fn gcp_tdx_requires_the_uki_event_and_keeps_the_tdx_rules() {
+    let (text, default) = base("default-tdx.yaml");
+    let g = platform_policy::gcp_tdx(&text, &expected(), "test build").unwrap();
+    let p = Policy::from_yaml(&g.text).unwrap();
+    assert_eq!(p.name, "image-gcp-tdx");
+    let events = &p.tdx.as_ref().unwrap().event_log.as_ref().unwrap().events;
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0].rtmr, 1);
+    assert_eq!(events[0].digest.unwrap().0, [2u8; 48]);
+    // Everything else is default-tdx.yaml's.
+    let mut same = p.clone();
+    same.name = default.name.clone();
+    same.tdx.as_mut().unwrap().event_log = None;
+    assert_eq!(same, default);
+    assert!(!p.trusts_simulated());
+}
+
+#[test]
+fn azure_policies_pin_pcrs_4_11_12_and_keep_the_base_rules() {
+    for (file, tdx) in [("default-snp.yaml", false), ("default-tdx.yaml", true)] {
+        let (text, default) = base(file);
+        let g = platform_policy::azure(&text, tdx, &expected(), "test build").unwrap();
+        let p = Policy::from_yaml(&g.text).unwrap();
+        let pcrs = &p.azure_vtpm.as_ref().unwrap().pcrs;
+        assert_eq!(pcrs.keys().copied().collect::<Vec<_>>(), [4, 11, 12]);
+        assert_eq!(pcrs[&4], [hex::encode([4u8; 32])]);
+        // The all-zero PCR 12 stays a string, not the YAML number 0.
+        assert_eq!(pcrs[&12], ["0".repeat(64)]);
+        let mut same = p.clone();
+        same.name = default.name.clone();
+        same.azure_vtpm = None;
+        assert_eq!(same, default, "{file}");
+    }
+}
+
+#[test]
+fn bad_values_and_bases_are_refused() {
+    let (snp, _) = base("default-snp.yaml");
+    let mut e = expected();
+    e.pcr4 = "xyz".into();
+    assert!(platform_policy::azure(&snp, false, &e, "t").is_err());
+    let (tdx, _) = base("default-tdx.yaml");
+    let mut e = expected();
+    e.authenticode_sha384 = "00".into();
+    assert!(platform_policy::gcp_tdx(&tdx, &e, "t").is_err());
+    // A TDX base without its `mrtd: []` line.
+    assert!(platform_policy::gcp_tdx(&snp, &expected(), "t").is_err());
+}
+
+#[test]
+fn the_committed_platform_policies_are_the_built_images() {
+    let image = common::image_dir();
+    let manifest =
+        Manifest::from_json(&std::fs::read_to_string(image.join(recipe::MANIFEST)).unwrap())
+            .unwrap();
+    let uefi = manifest
+        .uefi
+        .expect("a format-4 manifest has a UEFI section");
+    for file in [
+        "image-gcp-tdx.yaml",
+        "image-azure-snp.yaml",
+        "image-azure-tdx.yaml",
+    ] {
+        let text = std::fs::read_to_string(common::repo().join("policies").join(file)).unwrap();
+        let p = Policy::from_yaml(&text).unwrap();
+        match p.azure_vtpm {
+            Some(v) => {
+                assert_eq!(v.pcrs[&4], [uefi.expected.pcr4.as_str()], "{file}: PCR 4");
+                assert_eq!(
+                    v.pcrs[&11],
+                    [uefi.expected.pcr11.as_str()],
+                    "{file}: PCR 11"
+                );
+            }
+            None => {
+                let digest = p.tdx.unwrap().event_log.unwrap().events[0].digest.unwrap();
+                assert_eq!(
+                    hex::encode(digest.0),
+                    uefi.expected.authenticode_sha384,
+                    "{file}: run scripts/build-image and commit policies/"
+                );
+            }
+        }
+    }
+}
