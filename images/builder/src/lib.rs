@@ -16,6 +16,7 @@ pub mod deb;
 pub mod disk;
 pub mod esp;
 pub mod expected;
+pub mod gce_tar;
 pub mod gpt;
 pub mod initramfs;
 pub mod manifest;
@@ -28,6 +29,7 @@ pub mod platform_policy;
 pub mod policy;
 pub mod recipe;
 pub mod uki;
+pub mod vhd;
 
 pub use measure::{snp_launch_digest, CpuModel, Firmware, MeasureError, GUEST_FEATURES};
 pub use recipe::{build, BuildConfig, BuildError, BuildOutcome, CMDLINE};

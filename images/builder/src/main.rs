@@ -83,6 +83,20 @@ enum Command {
         #[arg(long, default_value = "policies")]
         policies: PathBuf,
     },
+    /// Convert a built image's disk.raw to a cloud's upload format: a fixed VHD for Azure
+    /// (`disk.vhd`), `disk.raw` in a GNU tar.gz for GCE (`disk.tar.gz`). AWS imports disk.raw as
+    /// it is. Deterministic: the same disk gives the same bytes.
+    Export {
+        /// A folder written by `build`.
+        #[arg(long, default_value = "target/image")]
+        image: PathBuf,
+        /// `azure` or `gcp`.
+        #[arg(long, value_parser = ["azure", "gcp"])]
+        cloud: String,
+        /// The file to write (default: disk.vhd / disk.tar.gz in the image folder).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
     /// Print expected SEV-SNP launch digests, for a built image folder or for given files.
     Measure {
         /// A folder written by `build` (uses its OVMF.amdsev.fd, vmlinuz, initrd.img, cmdline).
@@ -244,6 +258,29 @@ fn main() -> anyhow::Result<()> {
                 recipe::DISK_FILE,
                 built.disk.size,
                 built.disk.sha256,
+                started.elapsed().as_secs_f64()
+            );
+        }
+        Command::Export { image, cloud, out } => {
+            let started = Instant::now();
+            let raw = image.join(recipe::DISK_FILE);
+            let out = match (cloud.as_str(), out) {
+                (_, Some(out)) => out,
+                ("azure", None) => image.join("disk.vhd"),
+                (_, None) => image.join("disk.tar.gz"),
+            };
+            if cloud == "azure" {
+                cdvm_image::vhd::write_file(&raw, &out)?;
+            } else {
+                cdvm_image::gce_tar::write_file(&raw, &out)?;
+            }
+            let bytes =
+                std::fs::read(&out).with_context(|| format!("reading {}", out.display()))?;
+            println!(
+                "[cdvm-image] {cloud}: {} {} bytes  sha256 {}  ({:.1} s)",
+                out.display(),
+                bytes.len(),
+                cdvm_image::deb::sha256_hex(&bytes),
                 started.elapsed().as_secs_f64()
             );
         }
