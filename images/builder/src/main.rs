@@ -4,6 +4,8 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::Context;
+use cdvm_image::inputs::Places;
+use cdvm_image::lock::{InputId, Lock};
 use cdvm_image::recipe::{self, BuildConfig, BuildOutcome};
 use cdvm_image::{CpuModel, Firmware};
 use clap::{Parser, Subcommand};
@@ -21,19 +23,20 @@ enum Command {
     /// Build vmlinuz, initrd.img, cmdline, OVMF.amdsev.fd, uki.efi, disk.raw and manifest.json
     /// (scripts/build-image runs this with the right inputs).
     Build {
-        /// The Debian kernel package (linux-image-6.12.*+deb12-amd64 from bookworm-backports).
+        /// The input lock every input is checked against (a differing one stops the build).
+        #[arg(long, default_value = LOCK_DEFAULT)]
+        lock: PathBuf,
+        /// The Debian kernel package (default: the lock's `kernel`, in target/image-cache/).
         #[arg(long)]
-        kernel_deb: PathBuf,
-        /// The AMD-SEV OVMF package (images/firmware/, SHA-256 pinned).
-        #[arg(
-            long,
-            default_value = "images/firmware/ovmf-amdsev_2026.08+ds-2_all.deb"
-        )]
-        ovmf_deb: PathBuf,
-        /// The systemd-boot-efi package (bookworm, SHA-256 pinned) whose EFI stub the UKI
-        /// (uki.efi, and disk.raw's EFI/BOOT/BOOTX64.EFI) is built on.
+        kernel_deb: Option<PathBuf>,
+        /// The AMD-SEV OVMF package (default: the lock's `ovmf-amdsev`, in images/firmware/).
         #[arg(long)]
-        stub_deb: PathBuf,
+        ovmf_deb: Option<PathBuf>,
+        /// The systemd-boot-efi package whose EFI stub the UKI (uki.efi, and disk.raw's
+        /// EFI/BOOT/BOOTX64.EFI) is built on (default: the lock's `efi-stub`, in
+        /// target/image-cache/).
+        #[arg(long)]
+        stub_deb: Option<PathBuf>,
         /// The static agent binary.
         #[arg(long)]
         agent: PathBuf,
@@ -65,9 +68,13 @@ enum Command {
         /// A folder written by `build`.
         #[arg(long, default_value = "target/image")]
         image: PathBuf,
-        /// The systemd-boot-efi package with the EFI stub (SHA-256 pinned).
+        /// The input lock whose `efi-stub` pins the stub package.
+        #[arg(long, default_value = LOCK_DEFAULT)]
+        lock: PathBuf,
+        /// The systemd-boot-efi package with the EFI stub (default: the lock's `efi-stub`, in
+        /// target/image-cache/).
         #[arg(long)]
-        stub_deb: PathBuf,
+        stub_deb: Option<PathBuf>,
         /// Where to write uki.efi and disk.raw (default: the image folder).
         #[arg(long)]
         out: Option<PathBuf>,
@@ -82,6 +89,24 @@ enum Command {
         /// The folder with the base policies, where the generated ones go.
         #[arg(long, default_value = "policies")]
         policies: PathBuf,
+    },
+    /// The input lock (images/inputs.lock): check the cached inputs, print where one is, list
+    /// the Debian packages to fetch, or re-pin one entry (scripts/build-image runs these).
+    Inputs {
+        /// The lock.
+        #[arg(long, default_value = LOCK_DEFAULT, global = true)]
+        lock: PathBuf,
+        /// The repository root (the lock's paths are relative to it).
+        #[arg(long, default_value = ".", global = true)]
+        repo: PathBuf,
+        /// The package cache (scripts/build-image's).
+        #[arg(long, default_value = "target/image-cache", global = true)]
+        cache: PathBuf,
+        /// The model directory (scripts/fetch-models').
+        #[arg(long, default_value = "target/models", global = true)]
+        models: PathBuf,
+        #[command(subcommand)]
+        command: InputsCommand,
     },
     /// Print expected SEV-SNP launch digests, for a built image folder or for given files.
     Measure {
@@ -112,10 +137,159 @@ enum Command {
     },
 }
 
+/// Where the lock is, relative to the repository root (the scripts run from there).
+const LOCK_DEFAULT: &str = cdvm_image::lock::LOCK_FILE;
+
+#[derive(Debug, Subcommand)]
+enum InputsCommand {
+    /// Check every input against the lock: the Debian packages in the cache, the committed
+    /// firmware, models.json and the model files. Lists what is missing or different; fails
+    /// unless all match.
+    Check,
+    /// Print where the build reads an input (the cached .deb, the committed one, the model
+    /// directory) after checking it against the lock.
+    Path {
+        /// kernel, efi-stub, ovmf, ovmf-amdsev or models.
+        id: String,
+        /// Print the path even when the file is missing or differs (where to fetch it to).
+        #[arg(long)]
+        unchecked: bool,
+    },
+    /// List the Debian packages to fetch, one per line: id suite package version sha256 path
+    /// follows (`-` when none).
+    Debian,
+    /// Re-pin one entry and rewrite the lock (only that entry's lines change): a Debian package
+    /// takes --version and --sha256 (and --package when its name changes); ovmf-amdsev and
+    /// models are re-hashed from the file (--path, default the pinned one).
+    Update {
+        /// The entry.
+        #[arg(long)]
+        id: String,
+        /// The new package name (Debian entries).
+        #[arg(long)]
+        package: Option<String>,
+        /// The new version (Debian entries).
+        #[arg(long)]
+        version: Option<String>,
+        /// The new SHA-256 (Debian entries: what apt's signed index gives).
+        #[arg(long)]
+        sha256: Option<String>,
+        /// A file to pin, relative to the repository root (ovmf-amdsev, models).
+        #[arg(long)]
+        path: Option<PathBuf>,
+    },
+}
+
+fn load_lock(path: &std::path::Path) -> anyhow::Result<Lock> {
+    Ok(Lock::load(path)
+        .with_context(|| format!("reading the input lock {}", path.display()))?
+        .0)
+}
+
+fn inputs(lock_path: PathBuf, places: Places, command: InputsCommand) -> anyhow::Result<()> {
+    let lock = load_lock(&lock_path)?;
+    match command {
+        InputsCommand::Check => {
+            let checked = cdvm_image::inputs::check_all(&lock, &places);
+            for c in &checked {
+                let state = match (&c.result, c.missing) {
+                    (Ok(()), _) => "ok",
+                    (Err(_), true) => "MISSING",
+                    (Err(_), false) => "DIFFERS",
+                };
+                println!("{:<12} {:<8} {}", c.id.as_str(), state, c.path.display());
+                if let Err(e) = &c.result {
+                    println!("             {e}");
+                }
+            }
+            let bad: Vec<&str> = checked
+                .iter()
+                .filter(|c| c.result.is_err())
+                .map(|c| c.id.as_str())
+                .collect();
+            if !bad.is_empty() {
+                anyhow::bail!(
+                    "{} input(s) not as {} pins: {}",
+                    bad.len(),
+                    lock_path.display(),
+                    bad.join(", ")
+                );
+            }
+        }
+        InputsCommand::Path { id, unchecked } => {
+            let id = InputId::parse(&id)?;
+            let path = places.path(&lock, id);
+            if !unchecked {
+                match id {
+                    InputId::Models => cdvm_image::inputs::verify_models(&lock, &path)?,
+                    _ => drop(cdvm_image::inputs::verify_deb(&lock, id, &path)?),
+                }
+            }
+            println!("{}", path.display());
+        }
+        InputsCommand::Debian => {
+            for id in InputId::DEBIAN {
+                let p = lock.debian(id)?;
+                println!(
+                    "{id} {} {} {} {} {} {}",
+                    p.suite,
+                    p.package,
+                    p.version,
+                    p.sha256,
+                    places.path(&lock, id).display(),
+                    p.follows.as_deref().unwrap_or("-")
+                );
+            }
+        }
+        InputsCommand::Update {
+            id,
+            package,
+            version,
+            sha256,
+            path,
+        } => {
+            let id = InputId::parse(&id)?;
+            let mut updated = lock.clone();
+            updated.update(
+                id,
+                &cdvm_image::lock::Update {
+                    package,
+                    version,
+                    sha256,
+                    path,
+                },
+                &places.repo,
+            )?;
+            if updated == lock {
+                println!(
+                    "[cdvm-image] input {id}: unchanged in {}",
+                    lock_path.display()
+                );
+            } else {
+                std::fs::write(&lock_path, updated.to_text())
+                    .with_context(|| format!("writing {}", lock_path.display()))?;
+                println!(
+                    "[cdvm-image] input {id}: re-pinned in {}: {}",
+                    lock_path.display(),
+                    serde_json::to_string(&entry(&updated, id))?
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+/// One entry of the lock, as JSON (for the update's report).
+fn entry(lock: &Lock, id: InputId) -> serde_json::Value {
+    let all = serde_json::to_value(lock).unwrap_or_default();
+    all.get(id.as_str()).cloned().unwrap_or_default()
+}
+
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Command::Build {
+            lock,
             kernel_deb,
             ovmf_deb,
             stub_deb,
@@ -128,10 +302,16 @@ fn main() -> anyhow::Result<()> {
             force,
         } => {
             let started = Instant::now();
+            // Defaults: where the lock says each input is (the script passes them explicitly).
+            let pins = load_lock(&lock)?;
+            let places = Places::under(std::path::Path::new("."));
+            let or_pinned =
+                |given: Option<PathBuf>, id| given.unwrap_or_else(|| places.path(&pins, id));
             let cfg = BuildConfig {
-                kernel_deb,
-                ovmf_deb,
-                stub_deb,
+                kernel_deb: or_pinned(kernel_deb, InputId::Kernel),
+                ovmf_deb: or_pinned(ovmf_deb, InputId::OvmfAmdsev),
+                stub_deb: or_pinned(stub_deb, InputId::EfiStub),
+                lock,
                 agent,
                 agent_version,
                 out_dir: out.clone(),
@@ -205,9 +385,14 @@ fn main() -> anyhow::Result<()> {
         }
         Command::Disk {
             image,
+            lock,
             stub_deb,
             out,
         } => {
+            let pins = load_lock(&lock)?;
+            let stub_deb = stub_deb.unwrap_or_else(|| {
+                Places::under(std::path::Path::new(".")).path(&pins, InputId::EfiStub)
+            });
             let started = Instant::now();
             let manifest_path = image.join(recipe::MANIFEST);
             let manifest = cdvm_image::manifest::Manifest::from_json(
@@ -216,7 +401,8 @@ fn main() -> anyhow::Result<()> {
             )
             .with_context(|| format!("parsing {}", manifest_path.display()))?;
             let work = tempfile::tempdir().context("temporary folder")?;
-            let stub = cdvm_image::uki::extract_stub(&stub_deb, work.path())?;
+            let stub =
+                cdvm_image::uki::extract_stub(&stub_deb, &pins.efi_stub.sha256, work.path())?;
             let out = out.unwrap_or_else(|| image.clone());
             std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
             let built = recipe::build_uefi(
@@ -308,6 +494,21 @@ fn main() -> anyhow::Result<()> {
                 println!("[cdvm-image] platform policy: {}", path.display());
             }
         }
+        Command::Inputs {
+            lock,
+            repo,
+            cache,
+            models,
+            command,
+        } => inputs(
+            lock,
+            Places {
+                repo,
+                cache,
+                models,
+            },
+            command,
+        )?,
         Command::Measure {
             image,
             ovmf,
