@@ -543,8 +543,9 @@ impl InputKey {
                 .stub_deb
                 .as_ref()
                 .is_some_and(|s| s.sha256 == self.stub_sha256)
-            // The manifest names the lock it was checked against: a new lock rebuilds.
-            && old.inputs.lock == self.lock
+            // The manifest names the lock it was checked against: a new lock rebuilds (by
+            // content, like the models: the same lock elsewhere is the same build).
+            && old.inputs.lock.as_ref().map(|l| &l.sha256) == self.lock.as_ref().map(|l| &l.sha256)
             // The UKI's os-release is made here from the agent's version: a new text rebuilds.
             && old
                 .uefi

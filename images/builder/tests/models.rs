@@ -564,6 +564,12 @@ fn a_missing_or_other_stub_package_or_os_release_makes_the_image_out_of_date() {
     let mut no_uefi = current.clone();
     no_uefi.uefi = None;
     assert!(!key.matches(&no_uefi));
+    // The same lock read from elsewhere: still up to date.
+    let mut moved_lock = current.clone();
+    if let Some(l) = moved_lock.inputs.lock.as_mut() {
+        l.path = "/elsewhere/inputs.lock".into();
+    }
+    assert!(key.matches(&moved_lock));
     // Checked against another input lock, or built before the lock: rebuild.
     let mut other_lock = current.clone();
     if let Some(l) = other_lock.inputs.lock.as_mut() {
