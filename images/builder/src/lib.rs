@@ -19,6 +19,8 @@ pub mod expected;
 pub mod gce_tar;
 pub mod gpt;
 pub mod initramfs;
+pub mod inputs;
+pub mod lock;
 pub mod manifest;
 pub mod measure;
 pub mod models;
@@ -33,3 +35,15 @@ pub mod vhd;
 
 pub use measure::{snp_launch_digest, CpuModel, Firmware, MeasureError, GUEST_FEATURES};
 pub use recipe::{build, BuildConfig, BuildError, BuildOutcome, CMDLINE};
+
+/// An error and its sources on one line (`a: b: c`), for reports that are not `anyhow`'s.
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        s.push_str(": ");
+        s.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    s
+}

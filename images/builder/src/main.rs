@@ -4,9 +4,14 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::Context;
+use cdvm_image::inputs::Places;
+use cdvm_image::lock::InputId;
 use cdvm_image::recipe::{self, BuildConfig, BuildOutcome};
 use cdvm_image::{CpuModel, Firmware};
 use clap::{Parser, Subcommand};
+
+mod cli_inputs;
+use cli_inputs::{inputs, load_lock, InputsCommand};
 
 /// ConfidentialDVM guest image recipe.
 #[derive(Debug, Parser)]
@@ -21,19 +26,20 @@ enum Command {
     /// Build vmlinuz, initrd.img, cmdline, OVMF.amdsev.fd, uki.efi, disk.raw and manifest.json
     /// (scripts/build-image runs this with the right inputs).
     Build {
-        /// The Debian kernel package (linux-image-6.12.*+deb12-amd64 from bookworm-backports).
+        /// The input lock every input is checked against (a differing one stops the build).
+        #[arg(long, default_value = LOCK_DEFAULT)]
+        lock: PathBuf,
+        /// The Debian kernel package (default: the lock's `kernel`, in target/image-cache/).
         #[arg(long)]
-        kernel_deb: PathBuf,
-        /// The AMD-SEV OVMF package (images/firmware/, SHA-256 pinned).
-        #[arg(
-            long,
-            default_value = "images/firmware/ovmf-amdsev_2026.08+ds-2_all.deb"
-        )]
-        ovmf_deb: PathBuf,
-        /// The systemd-boot-efi package (bookworm, SHA-256 pinned) whose EFI stub the UKI
-        /// (uki.efi, and disk.raw's EFI/BOOT/BOOTX64.EFI) is built on.
+        kernel_deb: Option<PathBuf>,
+        /// The AMD-SEV OVMF package (default: the lock's `ovmf-amdsev`, in images/firmware/).
         #[arg(long)]
-        stub_deb: PathBuf,
+        ovmf_deb: Option<PathBuf>,
+        /// The systemd-boot-efi package whose EFI stub the UKI (uki.efi, and disk.raw's
+        /// EFI/BOOT/BOOTX64.EFI) is built on (default: the lock's `efi-stub`, in
+        /// target/image-cache/).
+        #[arg(long)]
+        stub_deb: Option<PathBuf>,
         /// The static agent binary.
         #[arg(long)]
         agent: PathBuf,
@@ -65,9 +71,13 @@ enum Command {
         /// A folder written by `build`.
         #[arg(long, default_value = "target/image")]
         image: PathBuf,
-        /// The systemd-boot-efi package with the EFI stub (SHA-256 pinned).
+        /// The input lock whose `efi-stub` pins the stub package.
+        #[arg(long, default_value = LOCK_DEFAULT)]
+        lock: PathBuf,
+        /// The systemd-boot-efi package with the EFI stub (default: the lock's `efi-stub`, in
+        /// target/image-cache/).
         #[arg(long)]
-        stub_deb: PathBuf,
+        stub_deb: Option<PathBuf>,
         /// Where to write uki.efi and disk.raw (default: the image folder).
         #[arg(long)]
         out: Option<PathBuf>,
@@ -96,6 +106,24 @@ enum Command {
         /// The file to write (default: disk.vhd / disk.tar.gz in the image folder).
         #[arg(long)]
         out: Option<PathBuf>,
+    },
+    /// The input lock (images/inputs.lock): check the cached inputs, print where one is, list
+    /// the Debian packages to fetch, or re-pin one entry (scripts/build-image runs these).
+    Inputs {
+        /// The lock.
+        #[arg(long, default_value = LOCK_DEFAULT, global = true)]
+        lock: PathBuf,
+        /// The repository root (the lock's paths are relative to it).
+        #[arg(long, default_value = ".", global = true)]
+        repo: PathBuf,
+        /// The package cache (scripts/build-image's).
+        #[arg(long, default_value = "target/image-cache", global = true)]
+        cache: PathBuf,
+        /// The model directory (scripts/fetch-models').
+        #[arg(long, default_value = "target/models", global = true)]
+        models: PathBuf,
+        #[command(subcommand)]
+        command: InputsCommand,
     },
     /// Print expected SEV-SNP launch digests, for a built image folder or for given files.
     Measure {
@@ -126,10 +154,14 @@ enum Command {
     },
 }
 
+/// Where the lock is, relative to the repository root (the scripts run from there).
+const LOCK_DEFAULT: &str = cdvm_image::lock::LOCK_FILE;
+
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Command::Build {
+            lock,
             kernel_deb,
             ovmf_deb,
             stub_deb,
@@ -142,10 +174,16 @@ fn main() -> anyhow::Result<()> {
             force,
         } => {
             let started = Instant::now();
+            // Defaults: where the lock says each input is (the script passes them explicitly).
+            let pins = load_lock(&lock)?;
+            let places = Places::under(std::path::Path::new("."));
+            let or_pinned =
+                |given: Option<PathBuf>, id| given.unwrap_or_else(|| places.path(&pins, id));
             let cfg = BuildConfig {
-                kernel_deb,
-                ovmf_deb,
-                stub_deb,
+                kernel_deb: or_pinned(kernel_deb, InputId::Kernel),
+                ovmf_deb: or_pinned(ovmf_deb, InputId::OvmfAmdsev),
+                stub_deb: or_pinned(stub_deb, InputId::EfiStub),
+                lock,
                 agent,
                 agent_version,
                 out_dir: out.clone(),
@@ -219,9 +257,14 @@ fn main() -> anyhow::Result<()> {
         }
         Command::Disk {
             image,
+            lock,
             stub_deb,
             out,
         } => {
+            let pins = load_lock(&lock)?;
+            let stub_deb = stub_deb.unwrap_or_else(|| {
+                Places::under(std::path::Path::new(".")).path(&pins, InputId::EfiStub)
+            });
             let started = Instant::now();
             let manifest_path = image.join(recipe::MANIFEST);
             let manifest = cdvm_image::manifest::Manifest::from_json(
@@ -230,7 +273,8 @@ fn main() -> anyhow::Result<()> {
             )
             .with_context(|| format!("parsing {}", manifest_path.display()))?;
             let work = tempfile::tempdir().context("temporary folder")?;
-            let stub = cdvm_image::uki::extract_stub(&stub_deb, work.path())?;
+            let stub =
+                cdvm_image::uki::extract_stub(&stub_deb, &pins.efi_stub.sha256, work.path())?;
             let out = out.unwrap_or_else(|| image.clone());
             std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
             let built = recipe::build_uefi(
@@ -345,6 +389,21 @@ fn main() -> anyhow::Result<()> {
                 println!("[cdvm-image] platform policy: {}", path.display());
             }
         }
+        Command::Inputs {
+            lock,
+            repo,
+            cache,
+            models,
+            command,
+        } => inputs(
+            lock,
+            Places {
+                repo,
+                cache,
+                models,
+            },
+            command,
+        )?,
         Command::Measure {
             image,
             ovmf,

@@ -113,6 +113,10 @@ pub struct Inputs {
     /// format 4).
     #[serde(default)]
     pub stub_deb: Option<PackageInput>,
+    /// `images/inputs.lock`, which every input above was checked against (absent in manifests
+    /// built before the lock).
+    #[serde(default)]
+    pub lock: Option<FileInput>,
 }
 
 /// The model directory (`--models`).

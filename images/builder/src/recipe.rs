@@ -8,6 +8,8 @@ use std::path::{Path, PathBuf};
 use crate::deb::{self, io_err, DebError, PackageId};
 use crate::disk::{self, DiskError, DiskWritten};
 use crate::initramfs::{self, InitramfsError, ModuleFile, GZIP_LEVEL, LOAD_ORDER, MODULE_DIR};
+use crate::inputs;
+use crate::lock::{InputId, Lock, LockError};
 use crate::manifest::{
     AgentInput, DigestRecord, DiskInfo, FileInput, FileRecord, InitrdInfo, Inputs, Manifest,
     ModelsInput, ModuleRecord, Modules, PackageInput, SnpInfo, UefiInfo, UkiSectionRecord, FORMAT,
@@ -21,11 +23,6 @@ use crate::uki::{self, UkiError, UkiInputs, UkiWritten};
 /// The kernel command line. The per-job bootstrap is not here: it comes through fw_cfg, so one
 /// image (and one launch digest) serves every job.
 pub const CMDLINE: &str = "console=ttyS0 panic=-1 quiet";
-/// The AMD-SEV OVMF package committed in `images/firmware/` (Debian sid, see its SOURCES.md).
-pub const OVMF_DEB_FILE: &str = "ovmf-amdsev_2026.08+ds-2_all.deb";
-/// Its pinned SHA-256.
-pub const OVMF_DEB_SHA256: &str =
-    "92c9b6d15e4eeb371938c3f99080c1a8fc057dfd6bc0509d37f8b615e9edebfb";
 /// The firmware's path inside the package (`dpkg-deb -c`).
 pub const OVMF_IN_DEB: &str = "usr/share/ovmf/OVMF.amdsev.fd";
 /// vCPU counts the manifest and policy pin digests for.
@@ -93,6 +90,9 @@ pub enum BuildError {
     /// The model directory was refused.
     #[error(transparent)]
     Models(#[from] ModelsError),
+    /// An input is not the one `images/inputs.lock` pins (or the lock is unreadable).
+    #[error(transparent)]
+    Lock(#[from] LockError),
     /// The UKI could not be built.
     #[error(transparent)]
     Uki(#[from] UkiError),
@@ -389,10 +389,14 @@ pub fn prepare(
     })
 }
 
-/// Checks the OVMF package against [`OVMF_DEB_SHA256`] and returns its identity and the firmware
-/// bytes.
-pub fn extract_ovmf(ovmf_deb: &Path, work: &Path) -> Result<(PackageId, Vec<u8>), BuildError> {
-    deb::verify_sha256(ovmf_deb, OVMF_DEB_SHA256)?;
+/// Checks the OVMF package against its pinned SHA-256 (the `ovmf-amdsev` entry of
+/// `images/inputs.lock`) and returns its identity and the firmware bytes.
+pub fn extract_ovmf(
+    ovmf_deb: &Path,
+    sha256: &str,
+    work: &Path,
+) -> Result<(PackageId, Vec<u8>), BuildError> {
+    deb::verify_sha256(ovmf_deb, sha256)?;
     let pkg = deb::package_id(ovmf_deb)?;
     let dest = work.join("ovmf");
     deb::extract(ovmf_deb, &dest)?;
@@ -406,11 +410,14 @@ pub fn extract_ovmf(ovmf_deb: &Path, work: &Path) -> Result<(PackageId, Vec<u8>)
 pub struct BuildConfig {
     /// The kernel `.deb`.
     pub kernel_deb: PathBuf,
-    /// The AMD-SEV OVMF `.deb` (checked against [`OVMF_DEB_SHA256`]).
+    /// The AMD-SEV OVMF `.deb` (checked against the lock's `ovmf-amdsev`).
     pub ovmf_deb: PathBuf,
-    /// The `systemd-boot-efi` `.deb` with the UKI's EFI stub (checked against
-    /// [`uki::STUB_DEB_SHA256`]).
+    /// The `systemd-boot-efi` `.deb` with the UKI's EFI stub (checked against the lock's
+    /// `efi-stub`).
     pub stub_deb: PathBuf,
+    /// `images/inputs.lock`: every input above (and the models' `models.json`) must be the file
+    /// it pins, or the build stops naming the input.
+    pub lock: PathBuf,
     /// The static agent binary.
     pub agent: PathBuf,
     /// The agent crate's version, for the manifest.
@@ -501,6 +508,12 @@ pub struct InputKey {
     pub builder: String,
     /// Hex SHA-256 of the kernel package.
     pub kernel_sha256: String,
+    /// Hex SHA-256 of the AMD-SEV OVMF package.
+    pub ovmf_sha256: String,
+    /// Hex SHA-256 of the EFI stub package.
+    pub stub_sha256: String,
+    /// The input lock the inputs were checked against, if any.
+    pub lock: Option<FileInput>,
     /// Hex SHA-256 of the agent binary.
     pub agent_sha256: String,
     /// The agent's crate version.
@@ -512,8 +525,8 @@ pub struct InputKey {
 }
 
 impl InputKey {
-    /// Whether `old` was built from these inputs (and the current format, OVMF and stub
-    /// packages and command line). Models compare by content (manifest hash and every file's name, file,
+    /// Whether `old` was built from these inputs (and the current format, input lock and
+    /// command line). Models compare by content (manifest hash and every file's name, file,
     /// hash and size), not by where they were read from.
     pub fn matches(&self, old: &Manifest) -> bool {
         let same_models = match (&old.inputs.models, &self.models) {
@@ -524,12 +537,15 @@ impl InputKey {
         old.builder == self.builder
             && old.format == FORMAT
             && old.inputs.kernel_deb.sha256 == self.kernel_sha256
-            && old.inputs.ovmf_deb.sha256 == OVMF_DEB_SHA256
+            && old.inputs.ovmf_deb.sha256 == self.ovmf_sha256
             && old
                 .inputs
                 .stub_deb
                 .as_ref()
-                .is_some_and(|s| s.sha256 == uki::STUB_DEB_SHA256)
+                .is_some_and(|s| s.sha256 == self.stub_sha256)
+            // The manifest names the lock it was checked against: a new lock rebuilds (by
+            // content, like the models: the same lock elsewhere is the same build).
+            && old.inputs.lock.as_ref().map(|l| &l.sha256) == self.lock.as_ref().map(|l| &l.sha256)
             // The UKI's os-release is made here from the agent's version: a new text rebuilds.
             && old
                 .uefi
@@ -602,10 +618,21 @@ pub fn build(
     let builder = format!("cdvm-image {}", env!("CARGO_PKG_VERSION"));
     std::fs::create_dir_all(&cfg.out_dir).map_err(io_err(&cfg.out_dir))?;
 
-    progress("hashing inputs");
-    let kernel_sha = deb::sha256_file(&cfg.kernel_deb)?;
-    deb::verify_sha256(&cfg.ovmf_deb, OVMF_DEB_SHA256)?;
-    deb::verify_sha256(&cfg.stub_deb, uki::STUB_DEB_SHA256)?;
+    progress(&format!(
+        "checking the inputs against {}",
+        cfg.lock.display()
+    ));
+    let (lock, lock_sha256) = Lock::load(&cfg.lock)?;
+    let lock_input = FileInput {
+        path: cfg.lock.display().to_string(),
+        sha256: lock_sha256,
+    };
+    let kernel_sha = inputs::verify_deb(&lock, InputId::Kernel, &cfg.kernel_deb)?;
+    let ovmf_sha = inputs::verify_deb(&lock, InputId::OvmfAmdsev, &cfg.ovmf_deb)?;
+    let stub_sha = inputs::verify_deb(&lock, InputId::EfiStub, &cfg.stub_deb)?;
+    if let Some(dir) = &cfg.models {
+        inputs::verify_models(&lock, dir)?;
+    }
     let agent_bytes = std::fs::read(&cfg.agent).map_err(io_err(&cfg.agent))?;
     let base_policy = match &cfg.base_policy {
         Some(p) => Some((p.clone(), std::fs::read_to_string(p).map_err(io_err(p))?)),
@@ -639,6 +666,9 @@ pub fn build(
     let key = InputKey {
         builder: builder.clone(),
         kernel_sha256: kernel_sha.clone(),
+        ovmf_sha256: ovmf_sha.clone(),
+        stub_sha256: stub_sha.clone(),
+        lock: Some(lock_input),
         agent_sha256: deb::sha256_hex(&agent_bytes),
         agent_version: cfg.agent_version.clone(),
         base_policy: base_input.clone(),
@@ -677,10 +707,10 @@ pub fn build(
         .prefix("cdvm-image-")
         .tempdir()
         .map_err(io_err(Path::new("temporary folder")))?;
-    let (ovmf_pkg, ovmf) = extract_ovmf(&cfg.ovmf_deb, work.path())?;
+    let (ovmf_pkg, ovmf) = extract_ovmf(&cfg.ovmf_deb, &ovmf_sha, work.path())?;
     let prepared = prepare(&cfg.kernel_deb, &agent_bytes, work.path(), progress)?;
     let stub_pkg = deb::package_id(&cfg.stub_deb)?;
-    let stub = uki::extract_stub(&cfg.stub_deb, work.path())?;
+    let stub = uki::extract_stub(&cfg.stub_deb, &stub_sha, work.path())?;
 
     progress(&format!("writing {}", cfg.out_dir.display()));
     let files: [(&str, &[u8]); 3] = [
@@ -772,7 +802,7 @@ pub fn build(
                 package: ovmf_pkg.name,
                 version: ovmf_pkg.version,
                 path: cfg.ovmf_deb.display().to_string(),
-                sha256: OVMF_DEB_SHA256.to_string(),
+                sha256: ovmf_sha,
                 size: file_size(&cfg.ovmf_deb)?,
             },
             agent: AgentInput {
@@ -788,9 +818,10 @@ pub fn build(
                 package: stub_pkg.name,
                 version: stub_pkg.version,
                 path: cfg.stub_deb.display().to_string(),
-                sha256: uki::STUB_DEB_SHA256.to_string(),
+                sha256: stub_sha,
                 size: file_size(&cfg.stub_deb)?,
             }),
+            lock: key.lock.clone(),
         },
         kernel_release: prepared.release.clone(),
         cmdline: CMDLINE.to_string(),

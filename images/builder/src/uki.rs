@@ -16,13 +16,6 @@ use std::path::Path;
 use crate::deb::{self, io_err, DebError, Sha256Writer};
 use crate::pe::{self, PeError, PeLayout, SectionHeader, SECTION_HEADER_SIZE};
 
-/// The Debian package with the stub.
-pub const STUB_PACKAGE: &str = "systemd-boot-efi";
-/// Its pinned version (Debian 12 bookworm, `main`).
-pub const STUB_VERSION: &str = "252.39-1~deb12u2";
-/// The `.deb`'s pinned SHA-256 (`apt-cache show systemd-boot-efi=252.39-1~deb12u2`).
-pub const STUB_DEB_SHA256: &str =
-    "8f2b81bdcfafc466882a0cae460272dbf10d8d97c6a3c1c6ea33038c155a2f5e";
 /// The stub's path inside the package.
 pub const STUB_IN_DEB: &str = "usr/lib/systemd/boot/efi/linuxx64.efi.stub";
 /// `IMAGE_SCN_CNT_INITIALIZED_DATA | IMAGE_SCN_MEM_READ`: what ukify gives every section it adds.
@@ -351,9 +344,10 @@ pub fn write_file(inputs: &UkiInputs<'_>, path: &Path) -> Result<UkiWritten, Uki
     Ok(written)
 }
 
-/// Checks the stub package against [`STUB_DEB_SHA256`] and returns the stub's bytes.
-pub fn extract_stub(stub_deb: &Path, work: &Path) -> Result<Vec<u8>, UkiError> {
-    deb::verify_sha256(stub_deb, STUB_DEB_SHA256)?;
+/// Checks the stub package against its pinned SHA-256 (the `efi-stub` entry of
+/// `images/inputs.lock`) and returns the stub's bytes.
+pub fn extract_stub(stub_deb: &Path, sha256: &str, work: &Path) -> Result<Vec<u8>, UkiError> {
+    deb::verify_sha256(stub_deb, sha256)?;
     let dest = work.join("stub");
     deb::extract(stub_deb, &dest)?;
     let path = dest.join(STUB_IN_DEB);

@@ -11,7 +11,19 @@ use cdvm_image::manifest::{
     AgentInput, FileRecord, InitrdInfo, Inputs, Manifest, Modules, PackageInput, SnpInfo, FORMAT,
 };
 use cdvm_image::models::{ModelSet, ModelsError};
-use cdvm_image::recipe::{self, InputKey, CMDLINE, INITRD, OVMF_DEB_SHA256};
+use cdvm_image::recipe::{self, InputKey, CMDLINE, INITRD};
+
+/// Stand-ins for the pinned OVMF and stub packages' and the lock's hashes.
+const OVMF_SHA: &str = "0f";
+const STUB_SHA: &str = "5b";
+const LOCK_SHA: &str = "1c";
+
+fn lock_input() -> Option<cdvm_image::manifest::FileInput> {
+    Some(cdvm_image::manifest::FileInput {
+        path: "images/inputs.lock".into(),
+        sha256: LOCK_SHA.into(),
+    })
+}
 
 /// A generator of 1,001 bytes (not a multiple of 4: the data needs padding) and an embedder of
 /// 6 bytes.
@@ -395,7 +407,7 @@ fn manifest(models: Option<cdvm_image::manifest::ModelsInput>) -> Manifest {
         builder: "cdvm-image test".into(),
         inputs: Inputs {
             kernel_deb: pkg("linux-image", "kk"),
-            ovmf_deb: pkg("ovmf-amdsev", OVMF_DEB_SHA256),
+            ovmf_deb: pkg("ovmf-amdsev", OVMF_SHA),
             agent: AgentInput {
                 path: "cdvm-agent".into(),
                 version: "0.1.0".into(),
@@ -405,7 +417,8 @@ fn manifest(models: Option<cdvm_image::manifest::ModelsInput>) -> Manifest {
             },
             base_policy: None,
             models,
-            stub_deb: Some(pkg("systemd-boot-efi", cdvm_image::uki::STUB_DEB_SHA256)),
+            stub_deb: Some(pkg("systemd-boot-efi", STUB_SHA)),
+            lock: lock_input(),
         },
         kernel_release: "6.12".into(),
         cmdline: CMDLINE.into(),
@@ -471,6 +484,9 @@ fn a_changed_model_makes_the_image_out_of_date() {
     let key = |models| InputKey {
         builder: "cdvm-image test".into(),
         kernel_sha256: "kk".into(),
+        ovmf_sha256: OVMF_SHA.into(),
+        stub_sha256: STUB_SHA.into(),
+        lock: lock_input(),
         agent_sha256: "aa".into(),
         agent_version: "0.1.0".into(),
         base_policy: None,
@@ -520,6 +536,9 @@ fn a_missing_or_other_stub_package_or_os_release_makes_the_image_out_of_date() {
     let key = InputKey {
         builder: "cdvm-image test".into(),
         kernel_sha256: "kk".into(),
+        ovmf_sha256: OVMF_SHA.into(),
+        stub_sha256: STUB_SHA.into(),
+        lock: lock_input(),
         agent_sha256: "aa".into(),
         agent_version: "0.1.0".into(),
         base_policy: None,
@@ -542,7 +561,22 @@ fn a_missing_or_other_stub_package_or_os_release_makes_the_image_out_of_date() {
         u.os_release = cdvm_image::uki::os_release("0.0.9");
     }
     assert!(!key.matches(&osrel));
-    let mut no_uefi = current;
+    let mut no_uefi = current.clone();
     no_uefi.uefi = None;
     assert!(!key.matches(&no_uefi));
+    // The same lock read from elsewhere: still up to date.
+    let mut moved_lock = current.clone();
+    if let Some(l) = moved_lock.inputs.lock.as_mut() {
+        l.path = "/elsewhere/inputs.lock".into();
+    }
+    assert!(key.matches(&moved_lock));
+    // Checked against another input lock, or built before the lock: rebuild.
+    let mut other_lock = current.clone();
+    if let Some(l) = other_lock.inputs.lock.as_mut() {
+        l.sha256 = "2d".into();
+    }
+    assert!(!key.matches(&other_lock));
+    let mut no_lock = current;
+    no_lock.inputs.lock = None;
+    assert!(!key.matches(&no_lock));
 }

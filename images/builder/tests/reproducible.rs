@@ -95,7 +95,8 @@ fn image_rebuilds_to_identical_bytes() {
     let mut quiet = |_: &str| {};
     let rebuilt = recipe::prepare(&kernel_deb, &agent_bytes, work.path(), &mut quiet)
         .expect("rebuild the initramfs");
-    let (_, ovmf) = recipe::extract_ovmf(&ovmf_deb, work.path()).expect("extract OVMF");
+    let (_, ovmf) = recipe::extract_ovmf(&ovmf_deb, &manifest.inputs.ovmf_deb.sha256, work.path())
+        .expect("extract OVMF");
 
     // The models, checked against their models.json and against what the manifest recorded.
     let models = manifest.inputs.models.as_ref().map(|recorded| {
@@ -160,7 +161,8 @@ fn image_rebuilds_to_identical_bytes() {
         .as_ref()
         .expect("a format-4 manifest records the EFI stub package; run scripts/build-image");
     let stub_deb = input(&stub_input.path, &stub_input.sha256, "EFI stub package");
-    let stub = cdvm_image::uki::extract_stub(&stub_deb, work.path()).expect("extract the stub");
+    let stub = cdvm_image::uki::extract_stub(&stub_deb, &stub_input.sha256, work.path())
+        .expect("extract the stub");
     let out = tempfile::tempdir().expect("tempdir");
     let built = recipe::build_uefi(
         &stub,

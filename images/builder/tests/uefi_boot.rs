@@ -12,9 +12,14 @@
 //! Azure policies): the firmware's own measurement of the UKI (PCR 4) and systemd-stub's of its
 //! sections (PCR 11) checked against a real firmware and a real stub.
 //!
-//! Needs `qemu-system-x86_64`, Debian's `ovmf` package, `swtpm` and the built image
-//! (`CDVM_IMAGE_DIR` or `target/image`); a missing one fails the test, saying what to install or
-//! build.
+//! The firmware is Debian's `ovmf` exactly as `images/inputs.lock` pins it, extracted from the
+//! cached package (`target/image-cache/`, where `scripts/build-image` fetches it, or
+//! `CDVM_OVMF_DEB`), not the machine's /usr/share/OVMF: the boot, and the PCR 4 it checks, do not
+//! depend on which `ovmf` apt installed.
+//!
+//! Needs `qemu-system-x86_64`, `swtpm`, the built image (`CDVM_IMAGE_DIR` or `target/image`) and
+//! the cached `ovmf` and `systemd-boot-efi` packages; a missing one fails the test, saying what to
+//! install or build.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
@@ -26,9 +31,6 @@ use std::time::{Duration, Instant};
 use cdvm_image::manifest::Manifest;
 use cdvm_image::recipe::{self, DISK_FILE};
 
-/// Debian's `ovmf` package: the firmware code (read-only) and the variable store template.
-const OVMF_CODE: &str = "/usr/share/OVMF/OVMF_CODE_4M.fd";
-const OVMF_VARS: &str = "/usr/share/OVMF/OVMF_VARS_4M.fd";
 /// What the agent logs once the guest is up (`images/agent/src/guest/mod.rs`).
 const READY: &str = "guest ready";
 /// TCG on a busy 2-core CI machine: generous.
@@ -159,17 +161,20 @@ fn logged_pcrs(console: &str) -> std::collections::BTreeMap<u32, String> {
         .collect()
 }
 
-fn firmware(dir: &Path) -> PathBuf {
-    for f in [OVMF_CODE, OVMF_VARS] {
+/// The pinned firmware code (read-only) and a writable copy of its variable store template.
+fn firmware(dir: &Path) -> (PathBuf, PathBuf) {
+    let (code, template) = common::ovmf(dir);
+    for f in [&code, &template] {
         assert!(
-            Path::new(f).is_file(),
-            "{f} is missing: install Debian's ovmf package (.ci/run lists it)"
+            f.is_file(),
+            "{} is not in the pinned ovmf package",
+            f.display()
         );
     }
     // The variable store is writable: each run gets its own copy of the template.
     let vars = dir.join("OVMF_VARS_4M.fd");
-    std::fs::copy(OVMF_VARS, &vars).unwrap();
-    vars
+    std::fs::copy(&template, &vars).unwrap();
+    (code, vars)
 }
 
 #[test]
@@ -188,13 +193,16 @@ fn ovmf_boots_the_disk_to_the_agent_and_it_is_compared_with_direct_boot() {
         dir.path(),
     )
     .expect("build the disk");
-    let vars = firmware(dir.path());
+    let (code, vars) = firmware(dir.path());
 
     let disk = dir.path().join(DISK_FILE);
     let (_swtpm, tpm_args) = swtpm(dir.path());
     let mut uefi: Vec<String> = vec![
         "-drive".into(),
-        format!("if=pflash,format=raw,unit=0,readonly=on,file={OVMF_CODE}"),
+        format!(
+            "if=pflash,format=raw,unit=0,readonly=on,file={}",
+            code.display()
+        ),
         "-drive".into(),
         format!("if=pflash,format=raw,unit=1,file={}", vars.display()),
         "-drive".into(),
@@ -235,7 +243,9 @@ fn ovmf_boots_the_disk_to_the_agent_and_it_is_compared_with_direct_boot() {
     }
     println!("vTPM PCRs as the build predicted: {pcrs:?}");
     println!(
-        "UEFI boot (OVMF {OVMF_CODE}, disk.raw {} bytes, sha256 {}): {READY:?} after {:.1} s",
+        "UEFI boot (OVMF {} {}, disk.raw {} bytes, sha256 {}): {READY:?} after {:.1} s",
+        common::lock().ovmf.package,
+        common::lock().ovmf.version,
         built.disk.size,
         built.disk.sha256,
         uefi_time.as_secs_f64()

@@ -5,41 +5,62 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use cdvm_image::uki;
+use cdvm_image::inputs::Places;
+use cdvm_image::lock::{InputId, Lock, LOCK_FILE};
+use cdvm_image::{deb, uki};
 
 /// The workspace root.
 pub fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
-/// The pinned `systemd-boot-efi` package: `CDVM_STUB_DEB`, or where `scripts/build-image` caches
-/// it. Missing: the test fails and says how to get it.
-pub fn stub_deb() -> PathBuf {
-    let path = std::env::var_os("CDVM_STUB_DEB").map_or_else(
-        || {
-            repo().join(format!(
-                "target/image-cache/{}_{}_amd64.deb",
-                uki::STUB_PACKAGE,
-                uki::STUB_VERSION
-            ))
-        },
-        PathBuf::from,
-    );
+/// The committed input lock (`images/inputs.lock`).
+pub fn lock() -> Lock {
+    Lock::load(&repo().join(LOCK_FILE))
+        .expect("images/inputs.lock parses")
+        .0
+}
+
+/// A pinned Debian package: `env`, or where `scripts/build-image` caches it (the lock's file
+/// name in `target/image-cache/`). Missing: the test fails and says how to get it.
+pub fn cached_deb(id: InputId, env: &str) -> PathBuf {
+    let lock = lock();
+    let pin = lock.debian(id).expect("a Debian input");
+    let path =
+        std::env::var_os(env).map_or_else(|| Places::under(&repo()).path(&lock, id), PathBuf::from);
     assert!(
         path.is_file(),
         "{} is missing: run scripts/build-image (it fetches the pinned {} {} into \
-         target/image-cache/), or set CDVM_STUB_DEB to that package",
+         target/image-cache/), or set {env} to that package",
         path.display(),
-        uki::STUB_PACKAGE,
-        uki::STUB_VERSION
+        pin.package,
+        pin.version
     );
     path
+}
+
+/// The pinned `systemd-boot-efi` package: `CDVM_STUB_DEB`, or the cache.
+pub fn stub_deb() -> PathBuf {
+    cached_deb(InputId::EfiStub, "CDVM_STUB_DEB")
 }
 
 /// The stub's bytes, extracted from the pinned package (its SHA-256 checked).
 pub fn stub() -> Vec<u8> {
     let work = tempfile::tempdir().unwrap();
-    uki::extract_stub(&stub_deb(), work.path()).expect("extract the pinned stub")
+    uki::extract_stub(&stub_deb(), &lock().efi_stub.sha256, work.path())
+        .expect("extract the pinned stub")
+}
+
+/// Debian's `ovmf` as the lock pins it (`CDVM_OVMF_DEB`, or the cache), checked and extracted
+/// into `dir`: returns the firmware code and the variable store template (`OVMF_CODE_4M.fd`,
+/// `OVMF_VARS_4M.fd`). Not the machine's /usr/share/OVMF, whose version apt decides.
+pub fn ovmf(dir: &Path) -> (PathBuf, PathBuf) {
+    let path = cached_deb(InputId::Ovmf, "CDVM_OVMF_DEB");
+    deb::verify_sha256(&path, &lock().ovmf.sha256).expect("the pinned ovmf package");
+    let root = dir.join("ovmf");
+    deb::extract(&path, &root).expect("extract ovmf");
+    let fw = root.join("usr/share/OVMF");
+    (fw.join("OVMF_CODE_4M.fd"), fw.join("OVMF_VARS_4M.fd"))
 }
 
 /// The built guest image: `CDVM_IMAGE_DIR`, or `<workspace>/target/image` (the same convention
