@@ -78,12 +78,22 @@ pub(crate) fn obtain(
             secs: secs(),
             requested: None,
         };
-        t.send(&discover.encode()).context("sending DHCPDISCOVER")?;
         let until = deadline.min(Instant::now() + wait);
+        // A NIC whose carrier is not up yet may refuse to send (ENETDOWN): wait, try again.
+        if let Err(e) = t.send(&discover.encode()) {
+            tracing::debug!(error = %e, "sending DHCPDISCOVER failed");
+            failed = format!("sending DHCPDISCOVER: {e}");
+            std::thread::sleep(until.saturating_duration_since(Instant::now()));
+            wait = (wait * 2).min(timing.max_wait);
+            continue;
+        }
         let Some(offer) = wait_for(t, xid, &mac, until, |r| {
             r.kind == MessageType::Offer && r.server_id.is_some()
         })?
         else {
+            if failed.starts_with("sending") {
+                failed = "no DHCPOFFER".into();
+            }
             wait = (wait * 2).min(timing.max_wait);
             continue;
         };
@@ -102,8 +112,13 @@ pub(crate) fn obtain(
                 secs: secs(),
                 requested: Some((offer.address, server)),
             };
-            t.send(&request.encode()).context("sending DHCPREQUEST")?;
             let until = deadline.min(Instant::now() + request_wait);
+            if let Err(e) = t.send(&request.encode()) {
+                tracing::debug!(error = %e, "sending DHCPREQUEST failed");
+                std::thread::sleep(until.saturating_duration_since(Instant::now()));
+                request_wait = (request_wait * 2).min(timing.max_wait);
+                continue;
+            }
             // Only the chosen server's answer counts (an ACK must carry its server id; one
             // without it is taken as the chosen server's, as some servers omit it in ACKs).
             let answer = wait_for(t, xid, &mac, until, |r| {
@@ -240,6 +255,26 @@ mod tests {
 
     /// The server's answer to one client packet, given the packet's xid.
     type Answer = Box<dyn Fn(u32) -> Vec<Vec<u8>>>;
+
+    /// A transport whose sends fail.
+    struct Down;
+
+    impl Transport for Down {
+        fn send(&mut self, _packet: &[u8]) -> io::Result<()> {
+            Err(io::Error::from_raw_os_error(100)) // ENETDOWN
+        }
+
+        fn recv(&mut self, _deadline: Instant) -> io::Result<Option<Vec<u8>>> {
+            Ok(None)
+        }
+    }
+
+    #[test]
+    fn send_errors_are_retried_then_named() {
+        let err = obtain(&mut Down, MAC, fast(), xids()).expect_err("no lease");
+        assert!(err.to_string().contains("sending DHCPDISCOVER"), "{err}");
+        assert!(err.to_string().contains("(12 rounds)"), "{err}");
+    }
 
     /// A scripted server: for each packet the client sends, the replies to hand back (built from
     /// the request's xid), then silence.
