@@ -21,7 +21,10 @@ use crate::models::{ModelSet, ModelsError};
 
 /// Where the agent finds its modules (`images/agent/src/guest/modules.rs`).
 pub const MODULE_DIR: &str = "lib/modules/cdvm";
-/// The load-order file in [`MODULE_DIR`]: one `.ko` file name per line, in load order.
+/// The load-order file in [`MODULE_DIR`]: one line per module, in load order: its `.ko` file name,
+/// then the file names of the modules it depends on (earlier lines), separated by spaces. The
+/// agent skips a module whose dependency did not load (a Hyper-V driver where `hv_vmbus` finds no
+/// Hyper-V).
 pub const LOAD_ORDER: &str = "load-order";
 /// gzip level: 6 (zlib's default). The kernel decompresses gzip natively (CONFIG_RD_GZIP).
 pub const GZIP_LEVEL: u32 = 6;
@@ -31,6 +34,8 @@ pub const GZIP_LEVEL: u32 = 6;
 pub struct ModuleFile {
     /// File name, e.g. `virtio_net.ko`.
     pub file_name: String,
+    /// The file names of the modules it needs loaded first (each earlier in the list).
+    pub depends: Vec<String>,
     /// The ELF object.
     pub data: Vec<u8>,
 }
@@ -44,6 +49,14 @@ pub enum InitramfsError {
     /// A module file name that is not a plain `.ko` name.
     #[error("module file name {0:?} is not a plain .ko file name")]
     BadModuleName(String),
+    /// A dependency that is not an earlier module in the list.
+    #[error("module {module:?} depends on {dep:?}, which is not an earlier module")]
+    BadModuleDep {
+        /// The module.
+        module: String,
+        /// Its dependency.
+        dep: String,
+    },
     /// Compression failed (out of memory only, in practice).
     #[error("gzip failed: {0}")]
     Gzip(std::io::Error),
@@ -79,8 +92,9 @@ pub fn archive(agent: &[u8], modules: &[ModuleFile]) -> Result<Archive, Initramf
     a.add_dir("etc", 0o755)?;
     a.add_file("etc/cdvm-release", 0o644, RELEASE.to_vec())?;
     let mut order = String::new();
+    let mut earlier = std::collections::BTreeSet::new();
     for m in modules {
-        let plain = !m.file_name.contains('/')
+        let plain = !m.file_name.contains(['/', ' ', '\n'])
             && m.file_name.ends_with(".ko")
             && m.file_name.len() > 3
             && m.file_name != "load-order.ko";
@@ -93,7 +107,18 @@ pub fn archive(agent: &[u8], modules: &[ModuleFile]) -> Result<Archive, Initramf
             m.data.clone(),
         )?;
         order.push_str(&m.file_name);
+        for dep in &m.depends {
+            if !earlier.contains(dep.as_str()) {
+                return Err(InitramfsError::BadModuleDep {
+                    module: m.file_name.clone(),
+                    dep: dep.clone(),
+                });
+            }
+            order.push(' ');
+            order.push_str(dep);
+        }
         order.push('\n');
+        earlier.insert(m.file_name.as_str());
     }
     a.add_file(
         &format!("{MODULE_DIR}/{LOAD_ORDER}"),

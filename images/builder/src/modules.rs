@@ -12,10 +12,10 @@ use std::collections::{BTreeMap, BTreeSet};
 /// The modules the guest agent needs, in the order they are asked for: the virtio PCI transport,
 /// the network device (for the relays), the serial ports (host-side services), fw_cfg (the
 /// bootstrap), configfs-tsm (`configfs` and `tsm`, the report interface of Linux ≥ 6.7) and its
-/// providers, the SEV-SNP and TDX guest drivers (`sev-guest` also gives `/dev/sev-guest`). Those
-/// built into the kernel (Debian's 6.12 builds in virtio, virtio_pci and virtio_console) are
-/// recorded as built in and not carried; dependencies not listed here are added by [`resolve`]
-/// from `modules.dep`.
+/// providers, the SEV-SNP and TDX guest drivers (`sev-guest` also gives `/dev/sev-guest`); then
+/// each cloud's NIC and disk drivers ([`CLOUD_NICS`], [`CLOUD_DISKS`]). Those built into the kernel
+/// (Debian's 6.12 builds in virtio, virtio_pci and virtio_console) are recorded as built in and not
+/// carried; dependencies not listed here are added by [`resolve`] from `modules.dep`.
 pub const WANTED: &[&str] = &[
     "virtio",
     "virtio_ring",
@@ -31,7 +31,29 @@ pub const WANTED: &[&str] = &[
     "tsm",
     "sev-guest",
     "tdx-guest",
+    // CLOUD_NICS
+    "ena",
+    "gve",
+    "hv_vmbus",
+    "hv_netvsc",
+    // CLOUD_DISKS
+    "virtio_blk",
+    "nvme",
+    "hv_storvsc",
+    "sd_mod",
 ];
+
+/// The NIC drivers of the clouds (the agent takes the first Ethernet interface that appears):
+/// AWS's Elastic Network Adapter, GCP's gVNIC (required on confidential C3/TDX machines), Azure's
+/// synthetic NIC on the VMBus. QEMU's `virtio_net` is in the list above. A driver without its
+/// hardware registers and binds nothing, except `hv_vmbus`, which fails with ENODEV outside
+/// Hyper-V; the agent then skips the modules that depend on it.
+pub const CLOUD_NICS: &[&str] = &["ena", "gve", "hv_vmbus", "hv_netvsc"];
+
+/// The disk drivers of the clouds: NVMe (AWS Nitro, GCP C3), Azure's VMBus SCSI with the SCSI disk
+/// driver, virtio-blk (QEMU, some GCP/KVM hosts). The agent mounts no disk today (the image boots
+/// from the UKI's initramfs and keeps everything in memory); they let a job see its VM's disks.
+pub const CLOUD_DISKS: &[&str] = &["virtio_blk", "nvme", "hv_storvsc", "sd_mod"];
 
 /// Errors while reading module metadata or resolving the order.
 #[derive(Debug, thiserror::Error)]
@@ -84,6 +106,13 @@ pub fn module_name(path: &str) -> String {
     let file = path.rsplit('/').next().unwrap_or(path);
     let stem = strip_ko(file).unwrap_or(file);
     stem.replace('-', "_")
+}
+
+/// The module's file name in the image: the base name, uncompressed (`kernel/x/ena.ko.xz` is
+/// `ena.ko`).
+pub fn image_file_name(path: &str) -> String {
+    let file = path.rsplit('/').next().unwrap_or(path);
+    format!("{}.ko", strip_ko(file).unwrap_or(file))
 }
 
 /// The file name without its `.ko` / `.ko.xz` / `.ko.zst` / `.ko.gz` suffix, if it has one.
@@ -395,6 +424,18 @@ mod tests {
         assert_eq!(module_name("kernel/drivers/virtio/virtio.ko.xz"), "virtio");
         assert_eq!(module_name("virtio_ring.ko.zst"), "virtio_ring");
         assert_eq!(strip_ko("a.txt"), None);
+        assert_eq!(
+            image_file_name("kernel/drivers/net/ena/ena.ko.xz"),
+            "ena.ko"
+        );
+        assert_eq!(image_file_name("sev-guest.ko"), "sev-guest.ko");
+    }
+
+    #[test]
+    fn cloud_drivers_are_wanted() {
+        for m in CLOUD_NICS.iter().chain(CLOUD_DISKS) {
+            assert!(WANTED.contains(m), "{m}");
+        }
     }
 
     #[test]

@@ -350,8 +350,7 @@ pub fn prepare(
                 release,
             });
         }
-        let file_name = rel.rsplit('/').next().unwrap_or(rel);
-        let file_name = format!("{}.ko", modules::strip_ko(file_name).unwrap_or(file_name));
+        let file_name = modules::image_file_name(rel);
         let depends = dep
             .deps_of(rel)
             .unwrap_or_default()
@@ -365,7 +364,17 @@ pub fn prepare(
             depends,
             sha256: deb::sha256_hex(&data),
         });
-        files.push(ModuleFile { file_name, data });
+        let dep_files = dep
+            .deps_of(rel)
+            .unwrap_or_default()
+            .iter()
+            .map(|d| modules::image_file_name(d))
+            .collect();
+        files.push(ModuleFile {
+            file_name,
+            depends: dep_files,
+            data,
+        });
     }
 
     progress(&format!(

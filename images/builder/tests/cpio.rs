@@ -124,10 +124,12 @@ fn modules() -> Vec<ModuleFile> {
     vec![
         ModuleFile {
             file_name: "virtio_ring.ko".into(),
+            depends: vec![],
             data: b"\x7fELF ring".to_vec(),
         },
         ModuleFile {
             file_name: "sev-guest.ko".into(),
+            depends: vec!["virtio_ring.ko".into()],
             data: b"\x7fELF sev".to_vec(),
         },
     ]
@@ -166,8 +168,8 @@ fn initramfs_is_deterministic_and_complete() {
     );
     assert_eq!(
         by("lib/modules/cdvm/load-order").expect("load-order").data,
-        b"virtio_ring.ko\nsev-guest.ko\n",
-        "load-order keeps the given order"
+        b"virtio_ring.ko\nsev-guest.ko virtio_ring.ko\n",
+        "load-order keeps the given order, each line with its dependencies"
     );
     assert_eq!(
         by("lib/modules/cdvm/sev-guest.ko").expect("module").data,
@@ -181,10 +183,26 @@ fn initramfs_is_deterministic_and_complete() {
 }
 
 #[test]
+fn initramfs_refuses_a_dependency_that_is_not_loaded_earlier() {
+    // The same dependency, given after the module that needs it or not given at all.
+    let mut m = modules();
+    m.swap(0, 1);
+    assert!(matches!(
+        initramfs::build(b"agent", &m),
+        Err(initramfs::InitramfsError::BadModuleDep { .. })
+    ));
+    let mut m = modules();
+    m[1].depends = vec!["virtio.ko".into()];
+    assert!(initramfs::build(b"agent", &m).is_err());
+    assert!(initramfs::build(b"agent", &modules()).is_ok());
+}
+
+#[test]
 fn initramfs_refuses_odd_module_names() {
-    for bad in ["../x.ko", "x.o", ".ko", "a/b.ko"] {
+    for bad in ["../x.ko", "x.o", ".ko", "a/b.ko", "a b.ko"] {
         let m = vec![ModuleFile {
             file_name: bad.into(),
+            depends: vec![],
             data: vec![],
         }];
         assert!(initramfs::build(b"agent", &m).is_err(), "{bad}");

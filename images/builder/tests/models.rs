@@ -61,6 +61,7 @@ fn model_dir(dir: &Path) {
 fn main_archive() -> Vec<u8> {
     let modules = vec![ModuleFile {
         file_name: "sev-guest.ko".into(),
+        depends: vec![],
         data: b"\x7fELF sev".to_vec(),
     }];
     initramfs::build(b"\x7fELF the agent", &modules).expect("main archive")

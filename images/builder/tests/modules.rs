@@ -9,7 +9,8 @@ use cdvm_image::modules::{
 
 /// The virtio part of Debian 6.1's graph and the configfs-tsm part of 6.12's (`tsm` needs
 /// `configfs`; `sev-guest` and `tdx-guest` need `tsm`), as depmod would write it (full transitive
-/// lists), plus modules the image does not want.
+/// lists), the clouds' NIC and disk drivers as 6.12 has them, plus modules the image does not
+/// want.
 const DEP: &str = "\
 kernel/drivers/virtio/virtio.ko:
 kernel/drivers/virtio/virtio_ring.ko:
@@ -26,6 +27,18 @@ kernel/drivers/virt/coco/tsm.ko.xz: kernel/fs/configfs/configfs.ko.xz
 kernel/drivers/virt/coco/sev-guest/sev-guest.ko.xz: kernel/drivers/virt/coco/tsm.ko.xz kernel/fs/configfs/configfs.ko.xz
 kernel/drivers/virt/coco/tdx-guest/tdx-guest.ko.xz: kernel/drivers/virt/coco/tsm.ko.xz kernel/fs/configfs/configfs.ko.xz
 kernel/drivers/block/virtio_blk.ko: kernel/drivers/virtio/virtio_ring.ko kernel/drivers/virtio/virtio.ko
+kernel/drivers/net/ethernet/amazon/ena/ena.ko.xz:
+kernel/drivers/net/ethernet/google/gve/gve.ko.xz:
+kernel/drivers/hv/hv_vmbus.ko.xz:
+kernel/drivers/net/hyperv/hv_netvsc.ko.xz: kernel/drivers/hv/hv_vmbus.ko.xz
+kernel/drivers/nvme/common/nvme-auth.ko.xz:
+kernel/drivers/nvme/host/nvme-core.ko.xz: kernel/drivers/nvme/common/nvme-auth.ko.xz
+kernel/drivers/nvme/host/nvme.ko.xz: kernel/drivers/nvme/host/nvme-core.ko.xz kernel/drivers/nvme/common/nvme-auth.ko.xz
+kernel/drivers/scsi/scsi_common.ko.xz:
+kernel/drivers/scsi/scsi_mod.ko.xz: kernel/drivers/scsi/scsi_common.ko.xz
+kernel/drivers/scsi/scsi_transport_fc.ko.xz: kernel/drivers/scsi/scsi_mod.ko.xz kernel/drivers/scsi/scsi_common.ko.xz
+kernel/drivers/scsi/hv_storvsc.ko.xz: kernel/drivers/hv/hv_vmbus.ko.xz kernel/drivers/scsi/scsi_mod.ko.xz kernel/drivers/scsi/scsi_transport_fc.ko.xz kernel/drivers/scsi/scsi_common.ko.xz
+kernel/drivers/scsi/sd_mod.ko.xz: kernel/drivers/scsi/scsi_mod.ko.xz kernel/drivers/scsi/scsi_common.ko.xz
 kernel/fs/ext4/ext4.ko: kernel/fs/jbd2/jbd2.ko kernel/fs/mbcache.ko
 kernel/fs/jbd2/jbd2.ko:
 kernel/fs/mbcache.ko:
@@ -65,14 +78,27 @@ fn wanted_set_in_dependency_order() {
             "configfs",
             "tsm",
             "sev_guest",
-            "tdx_guest"
+            "tdx_guest",
+            "ena",
+            "gve",
+            "hv_vmbus",
+            "hv_netvsc",
+            "virtio_blk",
+            "nvme_auth",
+            "nvme_core",
+            "nvme",
+            "scsi_common",
+            "scsi_mod",
+            "scsi_transport_fc",
+            "hv_storvsc",
+            "sd_mod"
         ]
     );
     assert_topological(&r.load_order, &dep);
     assert!(r.builtin.is_empty());
     assert_eq!(
         r.load_order.last().map(String::as_str),
-        Some("kernel/drivers/virt/coco/tdx-guest/tdx-guest.ko.xz"),
+        Some("kernel/drivers/scsi/sd_mod.ko.xz"),
         "compressed paths are kept as listed; the builder decompresses them"
     );
 }
@@ -126,15 +152,19 @@ fn builtin_modules_are_skipped() {
         .map(|l| l.replace(" kernel/drivers/virtio/virtio.ko", "") + "\n")
         .collect();
     let dep2 = ModulesDep::parse(&dep_text).expect("parse");
+    let closure = resolve(WANTED, &dep, &BTreeSet::new())
+        .expect("resolve")
+        .load_order
+        .len();
     let r = resolve(WANTED, &dep2, &builtin).expect("resolve");
     assert_eq!(r.builtin, ["qemu_fw_cfg", "virtio"]);
     let n = names(&r.load_order);
     assert!(!n.contains(&"virtio".to_string()) && !n.contains(&"qemu_fw_cfg".to_string()));
-    assert_eq!(n.len(), WANTED.len() - 2);
+    assert_eq!(n.len(), closure - 2);
     assert_topological(&r.load_order, &dep2);
     // The original (non-builtin) graph is unaffected by a builtin list naming unrelated modules.
     let r = resolve(WANTED, &dep, &parse_builtin("kernel/fs/ext4/ext4.ko\n")).expect("resolve");
-    assert_eq!(r.load_order.len(), WANTED.len());
+    assert_eq!(r.load_order.len(), closure);
 }
 
 #[test]
@@ -234,6 +264,22 @@ fn synthesized_modules_dep_resolves_like_depmods() {
         ("tsm", "configfs"),
         ("sev_guest", "tsm"),
         ("tdx_guest", "tsm"),
+        ("ena", ""),
+        ("gve", ""),
+        ("hv_vmbus", ""),
+        ("hv_netvsc", "hv_vmbus"),
+        ("virtio_blk", "virtio_ring,virtio"),
+        ("nvme_auth", ""),
+        ("nvme_core", "nvme-auth"),
+        ("nvme", "nvme-core"),
+        ("scsi_common", ""),
+        ("scsi_mod", "scsi_common"),
+        ("scsi_transport_fc", "scsi_mod"),
+        (
+            "hv_storvsc",
+            "hv_vmbus,scsi_mod,scsi_transport_fc,scsi_common",
+        ),
+        ("sd_mod", "scsi_mod,scsi_common"),
         ("ext4", "jbd2,mbcache"),
     ]
     .into_iter()
@@ -258,10 +304,12 @@ fn synthesized_modules_dep_resolves_like_depmods() {
         "kernel/drivers/net/virtio_net.ko: kernel/drivers/virtio/virtio_ring.ko kernel/drivers/virtio/virtio.ko kernel/drivers/net/net_failover.ko\n"
     ));
     let dep = ModulesDep::parse(&text).expect("parse synthesized");
-    assert_eq!(dep.len(), WANTED.len());
+    // The wanted modules and the dependencies they pull in (nvme-auth, nvme-core, the SCSI core).
+    let closure = WANTED.len() + 5;
+    assert_eq!(dep.len(), closure);
     let r = resolve(WANTED, &dep, &BTreeSet::new()).expect("resolve");
     assert_topological(&r.load_order, &dep);
-    assert_eq!(r.load_order.len(), WANTED.len());
+    assert_eq!(r.load_order.len(), closure);
 
     // A dependency outside the package is an error, not a silent omission.
     let err = synthesize_modules_dep(&["virtio_net"], &index, &BTreeSet::new(), |_| {

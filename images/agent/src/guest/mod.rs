@@ -1,25 +1,26 @@
 //! The agent as PID 1 of the guest image: mount the kernel file systems, load the image's
-//! modules, bring up the network QEMU's user-mode stack expects, read the public bootstrap from
+//! modules, bring up the network by DHCP on the first Ethernet interface, read the public bootstrap from
 //! fw_cfg, pick the secure processor, and power off when the job is over.
 
+mod dhcp;
+mod dhcp_client;
 mod fw_cfg;
+mod interface;
 mod modules;
 mod netlink;
+mod network;
 mod ports;
 mod tpm;
 pub(crate) mod tsm;
 
 use std::net::Ipv4Addr;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use anyhow::Context;
 use cdvm_attestation::Attester;
 use cdvm_protocol::Bootstrap;
 use nix::mount::{mount, MsFlags};
 
-/// QEMU user networking's fixed addresses (the host's loopback is reachable as the gateway).
-const GUEST_ADDR: Ipv4Addr = Ipv4Addr::new(10, 0, 2, 15);
-const GATEWAY: Ipv4Addr = Ipv4Addr::new(10, 0, 2, 2);
 /// The virtio-serial port the host's simulated secure processor listens on.
 pub(crate) const SIM_SP_PORT: &str = "cdvm.sim-sp";
 
@@ -41,16 +42,17 @@ pub(crate) fn boot() -> anyhow::Result<Booted> {
     tsm::log_state();
     // A vTPM (clouds, the UEFI disk boot test): the boot measurements policies pin.
     tpm::log_pcrs();
-    network_up().context("bringing up the network")?;
+    let network = network::up().context("bringing up the network")?;
     tracing::info!(
         modules,
+        interface = %network.interface,
         ms = started.elapsed().as_millis() as u64,
         uptime_ms = uptime_ms().unwrap_or(0),
         "guest ready"
     );
     let bootstrap = fw_cfg::bootstrap()?;
     let tee = fw_cfg::tee()?;
-    let dev_blossom_via = dev_blossom(&tee)?;
+    let dev_blossom_via = dev_blossom(&tee, network.gateway)?;
     let attester: Box<dyn Attester> = match tee.as_str() {
         "sim" => {
             let port = ports::find(SIM_SP_PORT)?;
@@ -81,17 +83,20 @@ pub(crate) fn boot() -> anyhow::Result<Booted> {
 }
 
 /// fw_cfg `opt/cdvm/dev-blossom` = `loopback-via-gateway` lets a test guest fetch blobs from the
-/// host's loopback over plain http. Honoured only under the simulated TEE: fw_cfg is not
+/// host's loopback over plain http, through the lease's gateway (QEMU user networking's 10.0.2.2
+/// is the host's loopback). Honoured only under the simulated TEE: fw_cfg is not
 /// measured, so on real hardware the operator could otherwise set it; a simulated guest is
 /// refused by every shipped policy anyway.
-fn dev_blossom(tee: &str) -> anyhow::Result<Option<Ipv4Addr>> {
+fn dev_blossom(tee: &str, gateway: Option<Ipv4Addr>) -> anyhow::Result<Option<Ipv4Addr>> {
     let Some(value) = fw_cfg::optional("dev-blossom")? else {
         return Ok(None);
     };
     match (tee, value.trim()) {
         ("sim", "loopback-via-gateway") => {
-            tracing::warn!("development: plain-http Blossom on the host's loopback is allowed");
-            Ok(Some(GATEWAY))
+            let gateway = gateway
+                .context("fw_cfg opt/cdvm/dev-blossom needs a gateway, the lease gave none")?;
+            tracing::warn!(%gateway, "development: plain-http Blossom on the host's loopback is allowed");
+            Ok(Some(gateway))
         }
         ("sim", other) => anyhow::bail!("unknown fw_cfg opt/cdvm/dev-blossom value {other:?}"),
         _ => anyhow::bail!(
@@ -119,27 +124,6 @@ fn mount_kernel_filesystems() -> anyhow::Result<()> {
         mount(Some(source), target, Some(fstype), flags, none)
             .with_context(|| format!("mounting {fstype} on {target}"))?;
     }
-    Ok(())
-}
-
-fn network_up() -> anyhow::Result<()> {
-    let mut nl = netlink::Netlink::open().context("opening rtnetlink")?;
-    let lo = nix::net::if_::if_nametoindex("lo").context("no loopback interface")?;
-    nl.link_up(lo).context("lo up")?;
-    // virtio_net registers eth0 asynchronously after its module loads.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let eth0 = loop {
-        match nix::net::if_::if_nametoindex("eth0") {
-            Ok(index) => break index,
-            Err(_) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(20)),
-            Err(e) => return Err(e).context("eth0 did not appear within 10 s"),
-        }
-    };
-    nl.link_up(eth0).context("eth0 up")?;
-    nl.add_address(eth0, GUEST_ADDR, 24)
-        .context("address on eth0")?;
-    nl.add_default_route(eth0, GATEWAY)
-        .context("default route")?;
     Ok(())
 }
 

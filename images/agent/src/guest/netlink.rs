@@ -1,5 +1,5 @@
-//! Just enough rtnetlink to bring up the guest's network: link up, one IPv4 address, a default
-//! route. Written by hand on nix's safe socket API so PID 1 needs no `ip` binary and no extra crate.
+//! Just enough rtnetlink to bring up the guest's network: link up, its MTU, one IPv4 address,
+//! IPv4 routes (a DHCP lease's). Written by hand on nix's safe socket API so PID 1 needs no `ip` binary and no extra crate.
 //!
 //! Message layouts: `linux/netlink.h`, `linux/rtnetlink.h`, `linux/if_addr.h` (rtnetlink(7)).
 
@@ -24,12 +24,18 @@ const AF_INET: u8 = 2;
 const IFF_UP: u32 = 1;
 const IFA_ADDRESS: u16 = 1;
 const IFA_LOCAL: u16 = 2;
+const IFLA_MTU: u16 = 4;
+const RTA_DST: u16 = 1;
 const RTA_OIF: u16 = 4;
 const RTA_GATEWAY: u16 = 5;
 const RT_TABLE_MAIN: u8 = 254;
-const RTPROT_BOOT: u8 = 3;
+const RTPROT_DHCP: u8 = 16;
 const RT_SCOPE_UNIVERSE: u8 = 0;
+const RT_SCOPE_LINK: u8 = 253;
 const RTN_UNICAST: u8 = 1;
+/// The gateway is on this link even outside the interface's subnet (GCP leases a /32 and routes
+/// through a gateway that only option 121's on-link route makes reachable).
+const RTNH_F_ONLINK: u32 = 4;
 
 /// A route-netlink socket that sends one request at a time and waits for its acknowledgement.
 pub(crate) struct Netlink {
@@ -60,6 +66,18 @@ impl Netlink {
         self.request(RTM_NEWLINK, 0, &body)
     }
 
+    /// Sets the interface's MTU.
+    pub(crate) fn set_mtu(&mut self, index: u32, mtu: u32) -> io::Result<()> {
+        let mut body = Vec::with_capacity(24);
+        body.extend_from_slice(&[0, 0]); // family AF_UNSPEC, pad
+        body.extend_from_slice(&0u16.to_ne_bytes()); // type
+        body.extend_from_slice(&index.to_ne_bytes());
+        body.extend_from_slice(&0u32.to_ne_bytes()); // flags
+        body.extend_from_slice(&0u32.to_ne_bytes()); // change mask: no flag changes
+        attr(&mut body, IFLA_MTU, &mtu.to_ne_bytes());
+        self.request(RTM_NEWLINK, 0, &body)
+    }
+
     /// Adds `addr/prefix` to the interface.
     pub(crate) fn add_address(&mut self, index: u32, addr: Ipv4Addr, prefix: u8) -> io::Result<()> {
         let mut body = vec![AF_INET, prefix, 0, RT_SCOPE_UNIVERSE];
@@ -69,22 +87,20 @@ impl Netlink {
         self.request(RTM_NEWADDR, NLM_F_CREATE | NLM_F_EXCL, &body)
     }
 
-    /// Adds the default route through `gateway` on the interface.
-    pub(crate) fn add_default_route(&mut self, index: u32, gateway: Ipv4Addr) -> io::Result<()> {
-        let mut body = vec![
-            AF_INET,
-            0, // dst_len: default route
-            0, // src_len
-            0, // tos
-            RT_TABLE_MAIN,
-            RTPROT_BOOT,
-            RT_SCOPE_UNIVERSE,
-            RTN_UNICAST,
-        ];
-        body.extend_from_slice(&0u32.to_ne_bytes()); // flags
-        attr(&mut body, RTA_GATEWAY, &gateway.octets());
-        attr(&mut body, RTA_OIF, &index.to_ne_bytes());
-        self.request(RTM_NEWROUTE, NLM_F_CREATE | NLM_F_EXCL, &body)
+    /// Adds the route `dst/prefix` on the interface: through `gateway` (marked on-link), or, with
+    /// no gateway, directly on the link.
+    pub(crate) fn add_route(
+        &mut self,
+        index: u32,
+        dst: Ipv4Addr,
+        prefix: u8,
+        gateway: Option<Ipv4Addr>,
+    ) -> io::Result<()> {
+        self.request(
+            RTM_NEWROUTE,
+            NLM_F_CREATE | NLM_F_EXCL,
+            &route_body(index, dst, prefix, gateway),
+        )
     }
 
     fn request(&mut self, kind: u16, flags: u16, body: &[u8]) -> io::Result<()> {
@@ -102,6 +118,35 @@ impl Netlink {
         let n = recv(self.fd.as_raw_fd(), &mut buf, MsgFlags::empty())?;
         ack_status(&buf[..n], self.seq)
     }
+}
+
+/// An rtmsg (`linux/rtnetlink.h`) with its attributes.
+fn route_body(index: u32, dst: Ipv4Addr, prefix: u8, gateway: Option<Ipv4Addr>) -> Vec<u8> {
+    let scope = if gateway.is_some() {
+        RT_SCOPE_UNIVERSE
+    } else {
+        RT_SCOPE_LINK
+    };
+    let mut body = vec![
+        AF_INET,
+        prefix, // dst_len
+        0,      // src_len
+        0,      // tos
+        RT_TABLE_MAIN,
+        RTPROT_DHCP,
+        scope,
+        RTN_UNICAST,
+    ];
+    let flags = if gateway.is_some() { RTNH_F_ONLINK } else { 0 };
+    body.extend_from_slice(&flags.to_ne_bytes());
+    if prefix > 0 {
+        attr(&mut body, RTA_DST, &dst.octets());
+    }
+    if let Some(gateway) = gateway {
+        attr(&mut body, RTA_GATEWAY, &gateway.octets());
+    }
+    attr(&mut body, RTA_OIF, &index.to_ne_bytes());
+    body
 }
 
 /// Appends one rtattr (length, type, value, padding to 4 bytes).
@@ -144,6 +189,44 @@ mod tests {
         attr(&mut out, 9, &[1]);
         assert_eq!(out.len(), 16);
         assert_eq!(&out[8..10], &5u16.to_ne_bytes());
+    }
+
+    #[test]
+    fn route_messages() {
+        // Default route via a gateway: universe scope, on-link flag, no RTA_DST.
+        let b = route_body(
+            2,
+            Ipv4Addr::UNSPECIFIED,
+            0,
+            Some(Ipv4Addr::new(10, 0, 2, 2)),
+        );
+        assert_eq!(
+            &b[..8],
+            &[AF_INET, 0, 0, 0, RT_TABLE_MAIN, RTPROT_DHCP, 0, RTN_UNICAST]
+        );
+        assert_eq!(&b[8..12], &RTNH_F_ONLINK.to_ne_bytes());
+        assert_eq!(b.len(), 12 + 8 + 8, "gateway and oif only");
+        assert_eq!(&b[14..16], &RTA_GATEWAY.to_ne_bytes());
+        // On-link host route: link scope, no flag, no gateway, with RTA_DST.
+        let b = route_body(2, Ipv4Addr::new(10, 128, 0, 1), 32, None);
+        assert_eq!(
+            &b[..8],
+            &[
+                AF_INET,
+                32,
+                0,
+                0,
+                RT_TABLE_MAIN,
+                RTPROT_DHCP,
+                RT_SCOPE_LINK,
+                1
+            ]
+        );
+        assert_eq!(&b[8..12], &0u32.to_ne_bytes());
+        assert_eq!(&b[14..16], &RTA_DST.to_ne_bytes());
+        assert_eq!(&b[16..20], &[10, 128, 0, 1]);
+        assert_eq!(&b[22..24], &RTA_OIF.to_ne_bytes());
+        assert_eq!(b.len(), 12 + 8 + 8);
     }
 
     fn reply(kind: u16, seq: u32, code: i32) -> Vec<u8> {
