@@ -170,6 +170,7 @@ pub fn digest<D: Digest>(pe: &[u8]) -> Result<Output<D>, AuthenticodeError> {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
     use super::*;
 
     #[test]

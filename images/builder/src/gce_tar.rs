@@ -96,6 +96,7 @@ pub fn write_file(raw: &Path, out: &Path) -> Result<(), GceTarError> {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
     use super::*;
 
     #[test]

@@ -68,6 +68,7 @@ pub fn pcr4(images: &[Pcr]) -> Pcr {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
     use super::*;
 
     #[test]

@@ -165,6 +165,7 @@ pub fn write_file(raw: &Path, out: &Path) -> Result<Footer, VhdError> {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
     use super::*;
 
     #[test]

@@ -45,6 +45,7 @@ pub(crate) fn log_pcrs() {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
     use super::*;
 
     #[test]
