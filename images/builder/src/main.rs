@@ -266,12 +266,7 @@ fn main() -> anyhow::Result<()> {
                 Places::under(std::path::Path::new(".")).path(&pins, InputId::EfiStub)
             });
             let started = Instant::now();
-            let manifest_path = image.join(recipe::MANIFEST);
-            let manifest = cdvm_image::manifest::Manifest::from_json(
-                &std::fs::read_to_string(&manifest_path)
-                    .with_context(|| format!("reading {}", manifest_path.display()))?,
-            )
-            .with_context(|| format!("parsing {}", manifest_path.display()))?;
+            let (_, manifest) = read_manifest(&image)?;
             let work = tempfile::tempdir().context("temporary folder")?;
             let stub =
                 cdvm_image::uki::extract_stub(&stub_deb, &pins.efi_stub.sha256, work.path())?;
@@ -329,12 +324,7 @@ fn main() -> anyhow::Result<()> {
             );
         }
         Command::Policies { image, policies } => {
-            let manifest_path = image.join(recipe::MANIFEST);
-            let manifest = cdvm_image::manifest::Manifest::from_json(
-                &std::fs::read_to_string(&manifest_path)
-                    .with_context(|| format!("reading {}", manifest_path.display()))?,
-            )
-            .with_context(|| format!("parsing {}", manifest_path.display()))?;
+            let (manifest_path, manifest) = read_manifest(&image)?;
             let uefi = manifest.uefi.as_ref().with_context(|| {
                 format!(
                     "{} records no UEFI disk: run scripts/build-image",
@@ -486,4 +476,16 @@ fn main() -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// The manifest of a built image folder, with its path (for messages).
+fn read_manifest(
+    image: &std::path::Path,
+) -> anyhow::Result<(PathBuf, cdvm_image::manifest::Manifest)> {
+    let path = image.join(recipe::MANIFEST);
+    let manifest = cdvm_image::manifest::Manifest::from_json(
+        &std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?,
+    )
+    .with_context(|| format!("parsing {}", path.display()))?;
+    Ok((path, manifest))
 }

@@ -478,14 +478,7 @@ fn write_atomic(path: &Path, data: &[u8]) -> Result<(), BuildError> {
     let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(io_err(dir))?;
     std::io::Write::write_all(&mut tmp, data).map_err(io_err(path))?;
     // NamedTempFile creates 0600; outputs are ordinary readable files.
-    tmp.as_file()
-        .set_permissions(std::os::unix::fs::PermissionsExt::from_mode(0o644))
-        .map_err(io_err(path))?;
-    tmp.persist(path).map_err(|e| DebError::Io {
-        path: path.display().to_string(),
-        source: e.error,
-    })?;
-    Ok(())
+    Ok(deb::persist(tmp, path)?)
 }
 
 /// Writes `initrd.img` at `path` (through a temporary file and a rename), streaming the model
@@ -500,13 +493,7 @@ pub fn write_initrd_file(
     let out = std::io::BufWriter::with_capacity(1 << 20, tmp);
     let (out, written) = initramfs::write_initrd(out, models, cpio_gz)?;
     let tmp = out.into_inner().map_err(|e| io_err(path)(e.into_error()))?;
-    tmp.as_file()
-        .set_permissions(std::os::unix::fs::PermissionsExt::from_mode(0o644))
-        .map_err(io_err(path))?;
-    tmp.persist(path).map_err(|e| DebError::Io {
-        path: path.display().to_string(),
-        source: e.error,
-    })?;
+    deb::persist(tmp, path)?;
     Ok(written)
 }
 
