@@ -293,13 +293,13 @@ impl BlossomClient {
             .await;
         match first {
             Err(
-                BlossomError::Status {
+                token @ (BlossomError::Status {
                     status: 401 | 403, ..
                 }
-                | BlossomError::UploadInterrupted { .. },
+                | BlossomError::UploadInterrupted { .. }),
             ) => {
-                let anonymous = self
-                    .upload_with(
+                let anonymous = || {
+                    self.upload_with(
                         server,
                         UploadAuth::Anonymous,
                         x,
@@ -308,9 +308,22 @@ impl BlossomClient {
                         body(),
                         progress,
                     )
-                    .await;
-                // If the anonymous try fails too, the token's refusal is the better reason.
-                anonymous.or(first)
+                };
+                let mut second = anonymous().await;
+                // A connection the server closed after refusing the token can still be
+                // handed out once; a failure before any byte went out is retried once.
+                if matches!(
+                    second,
+                    Err(BlossomError::Unreachable { .. })
+                        | Err(BlossomError::UploadInterrupted { sent: 0, .. })
+                ) {
+                    second = anonymous().await;
+                }
+                second.map_err(|anonymous| BlossomError::TokenAndAnonymousFailed {
+                    url: server.to_string(),
+                    token: Box::new(token),
+                    anonymous: Box::new(anonymous),
+                })
             }
             other => other,
         }

@@ -163,6 +163,18 @@ pub enum BlossomError {
         /// The URL.
         url: String,
     },
+    /// The server refused our BUD-11 token, and the upload without a token failed too: both
+    /// reasons are kept, since either may be the one the operator has to fix.
+    #[error("{url} refused the upload with our token ({token}) and without one ({anonymous})")]
+    TokenAndAnonymousFailed {
+        /// The server.
+        url: String,
+        /// Why the upload with the token failed.
+        token: Box<BlossomError>,
+        /// Why the anonymous upload failed.
+        #[source]
+        anonymous: Box<BlossomError>,
+    },
     /// The HTTP client could not be set up.
     #[error("cannot set up the HTTP client: {source}")]
     Setup {

@@ -172,3 +172,49 @@ async fn upload_to_and_download_from_blossom_rs() {
     );
     task.abort();
 }
+
+/// A server that refuses the token and the anonymous upload alike: the error keeps both
+/// reasons, so the operator sees why each way failed (not just the first).
+#[tokio::test]
+async fn a_server_refusing_token_and_anonymous_upload_gets_both_reasons() {
+    use axum::http::{HeaderMap, StatusCode};
+    async fn refuse(headers: HeaderMap) -> (StatusCode, [(&'static str, &'static str); 1]) {
+        let reason = if headers.contains_key("authorization") {
+            "token not accepted here"
+        } else {
+            "anonymous uploads are closed"
+        };
+        (StatusCode::UNAUTHORIZED, [("x-reason", reason)])
+    }
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let url =
+        Url::parse(&format!("http://{}/", listener.local_addr().expect("addr"))).expect("url");
+    let router = axum::Router::new().route("/upload", axum::routing::put(refuse).head(refuse));
+    let task = tokio::spawn(async move {
+        axum::serve(listener, router).await.expect("serve");
+    });
+    let data = blob(1000, 7);
+    let x = sha(&data);
+    let result = dev_client()
+        .upload_auto(
+            &url,
+            &Keys::generate(),
+            &x,
+            1000,
+            "application/octet-stream",
+            &|| body(&data),
+            &quiet,
+        )
+        .await;
+    match result {
+        Err(e @ BlossomError::TokenAndAnonymousFailed { .. }) => {
+            let text = e.to_string();
+            assert!(text.contains("token not accepted here"), "{text}");
+            assert!(text.contains("anonymous uploads are closed"), "{text}");
+        }
+        other => panic!("expected both refusals, got {other:?}"),
+    }
+    task.abort();
+}
