@@ -11,6 +11,8 @@ use cdvm_image::{CpuModel, Firmware};
 use clap::{Parser, Subcommand};
 
 mod cli_inputs;
+#[cfg(feature = "publish")]
+mod cli_publish;
 use cli_inputs::{inputs, load_lock, InputsCommand};
 
 /// ConfidentialDVM guest image recipe.
@@ -106,6 +108,21 @@ enum Command {
         /// The file to write (default: disk.vhd / disk.tar.gz in the image folder).
         #[arg(long)]
         out: Option<PathBuf>,
+    },
+    /// Upload the checked disk to a cloud and register it as a confidential-VM image (AWS: EBS
+    /// snapshot + AMI, UEFI and TPM 2.0; GCP: Cloud Storage + image with the confidential guest
+    /// OS features; Azure: page blob + gallery image version, ConfidentialVMSupported). Prints
+    /// the image as JSON; what a failed publish created is deleted again.
+    Publish {
+        /// A folder written by `build`.
+        #[arg(long, default_value = "target/image")]
+        image: PathBuf,
+        /// `aws`, `gcp` or `azure`.
+        #[arg(long, value_parser = ["aws", "gcp", "azure"])]
+        cloud: String,
+        /// Where to publish (images/publish/publish.example.yaml shows the keys).
+        #[arg(long)]
+        config: PathBuf,
     },
     /// The input lock (images/inputs.lock): check the cached inputs, print where one is, list
     /// the Debian packages to fetch, or re-pin one entry (scripts/build-image runs these).
@@ -321,6 +338,27 @@ fn main() -> anyhow::Result<()> {
                 bytes.len(),
                 cdvm_image::deb::sha256_hex(&bytes),
                 started.elapsed().as_secs_f64()
+            );
+        }
+        Command::Publish {
+            image,
+            cloud,
+            config,
+        } => {
+            #[cfg(feature = "publish")]
+            {
+                let cloud = match cloud.as_str() {
+                    "aws" => cdvm_publish::Cloud::Aws,
+                    "gcp" => cdvm_publish::Cloud::Gcp,
+                    _ => cdvm_publish::Cloud::Azure,
+                };
+                cli_publish::publish(&image, cloud, &config)?;
+            }
+            #[cfg(not(feature = "publish"))]
+            anyhow::bail!(
+                "this cdvm-image was built without publishing ({cloud}, {}, {}): run `cargo run -p cdvm-image -- publish …` (the default features)",
+                image.display(),
+                config.display()
             );
         }
         Command::Policies { image, policies } => {

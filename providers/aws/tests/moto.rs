@@ -137,6 +137,7 @@ async fn conformance_with_faults_through_the_proxy() {
             throttle_rate: 0.15,
             provisioning_delay_ms: 100,
             lost_delete_rate: 0.3,
+            fail_calls: vec![],
         },
         moto_url: Some(moto.url.clone()),
         ..MockCloudConfig::default()

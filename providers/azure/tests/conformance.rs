@@ -16,6 +16,7 @@ async fn passes_the_conformance_suite_under_faults() {
         throttle_rate: 0.15,
         provisioning_delay_ms: 200,
         lost_delete_rate: 0.3,
+        fail_calls: vec![],
     })
     .await;
     let p = support::provider(&cloud, |_| {});

@@ -78,6 +78,7 @@ async fn conformance_with_faults() {
             throttle_rate: 0.15,
             provisioning_delay_ms: 200,
             lost_delete_rate: 0.3,
+            fail_calls: vec![],
         },
         None,
     )

@@ -57,6 +57,11 @@ pub struct FaultConfig {
     /// Share of deletes acknowledged but not carried out (the backend must notice and retry).
     #[serde(default)]
     pub lost_delete_rate: f64,
+    /// API calls answered with a 5xx and not carried out, the first time each is made, named as
+    /// the cloud names the operation (`RegisterImage`, `images.insert`, `galleryImageVersions.create`,
+    /// …): deterministic faults for tests of a multi-step operation's rollback.
+    #[serde(default)]
+    pub fail_calls: Vec<String>,
 }
 
 /// Booting instances as local agent processes (the process provider, with the bootstrap served

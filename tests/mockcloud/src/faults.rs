@@ -23,6 +23,8 @@ pub struct Faults {
     config: FaultConfig,
     rng: Mutex<StdRng>,
     injected: Mutex<Vec<(String, Fault)>>,
+    /// What is left of `config.fail_calls`.
+    fail_once: Mutex<Vec<String>>,
 }
 
 impl Faults {
@@ -30,6 +32,7 @@ impl Faults {
     pub fn new(config: FaultConfig) -> Self {
         Self {
             rng: Mutex::new(StdRng::seed_from_u64(config.seed)),
+            fail_once: Mutex::new(config.fail_calls.clone()),
             config,
             injected: Mutex::new(Vec::new()),
         }
@@ -60,6 +63,22 @@ impl Faults {
                 .push((call.to_string(), f));
         }
         fault
+    }
+
+    /// Whether this call is one of `fail_calls` not failed yet (then it is failed now: the
+    /// caller answers a 5xx and does not carry it out).
+    pub fn fail_named(&self, call: &str) -> bool {
+        let mut left = self.fail_once.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(i) = left.iter().position(|c| c == call) else {
+            return false;
+        };
+        left.remove(i);
+        tracing::info!(call, "failing a named call");
+        self.injected
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push((call.to_string(), Fault::ServerError));
+        true
     }
 
     /// Whether to acknowledge this delete without doing it.
@@ -122,6 +141,16 @@ mod tests {
         let b = Faults::new(cfg);
         let replay: Vec<_> = (0..1000).map(|_| b.on_call("x")).collect();
         assert_eq!(draws, replay, "same seed, same faults");
+        let named = Faults::new(FaultConfig {
+            fail_calls: vec!["A".into(), "A".into(), "B".into()],
+            ..FaultConfig::default()
+        });
+        let fails: Vec<_> = ["A", "B", "A", "A", "B", "C"]
+            .iter()
+            .map(|c| named.fail_named(c))
+            .collect();
+        assert_eq!(fails, [true, true, true, false, false, false]);
+        assert_eq!(named.injected(), 3);
         let none = Faults::new(FaultConfig::default());
         assert!((0..1000).all(|_| none.on_call("x").is_none() && !none.lose_delete()));
     }
