@@ -28,6 +28,8 @@ pub struct AwsState {
     /// Instances launched through the proxy and not yet terminated through it, with their guest.
     instances: Mutex<HashMap<String, Option<VmId>>>,
     watcher: Mutex<bool>,
+    /// Snapshots and AMIs made through the proxy.
+    pub(crate) amis: crate::aws_images::AmiState,
 }
 
 impl AwsState {
@@ -38,7 +40,21 @@ impl AwsState {
             http: reqwest::Client::new(),
             instances: Mutex::new(HashMap::new()),
             watcher: Mutex::new(false),
+            amis: crate::aws_images::AmiState::default(),
         }
+    }
+
+    /// Snapshots and AMIs made through the proxy (what moto does not keep).
+    pub fn amis(&self) -> &crate::aws_images::AmiState {
+        &self.amis
+    }
+
+    pub(crate) fn moto_url(&self) -> Option<&str> {
+        self.moto_url.as_deref()
+    }
+
+    pub(crate) fn http(&self) -> &reqwest::Client {
+        &self.http
     }
 
     /// Instances launched through the proxy and not terminated through it.
@@ -94,6 +110,21 @@ async fn ec2(State(state): State<Arc<AppState>>, headers: HeaderMap, body: Bytes
     let form = params(&body);
     let action = param(&form, "Action").unwrap_or("").to_string();
     let mutating = matches!(action.as_str(), "RunInstances" | "TerminateInstances");
+    if state.faults.fail_named(&action) {
+        return error_xml(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "InternalError",
+            "An internal error has occurred",
+        );
+    }
+    let registering = if action == "RegisterImage" {
+        match crate::aws_images::check_register(&state, &form) {
+            Ok(attributes) => Some(attributes),
+            Err((code, message)) => return error_xml(StatusCode::BAD_REQUEST, code, &message),
+        }
+    } else {
+        None
+    };
     let fault = state.faults.on_call(&action);
     match fault {
         Some(Fault::Throttle) => {
@@ -144,9 +175,21 @@ async fn ec2(State(state): State<Arc<AppState>>, headers: HeaderMap, body: Bytes
                     terminated(&state, id).await;
                 }
             }
+            "RegisterImage" => {
+                if let Some(attributes) = registering {
+                    crate::aws_images::registered(&state, &answer.2, attributes);
+                }
+            }
+            "DeregisterImage" => crate::aws_images::deregistered(&state, &form),
             _ => {}
         }
     }
+    let answer = if action == "DescribeImages" && answer.0.is_success() {
+        let patched = crate::aws_images::patch_describe(&state, &answer.2);
+        (answer.0, answer.1, patched)
+    } else {
+        answer
+    };
     if fault == Some(Fault::ServerError) {
         return error_xml(
             StatusCode::INTERNAL_SERVER_ERROR,

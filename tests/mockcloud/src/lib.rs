@@ -18,6 +18,8 @@ pub mod arm;
 #[cfg(feature = "aws")]
 pub mod aws;
 #[cfg(feature = "aws")]
+pub mod aws_images;
+#[cfg(feature = "aws")]
 pub mod aws_setup;
 pub mod boot;
 pub mod config;
@@ -174,7 +176,7 @@ impl MockCloud {
         }
         #[cfg(feature = "aws")]
         {
-            router = router.merge(aws::routes());
+            router = router.merge(aws::routes()).merge(aws_images::routes());
         }
         let app = router.with_state(Arc::clone(&state));
         let server = tokio::spawn(async move {
