@@ -121,7 +121,10 @@ async fn publish_uploads_non_zero_pages_and_registers_a_confidential_version() {
     assert_eq!(arm.live_image_versions(), [version_id(&img)]);
     let version = arm.gallery_resource(&version_id(&img)).expect("version");
     assert_eq!(version["properties"]["provisioningState"], "Succeeded");
-    assert_eq!(version["tags"]["cdvm-disk-sha256"], img.disk_sha256.as_str());
+    assert_eq!(
+        version["tags"]["cdvm-disk-sha256"],
+        img.disk_sha256.as_str()
+    );
     let definition = arm.gallery_resource(&definition_id()).expect("definition");
     assert_eq!(definition["properties"]["hyperVGeneration"], "V2");
     assert_eq!(
@@ -131,13 +134,22 @@ async fn publish_uploads_non_zero_pages_and_registers_a_confidential_version() {
     // Sectors 0-1, 2048-2050 and the footer: three writes, six sectors; zeros never sent.
     assert_eq!(arm.page_writes(), (3, 6 * 512));
     assert!(arm.live_blobs().is_empty(), "the uploaded blob is deleted");
-    assert!(lines.iter().any(|l| l.starts_with("uploaded 2 of 2 MiB")), "{lines:?}");
-    assert!(lines.iter().any(|l| l.starts_with("published ")), "{lines:?}");
+    assert!(
+        lines.iter().any(|l| l.starts_with("uploaded 2 of 2 MiB")),
+        "{lines:?}"
+    );
+    assert!(
+        lines.iter().any(|l| l.starts_with("published ")),
+        "{lines:?}"
+    );
 
     // The same disk again: already there, nothing uploaded.
     let (again, lines) = publish(&section(&cloud), &img).await;
     assert_eq!(again.expect("republish").image, version_id(&img));
-    assert!(lines.iter().any(|l| l.starts_with("already published")), "{lines:?}");
+    assert!(
+        lines.iter().any(|l| l.starts_with("already published")),
+        "{lines:?}"
+    );
     assert_eq!(arm.page_writes(), (3, 6 * 512));
 }
 
@@ -148,9 +160,21 @@ async fn a_failing_step_leaves_nothing_behind() {
     // Each 5xx listed as often as the publish tries it.
     for (fault, times, step) in [
         ("blobs.putPage", 4, "upload"),
-        ("galleryImages.createOrUpdate", 4, "create the image definition"),
-        ("galleryImageVersions.createOrUpdate", 4, "create the image version"),
-        ("galleryImageVersions.provisioning", 1, "create the image version"),
+        (
+            "galleryImages.createOrUpdate",
+            4,
+            "create the image definition",
+        ),
+        (
+            "galleryImageVersions.createOrUpdate",
+            4,
+            "create the image version",
+        ),
+        (
+            "galleryImageVersions.provisioning",
+            1,
+            "create the image version",
+        ),
     ] {
         let cloud = mock(&vec![fault; times]).await;
         let (result, lines) = publish(&section(&cloud), &img).await;
@@ -167,9 +191,20 @@ async fn a_failing_step_leaves_nothing_behind() {
         let arm = &cloud.state.arm;
         assert!(cloud.state.faults.injected() >= 1, "{fault} was injected");
         assert!(arm.live_blobs().is_empty(), "{fault}: blob left");
-        assert!(arm.live_image_versions().is_empty(), "{fault}: version left");
-        assert!(arm.live_image_definitions().is_empty(), "{fault}: definition left");
-        assert!(lines.iter().any(|l| l.contains("deleting what was created")), "{lines:?}");
+        assert!(
+            arm.live_image_versions().is_empty(),
+            "{fault}: version left"
+        );
+        assert!(
+            arm.live_image_definitions().is_empty(),
+            "{fault}: definition left"
+        );
+        assert!(
+            lines
+                .iter()
+                .any(|l| l.contains("deleting what was created")),
+            "{lines:?}"
+        );
     }
 }
 
@@ -181,14 +216,25 @@ async fn an_existing_definition_is_reused_and_kept() {
     arm.seed_image_definition(&definition_id(), "westeurope", confidential_definition());
     let first = image(dir.path(), 3);
     let (result, _) = publish(&section(&cloud), &first).await;
-    assert!(matches!(result, Err(PublishError::Step { .. })), "{result:?}");
-    assert_eq!(arm.live_image_definitions(), [definition_id()], "not ours: kept");
+    assert!(
+        matches!(result, Err(PublishError::Step { .. })),
+        "{result:?}"
+    );
+    assert_eq!(
+        arm.live_image_definitions(),
+        [definition_id()],
+        "not ours: kept"
+    );
     assert!(arm.live_image_versions().is_empty());
     assert!(arm.live_blobs().is_empty());
 
     let (result, _) = publish(&section(&cloud), &first).await;
     let published = result.expect("publish");
-    assert_eq!(published.resources, [version_id(&first)], "the definition is not ours");
+    assert_eq!(
+        published.resources,
+        [version_id(&first)],
+        "the definition is not ours"
+    );
 
     // A definition that cannot hold a confidential Gen2 image is refused before any upload.
     let other = mock(&[]).await;
@@ -202,7 +248,10 @@ async fn an_existing_definition_is_reused_and_kept() {
     let (result, _) = publish(&section(&other), &image(dir.path(), 4)).await;
     match result {
         Err(PublishError::Mismatch(why)) => {
-            assert!(why.contains("hyperVGeneration V1") && why.contains("SecurityType none"), "{why}")
+            assert!(
+                why.contains("hyperVGeneration V1") && why.contains("SecurityType none"),
+                "{why}"
+            )
         }
         other => panic!("{other:?}"),
     }
@@ -234,7 +283,10 @@ async fn a_failed_delete_is_named() {
             format!("image definition {}", definition_id()),
         ]
     );
-    assert!(left_behind[1].reason.contains("CannotDeleteResource"), "{left_behind:?}");
+    assert!(
+        left_behind[1].reason.contains("CannotDeleteResource"),
+        "{left_behind:?}"
+    );
     assert!(cloud.state.arm.live_blobs().is_empty());
     assert_eq!(cloud.state.arm.live_image_versions(), [version_id(&img)]);
 }
@@ -268,13 +320,25 @@ async fn bad_configuration_is_refused_before_any_call() {
     let mut no_vhd = img.clone();
     no_vhd.vhd = None;
     let (result, _) = publish(&good, &no_vhd).await;
-    assert!(matches!(result, Err(PublishError::MissingArtifact { what: "disk.vhd", .. })), "{result:?}");
+    assert!(
+        matches!(
+            result,
+            Err(PublishError::MissingArtifact {
+                what: "disk.vhd",
+                ..
+            })
+        ),
+        "{result:?}"
+    );
     let odd = dir.path().join("odd.vhd");
     std::fs::write(&odd, vec![1u8; 1000]).expect("write");
     let mut odd_size = img.clone();
     odd_size.vhd = Some(odd);
     let (result, _) = publish(&good, &odd_size).await;
-    assert!(matches!(result, Err(PublishError::Config(ref m)) if m.contains("1000 bytes")), "{result:?}");
+    assert!(
+        matches!(result, Err(PublishError::Config(ref m)) if m.contains("1000 bytes")),
+        "{result:?}"
+    );
     // A VHD that does not hold the named disk is caught and rolled back.
     assert_eq!(cloud.state.arm.page_writes(), (0, 0), "nothing uploaded");
     assert!(cloud.state.arm.live_blobs().is_empty());
@@ -282,7 +346,10 @@ async fn bad_configuration_is_refused_before_any_call() {
     wrong_hash.disk_sha256 = "ab".repeat(32);
     let (result, _) = publish(&good, &wrong_hash).await;
     let e = result.expect_err("hash mismatch");
-    assert!(cdvm_publish::error::chain(&e).contains("does not hold the disk"), "{e}");
+    assert!(
+        cdvm_publish::error::chain(&e).contains("does not hold the disk"),
+        "{e}"
+    );
     let arm = &cloud.state.arm;
     assert!(arm.live_blobs().is_empty() && arm.live_image_definitions().is_empty());
     assert!(arm.live_image_versions().is_empty());

@@ -135,12 +135,20 @@ impl ArmState {
 
     /// Resource ids of the gallery image definitions not deleted.
     pub fn live_image_definitions(&self) -> Vec<String> {
-        self.gallery().definitions.values().map(|d| d.id.clone()).collect()
+        self.gallery()
+            .definitions
+            .values()
+            .map(|d| d.id.clone())
+            .collect()
     }
 
     /// Resource ids of the gallery image versions not deleted.
     pub fn live_image_versions(&self) -> Vec<String> {
-        self.gallery().versions.values().map(|v| v.id.clone()).collect()
+        self.gallery()
+            .versions
+            .values()
+            .map(|v| v.id.clone())
+            .collect()
     }
 
     /// A gallery image definition or version as `GET` returns it (ids are case-insensitive).

@@ -41,7 +41,8 @@ pub struct Uploaded {
 pub async fn create(client: &Client, url: &Url, size: u64) -> Result<(), AzureError> {
     let mut c = call("blobs.put", Method::Put, url);
     c.headers.push(("x-ms-blob-type", "PageBlob".into()));
-    c.headers.push(("x-ms-blob-content-length", size.to_string()));
+    c.headers
+        .push(("x-ms-blob-content-length", size.to_string()));
     c.headers
         .push(("x-ms-blob-content-type", "application/octet-stream".into()));
     client.send(&c).await.map(drop)
@@ -63,9 +64,9 @@ pub async fn write_pages(
     let mut file = tokio::fs::File::open(path).await.map_err(read_error)?;
     let mut page_url = url.clone();
     page_url.query_pairs_mut().append_pair("comp", "page");
-    let disk_len = size.checked_sub(PAGE).ok_or_else(|| {
-        AzureError::Check(format!("{} is too small to be a VHD", path.display()))
-    })?;
+    let disk_len = size
+        .checked_sub(PAGE)
+        .ok_or_else(|| AzureError::Check(format!("{} is too small to be a VHD", path.display())))?;
     let mut hasher = Sha256::new();
     let mut buf = vec![0u8; MAX_PAGE_WRITE];
     let mut offset: u64 = 0;
@@ -101,7 +102,8 @@ pub async fn write_pages(
                 .ok_or_else(|| AzureError::Check("offset overflow".into()))?;
             let mut c = call("blobs.putPage", Method::Put, &page_url);
             c.headers.push(("x-ms-page-write", "update".into()));
-            c.headers.push(("x-ms-range", format!("bytes={first}-{last}")));
+            c.headers
+                .push(("x-ms-range", format!("bytes={first}-{last}")));
             c.body = Some(&chunk[start..page]);
             client.send(&c).await?;
             sent = sent.saturating_add((page - start) as u64);
@@ -136,7 +138,10 @@ pub async fn length(client: &Client, url: &Url) -> Result<u64, AzureError> {
 
 /// Deletes the blob; one that is not there is fine.
 pub async fn delete(client: &Client, url: &Url) -> Result<(), AzureError> {
-    match client.send(&call("blobs.delete", Method::Delete, url)).await {
+    match client
+        .send(&call("blobs.delete", Method::Delete, url))
+        .await
+    {
         Err(e) if e.status() == Some(404) => Ok(()),
         other => other.map(drop),
     }

@@ -42,7 +42,10 @@ pub struct Resource {
 
 impl Resource {
     fn prop(&self, name: &str) -> &str {
-        self.properties.get(name).and_then(Value::as_str).unwrap_or("")
+        self.properties
+            .get(name)
+            .and_then(Value::as_str)
+            .unwrap_or("")
     }
 
     /// `provisioningState`.
@@ -104,11 +107,7 @@ fn arm<'a>(name: &'a str, method: Method, url: &'a Url) -> Call<'a> {
 }
 
 /// GETs a gallery resource; `None` when ARM answers 404.
-pub async fn read(
-    client: &Client,
-    name: &str,
-    url: &Url,
-) -> Result<Option<Resource>, AzureError> {
+pub async fn read(client: &Client, name: &str, url: &Url) -> Result<Option<Resource>, AzureError> {
     match client.send(&arm(name, Method::Get, url)).await {
         Ok(reply) => reply.json(name).map(Some),
         Err(e) if e.status() == Some(404) => Ok(None),
@@ -146,8 +145,19 @@ pub async fn create_definition(
         .push(("content-type", "application/json".into()));
     call.body = Some(body.as_bytes());
     let reply = client.send(&call).await?;
-    progress(&format!("creating the image definition {}", target.definition));
-    wait(client, target, &reply, "the image definition", DEFINITION_DEADLINE, progress).await
+    progress(&format!(
+        "creating the image definition {}",
+        target.definition
+    ));
+    wait(
+        client,
+        target,
+        &reply,
+        "the image definition",
+        DEFINITION_DEADLINE,
+        progress,
+    )
+    .await
 }
 
 /// PUTs the image version made from the blob and waits until the gallery has copied it.
@@ -191,7 +201,15 @@ pub async fn create_version(
         "the gallery is copying the VHD into image version {}",
         target.version
     ));
-    wait(client, target, &reply, "the image version", VERSION_DEADLINE, progress).await
+    wait(
+        client,
+        target,
+        &reply,
+        "the image version",
+        VERSION_DEADLINE,
+        progress,
+    )
+    .await
 }
 
 /// DELETEs a gallery resource and waits until it is gone; one that is not there is fine.

@@ -370,7 +370,10 @@ mod tests {
         assert!(matches!(e, AzureError::Api { ref code, .. } if code == "Conflict"));
         assert_eq!(e.retry(), Retry::No);
         let mut h = Headers::new();
-        h.insert(HeaderName::from_static("x-ms-error-code"), "InvalidPageRange");
+        h.insert(
+            HeaderName::from_static("x-ms-error-code"),
+            "InvalidPageRange",
+        );
         let e = api_error(
             "x",
             416,
@@ -379,7 +382,10 @@ mod tests {
         );
         match e {
             AzureError::Api { code, message, .. } => {
-                assert_eq!((code.as_str(), message.as_str()), ("InvalidPageRange", "bad range"));
+                assert_eq!(
+                    (code.as_str(), message.as_str()),
+                    ("InvalidPageRange", "bad range")
+                );
             }
             other => panic!("{other}"),
         }

@@ -105,12 +105,25 @@ pub async fn publish(
     let definition = gallery::read(&client, name, &target.definition_url)
         .await
         .map_err(|e| step("read the image definition", e))?;
-    if let Some(why) = definition.as_ref().and_then(gallery::Resource::definition_mismatch) {
+    if let Some(why) = definition
+        .as_ref()
+        .and_then(gallery::Resource::definition_mismatch)
+    {
         return Err(PublishError::Mismatch(why));
     }
 
     let mut undo = Undo::default();
-    let result = create(&client, &target, image, vhd, size, definition.is_none(), &mut undo, progress).await;
+    let result = create(
+        &client,
+        &target,
+        image,
+        vhd,
+        size,
+        definition.is_none(),
+        &mut undo,
+        progress,
+    )
+    .await;
     match result {
         Ok(()) => {}
         Err((what, e)) => {
@@ -120,7 +133,11 @@ pub async fn publish(
             return Err(undo
                 .roll_back(what, Box::new(e), |r| {
                     let r = r.clone();
-                    async move { delete(client, target, &r, progress).await.map_err(BoxError::from) }
+                    async move {
+                        delete(client, target, &r, progress)
+                            .await
+                            .map_err(BoxError::from)
+                    }
                 })
                 .await);
         }
@@ -132,7 +149,9 @@ pub async fn publish(
             Created::Blob(url) => {
                 if let Err(e) = blob::delete(&client, &url).await {
                     tracing::warn!(blob = %url, error = %crate::error::chain(&e), "could not delete the uploaded blob");
-                    progress(&format!("warning: could not delete {url} ({e}); delete it by hand"));
+                    progress(&format!(
+                        "warning: could not delete {url} ({e}); delete it by hand"
+                    ));
                     resources.push(url.to_string());
                 }
             }
@@ -199,7 +218,11 @@ async fn create(
     let (uploaded, digest) = blob::write_pages(client, url, vhd, size, progress)
         .await
         .map_err(|e| ("upload", e))?;
-    tracing::info!(size = uploaded.size, sent = uploaded.sent, "page blob written");
+    tracing::info!(
+        size = uploaded.size,
+        sent = uploaded.sent,
+        "page blob written"
+    );
     if !hex::encode(digest).eq_ignore_ascii_case(&image.disk_sha256) {
         return Err((
             "upload",

@@ -65,7 +65,11 @@ pub fn version_name(disk_sha256: &str) -> Result<String, PublishError> {
     let bytes = hex::decode(disk_sha256)
         .ok()
         .filter(|b| b.len() == 32)
-        .ok_or_else(|| config(format!("the disk SHA-256 {disk_sha256:?} is not 64 hex digits")))?;
+        .ok_or_else(|| {
+            config(format!(
+                "the disk SHA-256 {disk_sha256:?} is not 64 hex digits"
+            ))
+        })?;
     let word = |i: usize| {
         u32::from_be_bytes([bytes[i], bytes[i + 1], bytes[i + 2], bytes[i + 3]]) & 0x7fff_ffff
     };
@@ -100,8 +104,7 @@ impl Target {
             "storage_account",
             &s.storage_account,
             (3..=24).contains(&s.storage_account.len())
-                && s
-                    .storage_account
+                && s.storage_account
                     .chars()
                     .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit()),
             "3-24 lowercase letters and digits",
@@ -141,8 +144,7 @@ impl Target {
         check(
             "image name",
             &image.name,
-            (1..=1000).contains(&image.name.len())
-                && alnum_or(&image.name, &['-', '_', '.']),
+            (1..=1000).contains(&image.name.len()) && alnum_or(&image.name, &['-', '_', '.']),
             "letters, digits, - _ . (it names the blob)",
         )?;
         let version = version_name(&image.disk_sha256)?;
@@ -153,7 +155,11 @@ impl Target {
                     "https://{}.blob.core.windows.net/",
                     s.storage_account
                 ))?;
-                (arm, with_segments(&blob, &[&s.container, &blob_name(image)]), false)
+                (
+                    arm,
+                    with_segments(&blob, &[&s.container, &blob_name(image)]),
+                    false,
+                )
             }
             Some(endpoint) => {
                 let arm = parse(endpoint)?;

@@ -162,7 +162,8 @@ fn put_blob(state: &AppState, key: String, headers: &HeaderMap, body: &[u8]) -> 
     if header(headers, "x-ms-blob-type") != Some("PageBlob") {
         return bad_header("x-ms-blob-type: the mock holds page blobs only");
     }
-    let Some(size) = header(headers, "x-ms-blob-content-length").and_then(|v| v.parse::<u64>().ok())
+    let Some(size) =
+        header(headers, "x-ms-blob-content-length").and_then(|v| v.parse::<u64>().ok())
     else {
         return bad_header("x-ms-blob-content-length");
     };

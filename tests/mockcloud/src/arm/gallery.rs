@@ -196,7 +196,10 @@ pub(super) async fn put_definition(
                 return http::error(
                     StatusCode::CONFLICT,
                     "PropertyChangeNotAllowed",
-                    format!("Changing property 'galleryImage.properties{}' is not allowed.", field.replace('/', ".")),
+                    format!(
+                        "Changing property 'galleryImage.properties{}' is not allowed.",
+                        field.replace('/', ".")
+                    ),
                 );
             }
             old.tags = tags;
@@ -219,7 +222,10 @@ pub(super) async fn put_definition(
             StatusCode::CREATED
         }
     };
-    let view = g.definitions.get(&id.to_lowercase()).map(|d| d.view("images", now));
+    let view = g
+        .definitions
+        .get(&id.to_lowercase())
+        .map(|d| d.view("images", now));
     drop(g);
     let op = state.arm.lock().new_op(now, Outcome::Succeeded);
     let url = caps_url(&state, &sub, &location, &op, &admitted.api_version);
@@ -229,9 +235,9 @@ pub(super) async fn put_definition(
 fn valid_version_name(name: &str) -> bool {
     let parts: Vec<&str> = name.split('.').collect();
     parts.len() == 3
-        && parts
-            .iter()
-            .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()) && p.parse::<i32>().is_ok())
+        && parts.iter().all(|p| {
+            !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()) && p.parse::<i32>().is_ok()
+        })
 }
 
 /// Checks the version's source: a storage account id and a blob of it on this mock holding a VHD.
@@ -318,8 +324,19 @@ pub(super) async fn put_version(
         Ok(b) => b,
         Err(r) => return r,
     };
-    let parent = resource_id(&sub, &rg, NS, &format!("galleries/{gallery}/images"), &image);
-    if !state.arm.gallery().definitions.contains_key(&parent.to_lowercase()) {
+    let parent = resource_id(
+        &sub,
+        &rg,
+        NS,
+        &format!("galleries/{gallery}/images"),
+        &image,
+    );
+    if !state
+        .arm
+        .gallery()
+        .definitions
+        .contains_key(&parent.to_lowercase())
+    {
         return http::error(
             StatusCode::NOT_FOUND,
             "ParentResourceNotFound",
@@ -369,7 +386,10 @@ pub(super) async fn put_version(
             StatusCode::CREATED
         }
     };
-    let view = g.versions.get(&id.to_lowercase()).map(|v| v.view("images/versions", now));
+    let view = g
+        .versions
+        .get(&id.to_lowercase())
+        .map(|v| v.view("images/versions", now));
     drop(g);
     let op = state.arm.lock().new_op(ready_at, outcome);
     let url = caps_url(&state, &sub, &location, &op, &admitted.api_version);
@@ -417,7 +437,13 @@ pub(super) async fn get_version(
     if state.faults.fail_named(call) {
         return server_error(&state).into_response();
     }
-    let parent = resource_id(&sub, &rg, NS, &format!("galleries/{gallery}/images"), &image);
+    let parent = resource_id(
+        &sub,
+        &rg,
+        NS,
+        &format!("galleries/{gallery}/images"),
+        &image,
+    );
     let id = format!("{parent}/versions/{name}");
     match state.arm.gallery().versions.get(&id.to_lowercase()) {
         Some(v) => http::ok(StatusCode::OK, v.view("images/versions", Instant::now())),
@@ -432,7 +458,16 @@ pub(super) async fn delete_definition(
     headers: HeaderMap,
 ) -> Response {
     let id = resource_id(&sub, &rg, NS, &format!("galleries/{gallery}/images"), &name);
-    delete(&state, &sub, &headers, &query, "galleryImages.delete", id, false).await
+    delete(
+        &state,
+        &sub,
+        &headers,
+        &query,
+        "galleryImages.delete",
+        id,
+        false,
+    )
+    .await
 }
 
 pub(super) async fn delete_version(
@@ -441,9 +476,24 @@ pub(super) async fn delete_version(
     Query(query): Query<http::Query>,
     headers: HeaderMap,
 ) -> Response {
-    let parent = resource_id(&sub, &rg, NS, &format!("galleries/{gallery}/images"), &image);
+    let parent = resource_id(
+        &sub,
+        &rg,
+        NS,
+        &format!("galleries/{gallery}/images"),
+        &image,
+    );
     let id = format!("{parent}/versions/{name}");
-    delete(&state, &sub, &headers, &query, "galleryImageVersions.delete", id, true).await
+    delete(
+        &state,
+        &sub,
+        &headers,
+        &query,
+        "galleryImageVersions.delete",
+        id,
+        true,
+    )
+    .await
 }
 
 async fn delete(
@@ -464,7 +514,11 @@ async fn delete(
     }
     let key = id.to_lowercase();
     let mut g = state.arm.gallery();
-    if !version && g.versions.keys().any(|v| v.starts_with(&format!("{key}/versions/"))) {
+    if !version
+        && g.versions
+            .keys()
+            .any(|v| v.starts_with(&format!("{key}/versions/")))
+    {
         return http::error(
             StatusCode::CONFLICT,
             "CannotDeleteResource",

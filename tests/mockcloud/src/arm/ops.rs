@@ -46,7 +46,14 @@ pub(super) async fn get_caps(
     Query(query): Query<http::Query>,
     headers: HeaderMap,
 ) -> Response {
-    if let Err(r) = gate(&state, &headers, &query, Namespace::Gallery, "arm.operation", false) {
+    if let Err(r) = gate(
+        &state,
+        &headers,
+        &query,
+        Namespace::Gallery,
+        "arm.operation",
+        false,
+    ) {
         return r.into_response();
     }
     let store = state.arm.lock();
