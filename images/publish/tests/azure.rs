@@ -15,6 +15,9 @@ use sha2::{Digest, Sha256};
 
 const SUB: &str = "00000000-0000-0000-0000-000000000001";
 const RG: &str = "images";
+/// How often the publish tries a call against the emulator (a named 5xx listed this often fails
+/// the call for good).
+const TRIES: usize = 8;
 
 /// A 2 MiB disk with two non-zero runs (sectors 0-1 and 2048-2050) and a fixed-VHD footer:
 /// three Put Page calls of 6 sectors in all. Returns the VHD and the disk's SHA-256.
@@ -73,12 +76,17 @@ fn version_id(image: &ImageToPublish) -> String {
 }
 
 async fn mock(fail_calls: &[&str]) -> MockCloud {
+    mock_with(FaultConfig {
+        fail_calls: fail_calls.iter().map(|c| c.to_string()).collect(),
+        provisioning_delay_ms: 60,
+        ..FaultConfig::default()
+    })
+    .await
+}
+
+async fn mock_with(faults: FaultConfig) -> MockCloud {
     MockCloud::start(MockCloudConfig {
-        faults: FaultConfig {
-            fail_calls: fail_calls.iter().map(|c| c.to_string()).collect(),
-            provisioning_delay_ms: 60,
-            ..FaultConfig::default()
-        },
+        faults,
         ..MockCloudConfig::default()
     })
     .await
@@ -159,15 +167,15 @@ async fn a_failing_step_leaves_nothing_behind() {
     let img = image(dir.path(), 2);
     // Each 5xx listed as often as the publish tries it.
     for (fault, times, step) in [
-        ("blobs.putPage", 4, "upload"),
+        ("blobs.putPage", TRIES, "upload"),
         (
             "galleryImages.createOrUpdate",
-            4,
+            TRIES,
             "create the image definition",
         ),
         (
             "galleryImageVersions.createOrUpdate",
-            4,
+            TRIES,
             "create the image version",
         ),
         (
@@ -264,7 +272,7 @@ async fn a_failed_delete_is_named() {
     let dir = tempfile::tempdir().expect("tempdir");
     let img = image(dir.path(), 5);
     let mut faults = vec!["galleryImageVersions.provisioning"];
-    faults.extend(["galleryImageVersions.delete"; 4]);
+    faults.extend(["galleryImageVersions.delete"; TRIES]);
     let cloud = mock(&faults).await;
     let (result, _) = publish(&section(&cloud), &img).await;
     let PublishError::StepAndCleanup {
@@ -353,4 +361,27 @@ async fn bad_configuration_is_refused_before_any_call() {
     let arm = &cloud.state.arm;
     assert!(arm.live_blobs().is_empty() && arm.live_image_definitions().is_empty());
     assert!(arm.live_image_versions().is_empty());
+}
+
+#[tokio::test]
+async fn random_throttling_and_server_errors_are_retried() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cloud = mock_with(FaultConfig {
+        seed: 11,
+        error_rate: 0.15,
+        throttle_rate: 0.1,
+        provisioning_delay_ms: 60,
+        ..FaultConfig::default()
+    })
+    .await;
+    let img = image(dir.path(), 7);
+    let (result, _) = publish(&section(&cloud), &img).await;
+    assert_eq!(result.expect("publish").image, version_id(&img));
+    assert!(cloud.state.faults.injected() > 0, "faults were injected");
+    let arm = &cloud.state.arm;
+    let version = arm.gallery_resource(&version_id(&img)).expect("version");
+    assert_eq!(version["properties"]["provisioningState"], "Succeeded");
+    assert!(arm.live_blobs().is_empty());
+    // Retried page writes rewrite the same ranges: the blob's pages were all sent, and only them.
+    assert!(arm.page_writes().0 >= 3);
 }

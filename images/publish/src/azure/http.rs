@@ -197,9 +197,9 @@ impl Client {
         let (retry, poll) = if emulator {
             (
                 RetryPolicy {
-                    attempts: 4,
-                    base: Duration::from_millis(5),
-                    max: Duration::from_millis(50),
+                    attempts: 8,
+                    base: Duration::from_millis(2),
+                    max: Duration::from_millis(20),
                 },
                 Duration::from_millis(20),
             )
