@@ -73,48 +73,56 @@ fn storage_error(status: StatusCode, code: &str, message: &str) -> Response {
     r
 }
 
+/// A refusal at the front door, answered by [`storage_error`].
+#[derive(Debug)]
+struct Refused(StatusCode, &'static str, &'static str);
+
+impl IntoResponse for Refused {
+    fn into_response(self) -> Response {
+        storage_error(self.0, self.1, self.2)
+    }
+}
+
 /// The front door: bearer token, `x-ms-version`, then named and drawn faults.
-fn gate(state: &AppState, headers: &HeaderMap, call: &str) -> Result<(), Response> {
+fn gate(state: &AppState, headers: &HeaderMap, call: &str) -> Result<(), Refused> {
     let bearer = headers
         .get("authorization")
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
         .is_some_and(|t| !t.trim().is_empty());
     if !bearer {
-        return Err(storage_error(
+        return Err(Refused(
             StatusCode::UNAUTHORIZED,
             "NoAuthenticationInformation",
             "Server failed to authenticate the request. Please refer to the information in the www-authenticate header.",
         ));
     }
     if !headers.contains_key("x-ms-version") {
-        return Err(storage_error(
+        return Err(Refused(
             StatusCode::BAD_REQUEST,
             "MissingRequiredHeader",
             "An HTTP header that's mandatory for this request is not specified.",
         ));
     }
     if state.faults.fail_named(call) {
-        return Err(server_error());
+        return Err(SERVER_ERROR);
     }
     match state.faults.on_call(call) {
-        Some(Fault::Throttle) => Err(storage_error(
+        Some(Fault::Throttle) => Err(Refused(
             StatusCode::SERVICE_UNAVAILABLE,
             "ServerBusy",
             "Operations per second is over the account limit.",
         )),
-        Some(Fault::ServerError) => Err(server_error()),
+        Some(Fault::ServerError) => Err(SERVER_ERROR),
         None => Ok(()),
     }
 }
 
-fn server_error() -> Response {
-    storage_error(
-        StatusCode::INTERNAL_SERVER_ERROR,
-        "InternalError",
-        "The server encountered an internal error. Please retry the request.",
-    )
-}
+const SERVER_ERROR: Refused = Refused(
+    StatusCode::INTERNAL_SERVER_ERROR,
+    "InternalError",
+    "The server encountered an internal error. Please retry the request.",
+);
 
 fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers.get(name).and_then(|v| v.to_str().ok())
@@ -157,7 +165,7 @@ pub(super) async fn put(
 
 fn put_blob(state: &AppState, key: String, headers: &HeaderMap, body: &[u8]) -> Response {
     if let Err(r) = gate(state, headers, "blobs.put") {
-        return r;
+        return r.into_response();
     }
     if header(headers, "x-ms-blob-type") != Some("PageBlob") {
         return bad_header("x-ms-blob-type: the mock holds page blobs only");
@@ -192,7 +200,7 @@ fn range(value: &str) -> Option<(u64, u64)> {
 
 fn put_page(state: &AppState, key: String, headers: &HeaderMap, body: &[u8]) -> Response {
     if let Err(r) = gate(state, headers, "blobs.putPage") {
-        return r;
+        return r.into_response();
     }
     let clear = match header(headers, "x-ms-page-write") {
         Some("update") => false,
@@ -260,7 +268,7 @@ pub(super) async fn head(
     headers: HeaderMap,
 ) -> Response {
     if let Err(r) = gate(&state, &headers, "blobs.getProperties") {
-        return r;
+        return r.into_response();
     }
     let blobs = state.arm.blobs();
     let Some(b) = blobs.get(&key(&account, &container, &blob)) else {
@@ -281,7 +289,7 @@ pub(super) async fn delete(
     headers: HeaderMap,
 ) -> Response {
     if let Err(r) = gate(&state, &headers, "blobs.delete") {
-        return r;
+        return r.into_response();
     }
     match state.arm.blobs().remove(&key(&account, &container, &blob)) {
         Some(_) => StatusCode::ACCEPTED.into_response(),

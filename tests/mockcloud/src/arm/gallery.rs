@@ -30,7 +30,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{json, Value};
 
 use super::blob;
-use super::http::{self, gate, resource_id, server_error, Namespace};
+use super::http::{self, gate, resource_id, server_error, Namespace, Refusal};
 use super::store::Outcome;
 use crate::AppState;
 
@@ -94,17 +94,17 @@ fn caps_url(state: &AppState, sub: &str, loc: &str, op: &str, api: &str) -> Stri
     )
 }
 
-fn invalid(message: impl Into<String>) -> Response {
-    http::error(StatusCode::BAD_REQUEST, "InvalidParameter", message)
+fn invalid(message: impl Into<String>) -> Refusal {
+    http::refuse(StatusCode::BAD_REQUEST, "InvalidParameter", message)
 }
 
 fn str_at<'a>(v: &'a Value, pointer: &str) -> &'a str {
     v.pointer(pointer).and_then(Value::as_str).unwrap_or("")
 }
 
-fn parse_body(body: &[u8]) -> Result<(String, Value, Value), Response> {
+fn parse_body(body: &[u8]) -> Result<(String, Value, Value), Refusal> {
     let v: Value = serde_json::from_slice(body).map_err(|e| {
-        http::error(
+        http::refuse(
             StatusCode::BAD_REQUEST,
             "InvalidRequestContent",
             format!("The request content was invalid and could not be deserialized: {e}"),
@@ -112,7 +112,7 @@ fn parse_body(body: &[u8]) -> Result<(String, Value, Value), Response> {
     })?;
     let location = str_at(&v, "/location").to_string();
     if location.is_empty() {
-        return Err(http::error(
+        return Err(http::refuse(
             StatusCode::BAD_REQUEST,
             "LocationRequired",
             "The location property is required for this definition.",
@@ -123,7 +123,7 @@ fn parse_body(body: &[u8]) -> Result<(String, Value, Value), Response> {
     Ok((location, tags, properties))
 }
 
-fn check_definition(p: &Value) -> Result<(), Response> {
+fn check_definition(p: &Value) -> Result<(), Refusal> {
     for field in ["osType", "osState"] {
         if str_at(p, &format!("/{field}")).is_empty() {
             return Err(invalid(format!(
@@ -182,10 +182,10 @@ pub(super) async fn put_definition(
     }
     let (location, tags, properties) = match parse_body(&body) {
         Ok(b) => b,
-        Err(r) => return r,
+        Err(r) => return r.into_response(),
     };
     if let Err(r) = check_definition(&properties) {
-        return r;
+        return r.into_response();
     }
     let id = resource_id(&sub, &rg, NS, &format!("galleries/{gallery}/images"), &name);
     let now = Instant::now();
@@ -241,7 +241,7 @@ fn valid_version_name(name: &str) -> bool {
 }
 
 /// Checks the version's source: a storage account id and a blob of it on this mock holding a VHD.
-fn check_source(state: &AppState, p: &Value) -> Result<(), Response> {
+fn check_source(state: &AppState, p: &Value) -> Result<(), Refusal> {
     let source = p
         .pointer("/storageProfile/osDiskImage/source")
         .cloned()
@@ -265,7 +265,7 @@ fn check_source(state: &AppState, p: &Value) -> Result<(), Response> {
             *account
         }
         _ => {
-            return Err(http::error(
+            return Err(http::refuse(
                 StatusCode::BAD_REQUEST,
                 "LinkedInvalidPropertyId",
                 format!("Property id '{account_id}' at path 'properties.storageProfile.osDiskImage.source.storageAccountId' is invalid. Expect fully qualified resource Id that start with '/subscriptions/{{subscriptionId}}' or '/providers/{{resourceProviderNamespace}}/'."),
@@ -318,11 +318,12 @@ pub(super) async fn put_version(
         return invalid(format!(
             "The gallery image version name '{name}' is invalid. It must follow the format \
              Major(int32).Minor(int32).Patch(int32)."
-        ));
+        ))
+        .into_response();
     }
     let (location, tags, properties) = match parse_body(&body) {
         Ok(b) => b,
-        Err(r) => return r,
+        Err(r) => return r.into_response(),
     };
     let parent = resource_id(
         &sub,
@@ -344,7 +345,7 @@ pub(super) async fn put_version(
         );
     }
     if let Err(r) = check_source(&state, &properties) {
-        return r;
+        return r.into_response();
     }
     let id = format!("{parent}/versions/{name}");
     let now = Instant::now();
