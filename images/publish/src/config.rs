@@ -86,8 +86,9 @@ pub struct AzurePublish {
     /// Client id of a user-assigned managed identity; absent: the developer-tools chain.
     #[serde(default)]
     pub identity_client_id: Option<String>,
-    /// Test only: base URL of Resource Manager and of the blob service (the mock cloud).
-    /// Plain `http` only to loopback, and then no credential is sent.
+    /// Test only: base URL of Resource Manager and of the blob service (the mock cloud), which
+    /// is then addressed path style, `{endpoint}/blob/ACCOUNT/CONTAINER/BLOB`. Plain `http` only
+    /// to loopback, and then no credential is sent (a fixed token naming the emulator instead).
     #[serde(default)]
     pub endpoint: Option<String>,
 }

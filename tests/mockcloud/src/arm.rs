@@ -7,6 +7,11 @@
 //! - `GET /subscriptions/{s}/resourceGroups/{rg}/providers/Microsoft.Compute/virtualMachines`
 //!   (pages of [`PAGE_SIZE`], `nextLink` with `$skiptoken`)
 //! - `GET /subscriptions/{s}/providers/Microsoft.{Compute|Network}/locations/{loc}/operations/{id}`
+//! - `PUT|GET|DELETE …/providers/Microsoft.Compute/galleries/{g}/images/{d}[/versions/{v}]` and
+//!   `GET /subscriptions/{s}/providers/Microsoft.Compute/locations/{loc}/capsOperations/{id}`
+//!   (`cdvm-image publish --cloud azure`: [`gallery`])
+//! - the blob service, page blobs only, path style: `PUT|HEAD|DELETE /blob/{account}/{container}/{blob}`
+//!   ([`blob`]; Azure's is `https://{account}.blob.core.windows.net/{container}/{blob}`)
 //!
 //! Every request needs `Authorization: Bearer …` (401 `AuthenticationFailed`) and a supported
 //! `api-version` (400 `MissingApiVersionParameter` / `NoRegisteredProviderFound`). Bodies are
@@ -38,6 +43,8 @@
 //! VM name and boots the agent with the decoded bootstrap. Deleting the VM halts the guest and
 //! withdraws the metadata; a guest that exits by itself makes the VM read `PowerState/stopped`.
 
+pub mod blob;
+pub mod gallery;
 mod http;
 mod nic;
 mod ops;
@@ -50,7 +57,9 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
-use axum::routing::get;
+use serde_json::Value;
+
+use axum::routing::{get, put};
 use axum::Router;
 
 use crate::AppState;
@@ -72,6 +81,10 @@ pub struct ArmState {
     store: Mutex<store::Store>,
     puts: AtomicUsize,
     server_errors: AtomicU64,
+    blobs: Mutex<blob::Blobs>,
+    gallery: Mutex<gallery::Gallery>,
+    page_writes: AtomicUsize,
+    page_bytes: AtomicU64,
 }
 
 impl ArmState {
@@ -98,6 +111,75 @@ impl ArmState {
         self.puts.load(Ordering::SeqCst)
     }
 
+    fn blobs(&self) -> MutexGuard<'_, blob::Blobs> {
+        self.blobs.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn gallery(&self) -> MutexGuard<'_, gallery::Gallery> {
+        self.gallery.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Blobs not deleted, as `account/container/blob`.
+    pub fn live_blobs(&self) -> Vec<String> {
+        self.blobs().keys().cloned().collect()
+    }
+
+    /// Put Page requests carried out (`update` only), and the bytes they wrote: tests check that
+    /// zero ranges of a sparse disk were not sent.
+    pub fn page_writes(&self) -> (usize, u64) {
+        (
+            self.page_writes.load(Ordering::SeqCst),
+            self.page_bytes.load(Ordering::SeqCst),
+        )
+    }
+
+    /// Resource ids of the gallery image definitions not deleted.
+    pub fn live_image_definitions(&self) -> Vec<String> {
+        self.gallery()
+            .definitions
+            .values()
+            .map(|d| d.id.clone())
+            .collect()
+    }
+
+    /// Resource ids of the gallery image versions not deleted.
+    pub fn live_image_versions(&self) -> Vec<String> {
+        self.gallery()
+            .versions
+            .values()
+            .map(|v| v.id.clone())
+            .collect()
+    }
+
+    /// A gallery image definition or version as `GET` returns it (ids are case-insensitive).
+    pub fn gallery_resource(&self, id: &str) -> Option<Value> {
+        let g = self.gallery();
+        let key = id.to_lowercase();
+        let now = Instant::now();
+        g.definitions
+            .get(&key)
+            .map(|d| d.view("images", now))
+            .or_else(|| g.versions.get(&key).map(|v| v.view("images/versions", now)))
+    }
+
+    /// Puts an image definition in place without a request (tests of an existing one): `id`
+    /// is its full resource id, `properties` what a PUT would carry.
+    pub fn seed_image_definition(&self, id: &str, location: &str, properties: Value) {
+        let name = id.rsplit('/').next().unwrap_or(id).to_string();
+        self.gallery().definitions.insert(
+            id.to_lowercase(),
+            gallery::Item {
+                id: id.into(),
+                name,
+                location: location.into(),
+                tags: Value::Object(Default::default()),
+                properties,
+                ready_at: Instant::now(),
+                outcome: store::Outcome::Succeeded,
+            },
+        );
+    }
+
     fn count_put(&self) {
         self.puts.fetch_add(1, Ordering::SeqCst);
     }
@@ -121,5 +203,25 @@ pub(crate) fn routes() -> Router<Arc<AppState>> {
         .route(
             "/subscriptions/{sub}/providers/{namespace}/locations/{loc}/operations/{id}",
             get(ops::get),
+        )
+        .route(
+            "/subscriptions/{sub}/providers/{namespace}/locations/{loc}/capsOperations/{id}",
+            get(ops::get_caps),
+        )
+        .route(
+            &format!("{RG}/Microsoft.Compute/galleries/{{gallery}}/images/{{image}}"),
+            get(gallery::get_definition)
+                .put(gallery::put_definition)
+                .delete(gallery::delete_definition),
+        )
+        .route(
+            &format!("{RG}/Microsoft.Compute/galleries/{{gallery}}/images/{{image}}/versions/{{version}}"),
+            get(gallery::get_version)
+                .put(gallery::put_version)
+                .delete(gallery::delete_version),
+        )
+        .route(
+            "/blob/{account}/{container}/{blob}",
+            put(blob::put).head(blob::head).delete(blob::delete),
         )
 }

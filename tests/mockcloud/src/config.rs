@@ -58,8 +58,14 @@ pub struct FaultConfig {
     #[serde(default)]
     pub lost_delete_rate: f64,
     /// API calls answered with a 5xx and not carried out, the first time each is made, named as
-    /// the cloud names the operation (`RegisterImage`, `images.insert`, `galleryImageVersions.create`,
-    /// …): deterministic faults for tests of a multi-step operation's rollback.
+    /// the cloud names the operation (`RegisterImage`, `images.insert`, …): deterministic faults
+    /// for tests of a multi-step operation's rollback. List a name as often as it is to fail
+    /// (clients retry 5xx). Azure's names: `blobs.put`, `blobs.putPage`, `blobs.getProperties`,
+    /// `blobs.delete`, `galleryImages.get`, `galleryImages.createOrUpdate`,
+    /// `galleryImages.delete`, `galleryImageVersions.get`,
+    /// `galleryImageVersions.createOrUpdate`, `galleryImageVersions.delete`; and
+    /// `galleryImageVersions.provisioning`, which is no 5xx: the version is created and its
+    /// operation ends `Failed` (`ReplicationJobsNotCompleted`).
     #[serde(default)]
     pub fail_calls: Vec<String>,
 }

@@ -21,13 +21,15 @@ pub enum Namespace {
     Compute,
     /// Microsoft.Network.
     Network,
+    /// Microsoft.Compute's galleries (their own API versions).
+    Gallery,
 }
 
 impl Namespace {
     /// The namespace as it appears in paths.
     pub fn name(self) -> &'static str {
         match self {
-            Self::Compute => "Microsoft.Compute",
+            Self::Compute | Self::Gallery => "Microsoft.Compute",
             Self::Network => "Microsoft.Network",
         }
     }
@@ -36,6 +38,7 @@ impl Namespace {
         match self {
             Self::Compute => &["2023-09-01", "2024-03-01", "2024-07-01", "2024-11-01"],
             Self::Network => &["2023-09-01", "2024-01-01", "2024-03-01", "2024-05-01"],
+            Self::Gallery => &["2022-03-03", "2022-08-03", "2023-07-03", "2024-03-03"],
         }
     }
 

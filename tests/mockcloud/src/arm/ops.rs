@@ -37,3 +37,32 @@ pub(super) async fn get(
         ),
     }
 }
+
+/// `GET /subscriptions/{s}/providers/Microsoft.Compute/locations/{loc}/capsOperations/{id}`: the
+/// status of a gallery operation (gallery API versions).
+pub(super) async fn get_caps(
+    State(state): State<Arc<AppState>>,
+    Path((_sub, _namespace, _loc, id)): Path<(String, String, String, String)>,
+    Query(query): Query<http::Query>,
+    headers: HeaderMap,
+) -> Response {
+    if let Err(r) = gate(
+        &state,
+        &headers,
+        &query,
+        Namespace::Gallery,
+        "arm.operation",
+        false,
+    ) {
+        return r.into_response();
+    }
+    let store = state.arm.lock();
+    match store.ops.get(&id) {
+        Some(op) => http::ok(StatusCode::OK, op.view(&id, Instant::now())),
+        None => http::error(
+            StatusCode::NOT_FOUND,
+            "OperationNotFound",
+            format!("The operation '{id}' could not be found."),
+        ),
+    }
+}
