@@ -65,7 +65,9 @@ pub struct FaultConfig {
     /// `galleryImages.delete`, `galleryImageVersions.get`,
     /// `galleryImageVersions.createOrUpdate`, `galleryImageVersions.delete`; and
     /// `galleryImageVersions.provisioning`, which is no 5xx: the version is created and its
-    /// operation ends `Failed` (`ReplicationJobsNotCompleted`).
+    /// operation ends `Failed` (`ReplicationJobsNotCompleted`). AWS's: any EC2 `Action`
+    /// (`RegisterImage`, `DescribeImages`, `DeleteSnapshot`, …) and the EBS direct APIs
+    /// `StartSnapshot`, `PutSnapshotBlock`, `CompleteSnapshot`.
     #[serde(default)]
     pub fail_calls: Vec<String>,
 }
