@@ -59,7 +59,13 @@ pub struct FaultConfig {
     pub lost_delete_rate: f64,
     /// API calls answered with a 5xx and not carried out, the first time each is made, named as
     /// the cloud names the operation (`RegisterImage`, `images.insert`, `galleryImageVersions.create`,
-    /// …): deterministic faults for tests of a multi-step operation's rollback.
+    /// …): deterministic faults for tests of a multi-step operation's rollback. A name listed
+    /// n times fails the first n calls.
+    ///
+    /// GCP: `objects.insert` (starting an upload), `objects.upload` (a chunk), `objects.get`,
+    /// `objects.delete`, `images.insert`, `images.get`, `images.delete`, `globalOperations.get`,
+    /// `globalOperations.wait`; and `images.insert.operation`, which lets the insert through but
+    /// ends its operation with an error (the image is left FAILED).
     #[serde(default)]
     pub fail_calls: Vec<String>,
 }
