@@ -89,12 +89,8 @@ pub async fn publish(
         source: e,
     };
     let base = section.endpoint.as_deref();
-    let storage = Storage::new(
-        base.unwrap_or(storage::GOOGLE),
-        credentials.clone(),
-        retry,
-    )
-    .map_err(|e| build(Box::new(e)))?;
+    let storage = Storage::new(base.unwrap_or(storage::GOOGLE), credentials.clone(), retry)
+        .map_err(|e| build(Box::new(e)))?;
     let compute = Compute::new(&section.project, base, credentials, retry)
         .await
         .map_err(|e| build(Box::new(e)))?;
@@ -104,10 +100,13 @@ pub async fn publish(
     };
 
     // A taken name is refused before anything is uploaded (and so is never deleted by us).
-    let taken = compute.get(&image.name).await.map_err(|e| PublishError::Step {
-        step: "check the image name",
-        source: Box::new(e),
-    })?;
+    let taken = compute
+        .get(&image.name)
+        .await
+        .map_err(|e| PublishError::Step {
+            step: "check the image name",
+            source: Box::new(e),
+        })?;
     if taken.is_some() {
         return Err(PublishError::Step {
             step: "check the image name",
@@ -130,7 +129,11 @@ pub async fn publish(
         bucket: section.bucket.clone(),
         name: object.clone(),
     });
-    if let Err(e) = upload(&storage, section, image, tar, &object, size, &crc32c, progress).await {
+    if let Err(e) = upload(
+        &storage, section, image, tar, &object, size, &crc32c, progress,
+    )
+    .await
+    {
         return Err(undo.roll_back("upload", Box::new(e), rollback).await);
     }
 
@@ -142,17 +145,23 @@ pub async fn publish(
         Ok(op) => {
             undo.created(image_path.clone());
             if let Err(e) = compute.wait("images.insert", op, progress).await {
-                return Err(undo.roll_back("create the image", Box::new(e), rollback).await);
+                return Err(undo
+                    .roll_back("create the image", Box::new(e), rollback)
+                    .await);
             }
         }
         // Someone else's image of that name: not ours to delete.
         Err(e) if e.http_status() == Some(409) => {
-            return Err(undo.roll_back("create the image", Box::new(e), rollback).await);
+            return Err(undo
+                .roll_back("create the image", Box::new(e), rollback)
+                .await);
         }
         // The insert may have been carried out with its answer lost: delete it too.
         Err(e) => {
             undo.created(image_path.clone());
-            return Err(undo.roll_back("create the image", Box::new(e), rollback).await);
+            return Err(undo
+                .roll_back("create the image", Box::new(e), rollback)
+                .await);
         }
     }
     let created = match compute.get(&image.name).await {
@@ -161,12 +170,19 @@ pub async fn publish(
             let e: BoxError = "the insert operation is done but the image does not exist".into();
             return Err(undo.roll_back("create the image", e, rollback).await);
         }
-        Err(e) => return Err(undo.roll_back("read the image", Box::new(e), rollback).await),
+        Err(e) => {
+            return Err(undo
+                .roll_back("read the image", Box::new(e), rollback)
+                .await)
+        }
     };
     if let Some(why) = mismatch(&created) {
         tracing::warn!(image = %image_path, why, "the created image is not what was asked for");
         return Err(
-            match undo.roll_back("check the image", why.clone().into(), rollback).await {
+            match undo
+                .roll_back("check the image", why.clone().into(), rollback)
+                .await
+            {
                 PublishError::Step { .. } => PublishError::Mismatch(why),
                 left_behind => left_behind,
             },
@@ -207,7 +223,16 @@ async fn upload(
     let session = storage
         .start_upload(&section.bucket, object, size, crc32c, &image.disk_sha256)
         .await?;
-    let info = storage.upload(&session, tar, size, progress).await?;
+    let sent = storage.upload(&session, tar, size, progress).await?;
+    // What GCE will read, asked for again rather than taken from the last chunk's answer.
+    let info =
+        storage
+            .get(&section.bucket, object)
+            .await?
+            .ok_or_else(|| CallError::Unexpected {
+                call: "objects.get",
+                reason: format!("the upload finished ({sent:?}) but the object does not exist"),
+            })?;
     if info.size != size || info.crc32c.as_deref() != Some(crc32c) {
         return Err(CallError::Unexpected {
             call: "objects.upload",

@@ -88,7 +88,10 @@ fn image(dir: &Path, member: &str) -> ImageToPublish {
     }
 }
 
-async fn run(cloud: &MockCloud, section: &GcpPublish) -> (Result<cdvm_publish::Published, PublishError>, Vec<String>) {
+async fn run(
+    cloud: &MockCloud,
+    section: &GcpPublish,
+) -> (Result<cdvm_publish::Published, PublishError>, Vec<String>) {
     let dir = tempfile::tempdir().unwrap();
     let img = image(dir.path(), "disk.raw");
     run_with(cloud, section, &img).await
@@ -148,7 +151,10 @@ async fn publish_creates_a_ready_confidential_image_and_deletes_the_upload() {
     assert_eq!(cloud.state.gcs.objects(), Vec::<String>::new());
     let uploads = lines.iter().filter(|l| l.starts_with("uploaded ")).count();
     assert!(uploads >= 3, "a progress line per 4 MiB chunk: {lines:?}");
-    assert!(lines.iter().any(|l| l.starts_with("published ")), "{lines:?}");
+    assert!(
+        lines.iter().any(|l| l.starts_with("published ")),
+        "{lines:?}"
+    );
 }
 
 #[tokio::test]
@@ -163,7 +169,10 @@ async fn publish_goes_through_random_throttling_and_server_errors() {
     let (result, _) = run(&cloud, &section(&cloud, 12)).await;
     result.expect("publishes despite the faults");
     assert!(cloud.state.faults.injected() > 0, "faults were injected");
-    assert_eq!(cloud.state.gce.image_names(), vec![format!("{PROJECT}/{NAME}")]);
+    assert_eq!(
+        cloud.state.gce.image_names(),
+        vec![format!("{PROJECT}/{NAME}")]
+    );
     assert_eq!(cloud.state.gcs.objects(), Vec::<String>::new());
 }
 
@@ -173,8 +182,16 @@ async fn a_failure_at_each_step_leaves_nothing() {
         (&["objects.insert"; 3], "upload", "objects.insert"),
         (&["objects.upload"; 3], "upload", "objects.upload"),
         (&["images.insert"; 3], "create the image", "images.insert"),
-        (&["images.insert.operation"], "create the image", "INTERNAL_ERROR"),
-        (&["globalOperations.wait"; 3], "create the image", "globalOperations.wait"),
+        (
+            &["images.insert.operation"],
+            "create the image",
+            "INTERNAL_ERROR",
+        ),
+        (
+            &["globalOperations.wait"; 3],
+            "create the image",
+            "globalOperations.wait",
+        ),
     ];
     for (calls, want_step, want_text) in cases {
         let cloud = cloud(fail(calls)).await;
@@ -200,7 +217,10 @@ async fn an_archive_gce_cannot_read_fails_the_image_and_is_rolled_back() {
     let (result, _) = run_with(&cloud, &section(&cloud, 3), &img).await;
     let e = result.expect_err("GCE refuses the archive");
     let text = chain(&e);
-    assert!(text.contains("INVALID_IMAGE_FILE") && text.contains("disk.img"), "{text}");
+    assert!(
+        text.contains("INVALID_IMAGE_FILE") && text.contains("disk.img"),
+        "{text}"
+    );
     assert_nothing_left(&cloud);
 }
 
@@ -225,8 +245,15 @@ async fn a_failed_rollback_names_what_it_left() {
         }
         other => panic!("{other:?}"),
     }
-    assert_eq!(cloud.state.gce.image_names(), vec![format!("{PROJECT}/{NAME}")]);
-    assert_eq!(cloud.state.gcs.objects(), Vec::<String>::new(), "the object was deleted");
+    assert_eq!(
+        cloud.state.gce.image_names(),
+        vec![format!("{PROJECT}/{NAME}")]
+    );
+    assert_eq!(
+        cloud.state.gcs.objects(),
+        Vec::<String>::new(),
+        "the object was deleted"
+    );
 
     // The insert fails, and so does deleting the uploaded object.
     let cloud = self::cloud(fail(&[
@@ -261,7 +288,9 @@ async fn an_upload_that_cannot_be_deleted_afterwards_is_reported_not_fatal() {
     let object = format!("gs://{BUCKET}/{NAME}.tar.gz");
     assert_eq!(published.resources, vec![image_path(), object.clone()]);
     assert!(
-        lines.iter().any(|l| l.starts_with("warning:") && l.contains(&object)),
+        lines
+            .iter()
+            .any(|l| l.starts_with("warning:") && l.contains(&object)),
         "{lines:?}"
     );
 }
@@ -273,12 +302,20 @@ async fn a_taken_name_is_refused_and_the_existing_image_kept() {
     run(&cloud, &s).await.0.expect("first publish");
     let (again, _) = run(&cloud, &s).await;
     match again {
-        Err(e @ PublishError::Step { step: "check the image name", .. }) => {
+        Err(
+            e @ PublishError::Step {
+                step: "check the image name",
+                ..
+            },
+        ) => {
             assert!(chain(&e).contains("exists already"), "{e}");
         }
         other => panic!("{other:?}"),
     }
-    assert_eq!(cloud.state.gce.image_names(), vec![format!("{PROJECT}/{NAME}")]);
+    assert_eq!(
+        cloud.state.gce.image_names(),
+        vec![format!("{PROJECT}/{NAME}")]
+    );
 }
 
 #[tokio::test]
@@ -308,7 +345,13 @@ async fn bad_configuration_is_refused_before_anything_is_created() {
     };
     let got = run_with(&cloud, &section(&cloud, 3), &no_tar).await.0;
     assert!(
-        matches!(got, Err(PublishError::MissingArtifact { what: "disk.tar.gz", .. })),
+        matches!(
+            got,
+            Err(PublishError::MissingArtifact {
+                what: "disk.tar.gz",
+                ..
+            })
+        ),
         "{got:?}"
     );
     assert_nothing_left(&cloud);

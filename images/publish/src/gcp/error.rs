@@ -153,9 +153,7 @@ pub fn classify_sdk(e: &google_cloud_gax::error::Error) -> Retry {
     match e.http_status_code() {
         Some(403) if reason(e).is_some_and(|r| r.ends_with("ateLimitExceeded")) => Retry::Backoff,
         Some(code) => by_status(code, retry_after(e)),
-        None if e.is_io() || e.is_connect() || e.is_timeout() || e.is_transport() => {
-            Retry::Backoff
-        }
+        None if e.is_io() || e.is_connect() || e.is_timeout() || e.is_transport() => Retry::Backoff,
         None => Retry::No,
     }
 }

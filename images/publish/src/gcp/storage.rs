@@ -4,11 +4,11 @@
 
 use std::path::Path;
 
+use base64::Engine;
 use cdvm_provider_api::retry::{Retry, RetryPolicy};
 use google_cloud_auth::credentials::{CacheableResource, Credentials};
 use reqwest::{Response, StatusCode};
 use serde_json::{json, Value};
-use base64::Engine;
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
 
 use super::error::{classify, CallError};
@@ -94,20 +94,21 @@ impl Storage {
             "crc32c": crc32c,
             "metadata": { "cdvm-disk-sha256": disk_sha256 },
         });
+        let (url, body) = (&url, &body);
         // Each try opens a new session; an abandoned one holds no object and expires by itself.
         let response = self
             .retry
             .run(
                 CALL,
-                || async {
+                move || async move {
                     let request = self
                         .http
-                        .post(&url)
+                        .post(url)
                         .query(&[("uploadType", "resumable"), ("name", object)])
                         .headers(self.auth(CALL).await?)
                         .header("X-Upload-Content-Type", "application/gzip")
                         .header("X-Upload-Content-Length", size)
-                        .json(&body);
+                        .json(body);
                     checked(CALL, request.send().await).await
                 },
                 classify,
@@ -242,13 +243,13 @@ impl Storage {
     /// `objects.get` (metadata); `None` when there is no such object.
     pub async fn get(&self, bucket: &str, object: &str) -> Result<Option<ObjectInfo>, CallError> {
         const CALL: &str = "objects.get";
-        let url = format!("{}/storage/v1/b/{bucket}/o/{object}", self.base);
+        let url = &format!("{}/storage/v1/b/{bucket}/o/{object}", self.base);
         let got = self
             .retry
             .run(
                 CALL,
-                || async {
-                    let request = self.http.get(&url).headers(self.auth(CALL).await?);
+                move || async move {
+                    let request = self.http.get(url).headers(self.auth(CALL).await?);
                     checked(CALL, request.send().await).await
                 },
                 classify,
@@ -264,13 +265,13 @@ impl Storage {
     /// `objects.delete`; an object already gone counts as deleted.
     pub async fn delete(&self, bucket: &str, object: &str) -> Result<(), CallError> {
         const CALL: &str = "objects.delete";
-        let url = format!("{}/storage/v1/b/{bucket}/o/{object}", self.base);
+        let url = &format!("{}/storage/v1/b/{bucket}/o/{object}", self.base);
         let deleted = self
             .retry
             .run(
                 CALL,
-                || async {
-                    let request = self.http.delete(&url).headers(self.auth(CALL).await?);
+                move || async move {
+                    let request = self.http.delete(url).headers(self.auth(CALL).await?);
                     checked(CALL, request.send().await).await
                 },
                 classify,

@@ -85,8 +85,7 @@ pub(crate) fn insert(body: &Value) -> Result<Accepted, GceError> {
             ));
         }
     }
-    if let Some(a) = str_at(body, &["architecture"]).filter(|a| !["X86_64", "ARM64"].contains(a))
-    {
+    if let Some(a) = str_at(body, &["architecture"]).filter(|a| !["X86_64", "ARM64"].contains(a)) {
         return Err(GceError::invalid_field(
             "resource.architecture",
             a,
@@ -131,7 +130,13 @@ pub(crate) fn disk_tar(archive: &[u8]) -> Result<u64, String> {
     let sum: u64 = header
         .iter()
         .enumerate()
-        .map(|(i, b)| if (148..156).contains(&i) { 32 } else { u64::from(*b) })
+        .map(|(i, b)| {
+            if (148..156).contains(&i) {
+                32
+            } else {
+                u64::from(*b)
+            }
+        })
         .sum();
     if sum != stored {
         return Err("not a tar archive: bad header checksum".into());

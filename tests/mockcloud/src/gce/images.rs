@@ -69,6 +69,7 @@ struct GlobalOp {
 }
 
 impl ImageStore {
+    #[allow(clippy::too_many_arguments)]
     fn operation(
         &mut self,
         project: &str,
@@ -95,14 +96,18 @@ impl ImageStore {
             },
         );
         if let Some(r) = request_id {
-            self.requests.insert((project.into(), r.into()), name.clone());
+            self.requests
+                .insert((project.into(), r.into()), name.clone());
         }
         name
     }
 
     /// Names of the images held, `project/name`.
     pub(crate) fn names(&self) -> Vec<String> {
-        self.images.keys().map(|(p, n)| format!("{p}/{n}")).collect()
+        self.images
+            .keys()
+            .map(|(p, n)| format!("{p}/{n}"))
+            .collect()
     }
 
     /// The image as `images.get` renders it.
@@ -231,7 +236,10 @@ fn create(
         .ok_or_else(|| {
             GceError::invalid_field(
                 "resource.rawDisk.source",
-                &format!("https://storage.googleapis.com/{}/{}", accepted.bucket, accepted.object),
+                &format!(
+                    "https://storage.googleapis.com/{}/{}",
+                    accepted.bucket, accepted.object
+                ),
                 "The object does not exist or is not readable.",
             )
         })?;
@@ -265,8 +273,21 @@ fn create(
             failed: error.is_some(),
         },
     );
-    tracing::info!(project, image = accepted.name, failed = error.is_some(), "gce: image inserted");
-    Ok(store.operation(project, "insert", &accepted.name, id, ready_at, error, request_id))
+    tracing::info!(
+        project,
+        image = accepted.name,
+        failed = error.is_some(),
+        "gce: image inserted"
+    );
+    Ok(store.operation(
+        project,
+        "insert",
+        &accepted.name,
+        id,
+        ready_at,
+        error,
+        request_id,
+    ))
 }
 
 async fn get_image(
@@ -305,7 +326,15 @@ async fn delete_image(
                         GceError::not_found(&format!("projects/{project}/global/images/{name}"))
                     })?;
                 tracing::info!(project, image = name, "gce: image deleted");
-                store.operation(&project, "delete", &name, image.id, Instant::now(), None, request_id)
+                store.operation(
+                    &project,
+                    "delete",
+                    &name,
+                    image.id,
+                    Instant::now(),
+                    None,
+                    request_id,
+                )
             }
         }
     };
