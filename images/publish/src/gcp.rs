@@ -27,9 +27,6 @@ use crate::{Cloud, ImageToPublish, Progress, Published};
 use compute::Compute;
 use storage::Storage;
 
-/// Google's Compute Engine endpoint.
-const COMPUTE: &str = "https://compute.googleapis.com";
-
 /// Label whose value is the first 32 hex digits of the disk's SHA-256 (label values hold at most
 /// 63 characters; the whole digest is in the image's description).
 pub const SHA256_LABEL: &str = "cdvm-disk-sha256-prefix";

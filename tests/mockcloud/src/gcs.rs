@@ -27,7 +27,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use axum::body::Bytes;
-use axum::extract::{Path, Query, State};
+use axum::extract::{DefaultBodyLimit, Path, Query, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -128,11 +128,16 @@ impl Object {
     }
 }
 
+/// The largest chunk accepted (axum's default limit, 2 MiB, is below a client's usual chunk).
+const MAX_CHUNK: usize = 64 * 1024 * 1024;
+
 pub(crate) fn routes() -> Router<Arc<AppState>> {
     Router::new()
         .route(
             "/upload/storage/v1/b/{bucket}/o",
-            post(start_upload).put(put_chunk),
+            post(start_upload)
+                .put(put_chunk)
+                .layer(DefaultBodyLimit::max(MAX_CHUNK)),
         )
         .route(
             "/storage/v1/b/{bucket}/o/{object}",
