@@ -268,8 +268,11 @@ async fn start_upload(
     r
 }
 
+/// The first and last byte of a chunk (none: a status query).
+type Span = Option<(u64, u64)>;
+
 /// `Content-Range`: `bytes A-B/T`, `bytes A-B/*`, `bytes */T`, `bytes */*`.
-fn parse_range(s: &str) -> Option<(Option<(u64, u64)>, Option<u64>)> {
+fn parse_range(s: &str) -> Option<(Span, Option<u64>)> {
     let (range, total) = s.strip_prefix("bytes ")?.split_once('/')?;
     let total = match total {
         "*" => None,
@@ -327,7 +330,7 @@ async fn put_chunk(
 fn chunk(
     state: &AppState,
     id: &str,
-    range: Option<(u64, u64)>,
+    range: Span,
     total: Option<u64>,
     body: &[u8],
 ) -> Response {
