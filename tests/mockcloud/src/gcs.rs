@@ -327,13 +327,7 @@ async fn put_chunk(
     answer
 }
 
-fn chunk(
-    state: &AppState,
-    id: &str,
-    range: Span,
-    total: Option<u64>,
-    body: &[u8],
-) -> Response {
+fn chunk(state: &AppState, id: &str, range: Span, total: Option<u64>, body: &[u8]) -> Response {
     let mut inner = state.gcs.lock();
     let Some(upload) = inner.uploads.get_mut(id) else {
         return error(StatusCode::NOT_FOUND, "notFound", "No such upload session");
