@@ -62,6 +62,9 @@ pub struct GcpPublish {
     /// only to loopback, and then no credential is sent.
     #[serde(default)]
     pub endpoint: Option<String>,
+    /// Test only: retry pace of every call (default: 8 attempts from 200 ms, up to 20 s).
+    #[serde(default)]
+    pub retry: Option<cdvm_provider_api::retry::RetrySettings>,
 }
 
 /// Where the gallery image version is created.

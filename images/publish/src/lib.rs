@@ -38,11 +38,6 @@ pub async fn publish(
             "the publish configuration has no `{section}` section"
         ))
     };
-    let unsupported = |feature: &str| {
-        PublishError::Config(format!(
-            "this build cannot publish to {cloud}: build cdvm-image with the `{feature}` feature"
-        ))
-    };
     match cloud {
         Cloud::Aws => {
             let section = config.aws.as_ref().ok_or_else(|| missing("aws"))?;
@@ -51,7 +46,7 @@ pub async fn publish(
             #[cfg(not(feature = "aws"))]
             {
                 let _ = (section, image, progress);
-                Err(unsupported("cdvm-publish/aws"))
+                Err(unsupported(cloud, "cdvm-publish/aws"))
             }
         }
         Cloud::Gcp => {
@@ -61,7 +56,7 @@ pub async fn publish(
             #[cfg(not(feature = "gcp"))]
             {
                 let _ = (section, image, progress);
-                Err(unsupported("cdvm-publish/gcp"))
+                Err(unsupported(cloud, "cdvm-publish/gcp"))
             }
         }
         Cloud::Azure => {
@@ -71,8 +66,15 @@ pub async fn publish(
             #[cfg(not(feature = "azure"))]
             {
                 let _ = (section, image, progress);
-                Err(unsupported("cdvm-publish/azure"))
+                Err(unsupported(cloud, "cdvm-publish/azure"))
             }
         }
     }
+}
+
+#[cfg(not(all(feature = "aws", feature = "gcp", feature = "azure")))]
+fn unsupported(cloud: Cloud, feature: &str) -> PublishError {
+    PublishError::Config(format!(
+        "this build cannot publish to {cloud}: build cdvm-image with the `{feature}` feature"
+    ))
 }

@@ -58,9 +58,16 @@ pub struct FaultConfig {
     #[serde(default)]
     pub lost_delete_rate: f64,
     /// API calls answered with a 5xx and not carried out, the first time each is made, named as
-    /// the cloud names the operation (`RegisterImage`, `images.insert`, …): deterministic faults
-    /// for tests of a multi-step operation's rollback. List a name as often as it is to fail
-    /// (clients retry 5xx). Azure's names: `blobs.put`, `blobs.putPage`, `blobs.getProperties`,
+    /// the cloud names the operation (`RegisterImage`, `images.insert`, `galleryImageVersions.create`,
+    /// …): deterministic faults for tests of a multi-step operation's rollback. A name listed
+    /// n times fails the first n calls (clients retry 5xx).
+    ///
+    /// GCP: `objects.insert` (starting an upload), `objects.upload` (a chunk), `objects.get`,
+    /// `objects.delete`, `images.insert`, `images.get`, `images.delete`, `globalOperations.get`,
+    /// `globalOperations.wait`; and `images.insert.operation`, which lets the insert through but
+    /// ends its operation with an error (the image is left FAILED).
+    ///
+    /// Azure: `blobs.put`, `blobs.putPage`, `blobs.getProperties`,
     /// `blobs.delete`, `galleryImages.get`, `galleryImages.createOrUpdate`,
     /// `galleryImages.delete`, `galleryImageVersions.get`,
     /// `galleryImageVersions.createOrUpdate`, `galleryImageVersions.delete`; and

@@ -1,5 +1,6 @@
 //! Compute Engine emulation: zonal instances and zone operations, at the REST paths the official
-//! client (`google-cloud-compute-v1`) calls, with GCE's JSON shapes and error bodies.
+//! client (`google-cloud-compute-v1`) calls, with GCE's JSON shapes and error bodies; images and
+//! global operations are in `images` (module docs there).
 //!
 //! - `POST   /compute/v1/projects/{p}/zones/{z}/instances[?requestId=]` → an Operation
 //! - `GET    /compute/v1/projects/{p}/zones/{z}/instances[?filter=&pageToken=&maxResults=]`
@@ -34,6 +35,8 @@
 mod catalog;
 mod errors;
 mod filter;
+mod image_check;
+mod images;
 mod store;
 mod validate;
 
@@ -64,6 +67,7 @@ const MAX_PAGE: usize = 500;
 #[derive(Debug, Default)]
 pub struct GceState {
     store: Mutex<Store>,
+    images: Mutex<images::ImageStore>,
 }
 
 impl GceState {
@@ -76,6 +80,20 @@ impl GceState {
 
     fn lock(&self) -> MutexGuard<'_, Store> {
         self.store.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn images(&self) -> MutexGuard<'_, images::ImageStore> {
+        self.images.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Images not deleted, as `project/name`.
+    pub fn image_names(&self) -> Vec<String> {
+        self.images().names()
+    }
+
+    /// An image as `images.get` renders it (`base`: the mock's base URL, for its links).
+    pub fn image(&self, base: &str, project: &str, name: &str) -> Option<Value> {
+        self.images().render(base, project, name)
     }
 }
 
@@ -98,6 +116,7 @@ pub(crate) fn routes() -> Router<Arc<AppState>> {
             &format!("{zone}/operations/{{operation}}/wait"),
             post(wait_operation),
         )
+        .merge(images::routes())
 }
 
 type Reply = Result<Json<Value>, GceError>;

@@ -1,7 +1,9 @@
 //! `mockcloud`: a localstack-style emulator of the cloud APIs ConfidentialDVM's backends call, for
 //! tests and the demo on a machine without cloud accounts.
 //!
-//! - [`gce`]: Compute Engine instances and zone operations (REST, `/compute/v1/…`).
+//! - [`gce`]: Compute Engine instances and zone operations (REST, `/compute/v1/…`), images and
+//!   global operations.
+//! - [`gcs`]: Cloud Storage objects: resumable uploads, metadata, deletes (JSON API).
 //! - [`arm`]: Azure Resource Manager virtual machines and async operations (`/subscriptions/…`).
 //! - [`aws`]: a proxy in front of moto server (EC2 query API, `POST /`), which moto only records;
 //!   the proxy injects faults and boots what moto launched.
@@ -26,6 +28,8 @@ pub mod config;
 pub mod faults;
 #[cfg(feature = "gce")]
 pub mod gce;
+#[cfg(feature = "gce")]
+pub mod gcs;
 pub mod metadata;
 #[cfg(feature = "aws")]
 pub mod moto;
@@ -58,6 +62,9 @@ pub struct AppState {
     /// Compute Engine state.
     #[cfg(feature = "gce")]
     pub gce: gce::GceState,
+    /// Cloud Storage state (with Compute Engine: images are made from its objects).
+    #[cfg(feature = "gce")]
+    pub gcs: gcs::GcsState,
     /// Resource Manager state.
     #[cfg(feature = "arm")]
     pub arm: arm::ArmState,
@@ -157,6 +164,8 @@ impl MockCloud {
             base_url: base_url.clone(),
             #[cfg(feature = "gce")]
             gce: gce::GceState::default(),
+            #[cfg(feature = "gce")]
+            gcs: gcs::GcsState::default(),
             #[cfg(feature = "arm")]
             arm: arm::ArmState::default(),
             #[cfg(feature = "aws")]
@@ -168,7 +177,7 @@ impl MockCloud {
             .merge(metadata::routes());
         #[cfg(feature = "gce")]
         {
-            router = router.merge(gce::routes());
+            router = router.merge(gce::routes()).merge(gcs::routes());
         }
         #[cfg(feature = "arm")]
         {

@@ -21,11 +21,11 @@ pub(crate) struct Accepted {
     pub(crate) bootstrap: Option<String>,
 }
 
-fn str_at<'a>(v: &'a Value, path: &[&str]) -> Option<&'a str> {
+pub(crate) fn str_at<'a>(v: &'a Value, path: &[&str]) -> Option<&'a str> {
     path.iter().try_fold(v, |v, k| v.get(k))?.as_str()
 }
 
-fn is_name(s: &str) -> bool {
+pub(crate) fn is_name(s: &str) -> bool {
     let b = s.as_bytes();
     (1..=63).contains(&b.len())
         && b[0].is_ascii_lowercase()
@@ -36,7 +36,7 @@ fn is_name(s: &str) -> bool {
 
 /// Label keys: a lowercase letter first; values may be empty. Both: lowercase letters, digits,
 /// `_`, `-`, at most 63 characters.
-fn label_ok(s: &str, key: bool) -> bool {
+pub(crate) fn label_ok(s: &str, key: bool) -> bool {
     s.len() <= 63
         && (!key || s.chars().next().is_some_and(|c| c.is_ascii_lowercase()))
         && s.chars()
