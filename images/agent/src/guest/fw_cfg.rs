@@ -27,6 +27,11 @@ pub(crate) fn tee() -> anyhow::Result<String> {
     Ok(read("tee")?.trim().to_string())
 }
 
+/// Whether the host passed anything under `opt/cdvm` (QEMU does; clouds do not).
+pub(crate) fn present() -> bool {
+    std::path::Path::new(ROOT).is_dir()
+}
+
 /// An fw_cfg file that may be absent.
 pub(crate) fn optional(name: &str) -> anyhow::Result<Option<String>> {
     if std::path::Path::new(&format!("{ROOT}/{name}")).exists() {

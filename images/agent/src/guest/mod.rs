@@ -1,6 +1,7 @@
 //! The agent as PID 1 of the guest image: mount the kernel file systems, load the image's
 //! modules, bring up the network by DHCP on the first Ethernet interface, read the public bootstrap from
-//! fw_cfg, pick the secure processor, and power off when the job is over.
+//! fw_cfg or, on a cloud, its metadata service, pick the secure processor, and power off when the
+//! job is over.
 
 mod dhcp;
 mod dhcp_client;
@@ -10,6 +11,7 @@ mod modules;
 mod netlink;
 mod network;
 mod ports;
+mod source;
 mod tpm;
 pub(crate) mod tsm;
 
@@ -50,9 +52,22 @@ pub(crate) fn boot() -> anyhow::Result<Booted> {
         uptime_ms = uptime_ms().unwrap_or(0),
         "guest ready"
     );
-    let bootstrap = fw_cfg::bootstrap()?;
-    let tee = fw_cfg::tee()?;
-    let dev_blossom_via = dev_blossom(&tee, network.gateway)?;
+    let (bootstrap, tee, dev_blossom_via) = match source::detect()? {
+        source::Source::FwCfg => {
+            let tee = fw_cfg::tee()?;
+            let via = dev_blossom(&tee, network.gateway)?;
+            (fw_cfg::bootstrap()?, tee, via)
+        }
+        source::Source::Cloud(service) => {
+            tracing::info!(cloud = %service, "reading the bootstrap from the metadata service");
+            let url = crate::metadata::Url::parse(service.default_endpoint())?;
+            let bootstrap = crate::runtime()?
+                .block_on(crate::metadata::read_bootstrap(service, &url))
+                .context("reading the bootstrap from the metadata service")?;
+            // A cloud VM's secure processor is probed; the simulated one is never offered.
+            (bootstrap, "auto".to_owned(), None)
+        }
+    };
     let attester: Box<dyn Attester> = match tee.as_str() {
         "sim" => {
             let port = ports::find(SIM_SP_PORT)?;
