@@ -91,7 +91,9 @@ pub fn gcp_tdx(
                   Authenticode digest covers every UKI section (kernel, initrd with the agent and\n\
                   models, command line), so the image is bound by the TDX module's signature.\n\
                   MRTD is Google's TDVF: pin the value Google endorses for your machine series\n\
-                  under tdx.mrtd (empty: every quote is refused, fail closed).";
+                  under tdx.mrtd (empty: every quote is refused, fail closed).\n\
+                  BINDING: image_binding: hardware. Full hardware binding: the TDX module signs\n\
+                  the RTMRs the event log must replay to.";
     let mut lines = rename(base, "image-gcp-tdx", header)?;
     let at = lines
         .iter()
@@ -151,7 +153,9 @@ pub fn azure(
          of our UKI, its Authenticode digest), PCR 11 (systemd-stub's measurement of the UKI's\n\
          sections) and PCR 12 (nothing passed to the UKI from outside). Accepting this trusts\n\
          Microsoft's paravisor for image identity. Its launch measurement must still be pinned\n\
-         (empty: every report is refused, fail closed)."
+         (empty: every report is refused, fail closed).\n\
+         BINDING: image_binding: hardware, through Microsoft's paravisor: the vTPM's attestation\n\
+         key is named in the runtime data the hardware report binds (not a cloud-vtpm binding)."
     );
     let mut lines = rename(base, name, &header)?;
     lines.extend([
