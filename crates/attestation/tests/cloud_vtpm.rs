@@ -6,7 +6,7 @@
 //! certificate chain is in the repository, and neither cloud can be reached from the test
 //! machines. The test material is therefore generated here, honestly and to the specifications:
 //! a test CA and an RSA-2048 attestation key made with OpenSSL in the test, and a `TPMS_ATTEST`
-//! quote built to TPM 2.0 Library Part 2 (§10.12.8 and §10.12.1; `swtpm` is installed but
+//! with a `TPMS_QUOTE_INFO` built to TPM 2.0 Library Part 2 (`swtpm` is installed but
 //! `tpm2_quote` is not, so no TSS-made quote). Replacing it with real samples needs, per cloud,
 //! one guest boot of the UEFI disk that saves `tpm2_quote -c <AK> -l sha256:4,11,12 -q
 //! <SHA-256(report data)>` output (message, signature, PCR values), the AK certificate (GCP:
@@ -91,7 +91,7 @@ impl Ca {
 
 const PCRS: [u32; 3] = [4, 11, 12];
 
-/// A `TPMS_ATTEST` of type quote (TPM 2.0 Library Part 2, §10.12.12): one SHA-256 bank selecting
+/// A `TPMS_ATTEST` of type quote (TPM 2.0 Library Part 2): one SHA-256 bank selecting
 /// `PCRS`, `pcrDigest` = SHA-256 of their values concatenated in index order.
 fn tpms_attest(extra_data: &[u8], pcrs: &[PcrValue]) -> Vec<u8> {
     let mut m = Vec::new();
