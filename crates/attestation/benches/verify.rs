@@ -89,6 +89,7 @@ fn snp() -> (Evidence, Policy, cdvm_attestation::ReportData) {
             ark: pem_der("snp/amd_roots/virtee_milan_ark.pem"),
         }),
         gpus: Vec::new(),
+        cloud_vtpm: None,
     });
     let policy = Policy {
         name: "bench".into(),
@@ -106,6 +107,8 @@ fn snp() -> (Evidence, Policy, cdvm_attestation::ReportData) {
         tdx: None,
         gpu: None,
         azure_vtpm: None,
+        image_binding: Default::default(),
+        cloud_vtpm: None,
         models: Vec::new(),
     };
     (evidence, policy, parsed.report_data)

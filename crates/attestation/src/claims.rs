@@ -28,6 +28,8 @@ pub struct Claims {
     pub policy: String,
     /// Every check performed, in order.
     pub checks: Vec<Check>,
+    /// Who vouched for the image: the hardware, or a cloud's vTPM (shown by the client).
+    pub image_identity: crate::ImageIdentity,
 }
 
 /// Collects the checks that passed, in order (used by every verifier).

@@ -206,6 +206,9 @@ pub enum VerifyError {
     /// Azure vTPM evidence (HCL report, TPM quote) failed verification.
     #[error("Azure vTPM: {0}")]
     Azure(#[from] crate::azure::AzureError),
+    /// The cloud vTPM part of SNP evidence failed verification (or is missing or unwanted).
+    #[error("cloud vTPM: {0}")]
+    CloudVtpm(#[from] crate::cloud_vtpm::CloudVtpmError),
     /// GPU evidence failed verification.
     #[error("GPU: {0}")]
     Gpu(#[from] crate::nvidia::GpuError),
@@ -239,6 +242,7 @@ impl VerifyError {
             VerifyError::Tdx(_) => "tdx",
             VerifyError::Gpu(_) => "gpu",
             VerifyError::Azure(e) => e.check(),
+            VerifyError::CloudVtpm(e) => e.check(),
         }
     }
 }

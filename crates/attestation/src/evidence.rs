@@ -89,6 +89,11 @@ pub struct SnpEvidence {
     /// Evidence of the guest's confidential GPUs, each bound to the same report data.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub gpus: Vec<crate::nvidia::GpuEvidence>,
+    /// On clouds whose vTPM pins the image (AWS NitroTPM, GCP vTPM): the vTPM's quote and its
+    /// attestation key's chain. Required by a policy with `image_binding: cloud-vtpm`, refused by
+    /// any other.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cloud_vtpm: Option<crate::cloud_vtpm::CloudVtpmEvidence>,
 }
 
 impl SnpEvidence {

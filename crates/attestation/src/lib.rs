@@ -1,7 +1,8 @@
 //! Attestation for ConfidentialDVM: the typed [`Evidence`] a guest produces, the [`Attester`] and
 //! [`Verifier`] seams, SEV-SNP report parsing and verification, and YAML [`Policy`] evaluation.
 //!
-//! One folder per TEE (`snp/`, `tdx/`, `azure/` for Azure vTPM CVMs, `nvidia/` for confidential GPUs, and `sim/` for the
+//! One folder per TEE (`snp/`, `tdx/`, `azure/` for Azure vTPM CVMs, `cloud_vtpm/` for SNP clouds
+//! whose vTPM, outside the TEE, pins the image, `nvidia/` for confidential GPUs, and `sim/` for the
 //! simulated secure processor, which is feature-gated and trusted by no shipped policy). Each
 //! folder's evidence and policy types always compile; its verifier sits behind its cargo feature.
 #![deny(missing_docs)]
@@ -21,6 +22,7 @@ mod x509;
 mod x509time;
 
 pub mod azure;
+pub mod cloud_vtpm;
 pub mod nvidia;
 #[cfg(feature = "sim")]
 pub mod sim;
@@ -31,6 +33,7 @@ pub mod tdx;
 pub mod tsm;
 
 pub use claims::{Check, Claims};
+pub use cloud_vtpm::{ImageBinding, ImageIdentity};
 pub use dispatch::AnyVerifier;
 pub use error::{AttestError, VerifyError};
 pub use evidence::{Evidence, SnpCertChain, SnpEvidence};

@@ -50,6 +50,14 @@ pub struct Policy {
     /// trusting Microsoft's paravisor, which the policy must say).
     #[serde(default)]
     pub azure_vtpm: Option<crate::azure::AzureVtpmPolicy>,
+    /// How the image is bound: `hardware` (default: the TEE's measurement, or a vTPM the
+    /// hardware report attests) or `cloud-vtpm` (the SNP report pins the cloud's firmware only;
+    /// the cloud's vTPM, outside the TEE, pins the image: the cloud is trusted for it).
+    #[serde(default)]
+    pub image_binding: crate::cloud_vtpm::ImageBinding,
+    /// The cloud vTPM rules; required with `image_binding: cloud-vtpm`, refused otherwise.
+    #[serde(default)]
+    pub cloud_vtpm: Option<crate::cloud_vtpm::CloudVtpmPolicy>,
     /// Model files (SHA-256, lowercase hex) the guest must name in its attestation event's
     /// `model` tags (the RAG job, docs/protocol.md §5.9). Empty: no requirement beyond the
     /// measurement, which already covers the image's models.
@@ -240,6 +248,36 @@ impl Policy {
         if let Some(a) = &policy.azure_vtpm {
             a.validate().map_err(invalid)?;
         }
+        validate_binding(&policy).map_err(invalid)?;
         Ok(policy)
+    }
+}
+
+/// `image_binding: cloud-vtpm` needs an SNP policy and its `cloud_vtpm:` section, and the section
+/// makes sense only with that binding; `trust_cloud_firmware` only with no measurement pinned.
+fn validate_binding(policy: &Policy) -> Result<(), String> {
+    use crate::cloud_vtpm::ImageBinding;
+    match (policy.image_binding, &policy.cloud_vtpm) {
+        (ImageBinding::Hardware, None) => Ok(()),
+        (ImageBinding::Hardware, Some(_)) => {
+            Err("a cloud_vtpm section requires image_binding: cloud-vtpm".into())
+        }
+        (ImageBinding::CloudVtpm, None) => {
+            Err("image_binding: cloud-vtpm requires a cloud_vtpm section".into())
+        }
+        (ImageBinding::CloudVtpm, Some(c)) => {
+            if policy.tee != TeeKind::SevSnp {
+                return Err("image_binding: cloud-vtpm is for tee: sev-snp".into());
+            }
+            if policy.azure_vtpm.is_some() {
+                return Err("image_binding: cloud-vtpm and azure_vtpm exclude each other".into());
+            }
+            if c.trust_cloud_firmware && !policy.measurements.is_empty() {
+                return Err(
+                    "cloud_vtpm.trust_cloud_firmware with pinned measurements: remove one".into(),
+                );
+            }
+            c.validate()
+        }
     }
 }

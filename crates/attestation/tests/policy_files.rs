@@ -208,9 +208,11 @@ fn every_policy_field_is_documented_in_the_readme_and_nothing_else() {
 fn every_nested_policy_name_appears_in_the_readme() {
     // Names inside values (TCB components, root kinds, measurement entries, PCCS settings, GPU
     // measurement entries, TEE names) must each appear in some backticked span of the README.
+    use cdvm_attestation::cloud_vtpm::{Cloud, CloudVtpmPolicy};
     use cdvm_attestation::nvidia::AllowedGpuMeasurement;
     use cdvm_attestation::policy::{AllowedMeasurement, MinTcb, ProductTcb};
     use cdvm_attestation::tdx::PccsConfig;
+    use cdvm_attestation::ImageBinding;
     let text = readme();
     let spans: Vec<&str> = text.split('`').skip(1).step_by(2).collect();
     let is_name_char = |c: char| c.is_ascii_alphanumeric() || c == '_' || c == '-';
@@ -247,6 +249,9 @@ fn every_nested_policy_name_appears_in_the_readme() {
             "AllowedGpuMeasurement",
             own(serde_names::<AllowedGpuMeasurement>()),
         ),
+        ("CloudVtpmPolicy", own(serde_names::<CloudVtpmPolicy>())),
+        ("Cloud", own(serde_names::<Cloud>())),
+        ("ImageBinding", own(serde_names::<ImageBinding>())),
     ] {
         for name in names {
             assert!(
@@ -331,4 +336,44 @@ fn ark_sha256_names_the_sha256_of_the_ark_certificates_der() {
         verify(&over_pem),
         Err(VerifyError::UntrustedRoot { fingerprint, .. }) if fingerprint == over_der
     ));
+}
+
+#[test]
+fn every_shipped_policy_names_its_image_binding() {
+    // Each says in its leading comment which binding it gives: only the AWS and GCP SEV-SNP
+    // ones trust the cloud for image identity.
+    use cdvm_attestation::ImageBinding;
+    let mut cloud = Vec::new();
+    for entry in std::fs::read_dir(policies_dir()).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().and_then(|e| e.to_str()) != Some("yaml") {
+            continue;
+        }
+        let text = std::fs::read_to_string(&path).unwrap();
+        let header: String = text
+            .lines()
+            .take_while(|l| l.starts_with('#'))
+            .collect::<Vec<_>>()
+            .join("\n");
+        let p = Policy::from_yaml(&text).unwrap();
+        if p.image_binding == ImageBinding::CloudVtpm {
+            assert!(
+                header.contains("BINDING: image_binding: cloud-vtpm"),
+                "{}",
+                path.display()
+            );
+            assert!(
+                p.measurements.is_empty() && p.cloud_vtpm.as_ref().unwrap().vtpm_roots.is_empty()
+            );
+            cloud.push(path.file_name().unwrap().to_string_lossy().into_owned());
+        } else {
+            assert!(
+                header.contains("BINDING: image_binding: hardware"),
+                "{}",
+                path.display()
+            );
+        }
+    }
+    cloud.sort();
+    assert_eq!(cloud, ["image-aws-snp.yaml", "image-gcp-snp.yaml"]);
 }

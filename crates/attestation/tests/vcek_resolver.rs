@@ -127,6 +127,7 @@ fn fetched_vcek_is_cached_and_the_assembled_chain_verifies_the_real_report() {
         report: fixture(MILAN_V3),
         chain: Some(chain),
         gpus: Vec::new(),
+        cloud_vtpm: None,
     });
     let policy = policy_for(&evidence, vec![TrustedRoot::AmdMilan]);
     let claims = SnpVerifier

@@ -241,6 +241,7 @@ fn raw_evidence(bytes: Vec<u8>, args: &VerifyArgs) -> Result<Evidence, ClientErr
         report: bytes,
         chain: Some(chain),
         gpus: Vec::new(),
+        cloud_vtpm: None,
     }))
 }
 

@@ -110,6 +110,9 @@ fn claims_lines(claims: &Claims, indent: &str) {
     for check in &claims.checks {
         eprintln!("{indent}✓ {}: {}", check.name, check.detail);
     }
+    for line in identity_lines(claims, indent) {
+        eprintln!("{line}");
+    }
     if claims.simulated {
         eprintln!("{indent}⚠ SIMULATED TEE: the evidence comes from a simulated secure processor.");
         eprintln!(
@@ -127,9 +130,29 @@ pub fn claims(claims: &Claims, indent: &str) {
     for check in &claims.checks {
         println!("{indent}✓ {}: {}", check.name, check.detail);
     }
+    for line in identity_lines(claims, indent) {
+        println!("{line}");
+    }
     if claims.simulated {
         println!("{indent}⚠ SIMULATED TEE: development only, no confidentiality");
     }
+}
+
+/// Who vouched for the image, one line each: "image identity: hardware-measured", or, under an
+/// `image_binding: cloud-vtpm` policy, that the cloud's vTPM did and the CPU did not (and, when
+/// the policy accepts any firmware, that the cloud is trusted for that too). A cloud-vouched
+/// identity is marked ⚠: the user must see that the cloud, not the hardware, pins the image.
+fn identity_lines(claims: &Claims, indent: &str) -> Vec<String> {
+    let mark = match claims.image_identity {
+        cdvm_attestation::ImageIdentity::Hardware => "✓",
+        cdvm_attestation::ImageIdentity::CloudVtpm { .. } => "⚠",
+    };
+    claims
+        .image_identity
+        .lines()
+        .into_iter()
+        .map(|l| format!("{indent}{mark} {l}"))
+        .collect()
 }
 
 /// When the last progress line was drawn, to redraw at most ~10 times a second.
@@ -215,4 +238,56 @@ pub fn rag_outcome(outcome: &JobOutcome, output: Option<&Path>) -> Result<(), Cl
     }
     print!("{}", rag::render_answer(&answer));
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use cdvm_attestation::cloud_vtpm::Cloud;
+    use cdvm_attestation::{ImageIdentity, Measurement, TeeKind};
+
+    use super::*;
+
+    fn claims(image_identity: ImageIdentity) -> Claims {
+        Claims {
+            tee: TeeKind::SevSnp,
+            measurement: Measurement([0; 48]),
+            root: "AMD ARK-Genoa".into(),
+            simulated: false,
+            policy: "image-aws-snp".into(),
+            checks: Vec::new(),
+            image_identity,
+        }
+    }
+
+    #[test]
+    fn the_image_identity_line_names_who_vouched_for_the_image() {
+        assert_eq!(
+            identity_lines(&claims(ImageIdentity::Hardware), "  "),
+            ["  ✓ image identity: hardware-measured"]
+        );
+        assert_eq!(
+            identity_lines(
+                &claims(ImageIdentity::CloudVtpm {
+                    cloud: Cloud::Aws,
+                    firmware_pinned: true
+                }),
+                "  "
+            ),
+            ["  ⚠ image identity: vouched for by the cloud's vTPM (AWS NitroTPM), not by the CPU"]
+        );
+        let gcp = identity_lines(
+            &claims(ImageIdentity::CloudVtpm {
+                cloud: Cloud::Gcp,
+                firmware_pinned: false,
+            }),
+            "",
+        );
+        assert_eq!(
+            gcp,
+            [
+                "⚠ image identity: vouched for by the cloud's vTPM (GCP vTPM), not by the CPU",
+                "⚠ firmware: not pinned, any measurement accepted: Google is trusted for the firmware too",
+            ]
+        );
+    }
 }

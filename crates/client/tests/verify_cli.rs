@@ -122,6 +122,8 @@ fn raw_report_with_a_pem_bundle_verifies_and_prints_every_check() {
         "debug",
         "tcb",
         "ACCEPTED",
+        // The real Milan report under a hardware-binding policy: the CPU measured the image.
+        "✓ image identity: hardware-measured",
     ] {
         assert!(out.contains(check), "{check} missing:\n{out}");
     }
@@ -134,6 +136,7 @@ fn raw_report_with_a_pem_bundle_verifies_and_prints_every_check() {
     assert_eq!(v["verdict"], "accepted");
     assert_eq!(v["claims"]["root"], "AMD ARK-Milan");
     assert_eq!(v["claims"]["simulated"], false);
+    assert_eq!(v["claims"]["image_identity"]["binding"], "hardware");
 
     // Tamper twins: another report data, a flipped report byte.
     let mut wrong = s.report_data.clone().into_bytes();

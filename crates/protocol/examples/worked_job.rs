@@ -199,6 +199,7 @@ async fn main() -> Result<(), Box<dyn Error>> {
             ark: b"<ARK DER>".to_vec(),
         }),
         gpus: Vec::new(),
+        cloud_vtpm: None,
     });
     let payload = AttestationPayload {
         v: 1,

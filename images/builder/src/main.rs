@@ -85,7 +85,7 @@ enum Command {
         out: Option<PathBuf>,
     },
     /// Write the UEFI disk's per-platform policies (image-gcp-tdx.yaml, image-azure-snp.yaml,
-    /// image-azure-tdx.yaml) from a built image's expected values and the base policies
+    /// image-azure-tdx.yaml, image-aws-snp.yaml, image-gcp-snp.yaml) from a built image's expected values and the base policies
     /// default-snp.yaml and default-tdx.yaml (scripts/build-image runs this).
     Policies {
         /// A folder written by `build`.

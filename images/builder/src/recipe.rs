@@ -597,7 +597,9 @@ pub fn policy_text(base: &str, manifest: &Manifest) -> Result<String, BuildError
                   \n\
                   SEV-SNP policy for the ConfidentialDVM guest image: the same roots, TCB floors and\n\
                   guest-policy rules as default-snp.yaml, and the image's expected launch digests\n\
-                  (QEMU direct boot of target/image/ with the AMD-SEV OVMF; see docs/image.md).";
+                  (QEMU direct boot of target/image/ with the AMD-SEV OVMF; see docs/image.md).\n\
+                  BINDING: image_binding: hardware. Full hardware binding: the launch digest covers\n\
+                  the firmware, kernel, initrd and command line.";
     Ok(policy::image_policy(
         base,
         "image-sev-snp",

@@ -67,6 +67,43 @@ fn azure_policies_pin_pcrs_4_11_12_and_keep_the_base_rules() {
 }
 
 #[test]
+fn aws_and_gcp_snp_policies_name_the_cloud_vtpm_binding_and_keep_the_base_rules() {
+    use cdvm_attestation::cloud_vtpm::Cloud;
+    use cdvm_attestation::ImageBinding;
+    let (text, default) = base("default-snp.yaml");
+    for (cloud, file, want) in [
+        ("aws", "image-aws-snp.yaml", Cloud::Aws),
+        ("gcp", "image-gcp-snp.yaml", Cloud::Gcp),
+    ] {
+        let g = platform_policy::cloud_snp(&text, cloud, &expected(), "test build").unwrap();
+        assert_eq!(g.file, file);
+        // The leading comment says which binding the file gives.
+        let header: String = g.text.lines().take_while(|l| l.starts_with('#')).collect();
+        assert!(
+            header.contains("BINDING: image_binding: cloud-vtpm")
+                && header.contains("NOT full hardware binding"),
+            "{header}"
+        );
+        let p = Policy::from_yaml(&g.text).unwrap();
+        assert_eq!(p.image_binding, ImageBinding::CloudVtpm);
+        let c = p.cloud_vtpm.as_ref().unwrap();
+        assert_eq!(c.cloud, want);
+        assert_eq!(c.pcrs.keys().copied().collect::<Vec<_>>(), [4, 11, 12]);
+        assert_eq!(c.pcrs[&4], [hex::encode([4u8; 32])]);
+        assert_eq!(c.pcrs[&12], ["0".repeat(64)]);
+        // Nothing invented: no firmware measurement, no vTPM root, no blanket firmware trust.
+        assert!(p.measurements.is_empty() && c.vtpm_roots.is_empty());
+        assert!(!c.trust_cloud_firmware);
+        let mut same = p.clone();
+        same.name = default.name.clone();
+        same.image_binding = ImageBinding::Hardware;
+        same.cloud_vtpm = None;
+        assert_eq!(same, default, "{file}");
+    }
+    assert!(platform_policy::cloud_snp(&text, "azure", &expected(), "t").is_err());
+}
+
+#[test]
 fn bad_values_and_bases_are_refused() {
     let (snp, _) = base("default-snp.yaml");
     let mut e = expected();
@@ -93,17 +130,21 @@ fn the_committed_platform_policies_are_the_built_images() {
         "image-gcp-tdx.yaml",
         "image-azure-snp.yaml",
         "image-azure-tdx.yaml",
+        "image-aws-snp.yaml",
+        "image-gcp-snp.yaml",
     ] {
         let text = std::fs::read_to_string(common::repo().join("policies").join(file)).unwrap();
         let p = Policy::from_yaml(&text).unwrap();
-        match p.azure_vtpm {
-            Some(v) => {
-                assert_eq!(v.pcrs[&4], [uefi.expected.pcr4.as_str()], "{file}: PCR 4");
-                assert_eq!(
-                    v.pcrs[&11],
-                    [uefi.expected.pcr11.as_str()],
-                    "{file}: PCR 11"
-                );
+        let pcrs = p
+            .azure_vtpm
+            .as_ref()
+            .map(|v| &v.pcrs)
+            .or(p.cloud_vtpm.as_ref().map(|c| &c.pcrs));
+        match pcrs {
+            Some(pcrs) => {
+                assert_eq!(pcrs[&4], [uefi.expected.pcr4.as_str()], "{file}: PCR 4");
+                assert_eq!(pcrs[&11], [uefi.expected.pcr11.as_str()], "{file}: PCR 11");
+                assert_eq!(pcrs[&12], [uefi.expected.pcr12.as_str()], "{file}: PCR 12");
             }
             None => {
                 let digest = p.tdx.unwrap().event_log.unwrap().events[0].digest.unwrap();

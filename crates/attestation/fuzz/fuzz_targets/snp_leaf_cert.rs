@@ -45,6 +45,7 @@ fuzz_target!(|data: &[u8]| {
         report: REPORT.to_vec(),
         chain: Some(SnpCertChain { vcek: data.to_vec(), ask: f.ask.clone(), ark: f.ark.clone() }),
         gpus: Vec::new(),
+        cloud_vtpm: None,
     });
     let now = UNIX_EPOCH + Duration::from_secs(1_767_225_600);
     let verdict = SnpVerifier.verify(&evidence, &f.report_data, &f.policy, now);

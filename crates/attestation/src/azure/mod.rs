@@ -43,6 +43,8 @@ pub use runtime::{RsaPublicKey, RuntimeClaims, AK_KID};
 pub use tdx_verify::{
     verify_tdx_with_nonce, verify_tdx_without_dcap_collateral, AzureTdxVtpmVerifier,
 };
+#[cfg(feature = "snp")]
+pub(crate) use tpm::{check_pcr_digest, first_disallowed_pcr};
 pub use tpm::{
     rsassa_sha256_signature, PcrSelection, QuoteAttest, TPM_ALG_RSASSA, TPM_ALG_SHA256,
     TPM_GENERATED_VALUE, TPM_ST_ATTEST_QUOTE,
@@ -139,18 +141,24 @@ pub struct AzureVtpmPolicy {
 impl AzureVtpmPolicy {
     /// Checks every value is 64 hex digits and every index a PCR (0..24).
     pub(crate) fn validate(&self) -> Result<(), String> {
-        for (index, values) in &self.pcrs {
-            if *index >= 24 {
-                return Err(format!("azure_vtpm.pcrs: PCR {index} does not exist"));
-            }
-            for v in values {
-                if v.len() != 64 || hex::decode(v).is_err() {
-                    return Err(format!(
-                        "azure_vtpm.pcrs.{index}: {v:?} is not 64 hex digits"
-                    ));
-                }
+        validate_pcrs("azure_vtpm.pcrs", &self.pcrs)
+    }
+}
+
+/// Checks a policy's PCR map (`what` names it in errors): indices 0..24, values 64 hex digits.
+pub(crate) fn validate_pcrs(
+    what: &str,
+    pcrs: &std::collections::BTreeMap<u32, Vec<String>>,
+) -> Result<(), String> {
+    for (index, values) in pcrs {
+        if *index >= 24 {
+            return Err(format!("{what}: PCR {index} does not exist"));
+        }
+        for v in values {
+            if v.len() != 64 || hex::decode(v).is_err() {
+                return Err(format!("{what}.{index}: {v:?} is not 64 hex digits"));
             }
         }
-        Ok(())
     }
+    Ok(())
 }

@@ -2,7 +2,12 @@
 //! `TPMS_QUOTE_INFO`, and `TPMT_SIGNATURE`. Big-endian; every read is bounds-checked and the
 //! whole input must be consumed.
 
+#[cfg(feature = "snp")]
+use sha2::{Digest, Sha256};
+
 use super::AzureError;
+#[cfg(feature = "snp")]
+use super::PcrValue;
 
 /// `TPM_GENERATED_VALUE`: only the TPM signs structures starting with it.
 pub const TPM_GENERATED_VALUE: u32 = 0xff54_4347;
@@ -172,4 +177,65 @@ pub fn rsassa_sha256_signature(tpmt_signature: &[u8]) -> Result<Vec<u8>, AzureEr
     let sig = r.tpm2b("signature")?;
     r.end("TPMT_SIGNATURE")?;
     Ok(sig)
+}
+
+/// Checks a quote selects one SHA-256 bank whose selected PCRs `values` (index = PCR number)
+/// all carry, and that they hash to the signed `pcrDigest`. Returns the selected indices.
+/// Shared by the Azure and the cloud vTPM verifiers.
+#[cfg(feature = "snp")]
+pub(crate) fn check_pcr_digest(
+    quote: &QuoteAttest,
+    values: &[PcrValue],
+) -> Result<Vec<u32>, AzureError> {
+    let [sel] = quote.pcr_select.as_slice() else {
+        return Err(AzureError::PcrSelection(format!(
+            "{} banks selected, expected one",
+            quote.pcr_select.len()
+        )));
+    };
+    if sel.hash_alg != TPM_ALG_SHA256 {
+        return Err(AzureError::PcrSelection(format!(
+            "bank {:#06x} is not SHA-256",
+            sel.hash_alg
+        )));
+    }
+    let mut h = Sha256::new();
+    for &i in &sel.pcrs {
+        let v = values.get(i as usize).ok_or_else(|| {
+            AzureError::PcrSelection(format!("PCR {i} is quoted but not in the evidence"))
+        })?;
+        h.update(v.0);
+    }
+    let computed = h.finalize();
+    if computed.as_slice() != quote.pcr_digest.as_slice() {
+        return Err(AzureError::PcrDigestMismatch {
+            computed: hex::encode(computed),
+            quoted: hex::encode(&quote.pcr_digest),
+        });
+    }
+    Ok(sel.pcrs.clone())
+}
+
+/// The first PCR of `allowed` (index → allowed hex values) that is not quoted (`quoted`, from
+/// [`check_pcr_digest`]) or holds another value: its index and its hex value (`not quoted`).
+#[cfg(feature = "snp")]
+pub(crate) fn first_disallowed_pcr(
+    allowed: &std::collections::BTreeMap<u32, Vec<String>>,
+    quoted: &[u32],
+    values: &[PcrValue],
+) -> Option<(u32, String)> {
+    allowed.iter().find_map(|(index, ok)| {
+        let value = quoted
+            .contains(index)
+            .then(|| values.get(*index as usize))
+            .flatten();
+        match value {
+            None => Some((*index, "not quoted".to_string())),
+            Some(v) => {
+                let hex_value = hex::encode(v.0);
+                (!ok.iter().any(|a| a.eq_ignore_ascii_case(&hex_value)))
+                    .then_some((*index, hex_value))
+            }
+        }
+    })
 }

@@ -9,8 +9,8 @@ use aws_lc_rs::signature::{RsaPublicKeyComponents, RSA_PKCS1_2048_8192_SHA256};
 use sha2::{Digest, Sha256};
 
 use super::{
-    quote_nonce, AzureError, AzureSnpEvidence, HclReport, HclReportType, QuoteAttest,
-    RuntimeClaims, TPM_ALG_SHA256,
+    check_pcr_digest, first_disallowed_pcr, quote_nonce, AzureError, AzureSnpEvidence, HclReport,
+    HclReportType, QuoteAttest, RuntimeClaims,
 };
 use crate::claims::CheckLog as Log;
 use crate::{Claims, Evidence, Policy, ReportData, SnpEvidence, Verifier, VerifyError};
@@ -75,6 +75,7 @@ pub fn verify_with_nonce(
         report: hcl.hw_report.to_vec(),
         chain: Some(ev.chain.clone()),
         gpus: Vec::new(),
+        cloud_vtpm: None,
     };
     let mut claims =
         crate::snp::verify_report(&snp, &ReportData(bound), policy, now).map_err(|e| match e {
@@ -161,24 +162,13 @@ pub(super) fn vtpm_checks(
         format!("SHA-256 of PCRs {pcrs:?} equals the quoted pcrDigest"),
     );
 
-    for (index, allowed) in &vtpm_policy.pcrs {
-        let value = pcrs
-            .contains(index)
-            .then(|| tpm_quote.pcrs.get(*index as usize))
-            .flatten();
-        let hex_value = value.map(|v| hex::encode(v.0)).unwrap_or_default();
-        if value.is_none() || !allowed.iter().any(|a| a.eq_ignore_ascii_case(&hex_value)) {
-            return Err(AzureError::PcrNotAllowed {
-                index: *index,
-                value: if value.is_none() {
-                    "not quoted".into()
-                } else {
-                    hex_value
-                },
-                policy: policy_name.to_string(),
-            }
-            .into());
+    if let Some((index, value)) = first_disallowed_pcr(&vtpm_policy.pcrs, &pcrs, &tpm_quote.pcrs) {
+        return Err(AzureError::PcrNotAllowed {
+            index,
+            value,
+            policy: policy_name.to_string(),
         }
+        .into());
     }
     log.pass(
         "pcr-policy",
@@ -188,38 +178,4 @@ pub(super) fn vtpm_checks(
         ),
     );
     Ok(())
-}
-
-/// One SHA-256 bank, every selected PCR carried: returns the selected indices.
-fn check_pcr_digest(
-    quote: &QuoteAttest,
-    values: &[super::PcrValue],
-) -> Result<Vec<u32>, AzureError> {
-    let [sel] = quote.pcr_select.as_slice() else {
-        return Err(AzureError::PcrSelection(format!(
-            "{} banks selected, expected one",
-            quote.pcr_select.len()
-        )));
-    };
-    if sel.hash_alg != TPM_ALG_SHA256 {
-        return Err(AzureError::PcrSelection(format!(
-            "bank {:#06x} is not SHA-256",
-            sel.hash_alg
-        )));
-    }
-    let mut h = Sha256::new();
-    for &i in &sel.pcrs {
-        let v = values.get(i as usize).ok_or_else(|| {
-            AzureError::PcrSelection(format!("PCR {i} is quoted but not in the evidence"))
-        })?;
-        h.update(v.0);
-    }
-    let computed = h.finalize();
-    if computed.as_slice() != quote.pcr_digest.as_slice() {
-        return Err(AzureError::PcrDigestMismatch {
-            computed: hex::encode(computed),
-            quoted: hex::encode(&quote.pcr_digest),
-        });
-    }
-    Ok(sel.pcrs.clone())
 }

@@ -119,6 +119,8 @@ pub fn dev_policy(sp: &SimSecureProcessor, measurement: &Measurement, source: &s
         tdx: None,
         gpu: None,
         azure_vtpm: None,
+        image_binding: Default::default(),
+        cloud_vtpm: None,
         models: Vec::new(),
     }
 }

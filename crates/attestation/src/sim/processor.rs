@@ -105,6 +105,7 @@ impl SimSecureProcessor {
             gpus: Vec::new(),
             report: r.to_bytes().to_vec(),
             chain: Some(self.chain.clone()),
+            cloud_vtpm: None,
         }))
     }
 

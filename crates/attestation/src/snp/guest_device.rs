@@ -78,6 +78,7 @@ impl Attester for SevGuestAttester {
             report,
             chain,
             gpus: Vec::new(),
+            cloud_vtpm: None,
         }))
     }
 }

@@ -156,8 +156,11 @@ fn verify_snp(
         Root::Simulated { .. } => &policy.min_tcb,
     };
     check_policy(&report, expected, policy, floor, &mut log)?;
+    let image_identity =
+        crate::cloud_vtpm::check(ev.cloud_vtpm.as_ref(), expected, policy, now, &mut log)?;
 
     Ok(Claims {
+        image_identity,
         tee: crate::TeeKind::SevSnp,
         measurement: report.measurement,
         root: root.name(),
@@ -184,17 +187,27 @@ fn check_policy(
     }
     log.pass("report-data", "REPORT_DATA equals the expected binding");
 
-    let allowed = AllowedMeasurement::find(&policy.measurements, &report.measurement);
-    let Some(allowed) = allowed else {
-        return Err(VerifyError::MeasurementNotAllowed {
-            measurement: report.measurement.to_string(),
-            policy: name(),
-        });
-    };
-    log.pass(
-        "measurement",
-        format!("{} ({})", report.measurement, allowed.source),
-    );
+    match AllowedMeasurement::find(&policy.measurements, &report.measurement) {
+        Some(allowed) => log.pass(
+            "measurement",
+            format!("{} ({})", report.measurement, allowed.source),
+        ),
+        // Only with the policy's explicit trust_cloud_firmware and no measurement pinned: the
+        // measurement is then the cloud's firmware, trusted like the cloud's vTPM.
+        None if crate::cloud_vtpm::firmware_unpinned(policy) => log.pass(
+            "measurement",
+            format!(
+                "{} NOT PINNED: the cloud's firmware is trusted (cloud_vtpm.trust_cloud_firmware)",
+                report.measurement
+            ),
+        ),
+        None => {
+            return Err(VerifyError::MeasurementNotAllowed {
+                measurement: report.measurement.to_string(),
+                policy: name(),
+            })
+        }
+    }
 
     let gp = report.policy;
     if gp.debug() && !policy.allow_debug {
@@ -295,6 +308,8 @@ mod tests {
             tdx: None,
             gpu: None,
             azure_vtpm: None,
+            image_binding: Default::default(),
+            cloud_vtpm: None,
             models: Vec::new(),
         };
         (report, policy)

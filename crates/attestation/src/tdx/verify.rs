@@ -272,6 +272,7 @@ impl TdxVerifier {
         )?;
 
         Ok(Claims {
+            image_identity: crate::ImageIdentity::Hardware,
             tee: TeeKind::Tdx,
             measurement: quote.report.mrtd,
             root: root.name,

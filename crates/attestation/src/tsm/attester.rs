@@ -105,6 +105,7 @@ impl Attester for TsmAttester {
                     report: out.outblob,
                     chain,
                     gpus: Vec::new(),
+                    cloud_vtpm: None,
                 }))
             }
             TsmProvider::TdxGuest => {

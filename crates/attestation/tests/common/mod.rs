@@ -143,6 +143,7 @@ pub fn build(report: Vec<u8>, leaf: Vec<u8>, ask: (&str, usize), ark: (&str, usi
             ark: cert_der(ark.0, ark.1),
         }),
         gpus: Vec::new(),
+        cloud_vtpm: None,
     })
 }
 
@@ -211,6 +212,8 @@ pub fn policy_allowing(measurement: &str, roots: Vec<TrustedRoot>) -> Policy {
         tdx: None,
         gpu: None,
         azure_vtpm: None,
+        image_binding: Default::default(),
+        cloud_vtpm: None,
         models: Vec::new(),
     }
 }

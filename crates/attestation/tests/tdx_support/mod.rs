@@ -126,5 +126,6 @@ pub fn snp_evidence() -> Evidence {
             ark: pem("amd_roots/virtee_milan_ark.pem"),
         }),
         gpus: Vec::new(),
+        cloud_vtpm: None,
     })
 }

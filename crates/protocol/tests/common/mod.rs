@@ -42,6 +42,7 @@ pub fn fake_snp_evidence(report_data: &[u8; 64], measurement: &[u8; 48]) -> Evid
             ark: b"fake ARK DER".to_vec(),
         }),
         gpus: Vec::new(),
+        cloud_vtpm: None,
     })
 }
 

@@ -178,6 +178,8 @@ pub fn dev_tdx_policy(sim: &SimTdx, mrtd: &Measurement, source: &str, collateral
         }),
         gpu: None,
         azure_vtpm: None,
+        image_binding: Default::default(),
+        cloud_vtpm: None,
         models: Vec::new(),
     }
 }
