@@ -222,6 +222,13 @@ pub(crate) fn routes() -> Router<Arc<AppState>> {
         )
         .route(
             "/blob/{account}/{container}/{blob}",
-            put(blob::put).head(blob::head).delete(blob::delete),
+            put(blob::put)
+                .head(blob::head)
+                .delete(blob::delete)
+                // Put Page takes up to 4 MiB (axum's default would stop at 2 MiB); one byte more
+                // reaches the handler, which refuses it as Azure does.
+                .layer(axum::extract::DefaultBodyLimit::max(
+                    blob::MAX_PAGE_WRITE as usize + 1,
+                )),
         )
 }
