@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use cdvm_provider_api::{conformance, JobTag, OwnerTag, Provider, VmState};
-use cdvm_provider_qemu::{Accel, CpuModel, QemuConfig, QemuProvider, TeeMode};
+use cdvm_provider_qemu::{Accel, Boot, CpuModel, QemuConfig, QemuProvider, TeeMode};
 
 fn image_dir() -> PathBuf {
     cdvm_provider_qemu::built_image_dir().unwrap_or_else(|e| panic!("{e}"))
@@ -22,6 +22,7 @@ fn config(state: &std::path::Path) -> QemuConfig {
         state_dir: state.to_path_buf(),
         image_dir: image_dir(),
         qemu: "qemu-system-x86_64".into(),
+        boot: Boot::Direct,
         accel: Accel::Tcg,
         tee: TeeMode::Sim,
         cpu: CpuModel::Milan,
