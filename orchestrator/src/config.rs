@@ -176,6 +176,29 @@ pub struct QemuProviderConfig {
     /// A VM is killed after this many seconds, whatever else happens.
     #[serde(default = "default_max_lifetime")]
     pub max_lifetime_secs: u64,
+    /// `direct` (default: QEMU loads the kernel, initrd and command line) or `disk` (UEFI
+    /// firmware boots the image's `disk.raw`, as a cloud does; `tee: sim` only).
+    #[serde(default)]
+    pub boot: QemuBoot,
+    /// With `boot: disk`: the folder holding `OVMF_CODE_4M.fd` and `OVMF_VARS_4M.fd`.
+    #[serde(default = "default_uefi_firmware_dir")]
+    pub uefi_firmware_dir: PathBuf,
+}
+
+/// How QEMU boots the guest image.
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum QemuBoot {
+    /// `-kernel`/`-initrd`/`-append`.
+    #[default]
+    Direct,
+    /// UEFI from pflash, then `disk.raw`.
+    Disk,
+}
+
+/// Where Debian's `ovmf` package installs the firmware.
+fn default_uefi_firmware_dir() -> PathBuf {
+    PathBuf::from("/usr/share/OVMF")
 }
 
 /// QEMU acceleration.
@@ -551,8 +574,18 @@ mod tests {
         let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples");
         let qemu = Config::load(&dir.join("orchestrator-qemu.yaml")).unwrap();
         assert!(
-            matches!(&qemu.provider, ProviderConfig::Qemu(q) if q.accel == QemuAccel::Tcg && q.tee == QemuTee::Sim)
+            matches!(&qemu.provider, ProviderConfig::Qemu(q) if q.accel == QemuAccel::Tcg && q.tee == QemuTee::Sim && q.boot == QemuBoot::Direct && q.uefi_firmware_dir == Path::new("/usr/share/OVMF"))
         );
+        // The other boot mode parses too; an unknown one does not.
+        let text = std::fs::read_to_string(dir.join("orchestrator-qemu.yaml")).unwrap();
+        assert!(text.contains("boot: direct"));
+        let tmp = tempfile::tempdir().unwrap();
+        let p = tmp.path().join("c.yaml");
+        std::fs::write(&p, text.replace("boot: direct", "boot: disk")).unwrap();
+        let disk = Config::load(&p).unwrap();
+        assert!(matches!(&disk.provider, ProviderConfig::Qemu(q) if q.boot == QemuBoot::Disk));
+        std::fs::write(&p, text.replace("boot: direct", "boot: floppy")).unwrap();
+        assert!(Config::load(&p).is_err());
         let ssh = Config::load(&dir.join("orchestrator-ssh.yaml")).unwrap();
         assert!(
             matches!(&ssh.provider, ProviderConfig::Ssh(s) if s.port == 22 && s.accel == QemuAccel::Kvm)

@@ -177,6 +177,12 @@ fn qemu(cfg: &Config, q: &crate::config::QemuProviderConfig) -> Result<Built, Pr
         accel: qemu_settings::accel(q.accel),
         tee: qemu_settings::tee(q.tee),
         cpu: qemu_settings::cpu(q.cpu),
+        boot: match q.boot {
+            crate::config::QemuBoot::Direct => qp::Boot::Direct,
+            crate::config::QemuBoot::Disk => {
+                qp::Boot::Disk(qp::UefiFirmware::in_dir(&q.uefi_firmware_dir))
+            }
+        },
         policy_vcpus: cfg.jobs.vm_class.vcpus,
         max_lifetime: std::time::Duration::from_secs(q.max_lifetime_secs),
     })?;

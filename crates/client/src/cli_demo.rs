@@ -1,7 +1,7 @@
 //! `cdvm demo`: one confidential SQL job through a complete local deployment.
 
 use std::path::PathBuf;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use cdvm_blossom::server::{BlossomServer, ServerConfig};
 use cdvm_client::blob::{self, TransferProgress};
@@ -43,6 +43,15 @@ pub struct DemoArgs {
     /// The guest image folder for `--provider qemu` (built by `scripts/build-image`).
     #[arg(long, default_value = "target/image")]
     image: PathBuf,
+    /// With `--provider qemu`: boot the image's `disk.raw` through UEFI firmware, as a cloud
+    /// does (the stub starts the kernel, the agent runs as PID 1), instead of loading the
+    /// kernel directly. Slower: a minute or more under TCG.
+    #[arg(long)]
+    disk: bool,
+    /// With `--disk`: the folder holding `OVMF_CODE_4M.fd` and `OVMF_VARS_4M.fd` (Debian's
+    /// `ovmf` package).
+    #[arg(long, default_value = "/usr/share/OVMF")]
+    uefi_firmware: PathBuf,
     /// The moto server executable for `--provider aws` (installed by scripts/setup-moto).
     #[arg(long, default_value_os_t = cloud_emulators::default_moto_server())]
     moto_server: PathBuf,
@@ -137,12 +146,33 @@ pub async fn run(args: DemoArgs) -> Result<(), ClientError> {
                 )));
             }
             opts.qemu_image = Some(absolute(&args.image)?);
-            "qemu (TCG)"
+            if args.disk {
+                for file in ["OVMF_CODE_4M.fd", "OVMF_VARS_4M.fd"] {
+                    if !args.uefi_firmware.join(file).is_file() {
+                        return Err(ClientError::Usage(format!(
+                            "--disk: no {file} in {} (install Debian's ovmf, or pass --uefi-firmware)",
+                            args.uefi_firmware.display()
+                        )));
+                    }
+                }
+                opts.qemu_disk_firmware = Some(absolute(&args.uefi_firmware)?);
+                // The firmware reads the 170 MB UKI through its FAT driver before the kernel
+                // starts: 20-80 s under TCG on a busy machine, past the default 60 s.
+                opts.deadlines.0 = DISK_ATTEST_SECS;
+                "qemu (TCG, UEFI disk boot)"
+            } else {
+                "qemu (TCG)"
+            }
         }
         DemoProvider::Aws => "aws (moto server + mock cloud)",
         DemoProvider::Gcp => "gcp (mock cloud)",
         DemoProvider::Azure => "azure (mock cloud)",
     };
+    if args.disk && !matches!(args.provider, DemoProvider::Qemu) {
+        return Err(ClientError::Usage(
+            "--disk goes with --provider qemu".into(),
+        ));
+    }
     let cloud = match args.provider {
         DemoProvider::Aws => Some(Cloud::Aws),
         DemoProvider::Gcp => Some(Cloud::Gcp),
@@ -193,6 +223,13 @@ pub async fn run(args: DemoArgs) -> Result<(), ClientError> {
         deployment.dev_policy_path.display()
     );
     let user = Keys::generate();
+    // A QEMU guest boots for tens of seconds (a minute or more through UEFI) before it can
+    // attest: say so while it does.
+    let boot_label = match args.provider {
+        DemoProvider::Qemu if args.disk => Some("UEFI disk boot under TCG"),
+        DemoProvider::Qemu => Some("direct kernel boot under TCG"),
+        _ => None,
+    };
     if args.job == DemoJob::Rag {
         let question = args
             .question
@@ -226,7 +263,11 @@ pub async fn run(args: DemoArgs) -> Result<(), ClientError> {
         },
         policy: deployment.dev_policy.clone(),
         user,
-        timeouts: Timeouts::default(),
+        timeouts: Timeouts {
+            // The orchestrator gives up first, so the client hears why.
+            attest: Duration::from_secs((opts.deadlines.0 + 30).max(120)),
+            ..Timeouts::default()
+        },
         vcek: None,
         result_servers,
         result_file: None,
@@ -235,11 +276,20 @@ pub async fn run(args: DemoArgs) -> Result<(), ClientError> {
     // Boot-to-attested: from the DVM's first "processing" (the VM is being launched) to a
     // verified attestation.
     let mut launched_at = None;
+    let mut ticker: Option<tokio::task::JoinHandle<()>> = None;
     let result = run_job(spec, |stage, t| {
         show::stage(stage, t);
         match stage {
-            Stage::Dvm { .. } if launched_at.is_none() => launched_at = Some(t),
+            Stage::Dvm { .. } if launched_at.is_none() => {
+                launched_at = Some(t);
+                if let Some(what) = boot_label {
+                    ticker = Some(boot_ticker(what));
+                }
+            }
             Stage::Attested { .. } => {
+                if let Some(t) = ticker.take() {
+                    t.abort();
+                }
                 if let Some(start) = launched_at {
                     eprintln!(
                         "            boot-to-attested: {:.2} s",
@@ -251,6 +301,9 @@ pub async fn run(args: DemoArgs) -> Result<(), ClientError> {
         }
     })
     .await;
+    if let Some(t) = ticker.take() {
+        t.abort();
+    }
     let outcome = match result {
         Ok(o) => o,
         Err(e) => {
@@ -350,6 +403,26 @@ fn absolute(path: &std::path::Path) -> Result<PathBuf, ClientError> {
     std::path::absolute(path).map_err(|source| ClientError::Io {
         path: path.display().to_string(),
         source,
+    })
+}
+
+/// Attestation deadline of a UEFI disk boot (`--disk`).
+const DISK_ATTEST_SECS: u64 = 300;
+
+/// Prints every 10 s how long the guest has been booting, until aborted (when it attests).
+fn boot_ticker(what: &'static str) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let start = Instant::now();
+        let mut tick = tokio::time::interval(Duration::from_secs(10));
+        // The first tick completes at once.
+        tick.tick().await;
+        loop {
+            tick.tick().await;
+            eprintln!(
+                "            … {what}: {:.0} s since launch, waiting for the guest's attestation",
+                start.elapsed().as_secs_f64()
+            );
+        }
     })
 }
 

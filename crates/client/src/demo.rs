@@ -81,6 +81,10 @@ pub struct DeploymentOptions {
     pub qemu_image: Option<PathBuf>,
     /// With `qemu_image`: run QEMU on this host over SSH (the ssh provider).
     pub ssh: Option<SshHost>,
+    /// With `qemu_image` (local QEMU only): boot the image's `disk.raw` through UEFI, as a cloud
+    /// does, with the firmware in this folder (`OVMF_CODE_4M.fd`, `OVMF_VARS_4M.fd`), instead of
+    /// loading the kernel directly.
+    pub qemu_disk_firmware: Option<PathBuf>,
     /// A cloud backend against an emulator instead (takes precedence over the others).
     pub cloud: Option<CloudTarget>,
     /// The TEE the process provider simulates for the job (`tdx` needs FUSE: root and
@@ -139,6 +143,7 @@ impl Default for DeploymentOptions {
             log_filter: "info,nostr_relay_pool=warn,nostr_sdk=warn".into(),
             qemu_image: None,
             ssh: None,
+            qemu_disk_firmware: None,
             cloud: None,
             tee: cdvm_attestation::TeeKind::SevSnp,
             azure_vtpm: false,
@@ -179,6 +184,11 @@ impl LocalDeployment {
         std::fs::create_dir_all(state_dir).map_err(io_err(state_dir))?;
         let key_file = state_dir.join("dvm.key");
         write_private(&key_file, &dvm.secret_key().to_secret_hex())?;
+        if opts.qemu_disk_firmware.is_some() && (opts.qemu_image.is_none() || opts.ssh.is_some()) {
+            return Err(ClientError::Usage(
+                "the UEFI disk boot runs on the local QEMU provider only".into(),
+            ));
+        }
         let (provider, provider_dir) = match (&opts.qemu_image, &opts.ssh) {
             _ if opts.cloud.is_some() => (
                 opts.cloud
@@ -203,8 +213,15 @@ impl LocalDeployment {
             ),
             (Some(image), None) => (
                 format!(
-                    "{{ qemu: {{ image_dir: {}, accel: tcg, tee: sim }} }}",
-                    yaml_str(&image.display().to_string())
+                    "{{ qemu: {{ image_dir: {}, accel: tcg, tee: sim{} }} }}",
+                    yaml_str(&image.display().to_string()),
+                    match &opts.qemu_disk_firmware {
+                        Some(fw) => format!(
+                            ", boot: disk, uefi_firmware_dir: {}",
+                            yaml_str(&fw.display().to_string())
+                        ),
+                        None => String::new(),
+                    }
                 ),
                 "qemu-provider",
             ),

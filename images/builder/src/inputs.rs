@@ -106,6 +106,18 @@ pub fn verify_deb(lock: &Lock, id: InputId, path: &Path) -> Result<String, LockE
     Ok(sha256)
 }
 
+/// Debian's `ovmf` exactly as the lock pins it (the cached `.deb` in `places`), checked with
+/// [`verify_deb`] and extracted into `dest`. Returns the folder holding `OVMF_CODE_4M.fd` and
+/// `OVMF_VARS_4M.fd` (its `usr/share/OVMF`), for booting `disk.raw` with a firmware that does not
+/// depend on which `ovmf` the machine's apt installed.
+pub fn extract_ovmf(lock: &Lock, places: &Places, dest: &Path) -> Result<PathBuf, LockError> {
+    let id = InputId::Ovmf;
+    let deb = places.path(lock, id);
+    verify_deb(lock, id, &deb)?;
+    deb::extract(&deb, dest).map_err(|source| LockError::Deb { id, source })?;
+    Ok(dest.join("usr/share/OVMF"))
+}
+
 /// Checks that a model directory's `models.json` is the pinned one (its files are checked
 /// against it by [`ModelSet::load`]).
 pub fn verify_models(lock: &Lock, dir: &Path) -> Result<(), LockError> {

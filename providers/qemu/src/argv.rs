@@ -18,6 +18,23 @@ use crate::image::GuestImage;
 /// The virtio-serial port name the guest agent looks for (`images/agent`, `guest::SIM_SP_PORT`).
 pub const SIM_SP_PORT: &str = "cdvm.sim-sp";
 
+/// How this VM boots (the files of [`crate::Boot::Disk`], per VM where they differ).
+#[derive(Clone, Copy, Debug)]
+pub enum VmBoot<'a> {
+    /// `-kernel`/`-initrd`/`-append` from the [`GuestImage`].
+    Direct,
+    /// UEFI from pflash, then the image's disk.
+    Disk {
+        /// `OVMF_CODE_4M.fd`, mapped read-only.
+        code: &'a Path,
+        /// This VM's own copy of the variable store (writable).
+        vars: &'a Path,
+        /// The image's `disk.raw`, shared by every VM: attached read-only, so no guest can
+        /// write it (the agent needs no writable disk).
+        disk: &'a Path,
+    },
+}
+
 /// What varies per VM.
 #[derive(Clone, Debug)]
 pub struct VmArgs<'a> {
@@ -33,6 +50,8 @@ pub struct VmArgs<'a> {
     pub console: &'a Path,
     /// Host side of the simulated secure processor (only with [`TeeMode::Sim`]).
     pub sp_socket: &'a Path,
+    /// Direct kernel boot or the UEFI disk.
+    pub boot: VmBoot<'a>,
 }
 
 /// The full argument list (without the executable).
@@ -79,7 +98,9 @@ pub fn build(
                 "sev-snp-guest,id=sev0,cbitpos=51,reduced-phys-bits=1,kernel-hashes=on",
             ]);
             a.push(["-cpu", cpu.qemu_name()]);
-            a.push_path("-bios", &image.ovmf);
+            if let VmBoot::Direct = vm.boot {
+                a.push_path("-bios", &image.ovmf);
+            }
         }
         TeeMode::Tdx => {
             a.push([
@@ -94,9 +115,30 @@ pub fn build(
     }
     a.push(["-smp", &vm.vcpus.to_string()]);
     a.push(["-m", &format!("{}M", vm.memory_mib)]);
-    a.push_path("-kernel", &image.kernel);
-    a.push_path("-initrd", &image.initrd);
-    a.push(["-append", &image.cmdline]);
+    match vm.boot {
+        VmBoot::Direct => {
+            a.push_path("-kernel", &image.kernel);
+            a.push_path("-initrd", &image.initrd);
+            a.push(["-append", &image.cmdline]);
+        }
+        VmBoot::Disk { code, vars, disk } => {
+            // As images/builder/tests/uefi_boot.rs boots it: the split OVMF build as two pflash
+            // units, the code read-only; the disk on virtio-blk, read-only (QEMU opens the file
+            // O_RDONLY, so no guest can write the image every VM shares).
+            a.push_prefixed(
+                "-drive",
+                "if=pflash,format=raw,unit=0,readonly=on,file=",
+                code,
+            );
+            a.push_prefixed("-drive", "if=pflash,format=raw,unit=1,file=", vars);
+            a.push_prefixed(
+                "-drive",
+                "if=none,id=disk0,format=raw,readonly=on,file=",
+                disk,
+            );
+            a.push(["-device", "virtio-blk-pci,drive=disk0"]);
+        }
+    }
     a.push_prefixed("-serial", "file:", vm.console);
     // User-mode networking: the guest reaches the host's loopback as 10.0.2.2, nothing inbound.
     a.push(["-netdev", "user,id=net0"]);

@@ -55,6 +55,36 @@ impl CpuModel {
     }
 }
 
+/// How a VM boots the image.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Boot {
+    /// QEMU loads `vmlinuz`, `initrd.img` and `cmdline` itself (`-kernel`, `-initrd`, `-append`),
+    /// as an SEV-SNP launch with kernel hashes measures them.
+    Direct,
+    /// As a cloud boots the image: UEFI firmware from pflash finds `EFI/BOOT/BOOTX64.EFI` (the
+    /// UKI) on `disk.raw`, and systemd-stub starts the kernel. No `-kernel`.
+    Disk(UefiFirmware),
+}
+
+/// The UEFI firmware of [`Boot::Disk`]: Debian's `ovmf` split build.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UefiFirmware {
+    /// `OVMF_CODE_4M.fd`, mapped read-only.
+    pub code: PathBuf,
+    /// `OVMF_VARS_4M.fd`, the variable store template: each VM gets a writable copy.
+    pub vars_template: PathBuf,
+}
+
+impl UefiFirmware {
+    /// The two files as Debian's `ovmf` package lays them out in `dir` (`/usr/share/OVMF`).
+    pub fn in_dir(dir: &std::path::Path) -> Self {
+        Self {
+            code: dir.join("OVMF_CODE_4M.fd"),
+            vars_template: dir.join("OVMF_VARS_4M.fd"),
+        }
+    }
+}
+
 /// Everything the QEMU provider needs.
 #[derive(Clone, Debug)]
 pub struct QemuConfig {
@@ -64,6 +94,8 @@ pub struct QemuConfig {
     pub image_dir: PathBuf,
     /// The QEMU executable.
     pub qemu: PathBuf,
+    /// Direct kernel boot or the UEFI disk.
+    pub boot: Boot,
     /// CPU acceleration.
     pub accel: Accel,
     /// Secure processor.

@@ -7,11 +7,16 @@
 //! QEMU with: boot a different kernel or initrd and the policy check fails. Under
 //! [`TeeMode::SevSnp`] / [`TeeMode::Tdx`] QEMU gets the confidential-guest objects and the
 //! hardware signs (on hosts that have it; see `argv.rs` for the exact command lines).
+//!
+//! [`Boot::Direct`] loads the kernel, initrd and command line through QEMU; [`Boot::Disk`] boots
+//! the image's `disk.raw` through UEFI firmware as a cloud does (simulated mode only; what the
+//! simulator reports for it: [`disk`]).
 #![deny(missing_docs)]
 
 pub mod argv;
 mod config;
 mod console;
+pub mod disk;
 mod image;
 mod sp_serial;
 
@@ -30,7 +35,7 @@ use cdvm_provider_api::{
 };
 use tokio::task::JoinHandle;
 
-pub use config::{Accel, CpuModel, QemuConfig, TeeMode};
+pub use config::{Accel, Boot, CpuModel, QemuConfig, TeeMode, UefiFirmware};
 pub use image::{built_image_dir, GuestImage, IMAGE_GUEST_MEMORY_MIB};
 
 const NAME: &str = "qemu";
@@ -53,6 +58,8 @@ pub enum QemuError {
 pub struct QemuProvider {
     cfg: QemuConfig,
     image: GuestImage,
+    /// The image's `disk.raw` (booted only with [`Boot::Disk`]).
+    disk: PathBuf,
     sp: Arc<SimSecureProcessor>,
     tasks: Mutex<HashMap<VmId, Vec<JoinHandle<()>>>>,
 }
@@ -95,7 +102,30 @@ impl QemuProvider {
             }
         }
         let image = GuestImage::load(&cfg.image_dir).map_err(|e| backend("load guest image", e))?;
-        for path in [&cfg.state_dir, &image.kernel, &image.initrd, &image.ovmf] {
+        let disk = cfg.image_dir.join(disk::DISK_FILE);
+        let mut paths = vec![&cfg.state_dir, &image.kernel, &image.initrd, &image.ovmf];
+        if let Boot::Disk(firmware) = &cfg.boot {
+            for (path, what) in [
+                (&disk, "the image's disk (run scripts/build-image)"),
+                (
+                    &firmware.code,
+                    "the UEFI firmware code (Debian: apt install ovmf)",
+                ),
+                (
+                    &firmware.vars_template,
+                    "the UEFI variable store template (Debian: apt install ovmf)",
+                ),
+            ] {
+                if !path.is_file() {
+                    return refuse(&format!(
+                        "boot: disk needs {what}: {} is missing",
+                        path.display()
+                    ));
+                }
+                paths.push(path);
+            }
+        }
+        for path in paths {
             if !argv::usable_in_option(path) {
                 return Err(ProviderError::InvalidSpec {
                     provider: NAME.into(),
@@ -112,6 +142,7 @@ impl QemuProvider {
             .map_err(|e| backend("load simulated secure processor", e))?;
         let provider = Self {
             image,
+            disk,
             sp: Arc::new(sp),
             tasks: Mutex::new(HashMap::new()),
             cfg,
@@ -125,10 +156,8 @@ impl QemuProvider {
     fn write_dev_policy(&self) -> Result<(), ProviderError> {
         let vcpus = self.cfg.policy_vcpus;
         let measurement = self.launch_digest(vcpus)?;
-        let policy = sim::dev_policy(
-            &self.sp,
-            &measurement,
-            &format!(
+        let source = match &self.cfg.boot {
+            Boot::Direct => format!(
                 "SEV-SNP launch digest of {} + {} + cmdline {:?}, {} vCPU {:?}, OVMF {}",
                 self.image.kernel.display(),
                 self.image.initrd.display(),
@@ -137,7 +166,16 @@ impl QemuProvider {
                 self.cfg.cpu,
                 self.image.ovmf.display()
             ),
-        );
+            Boot::Disk(firmware) => format!(
+                "simulated UEFI disk launch (cdvm_provider_qemu::disk): firmware {} + disk {}, \
+                 {} vCPU {:?}",
+                firmware.code.display(),
+                self.disk.display(),
+                vcpus,
+                self.cfg.cpu
+            ),
+        };
+        let policy = sim::dev_policy(&self.sp, &measurement, &source);
         let yaml = serde_yaml_ng::to_string(&policy).map_err(|e| backend("write dev policy", e))?;
         let text = format!(
             "# DEVELOPMENT ONLY: trusts a SIMULATED secure processor. Gives no confidentiality.\n{yaml}"
@@ -146,11 +184,19 @@ impl QemuProvider {
             .map_err(|e| backend("write dev policy", e))
     }
 
-    /// The SEV-SNP launch digest of the image's files as they are on disk now.
+    /// What the simulated secure processor reports for a launch of the files as they are on
+    /// disk now: the SEV-SNP launch digest of a direct boot, or [`disk::sim_measurement`].
     fn launch_digest(&self, vcpus: u32) -> Result<Measurement, ProviderError> {
-        self.image
-            .launch_digest(vcpus, self.cfg.cpu)
-            .map_err(|e| backend("compute launch digest", e))
+        match &self.cfg.boot {
+            Boot::Direct => self
+                .image
+                .launch_digest(vcpus, self.cfg.cpu)
+                .map_err(|e| backend("compute launch digest", e)),
+            Boot::Disk(firmware) => {
+                disk::sim_measurement(firmware, &self.disk, vcpus, self.cfg.cpu)
+                    .map_err(|e| backend("measure the UEFI disk launch", e))
+            }
+        }
     }
 
     fn vm(&self, id: &VmId) -> VmDir {
@@ -191,6 +237,19 @@ impl QemuProvider {
             self.keep_task(id, server);
         }
         let name = marker(id).value;
+        let vars;
+        let boot = match &self.cfg.boot {
+            Boot::Direct => argv::VmBoot::Direct,
+            Boot::Disk(firmware) => {
+                vars = disk::vars_copy(firmware, dir.path())
+                    .map_err(|e| backend("copy the UEFI variable store", e))?;
+                argv::VmBoot::Disk {
+                    code: &firmware.code,
+                    vars: &vars,
+                    disk: &self.disk,
+                }
+            }
+        };
         let args = argv::build(
             &self.image,
             self.cfg.accel,
@@ -203,6 +262,7 @@ impl QemuProvider {
                 bootstrap: &dir.bootstrap(),
                 console: &dir.console(),
                 sp_socket: &dir.sp_socket(),
+                boot,
             },
         );
         let mut command = tokio::process::Command::new(&self.cfg.qemu);
@@ -293,7 +353,11 @@ impl Provider for QemuProvider {
             Ok(pid) => {
                 meta.pid = Some(pid);
                 dir.write_meta(&meta).map_err(|e| backend("record VM", e))?;
-                tracing::info!(provider = NAME, vm = %id, job = %spec.job, pid, "VM launched");
+                let boot = match self.cfg.boot {
+                    Boot::Direct => "direct",
+                    Boot::Disk(_) => "uefi-disk",
+                };
+                tracing::info!(provider = NAME, vm = %id, job = %spec.job, pid, boot, "VM launched");
                 Ok(meta.handle())
             }
             Err(e) => {

@@ -5,7 +5,7 @@
 
 use std::path::{Path, PathBuf};
 
-use cdvm_provider_qemu::argv::{build, to_strings, VmArgs};
+use cdvm_provider_qemu::argv::{build, to_strings, VmArgs, VmBoot};
 use cdvm_provider_qemu::{Accel, CpuModel, GuestImage, TeeMode};
 
 fn image() -> GuestImage {
@@ -25,6 +25,18 @@ fn vm() -> VmArgs<'static> {
         bootstrap: Path::new("/vm/bootstrap.json"),
         console: Path::new("/vm/console.log"),
         sp_socket: Path::new("/vm/sp.sock"),
+        boot: VmBoot::Direct,
+    }
+}
+
+fn disk_vm() -> VmArgs<'static> {
+    VmArgs {
+        boot: VmBoot::Disk {
+            code: Path::new("/fw/OVMF_CODE_4M.fd"),
+            vars: Path::new("/vm/OVMF_VARS_4M.fd"),
+            disk: Path::new("/img/disk.raw"),
+        },
+        ..vm()
     }
 }
 
@@ -91,6 +103,75 @@ fn only_the_simulated_mode_gets_the_host_side_secure_processor() {
         assert!(
             !l.contains("simsp"),
             "{tee:?} must not expose a simulator: {l}"
+        );
+    }
+}
+
+#[test]
+fn uefi_disk_boot_under_tcg() {
+    let l = to_strings(&build(
+        &image(),
+        Accel::Tcg,
+        TeeMode::Sim,
+        CpuModel::Milan,
+        &disk_vm(),
+    ))
+    .join(" ");
+    assert_eq!(
+        l,
+        "-name cdvm-qemu-0011223344556677 -nodefaults -nographic -no-user-config -no-reboot \
+-machine q35,accel=tcg -cpu max -smp 2 -m 1024M \
+-drive if=pflash,format=raw,unit=0,readonly=on,file=/fw/OVMF_CODE_4M.fd \
+-drive if=pflash,format=raw,unit=1,file=/vm/OVMF_VARS_4M.fd \
+-drive if=none,id=disk0,format=raw,readonly=on,file=/img/disk.raw -device virtio-blk-pci,drive=disk0 \
+-serial file:/vm/console.log -netdev user,id=net0 \
+-device virtio-net-pci,netdev=net0,romfile= -fw_cfg name=opt/cdvm/bootstrap,file=/vm/bootstrap.json \
+-fw_cfg name=opt/cdvm/tee,string=sim \
+-fw_cfg name=opt/cdvm/dev-blossom,string=loopback-via-gateway -device virtio-serial-pci -chardev socket,id=simsp,path=/vm/sp.sock \
+-device virtserialport,chardev=simsp,name=cdvm.sim-sp"
+    );
+}
+
+#[test]
+fn the_disk_boot_loads_no_kernel_and_writes_neither_the_image_nor_the_firmware() {
+    for tee in [TeeMode::Sim, TeeMode::SevSnp, TeeMode::Tdx] {
+        let args = to_strings(&build(
+            &image(),
+            Accel::Kvm,
+            tee,
+            CpuModel::Milan,
+            &disk_vm(),
+        ));
+        for flag in ["-kernel", "-initrd", "-append", "-bios"] {
+            assert!(
+                !args.iter().any(|a| a == flag),
+                "{tee:?}: {flag} in {args:?}"
+            );
+        }
+        // Every drive naming a shared file is read-only; the only writable one is the VM's copy
+        // of the variable store.
+        let drives: Vec<&String> = args
+            .iter()
+            .zip(args.iter().skip(1))
+            .filter(|(flag, _)| *flag == "-drive")
+            .map(|(_, value)| value)
+            .collect();
+        assert_eq!(drives.len(), 3, "{drives:?}");
+        for d in &drives {
+            let opts: Vec<&str> = d.split(',').collect();
+            let writable = !opts.contains(&"readonly=on");
+            let vars = opts.contains(&"file=/vm/OVMF_VARS_4M.fd");
+            assert_eq!(
+                writable, vars,
+                "{tee:?}: only the VM's own vars are writable: {d}"
+            );
+            assert!(!opts.contains(&"snapshot=off"), "{d}");
+        }
+        assert!(
+            drives
+                .iter()
+                .any(|d| d.contains("readonly=on") && d.ends_with("file=/img/disk.raw")),
+            "{drives:?}"
         );
     }
 }

@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use cdvm_provider_api::{conformance, JobTag, OwnerTag, Provider, VmState};
-use cdvm_provider_qemu::{Accel, CpuModel, QemuConfig, QemuProvider, TeeMode};
+use cdvm_provider_qemu::{Accel, Boot, CpuModel, QemuConfig, QemuProvider, TeeMode, UefiFirmware};
 
 fn image_dir() -> PathBuf {
     cdvm_provider_qemu::built_image_dir().unwrap_or_else(|e| panic!("{e}"))
@@ -22,6 +22,7 @@ fn config(state: &std::path::Path) -> QemuConfig {
         state_dir: state.to_path_buf(),
         image_dir: image_dir(),
         qemu: "qemu-system-x86_64".into(),
+        boot: Boot::Direct,
         accel: Accel::Tcg,
         tee: TeeMode::Sim,
         cpu: CpuModel::Milan,
@@ -120,4 +121,34 @@ async fn a_missing_image_is_a_clear_error() {
     assert!(err.to_string().contains("load guest image"), "{err}");
     let source = std::error::Error::source(&err).unwrap().to_string();
     assert!(source.contains("scripts/build-image"), "{source}");
+}
+
+#[tokio::test]
+async fn the_disk_boot_needs_its_firmware_and_pins_what_it_boots() {
+    let dir = tempfile::tempdir().unwrap();
+    let fw_dir = dir.path().join("ovmf");
+    std::fs::create_dir_all(&fw_dir).unwrap();
+    let firmware = UefiFirmware::in_dir(&fw_dir);
+    let mut cfg = config(&dir.path().join("state"));
+    cfg.boot = Boot::Disk(firmware.clone());
+    // No firmware: refused at start, naming the missing file.
+    let err = QemuProvider::new(cfg.clone()).expect_err("must refuse");
+    assert!(err.to_string().contains("OVMF_CODE_4M.fd"), "{err}");
+    // With it (stand-in bytes: nothing boots here), the development policy pins the
+    // measurement of exactly this firmware and the image's disk, not a direct-boot digest.
+    std::fs::write(&firmware.code, b"code").unwrap();
+    std::fs::write(&firmware.vars_template, b"vars").unwrap();
+    QemuProvider::new(cfg.clone()).unwrap();
+    let expected = cdvm_provider_qemu::disk::sim_measurement(
+        &firmware,
+        &image_dir().join(cdvm_provider_qemu::disk::DISK_FILE),
+        1,
+        CpuModel::Milan,
+    )
+    .unwrap()
+    .to_string();
+    let policy =
+        std::fs::read_to_string(cdvm_provider_qemu::dev_policy_path(&cfg.state_dir)).unwrap();
+    assert!(policy.contains(&expected), "{policy}");
+    assert!(policy.contains("simulated UEFI disk launch"), "{policy}");
 }

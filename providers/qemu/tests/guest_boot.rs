@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use cdvm_provider_api::conformance::sample_spec;
 use cdvm_provider_api::{JobTag, OwnerTag, Provider};
-use cdvm_provider_qemu::{Accel, CpuModel, QemuConfig, QemuProvider, TeeMode};
+use cdvm_provider_qemu::{Accel, Boot, CpuModel, QemuConfig, QemuProvider, TeeMode};
 
 /// The line the agent logs when configfs-tsm is there without a provider (`guest/tsm.rs`).
 const TSM_EMPTY: &str = "configfs-tsm: /sys/kernel/config/tsm/report present, no TSM provider \
@@ -26,6 +26,7 @@ fn config(state: &Path) -> QemuConfig {
         state_dir: state.to_path_buf(),
         image_dir: cdvm_provider_qemu::built_image_dir().unwrap_or_else(|e| panic!("{e}")),
         qemu: "qemu-system-x86_64".into(),
+        boot: Boot::Direct,
         accel: Accel::Tcg,
         tee: TeeMode::Sim,
         cpu: CpuModel::Milan,

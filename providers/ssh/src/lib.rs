@@ -434,6 +434,8 @@ impl Inner {
                         bootstrap: &bootstrap_path,
                         console: &console_path,
                         sp_socket: &sp_socket,
+                        // The disk boot is the local QEMU provider's only (the remote store holds no firmware).
+                        boot: argv::VmBoot::Direct,
                     },
                 )?;
                 let out = remote.run_ok(
@@ -734,6 +736,7 @@ mod tests {
             bootstrap: Path::new("/r/vms/ssh-00/bootstrap.json"),
             console: Path::new("/r/vms/ssh-00/console.log"),
             sp_socket: Path::new("/r/vms/ssh-00/sp.sock"),
+            boot: argv::VmBoot::Direct,
         };
         let local = argv::to_strings(&argv::build(
             &image,
