@@ -398,10 +398,10 @@ mod tests {
     #[test]
     fn finds_the_top_level_item_of_an_image() {
         let xml = "<imagesSet><item><blockDeviceMapping><item><x/></item></blockDeviceMapping><imageId>ami-1</imageId><tagSet><item><k/></item></tagSet><bootMode>uefi</bootMode></item><item><imageId>ami-2</imageId></item></imagesSet>";
-        let (s, e) = item_of(xml, "ami-1").unwrap();
+        let (s, e) = item_of(xml, "ami-1").expect("ami-1 is there");
         assert!(xml[s..e].starts_with("<item><blockDeviceMapping>"));
         assert!(xml[s..e].ends_with("<bootMode>uefi</bootMode></item>"));
-        let (s, e) = item_of(xml, "ami-2").unwrap();
+        let (s, e) = item_of(xml, "ami-2").expect("ami-2 is there");
         assert_eq!(&xml[s..e], "<item><imageId>ami-2</imageId></item>");
         assert!(item_of(xml, "ami-3").is_none());
     }
