@@ -66,7 +66,7 @@ pub fn inputs(lock_path: PathBuf, places: Places, command: InputsCommand) -> any
                     (Err(_), true) => "MISSING",
                     (Err(_), false) => "DIFFERS",
                 };
-                println!("{:<12} {:<8} {}", c.id.as_str(), state, c.path.display());
+                println!("{:<13} {:<8} {}", c.id.as_str(), state, c.path.display());
                 if let Err(e) = &c.result {
                     println!("             {e}");
                 }

@@ -44,12 +44,13 @@ impl Places {
     /// directory.
     pub fn path(&self, lock: &Lock, id: InputId) -> PathBuf {
         match id {
-            InputId::Kernel | InputId::EfiStub | InputId::Ovmf => {
+            InputId::Kernel | InputId::EfiStub | InputId::Ovmf | InputId::Shim => {
                 // debian() cannot fail for these ids.
                 let file = lock.debian(id).map(|p| p.file.as_str()).unwrap_or_default();
                 self.cache.join(file)
             }
             InputId::OvmfAmdsev => self.in_repo(&lock.ovmf_amdsev.path),
+            InputId::OvmfInteltdx => self.in_repo(&lock.ovmf_inteltdx.path),
             InputId::Models => self.models.clone(),
         }
     }
@@ -75,11 +76,14 @@ pub fn verify_file(id: InputId, path: &Path, expected: &str) -> Result<String, L
     Ok(actual)
 }
 
-/// Checks a `.deb` for input `id` (a Debian entry or `ovmf-amdsev`): its SHA-256, then the
+/// Checks a `.deb` for input `id` (a Debian entry or a committed one): its SHA-256, then the
 /// package name and version its control file gives. Returns the SHA-256.
 pub fn verify_deb(lock: &Lock, id: InputId, path: &Path) -> Result<String, LockError> {
     let (package, version) = match id {
-        InputId::OvmfAmdsev => (&lock.ovmf_amdsev.package, &lock.ovmf_amdsev.version),
+        InputId::OvmfAmdsev | InputId::OvmfInteltdx => {
+            let p = lock.committed(id)?;
+            (&p.package, &p.version)
+        }
         _ => {
             let p = lock.debian(id)?;
             (&p.package, &p.version)

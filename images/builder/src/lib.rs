@@ -30,6 +30,8 @@ pub mod pe;
 pub mod platform_policy;
 pub mod policy;
 pub mod recipe;
+pub mod tdvf;
+pub mod tdx_direct;
 pub mod uki;
 pub mod vhd;
 

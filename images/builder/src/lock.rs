@@ -3,9 +3,10 @@
 //! lock is machine-written: [`Lock::to_text`] is its only canonical form (pretty-printed, fields
 //! in declaration order, a final newline), so rewriting one entry changes only that entry's lines.
 //!
-//! The entries, by stable id ([`InputId`]): `kernel`, `efi-stub` and `ovmf` are Debian packages
-//! fetched by `scripts/build-image` with `apt-get download` into `target/image-cache/`;
-//! `ovmf-amdsev` is the `.deb` committed in `images/firmware/`; `models` is
+//! The entries, by stable id ([`InputId`]): `kernel`, `efi-stub`, `ovmf` and `shim` are Debian
+//! packages fetched by `scripts/build-image` with `apt-get download` into `target/image-cache/`;
+//! `ovmf-amdsev` and `ovmf-inteltdx` are the `.deb` files committed in `images/firmware/`;
+//! `models` is
 //! `images/models/models.json`, which in turn pins every model file, plus the PyPI wheels
 //! `scripts/fetch-models` takes them from.
 
@@ -29,21 +30,34 @@ pub enum InputId {
     Ovmf,
     /// The AMD-SEV OVMF package committed in `images/firmware/`, measured into the launch digest.
     OvmfAmdsev,
+    /// The Intel TDX OVMF (TDVF) package committed in `images/firmware/`, measured into MRTD.
+    OvmfInteltdx,
+    /// Debian's Microsoft-signed shim (`shim-signed`), which a QEMU TD boots the kernel through.
+    Shim,
     /// `images/models/models.json` (which pins each model file) and the wheels behind it.
     Models,
 }
 
 impl InputId {
     /// Every input, in the lock's order.
-    pub const ALL: [InputId; 5] = [
+    pub const ALL: [InputId; 7] = [
         InputId::Kernel,
         InputId::EfiStub,
         InputId::Ovmf,
+        InputId::Shim,
         InputId::OvmfAmdsev,
+        InputId::OvmfInteltdx,
         InputId::Models,
     ];
     /// The Debian packages fetched with `apt-get download`.
-    pub const DEBIAN: [InputId; 3] = [InputId::Kernel, InputId::EfiStub, InputId::Ovmf];
+    pub const DEBIAN: [InputId; 4] = [
+        InputId::Kernel,
+        InputId::EfiStub,
+        InputId::Ovmf,
+        InputId::Shim,
+    ];
+    /// The `.deb` files committed in `images/firmware/`.
+    pub const COMMITTED: [InputId; 2] = [InputId::OvmfAmdsev, InputId::OvmfInteltdx];
 
     /// The id as written in the lock and on the command line.
     pub fn as_str(self) -> &'static str {
@@ -52,6 +66,8 @@ impl InputId {
             InputId::EfiStub => "efi-stub",
             InputId::Ovmf => "ovmf",
             InputId::OvmfAmdsev => "ovmf-amdsev",
+            InputId::OvmfInteltdx => "ovmf-inteltdx",
+            InputId::Shim => "shim",
             InputId::Models => "models",
         }
     }
@@ -67,16 +83,16 @@ impl InputId {
     /// What to do when this input's file is not the pinned one.
     pub fn fix(self) -> &'static str {
         match self {
-            InputId::Kernel | InputId::EfiStub | InputId::Ovmf => {
+            InputId::Kernel | InputId::EfiStub | InputId::Ovmf | InputId::Shim => {
                 "run scripts/build-image, which re-fetches the pinned package into \
                  target/image-cache/; if the mirror no longer serves it, restore it from a copy \
                  of target/image-cache/ or snapshot.debian.org, or move the pin with \
                  `scripts/build-image --update-lock` (docs/image.md, \"When the mirror drops a \
                  pinned version\")"
             }
-            InputId::OvmfAmdsev => {
+            InputId::OvmfAmdsev | InputId::OvmfInteltdx => {
                 "restore the committed package (git checkout images/firmware/), or, for a new \
-                 firmware on purpose, run `cdvm-image inputs update --id ovmf-amdsev --path <deb>` \
+                 firmware on purpose, run `cdvm-image inputs update --id <id> --path <deb>` \
                  and rebuild (images/firmware/SOURCES.md)"
             }
             InputId::Models => {
@@ -133,7 +149,9 @@ pub enum LockError {
         reason: &'static str,
     },
     /// An id the lock does not have.
-    #[error("unknown input id {0:?} (kernel, efi-stub, ovmf, ovmf-amdsev, models)")]
+    #[error(
+        "unknown input id {0:?} (kernel, efi-stub, ovmf, shim, ovmf-amdsev, ovmf-inteltdx, models)"
+    )]
     UnknownId(String),
     /// A pinned file that is not there.
     #[error("input {id}: {path} is missing; {}", id.fix())]
@@ -212,9 +230,14 @@ pub struct Lock {
     pub efi_stub: DebianPin,
     /// Debian's `ovmf`, for the UEFI boot test.
     pub ovmf: DebianPin,
+    /// Debian's Microsoft-signed shim, for QEMU TDX direct boot.
+    pub shim: DebianPin,
     /// The committed AMD-SEV OVMF package.
     #[serde(rename = "ovmf-amdsev")]
     pub ovmf_amdsev: CommittedPin,
+    /// The committed Intel TDX OVMF package.
+    #[serde(rename = "ovmf-inteltdx")]
+    pub ovmf_inteltdx: CommittedPin,
     /// The model manifest and the wheels the models come from.
     pub models: ModelsPin,
 }
@@ -407,12 +430,13 @@ impl Lock {
         for id in InputId::DEBIAN {
             self.debian(id)?.validate(id)?;
         }
-        let a = &self.ovmf_amdsev;
-        let id = InputId::OvmfAmdsev;
-        check_repo_path(id, &a.path)?;
-        check_word(id, "package", &a.package)?;
-        check_word(id, "version", &a.version)?;
-        check_sha(id, &a.sha256)?;
+        for id in InputId::COMMITTED {
+            let a = self.committed(id)?;
+            check_repo_path(id, &a.path)?;
+            check_word(id, "package", &a.package)?;
+            check_word(id, "version", &a.version)?;
+            check_sha(id, &a.sha256)?;
+        }
         let m = &self.models;
         let id = InputId::Models;
         check_repo_path(id, &m.path)?;
@@ -439,9 +463,33 @@ impl Lock {
             InputId::Kernel => Ok(&self.kernel),
             InputId::EfiStub => Ok(&self.efi_stub),
             InputId::Ovmf => Ok(&self.ovmf),
+            InputId::Shim => Ok(&self.shim),
             other => Err(LockError::Update {
                 id: other,
                 reason: "is not a Debian package fetched by apt".to_string(),
+            }),
+        }
+    }
+
+    /// A committed `.deb` entry.
+    pub fn committed(&self, id: InputId) -> Result<&CommittedPin, LockError> {
+        match id {
+            InputId::OvmfAmdsev => Ok(&self.ovmf_amdsev),
+            InputId::OvmfInteltdx => Ok(&self.ovmf_inteltdx),
+            other => Err(LockError::Update {
+                id: other,
+                reason: "is not a package committed in images/firmware/".to_string(),
+            }),
+        }
+    }
+
+    fn committed_mut(&mut self, id: InputId) -> Result<&mut CommittedPin, LockError> {
+        match id {
+            InputId::OvmfAmdsev => Ok(&mut self.ovmf_amdsev),
+            InputId::OvmfInteltdx => Ok(&mut self.ovmf_inteltdx),
+            other => Err(LockError::Update {
+                id: other,
+                reason: "is not a package committed in images/firmware/".to_string(),
             }),
         }
     }
@@ -451,6 +499,7 @@ impl Lock {
             InputId::Kernel => Ok(&mut self.kernel),
             InputId::EfiStub => Ok(&mut self.efi_stub),
             InputId::Ovmf => Ok(&mut self.ovmf),
+            InputId::Shim => Ok(&mut self.shim),
             other => Err(LockError::Update {
                 id: other,
                 reason: "is not a Debian package fetched by apt".to_string(),
@@ -464,7 +513,9 @@ impl Lock {
             InputId::Kernel => &self.kernel.sha256,
             InputId::EfiStub => &self.efi_stub.sha256,
             InputId::Ovmf => &self.ovmf.sha256,
+            InputId::Shim => &self.shim.sha256,
             InputId::OvmfAmdsev => &self.ovmf_amdsev.sha256,
+            InputId::OvmfInteltdx => &self.ovmf_inteltdx.sha256,
             InputId::Models => &self.models.sha256,
         }
     }
@@ -479,7 +530,7 @@ impl Lock {
             reason: reason.to_string(),
         };
         match id {
-            InputId::Kernel | InputId::EfiStub | InputId::Ovmf => {
+            InputId::Kernel | InputId::EfiStub | InputId::Ovmf | InputId::Shim => {
                 if update.path.is_some() {
                     return Err(refuse(
                         "a Debian package takes --package/--version/--sha256, not --path",
@@ -496,7 +547,7 @@ impl Lock {
                 pin.sha256 = sha256.clone();
                 pin.file = deb_file_name(&pin.package, &pin.version, &pin.arch);
             }
-            InputId::OvmfAmdsev | InputId::Models => {
+            InputId::OvmfAmdsev | InputId::OvmfInteltdx | InputId::Models => {
                 if update.package.is_some() || update.version.is_some() || update.sha256.is_some() {
                     return Err(refuse(
                         "a committed file is re-hashed from --path (default: the pinned path)",
@@ -505,7 +556,7 @@ impl Lock {
                 let rel = match &update.path {
                     Some(p) => p.display().to_string(),
                     None if id == InputId::Models => self.models.path.clone(),
-                    None => self.ovmf_amdsev.path.clone(),
+                    None => self.committed(id)?.path.clone(),
                 };
                 check_repo_path(id, &rel)?;
                 let file = repo.join(&rel);
@@ -520,7 +571,7 @@ impl Lock {
                     let pkg = crate::deb::package_id(&file).map_err(|e| {
                         refuse(&format!("{}: not a Debian package ({e})", file.display()))
                     })?;
-                    let a = &mut self.ovmf_amdsev;
+                    let a = self.committed_mut(id)?;
                     a.path = rel;
                     a.sha256 = sha256;
                     a.package = pkg.name;

@@ -84,9 +84,11 @@ enum Command {
         #[arg(long)]
         out: Option<PathBuf>,
     },
-    /// Write the UEFI disk's per-platform policies (image-gcp-tdx.yaml, image-azure-snp.yaml,
-    /// image-azure-tdx.yaml, image-aws-snp.yaml, image-gcp-snp.yaml) from a built image's expected values and the base policies
-    /// default-snp.yaml and default-tdx.yaml (scripts/build-image runs this).
+    /// Write the per-platform policies (image-gcp-tdx.yaml, image-azure-snp.yaml,
+    /// image-azure-tdx.yaml, image-aws-snp.yaml, image-gcp-snp.yaml from the UEFI disk's expected
+    /// values; image-tdx.yaml from the pinned TDX firmware and shim, which it copies into the
+    /// image folder, and the direct-boot files) and the base policies default-snp.yaml and
+    /// default-tdx.yaml (scripts/build-image runs this).
     Policies {
         /// A folder written by `build`.
         #[arg(long, default_value = "target/image")]
@@ -94,6 +96,15 @@ enum Command {
         /// The folder with the base policies, where the generated ones go.
         #[arg(long, default_value = "policies")]
         policies: PathBuf,
+        /// The input lock pinning the TDX firmware and shim (image-tdx.yaml).
+        #[arg(long, default_value = cdvm_image::lock::LOCK_FILE)]
+        lock: PathBuf,
+        /// The repository root (the lock's committed paths start here).
+        #[arg(long, default_value = ".")]
+        repo: PathBuf,
+        /// The Debian package cache scripts/build-image fetches shim into.
+        #[arg(long, default_value = "target/image-cache")]
+        cache: PathBuf,
     },
     /// Convert a built image's disk.raw to a cloud's upload format: a fixed VHD for Azure
     /// (`disk.vhd`), `disk.raw` in a GNU tar.gz for GCE (`disk.tar.gz`). AWS imports disk.raw as
@@ -361,7 +372,13 @@ fn main() -> anyhow::Result<()> {
                 config.display()
             );
         }
-        Command::Policies { image, policies } => {
+        Command::Policies {
+            image,
+            policies,
+            lock,
+            repo,
+            cache,
+        } => {
             let (manifest_path, manifest) = read_manifest(&image)?;
             let uefi = manifest.uefi.as_ref().with_context(|| {
                 format!(
@@ -403,12 +420,35 @@ fn main() -> anyhow::Result<()> {
                 "[cdvm-image] vTPM PCR4 {}  PCR11 {}  PCR12 {}",
                 e.pcr4, e.pcr11, e.pcr12
             );
-            for generated in cdvm_image::platform_policy::all(
+            let (pins, _) = cdvm_image::lock::Lock::load(&lock)?;
+            let places = Places {
+                models: repo.join("target/models"),
+                repo,
+                cache,
+            };
+            let tdx = cdvm_image::tdx_direct::prepare(&image, &pins, &places)
+                .context("computing the QEMU TDX expected values")?;
+            println!(
+                "[cdvm-image] QEMU TDX: MRTD {}  CFV {}  shim {}  kernel {}",
+                tdx.mrtd, tdx.cfv, tdx.shim, tdx.kernel
+            );
+            // MRTD covers the firmware alone.
+            let tdx_source = format!(
+                "{}: {} {}",
+                manifest.builder, pins.ovmf_inteltdx.package, pins.ovmf_inteltdx.version
+            );
+            let mut all = cdvm_image::platform_policy::all(
                 &read("default-snp.yaml")?,
                 &read("default-tdx.yaml")?,
                 e,
                 &source,
-            )? {
+            )?;
+            all.push(cdvm_image::platform_policy::qemu_tdx(
+                &read("default-tdx.yaml")?,
+                &tdx,
+                &tdx_source,
+            )?);
+            for generated in all {
                 let path = policies.join(generated.file);
                 if std::fs::read_to_string(&path).ok().as_deref() != Some(generated.text.as_str()) {
                     std::fs::write(&path, &generated.text)

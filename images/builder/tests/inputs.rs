@@ -409,7 +409,7 @@ fn the_cli_lists_checks_and_updates_what_the_script_needs() {
     let (ok, out, err) = cdvm_image(&["inputs", "debian"]);
     assert!(ok, "{err}");
     let lines: Vec<Vec<&str>> = out.lines().map(|l| l.split(' ').collect()).collect();
-    assert_eq!(lines.len(), 3, "{out}");
+    assert_eq!(lines.len(), 4, "{out}");
     assert_eq!(
         lines[0],
         [
@@ -422,7 +422,10 @@ fn the_cli_lists_checks_and_updates_what_the_script_needs() {
             "linux-image-amd64"
         ]
     );
-    assert_eq!((lines[1][0], lines[2][0]), ("efi-stub", "ovmf"));
+    assert_eq!(
+        (lines[1][0], lines[2][0], lines[3][0]),
+        ("efi-stub", "ovmf", "shim")
+    );
 
     // `inputs path` checks what it prints: the committed firmware passes, a lock copy that
     // pins another hash fails naming the input.

@@ -7,9 +7,11 @@ mod common;
 
 use cdvm_attestation::Policy;
 use cdvm_image::expected::UefiExpected;
+use cdvm_image::inputs::Places;
 use cdvm_image::manifest::Manifest;
 use cdvm_image::platform_policy;
 use cdvm_image::recipe;
+use cdvm_image::tdx_direct::{self, TdxDirectExpected};
 
 fn base(name: &str) -> (String, Policy) {
     let path = common::repo().join("policies").join(name);
@@ -46,6 +48,87 @@ fn gcp_tdx_requires_the_uki_event_and_keeps_the_tdx_rules() {
     same.tdx.as_mut().unwrap().event_log = None;
     assert_eq!(same, default);
     assert!(!p.trusts_simulated());
+}
+
+fn tdx_expected() -> TdxDirectExpected {
+    let h = |b: u8| hex::encode([b; 48]);
+    TdxDirectExpected {
+        mrtd: h(0xa0),
+        cfv: h(0xc0),
+        shim: h(0x51),
+        kernel: h(0x4b),
+        initrd: h(0x1d),
+        load_options: h(0x10),
+    }
+}
+
+#[test]
+fn qemu_tdx_pins_mrtd_and_the_boot_events_and_keeps_the_tdx_rules() {
+    let (text, default) = base("default-tdx.yaml");
+    let g = platform_policy::qemu_tdx(&text, &tdx_expected(), "test build").unwrap();
+    assert_eq!(g.file, "image-tdx.yaml");
+    let p = Policy::from_yaml(&g.text).unwrap();
+    assert_eq!(p.name, "image-tdx");
+    let tdx = p.tdx.as_ref().unwrap();
+    assert_eq!(tdx.mrtd.len(), 1);
+    assert_eq!(tdx.mrtd[0].measurement, hex::encode([0xa0u8; 48]));
+    let events = &tdx.event_log.as_ref().unwrap().events;
+    let got: Vec<(u8, String, [u8; 48])> = events
+        .iter()
+        .map(|e| (e.rtmr, e.event_type.to_string(), e.digest.unwrap().0))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            (0, "EV_EFI_PLATFORM_FIRMWARE_BLOB2".into(), [0xc0; 48]),
+            (1, "EV_EFI_BOOT_SERVICES_APPLICATION".into(), [0x51; 48]),
+            (1, "EV_EFI_BOOT_SERVICES_APPLICATION".into(), [0x4b; 48]),
+            (2, "EV_EVENT_TAG".into(), [0x1d; 48]),
+            (2, "EV_EVENT_TAG".into(), [0x10; 48]),
+        ]
+    );
+    // Everything else is default-tdx.yaml's.
+    let mut same = p.clone();
+    same.name = default.name.clone();
+    let t = same.tdx.as_mut().unwrap();
+    t.event_log = None;
+    t.mrtd.clear();
+    assert_eq!(same, default);
+    assert!(!p.trusts_simulated());
+    // A value that is not 96 hex characters is refused.
+    let mut bad = tdx_expected();
+    bad.kernel = "00".into();
+    assert!(platform_policy::qemu_tdx(&text, &bad, "t").is_err());
+}
+
+#[test]
+fn the_committed_qemu_tdx_policy_is_the_built_image() {
+    let image = common::image_dir();
+    let places = Places::under(&common::repo());
+    let e = tdx_direct::prepare(&image, &common::lock(), &places).unwrap();
+    let (text, _) = base("image-tdx.yaml");
+    let p = Policy::from_yaml(&text).unwrap();
+    let tdx = p.tdx.unwrap();
+    assert_eq!(
+        tdx.mrtd[0].measurement, e.mrtd,
+        "run scripts/build-image and commit policies/"
+    );
+    let digests: Vec<String> = tdx
+        .event_log
+        .unwrap()
+        .events
+        .iter()
+        .map(|ev| hex::encode(ev.digest.unwrap().0))
+        .collect();
+    assert_eq!(
+        digests,
+        [e.cfv, e.shim, e.kernel, e.initrd, e.load_options],
+        "run scripts/build-image and commit policies/"
+    );
+    // prepare() put what a TD boots next to the kernel, for the QEMU provider.
+    for f in [tdx_direct::TDVF_FILE, tdx_direct::SHIM_FILE] {
+        assert!(image.join(f).is_file(), "{f}");
+    }
 }
 
 #[test]

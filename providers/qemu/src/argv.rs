@@ -111,6 +111,12 @@ pub fn build(
             ]);
             a.push(["-object", "tdx-guest,id=tdx0"]);
             a.push(["-cpu", "host"]);
+            // docs/system/i386/tdx.rst: TDVF as -bios (a TD has no pflash); -shim (QEMU >= 10.0)
+            // because Debian's TDVF enforces Secure Boot with Microsoft's keys.
+            if let (VmBoot::Direct, Some(tdx)) = (&vm.boot, &image.tdx) {
+                a.push_path("-bios", &tdx.tdvf);
+                a.push_path("-shim", &tdx.shim);
+            }
         }
     }
     a.push(["-smp", &vm.vcpus.to_string()]);

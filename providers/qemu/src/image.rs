@@ -16,6 +16,20 @@ pub struct GuestImage {
     /// AMD's SEV OVMF build (`OVMF.amdsev.fd`): boots SEV-SNP guests, and the simulated secure
     /// processor computes the launch digest with it.
     pub ovmf: PathBuf,
+    /// Intel's TDX firmware (`OVMF.inteltdx.fd`, TDVF) and Debian's Microsoft-signed shim
+    /// (`shimx64.efi`), which a TD boots with (`-bios`, `-shim`): the TDVF has Secure Boot on and
+    /// refuses any kernel not verified through shim. `None` in an image built before them.
+    pub tdx: Option<TdxBoot>,
+}
+
+/// What a TDX guest boots besides the kernel, initrd and command line (policies/image-tdx.yaml
+/// pins their measurements).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TdxBoot {
+    /// `OVMF.inteltdx.fd`.
+    pub tdvf: PathBuf,
+    /// `shimx64.efi`.
+    pub shim: PathBuf,
 }
 
 /// Memory a guest of the built image needs to boot and run a RAG job: the initramfs carries the
@@ -82,11 +96,14 @@ impl GuestImage {
             })?
             .trim()
             .to_string();
+        let (tdvf, shim) = (dir.join("OVMF.inteltdx.fd"), dir.join("shimx64.efi"));
+        let tdx = (tdvf.is_file() && shim.is_file()).then_some(TdxBoot { tdvf, shim });
         Ok(Self {
             kernel: file("vmlinuz")?,
             initrd: file("initrd.img")?,
             cmdline,
             ovmf: file("OVMF.amdsev.fd")?,
+            tdx,
         })
     }
 }

@@ -36,7 +36,7 @@ use cdvm_provider_api::{
 use tokio::task::JoinHandle;
 
 pub use config::{Accel, Boot, CpuModel, QemuConfig, TeeMode, UefiFirmware};
-pub use image::{built_image_dir, GuestImage, IMAGE_GUEST_MEMORY_MIB};
+pub use image::{built_image_dir, GuestImage, TdxBoot, IMAGE_GUEST_MEMORY_MIB};
 
 const NAME: &str = "qemu";
 
@@ -96,8 +96,10 @@ impl QemuProvider {
             }
             TeeMode::Tdx => {
                 return refuse(
-                    "tee: tdx needs a TDVF firmware in the guest image, which is not built yet \
-                     (the agent's TDX attester is there); use tee: sim",
+                    "tee: tdx is off until a TDX launch of this image has been tested: the image \
+                     carries the TDVF and shim a TD boots (OVMF.inteltdx.fd, shimx64.efi) and \
+                     policies/image-tdx.yaml pins what they measure, but this project's QEMU \
+                     (7.2) has no tdx-guest object and no TDX host to try it on; use tee: sim",
                 )
             }
         }

@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 
 use cdvm_provider_qemu::argv::{build, to_strings, VmArgs, VmBoot};
-use cdvm_provider_qemu::{Accel, CpuModel, GuestImage, TeeMode};
+use cdvm_provider_qemu::{Accel, CpuModel, GuestImage, TdxBoot, TeeMode};
 
 fn image() -> GuestImage {
     GuestImage {
@@ -14,6 +14,10 @@ fn image() -> GuestImage {
         initrd: PathBuf::from("/img/initrd.img"),
         cmdline: "console=ttyS0 panic=-1 quiet".into(),
         ovmf: PathBuf::from("/img/OVMF.amdsev.fd"),
+        tdx: Some(TdxBoot {
+            tdvf: PathBuf::from("/img/OVMF.inteltdx.fd"),
+            shim: PathBuf::from("/img/shimx64.efi"),
+        }),
     }
 }
 
@@ -91,7 +95,8 @@ fn tdx_guest() {
         format!(
             "-name cdvm-qemu-0011223344556677 -nodefaults -nographic -no-user-config -no-reboot \
 -machine q35,accel=kvm,kernel-irqchip=split,confidential-guest-support=tdx0 \
--object tdx-guest,id=tdx0 -cpu host {COMMON_TAIL} -fw_cfg name=opt/cdvm/tee,string=tdx"
+-object tdx-guest,id=tdx0 -cpu host -bios /img/OVMF.inteltdx.fd -shim /img/shimx64.efi \
+{COMMON_TAIL} -fw_cfg name=opt/cdvm/tee,string=tdx"
         )
     );
 }

@@ -52,6 +52,8 @@ impl Snapshot {
             initrd: initrd.remote_path(remote_dir),
             cmdline: local.cmdline.clone(),
             ovmf: ovmf.remote_path(remote_dir),
+            // The ssh provider runs simulated guests only (no TDX host mode).
+            tdx: None,
         }
     }
 }

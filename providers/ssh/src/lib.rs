@@ -130,8 +130,9 @@ impl SshProvider {
             }
             TeeMode::Tdx => {
                 return Err(invalid(
-                    "tee: tdx needs a TDVF firmware in the guest image, which is not built yet \
-                     (the agent's TDX attester is there); use tee: sim",
+                    "tee: tdx is off: no TDX launch of this image has been tested (no TDX \
+                     host here), and this provider does not copy the image's TDVF and shim \
+                     (OVMF.inteltdx.fd, shimx64.efi) to the host yet; use tee: sim",
                 ))
             }
         }
@@ -728,6 +729,7 @@ mod tests {
             initrd: "/r/images/bb/initrd.img".into(),
             cmdline: "console=ttyS0".into(),
             ovmf: "/r/images/cc/OVMF.amdsev.fd".into(),
+            tdx: None,
         };
         let vm = argv::VmArgs {
             name: "cdvm-ssh-00",
