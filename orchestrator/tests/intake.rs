@@ -263,3 +263,101 @@ fn a_flood_from_one_key_gets_one_answer_then_silence() {
         Action::Accept(_)
     ));
 }
+
+#[test]
+fn extreme_timestamps_are_refused_not_a_panic() {
+    // Issue 16, fault 1: `created + max_request_age_secs` must not overflow; the relay would
+    // redeliver such a request at every restart.
+    let (user, dvm) = (Keys::generate(), Keys::generate());
+    for at in [
+        u64::MAX,
+        u64::MAX - 1,
+        u64::MAX - 600,
+        i64::MAX as u64,
+        1 << 63,
+    ] {
+        let e = EventBuilder::new(Kind::from(kinds::SQL), "")
+            .tags([Tag::public_key(dvm.public_key()), param("tee", "sev-snp")])
+            .custom_created_at(Timestamp::from(at))
+            .sign_with_keys(&user)
+            .unwrap();
+        let reason = rejected(run(&e, &dvm));
+        assert!(reason.contains("in the future"), "{at}: {reason}");
+    }
+    // And the oldest possible date is simply old.
+    let e = EventBuilder::new(Kind::from(kinds::SQL), "")
+        .tags([Tag::public_key(dvm.public_key()), param("tee", "sev-snp")])
+        .custom_created_at(Timestamp::from(0))
+        .sign_with_keys(&user)
+        .unwrap();
+    assert!(rejected(run(&e, &dvm)).contains("s old"));
+}
+
+#[test]
+fn arbitrary_events_never_panic_the_intake() {
+    // A deterministic sweep over kinds, tag shapes, sizes and dates (the daemon classifies every
+    // event a relay hands it; none may panic it). xorshift keeps the run reproducible.
+    let (user, dvm) = (Keys::generate(), Keys::generate());
+    let mut state = 0x9e37_79b9_7f4a_7c15u64;
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    let kinds_pool = [kinds::SQL, kinds::SQL + 1, 5000, 6000, 7000, 1, 0, u16::MAX];
+    let names = [
+        "p",
+        "param",
+        "i",
+        "relays",
+        "bid",
+        "encrypted",
+        "e",
+        "output",
+        "cashu",
+        "",
+    ];
+    let mut limiter = RateLimiter::default();
+    let cfg = config();
+    for round in 0..400 {
+        let kind = kinds_pool[(next() % kinds_pool.len() as u64) as usize];
+        let mut tags = Vec::new();
+        if next() % 2 == 0 {
+            tags.push(Tag::public_key(dvm.public_key()));
+        }
+        for _ in 0..(next() % 6) {
+            let name = names[(next() % names.len() as u64) as usize];
+            let len = (next() % 4) as usize;
+            let values: Vec<String> = (0..len)
+                .map(|i| match next() % 5 {
+                    0 => String::new(),
+                    1 => "tee".into(),
+                    2 => "sev-snp".into(),
+                    3 => "x".repeat((next() % 3000) as usize),
+                    _ => format!("{}", next().wrapping_mul(i as u64 + 1)),
+                })
+                .collect();
+            let mut all = vec![name.to_string()];
+            all.extend(values);
+            tags.push(Tag::parse(all).unwrap_or_else(|_| Tag::public_key(user.public_key())));
+        }
+        let at = match next() % 4 {
+            0 => next(),
+            1 => Timestamp::now().as_secs(),
+            2 => Timestamp::now().as_secs().wrapping_sub(next() % 100_000),
+            _ => u64::MAX - next() % 1000,
+        };
+        let content = "y".repeat((next() % 200) as usize);
+        let e = EventBuilder::new(Kind::from(kind), content)
+            .tags(tags)
+            .custom_created_at(Timestamp::from(at))
+            .sign_with_keys(&user)
+            .unwrap();
+        // Any action is fine; a panic fails the test with the round number in the backtrace.
+        let _ = (
+            round,
+            classify(&e, &dvm.public_key(), &cfg, round, &mut limiter),
+        );
+    }
+}

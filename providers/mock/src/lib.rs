@@ -24,6 +24,8 @@ use cdvm_provider_api::{OwnerTag, Provider, ProviderError, VmHandle, VmId, VmSpe
 use tokio::task::JoinHandle;
 
 const NAME: &str = "process";
+/// The prefix of this backend's VM ids (`proc-<16 hex>`).
+const ID_PREFIX: &str = "proc";
 
 /// Settings of the process provider.
 #[derive(Clone, Debug)]
@@ -82,6 +84,12 @@ impl ProcessProvider {
                 call: call.into(),
                 source: e,
             };
+        vm_dir::check_socket_path_fits(&cfg.state_dir, ID_PREFIX).map_err(|reason| {
+            ProviderError::InvalidSpec {
+                provider: NAME.into(),
+                reason,
+            }
+        })?;
         std::fs::create_dir_all(vm_dir::vms_root(&cfg.state_dir))
             .map_err(|e| backend("create state folder", Box::new(e)))?;
         let sp = SimSecureProcessor::load_or_create(&cfg.state_dir)
@@ -341,7 +349,7 @@ impl ProcessProvider {
                 })
             }
         };
-        let id = vm_dir::vm_id_for("proc", &spec.owner, &spec.job);
+        let id = vm_dir::vm_id_for(ID_PREFIX, &spec.owner, &spec.job);
         let dir = self.vm(&id);
         if let Some(meta) = dir.read_meta() {
             // Idempotent launch: the job already has its VM.

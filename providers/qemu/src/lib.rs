@@ -138,6 +138,12 @@ impl QemuProvider {
                 });
             }
         }
+        if cfg.tee == TeeMode::Sim {
+            // Only the simulated secure processor listens on a socket in the VM's folder.
+            if let Err(reason) = vm_dir::check_socket_path_fits(&cfg.state_dir, NAME) {
+                return refuse(&reason);
+            }
+        }
         std::fs::create_dir_all(vm_dir::vms_root(&cfg.state_dir))
             .map_err(|e| backend("create state folder", e))?;
         let sp = SimSecureProcessor::load_or_create(&cfg.state_dir)

@@ -50,6 +50,29 @@ pub fn vm_id_for(prefix: &str, owner: &OwnerTag, job: &JobTag) -> VmId {
     VmId(format!("{prefix}-{}", hex::encode(&digest[..8])))
 }
 
+/// The longest path a Unix socket can be bound at: `sun_path` holds 108 bytes with the NUL.
+pub const MAX_SOCKET_PATH: usize = 107;
+
+/// Checks at start-up that every VM's SP socket under `state` (`<state>/vms/<prefix>-<16 hex>/
+/// sp.sock`) fits [`MAX_SOCKET_PATH`]: past it, binding fails at each launch, so every job would
+/// fail while the daemon looked ready. Returns the refusal to give, naming the length allowed.
+pub fn check_socket_path_fits(state: &Path, prefix: &str) -> Result<(), String> {
+    let sample = VmDir::new(state, &VmId(format!("{prefix}-{}", "0".repeat(16))));
+    let len = sample.sp_socket().as_os_str().len();
+    if len <= MAX_SOCKET_PATH {
+        return Ok(());
+    }
+    let state_len = state.as_os_str().len();
+    Err(format!(
+        "state_dir {} is too long ({state_len} bytes): each VM's secure-processor socket, e.g. \
+         {}, would be {len} bytes, past the {MAX_SOCKET_PATH} a Unix socket path may have; use a \
+         state_dir of at most {} bytes",
+        state.display(),
+        sample.sp_socket().display(),
+        state_len.saturating_sub(len - MAX_SOCKET_PATH)
+    ))
+}
+
 /// One VM's folder.
 #[derive(Debug)]
 pub struct VmDir {
