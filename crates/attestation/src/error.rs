@@ -26,6 +26,10 @@ pub enum AttestError {
     #[cfg(feature = "azure-attester")]
     #[error("azure vTPM attester")]
     AzureVtpm(#[source] Box<crate::azure::VtpmAttestError>),
+    /// The GCE vTPM part could not be collected (vTPM, AK template or certificate, quote).
+    #[cfg(feature = "azure-attester")]
+    #[error("GCE vTPM attester")]
+    GceVtpm(#[source] Box<crate::cloud_vtpm::GceVtpmAttestError>),
 }
 
 /// A reason to refuse evidence. Verification fails closed: any variant means "do not send input".

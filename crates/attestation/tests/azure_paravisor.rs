@@ -585,7 +585,7 @@ mod tdx_cvm {
                 );
             }
         }
-        assert_eq!(shipped, 8, "a new shipped policy: check it here");
+        assert_eq!(shipped, 9, "a new shipped policy: check it here");
     }
 }
 

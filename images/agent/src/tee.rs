@@ -79,6 +79,53 @@ pub(crate) fn auto(opts: &HardwareOptions) -> anyhow::Result<Box<dyn Attester>> 
     )
 }
 
+/// The vTPM device a cloud VM's kernel exposes (the resource-managed one).
+const TPM_DEVICE: &str = "/dev/tpmrm0";
+
+/// On a cloud whose vTPM pins the image for SEV-SNP (`image_binding: cloud-vtpm`), the SNP
+/// evidence also carries the vTPM's part: on GCE, a quote by the Shielded VM AK with its
+/// certificate. AWS's NitroTPM vouches through an attestation document, which this agent does not
+/// collect yet: it says so, and policies requiring the part refuse the evidence.
+pub(crate) fn with_cloud_vtpm(
+    inner: Box<dyn Attester>,
+    cloud: cdvm_protocol::bootstrap::metadata::MetadataService,
+) -> anyhow::Result<Box<dyn Attester>> {
+    use cdvm_protocol::bootstrap::metadata::MetadataService;
+    if inner.tee() != cdvm_attestation::TeeKind::SevSnp {
+        return Ok(inner);
+    }
+    match cloud {
+        MetadataService::Gcp if Path::new(TPM_DEVICE).exists() => {
+            use anyhow::Context;
+            let transport = cdvm_attestation::azure::tpm_client::DeviceTransport::open(TPM_DEVICE)
+                .with_context(|| format!("gce vtpm: opening {TPM_DEVICE}"))?;
+            tracing::info!(
+                tpm = TPM_DEVICE,
+                "GCE: SEV-SNP evidence plus the Shielded VM vTPM's quote and AK certificate \
+                 (image_binding: cloud-vtpm)"
+            );
+            Ok(Box::new(
+                cdvm_attestation::cloud_vtpm::GceVtpmAttester::new(inner, transport),
+            ))
+        }
+        MetadataService::Gcp => {
+            tracing::warn!(
+                "GCE without {TPM_DEVICE}: plain SEV-SNP evidence, which cloud-vtpm policies refuse"
+            );
+            Ok(inner)
+        }
+        MetadataService::Aws => {
+            tracing::warn!(
+                "AWS: NitroTPM evidence is not collected (not built): plain SEV-SNP evidence, \
+                 which cloud-vtpm policies (image-aws-snp.yaml) refuse"
+            );
+            Ok(inner)
+        }
+        // Azure's vTPM evidence comes from its own attester (`--tee azure-*-vtpm`).
+        MetadataService::Azure => Ok(inner),
+    }
+}
+
 /// Where the Azure vTPM and IMDS are (real CVM: `/dev/tpmrm0` and 169.254.169.254).
 #[derive(Clone, Debug)]
 pub(crate) struct AzureOptions {

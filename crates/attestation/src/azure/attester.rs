@@ -93,6 +93,48 @@ struct Thim {
     certificate_chain: String,
 }
 
+/// TPM2_Quote by `ak` over SHA-256 `pcrs` with extraData `nonce`, then PCR_Read of the same PCRs,
+/// retaken if a PCR moved in between; the values are listed by index from 0 (unquoted ones below
+/// the highest are zero and not covered by the digest). Shared by the cloud vTPM attester.
+pub(crate) fn quote_pcrs(
+    tpm: &mut Tpm<Box<dyn TpmTransport>>,
+    ak: u32,
+    nonce: &[u8],
+    pcrs: &[u32],
+) -> Result<TpmQuote, VtpmAttestError> {
+    for _ in 0..QUOTE_TRIES {
+        let (message, signature) = tpm.quote(ak, nonce, pcrs)?;
+        let attest =
+            QuoteAttest::parse(&message).map_err(|e| VtpmAttestError::Quote(e.to_string()))?;
+        if attest.extra_data != nonce {
+            return Err(VtpmAttestError::Quote(
+                "extraData is not the nonce sent".into(),
+            ));
+        }
+        let values = tpm.pcr_read(pcrs)?;
+        let mut h = Sha256::new();
+        for (_, v) in &values {
+            h.update(v);
+        }
+        if h.finalize().as_slice() != attest.pcr_digest.as_slice() {
+            continue;
+        }
+        let top = values.last().map_or(0, |(i, _)| *i as usize + 1);
+        let mut listed = vec![PcrValue([0u8; 32]); top];
+        for (i, v) in values {
+            listed[i as usize] = PcrValue(v);
+        }
+        return Ok(TpmQuote {
+            message,
+            signature,
+            pcrs: listed,
+        });
+    }
+    Err(VtpmAttestError::Quote(format!(
+        "PCR values changed between Quote and PCR_Read {QUOTE_TRIES} times"
+    )))
+}
+
 /// Evidence from an Azure SEV-SNP confidential VM's vTPM (Microsoft's paravisor).
 pub struct AzureVtpmAttester {
     tee: TeeKind,
@@ -190,43 +232,8 @@ impl AzureVtpmAttester {
             return Err(VtpmAttestError::AkMismatch);
         }
         // 5. Quote, then the PCR values it covers; retaken if a PCR moved in between.
-        let nonce = quote_nonce(report_data);
-        for _ in 0..QUOTE_TRIES {
-            let (message, signature) = tpm.quote(AK_HANDLE, &nonce, &self.pcrs)?;
-            let attest =
-                QuoteAttest::parse(&message).map_err(|e| VtpmAttestError::Quote(e.to_string()))?;
-            if attest.extra_data != nonce {
-                return Err(VtpmAttestError::Quote(
-                    "extraData is not the nonce sent".into(),
-                ));
-            }
-            let values = tpm.pcr_read(&self.pcrs)?;
-            let mut h = Sha256::new();
-            for (_, v) in &values {
-                h.update(v);
-            }
-            if h.finalize().as_slice() != attest.pcr_digest.as_slice() {
-                continue;
-            }
-            // The evidence lists PCRs by index from 0: unquoted ones below the highest are zero
-            // and not covered by the digest.
-            let top = values.last().map_or(0, |(i, _)| *i as usize + 1);
-            let mut pcrs = vec![PcrValue([0u8; 32]); top];
-            for (i, v) in values {
-                pcrs[i as usize] = PcrValue(v);
-            }
-            return Ok((
-                hcl_bytes,
-                TpmQuote {
-                    message,
-                    signature,
-                    pcrs,
-                },
-            ));
-        }
-        Err(VtpmAttestError::Quote(format!(
-            "PCR values changed between Quote and PCR_Read {QUOTE_TRIES} times"
-        )))
+        let quote = quote_pcrs(&mut tpm, AK_HANDLE, &quote_nonce(report_data), &self.pcrs)?;
+        Ok((hcl_bytes, quote))
     }
 
     fn thim_chain(&self) -> Result<SnpCertChain, VtpmAttestError> {

@@ -20,6 +20,8 @@ pub mod imds;
 #[cfg(all(feature = "azure-attester", feature = "sim"))]
 pub mod paravisor_sim;
 mod runtime;
+#[cfg(all(feature = "azure-attester", feature = "sim"))]
+pub mod swtpm;
 #[cfg(all(feature = "azure", feature = "tdx"))]
 mod tdx_verify;
 mod tpm;
@@ -29,6 +31,8 @@ pub mod trustee;
 #[cfg(feature = "azure")]
 mod verify;
 
+#[cfg(feature = "azure-attester")]
+pub(crate) use attester::quote_pcrs;
 #[cfg(feature = "azure-attester")]
 pub use attester::{
     AzureVtpmAttester, VtpmAttestError, AK_HANDLE, DEFAULT_PCRS, NV_HCL_REPORT, NV_REPORT_DATA,

@@ -14,11 +14,10 @@ use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
@@ -26,10 +25,11 @@ use sha2::{Digest, Sha256};
 
 use super::attester::{AK_HANDLE, NV_HCL_REPORT, NV_REPORT_DATA};
 use super::imds::{HttpImds, ACC_TDQUOTE, THIM_AMD_CERTIFICATION};
+use super::swtpm::Swtpm;
 use super::tpm_client::marshal::HEADER_LEN;
 use super::tpm_client::{
-    swtpm_ctrl_init, SocketAddress, SocketTransport, Tpm, TpmError, TpmRsaPublic, TpmTransport,
-    TPMA_NV_NO_DA, TPMA_NV_OWNERREAD, TPMA_NV_OWNERWRITE,
+    SocketTransport, Tpm, TpmError, TpmRsaPublic, TpmTransport, TPMA_NV_NO_DA, TPMA_NV_OWNERREAD,
+    TPMA_NV_OWNERWRITE,
 };
 use super::{
     AzureVtpmAttester, HclReportType, HCL_HEADER_LEN, HCL_SIGNATURE, HW_REPORT_LEN,
@@ -41,8 +41,6 @@ use crate::{Evidence, Measurement, ReportData, SnpCertChain};
 /// `TPM_RC_FAILURE`: what the guest sees if the paravisor cannot refresh the HCL report.
 const TPM_RC_FAILURE: u32 = 0x101;
 const CC_NV_WRITE: u32 = 0x137;
-/// How long swtpm may take to create its sockets.
-const START_TIMEOUT: Duration = Duration::from_secs(15);
 
 /// Why the emulated paravisor could not start or serve.
 #[derive(Debug, thiserror::Error)]
@@ -73,7 +71,7 @@ pub enum ParavisorError {
     Build(String),
 }
 
-fn io_step(step: impl Into<String>) -> impl FnOnce(io::Error) -> ParavisorError {
+pub(crate) fn io_step(step: impl Into<String>) -> impl FnOnce(io::Error) -> ParavisorError {
     let step = step.into();
     move |source| ParavisorError::Io { step, source }
 }
@@ -159,9 +157,9 @@ struct Shared {
 /// server. Dropping it stops all three.
 pub struct Paravisor {
     shared: Arc<Shared>,
-    swtpm: Child,
+    // Held to keep swtpm running; dropped (stopped) after Drop told the proxy and IMDS to stop.
+    _swtpm: Swtpm,
     socket: PathBuf,
-    swtpm_socket: PathBuf,
     imds_addr: SocketAddr,
 }
 
@@ -445,27 +443,6 @@ fn serve_imds(mut conn: TcpStream, thim: &[u8], quoter: Option<&TdQuoter>) {
     let _ = conn.shutdown(Shutdown::Write);
 }
 
-fn wait_for(path: &Path, child: &mut Child, log: &Path) -> Result<(), ParavisorError> {
-    let start = Instant::now();
-    while !path.exists() {
-        if let Ok(Some(status)) = child.try_wait() {
-            let log = std::fs::read_to_string(log).unwrap_or_default();
-            return Err(ParavisorError::SwtpmStart(format!(
-                "swtpm exited ({status}): {}",
-                log.trim()
-            )));
-        }
-        if start.elapsed() > START_TIMEOUT {
-            return Err(ParavisorError::SwtpmStart(format!(
-                "{} did not appear within {START_TIMEOUT:?}",
-                path.display()
-            )));
-        }
-        thread::sleep(Duration::from_millis(20));
-    }
-    Ok(())
-}
-
 impl Paravisor {
     /// Starts swtpm in `opts.dir`, provisions the AK at 0x81000003 (RSA-2048, restricted,
     /// RSASSA/SHA-256) and NV 0x01400001 (if this state is new), writes an initial HCL report
@@ -475,56 +452,14 @@ impl Paravisor {
         sp: Arc<SimSecureProcessor>,
         opts: ParavisorOptions,
     ) -> Result<Self, ParavisorError> {
-        Command::new("swtpm")
-            .arg("--version")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .map_err(ParavisorError::SwtpmMissing)?;
-        let state = opts.dir.join("swtpm-state");
-        std::fs::create_dir_all(&state).map_err(io_step(format!("create {}", state.display())))?;
-        let swtpm_socket = opts.dir.join("swtpm.sock");
-        let ctrl = opts.dir.join("swtpm.ctrl");
+        let swtpm = Swtpm::start(&opts.dir)?;
         let socket = opts.dir.join("vtpm.sock");
-        for p in [&swtpm_socket, &ctrl, &socket] {
-            let _ = std::fs::remove_file(p);
-        }
-        let log = opts.dir.join("swtpm.log");
-        let log_file =
-            std::fs::File::create(&log).map_err(io_step(format!("create {}", log.display())))?;
-        let log_err = log_file
-            .try_clone()
-            .map_err(io_step("duplicate the swtpm log handle"))?;
-        let mut swtpm = Command::new("swtpm")
-            .arg("socket")
-            .arg("--tpm2")
-            .arg("--tpmstate")
-            .arg(format!("dir={}", state.display()))
-            .arg("--server")
-            .arg(format!("type=unixio,path={}", swtpm_socket.display()))
-            .arg("--ctrl")
-            .arg(format!("type=unixio,path={}", ctrl.display()))
-            .arg("--flags")
-            .arg("startup-clear")
-            .stdin(Stdio::null())
-            .stdout(log_file)
-            .stderr(log_err)
-            .spawn()
-            .map_err(ParavisorError::SwtpmMissing)?;
-        let started = Self::provision(&mut swtpm, &swtpm_socket, &ctrl, &log, sp, &opts);
-        let (shared, chain) = match started {
-            Ok(s) => s,
-            Err(e) => {
-                let _ = swtpm.kill();
-                let _ = swtpm.wait();
-                return Err(e);
-            }
-        };
+        let _ = std::fs::remove_file(&socket);
+        let (shared, chain) = Self::provision(&swtpm, sp, &opts)?;
         let mut this = Self {
             shared,
-            swtpm,
+            _swtpm: swtpm,
             socket: socket.clone(),
-            swtpm_socket,
             imds_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
         };
         // From here on, Drop cleans up.
@@ -561,20 +496,11 @@ impl Paravisor {
     }
 
     fn provision(
-        swtpm: &mut Child,
-        swtpm_socket: &Path,
-        ctrl: &Path,
-        log: &Path,
+        swtpm: &Swtpm,
         sp: Arc<SimSecureProcessor>,
         opts: &ParavisorOptions,
     ) -> Result<(Arc<Shared>, SnpCertChain), ParavisorError> {
-        wait_for(swtpm_socket, swtpm, log)?;
-        wait_for(ctrl, swtpm, log)?;
-        swtpm_ctrl_init(&SocketAddress::Unix(ctrl.to_path_buf()))
-            .map_err(io_step("swtpm control channel CMD_INIT"))?;
-        let mut tpm = Tpm::new(SocketTransport::unix(swtpm_socket));
-        // `--flags startup-clear` does it on CMD_INIT in newer swtpm; older ones need it sent.
-        tpm.startup_clear()?;
+        let mut tpm = swtpm.tpm();
         match tpm.read_public(AK_HANDLE) {
             Ok(_) => {}
             Err(e) if e.is_missing_handle() => {
@@ -599,7 +525,7 @@ impl Paravisor {
             Err(e) => return Err(e.into()),
         }
         let shared = Arc::new(Shared {
-            tpm: Mutex::new(Tpm::new(SocketTransport::unix(swtpm_socket))),
+            tpm: Mutex::new(swtpm.tpm()),
             sp,
             measurement: opts.measurement,
             report: opts.report,
@@ -661,9 +587,7 @@ impl Drop for Paravisor {
         self.shared.stopping.store(true, Ordering::SeqCst);
         let _ = TcpStream::connect(self.imds_addr);
         let _ = UnixStream::connect(&self.socket);
-        let _ = self.swtpm.kill();
-        let _ = self.swtpm.wait();
         let _ = std::fs::remove_file(&self.socket);
-        let _ = std::fs::remove_file(&self.swtpm_socket);
+        // `_swtpm` stops swtpm when it is dropped, right after this.
     }
 }

@@ -16,10 +16,18 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
+#[cfg(feature = "azure-attester")]
+mod attester;
 mod error;
+#[cfg(all(feature = "azure-attester", feature = "sim"))]
+pub mod gce_sim;
 #[cfg(feature = "snp")]
 mod verify;
 
+#[cfg(feature = "azure-attester")]
+pub use attester::{
+    GceVtpmAttestError, GceVtpmAttester, NV_GCE_AK_CERT_RSA, NV_GCE_AK_TEMPLATE_RSA,
+};
 pub use error::CloudVtpmError;
 #[cfg(feature = "snp")]
 pub(crate) use verify::{check, firmware_unpinned};

@@ -52,7 +52,8 @@ pub(crate) fn boot() -> anyhow::Result<Booted> {
         uptime_ms = uptime_ms().unwrap_or(0),
         "guest ready"
     );
-    let (bootstrap, tee, dev_blossom_via) = match source::detect()? {
+    let source = source::detect()?;
+    let (bootstrap, tee, dev_blossom_via) = match source {
         source::Source::FwCfg => {
             let tee = fw_cfg::tee()?;
             let via = dev_blossom(&tee, network.gateway)?;
@@ -89,6 +90,10 @@ pub(crate) fn boot() -> anyhow::Result<Booted> {
             }
         }
         other => anyhow::bail!("unknown secure processor {other:?} in fw_cfg opt/cdvm/tee"),
+    };
+    let attester = match source {
+        source::Source::Cloud(cloud) => crate::tee::with_cloud_vtpm(attester, cloud)?,
+        source::Source::FwCfg => attester,
     };
     Ok(Booted {
         bootstrap,

@@ -43,6 +43,7 @@ const CC_NV_READ_PUBLIC: u32 = 0x169;
 const CC_READ_PUBLIC: u32 = 0x173;
 const CC_GET_CAPABILITY: u32 = 0x17a;
 const CC_PCR_READ: u32 = 0x17e;
+const CC_PCR_EXTEND: u32 = 0x182;
 const CC_STARTUP: u32 = 0x144;
 
 /// `TPM_RC_RETRY`, `TPM_RC_TESTING`, `TPM_RC_YIELDED`: warnings that ask to send again.
@@ -356,7 +357,35 @@ impl<T: TpmTransport> Tpm<T> {
     /// TPM2_CreatePrimary in the endorsement hierarchy of an RSA-2048 restricted signing key
     /// (RSASSA/SHA-256), the shape of Azure's vTPM attestation key. Returns its transient handle.
     pub fn create_primary_ak(&mut self) -> Result<u32, TpmError> {
-        let what = "CreatePrimary AK";
+        self.create_primary("CreatePrimary AK", TPM_RH_ENDORSEMENT, &Self::ak_template())
+    }
+
+    /// TPM2_CreatePrimary under `hierarchy` (empty authorization) of the key whose `TPMT_PUBLIC`
+    /// template is `public` (e.g. read from an NV index, as GCE's AK template is). The same
+    /// template gives the same key on the same TPM. Returns its transient handle.
+    pub fn create_primary(
+        &mut self,
+        what: &str,
+        hierarchy: u32,
+        public: &[u8],
+    ) -> Result<u32, TpmError> {
+        let mut c = Cmd::new(CC_CREATE_PRIMARY, true);
+        c.u32(hierarchy)
+            .pw_sessions(1)
+            .tpm2b(&[0, 0, 0, 0]) // inSensitive: empty userAuth and data
+            .tpm2b(public)
+            .u16(0) // outsideInfo
+            .u32(0); // creationPCR
+        let (handles, _) = self.run(what, &c.finish(), 1, true)?;
+        handles.first().copied().ok_or(TpmError::Malformed {
+            command: what.into(),
+            reason: "no handle".into(),
+        })
+    }
+
+    /// The `TPMT_PUBLIC` template [`Tpm::create_primary_ak`] uses (an RSA-2048 restricted
+    /// RSASSA/SHA-256 signing key), for provisioning an emulated cloud vTPM's NV template.
+    pub fn ak_template() -> Vec<u8> {
         // fixedTPM | fixedParent | sensitiveDataOrigin | userWithAuth | restricted | sign
         let attributes: u32 = 1 << 1 | 1 << 4 | 1 << 5 | 1 << 6 | 1 << 16 | 1 << 18;
         let mut public = Cmd::new(0, false);
@@ -371,19 +400,7 @@ impl<T: TpmTransport> Tpm<T> {
             .u16(2048)
             .u32(0)
             .u16(0); // unique
-        let public = public.finish().split_off(HEADER);
-        let mut c = Cmd::new(CC_CREATE_PRIMARY, true);
-        c.u32(TPM_RH_ENDORSEMENT)
-            .pw_sessions(1)
-            .tpm2b(&[0, 0, 0, 0]) // inSensitive: empty userAuth and data
-            .tpm2b(&public)
-            .u16(0) // outsideInfo
-            .u32(0); // creationPCR
-        let (handles, _) = self.run(what, &c.finish(), 1, true)?;
-        handles.first().copied().ok_or(TpmError::Malformed {
-            command: what.into(),
-            reason: "no handle".into(),
-        })
+        public.finish().split_off(HEADER)
     }
 
     /// TPM2_EvictControl by the owner: makes `object` persistent at `persistent`.
@@ -407,6 +424,20 @@ impl<T: TpmTransport> Tpm<T> {
             Err(TpmError::Code { rc, .. }) if rc == TPM_RC_INITIALIZE => Ok(()),
             other => other.map(|_| ()),
         }
+    }
+
+    /// TPM2_PCR_Extend of SHA-256 `pcr` (< 24) with `digest` (what a firmware does as it boots;
+    /// the emulated vTPMs' tests use it).
+    pub fn pcr_extend(&mut self, pcr: u32, digest: &[u8; 32]) -> Result<(), TpmError> {
+        let what = format!("PCR_Extend {pcr}");
+        let mut c = Cmd::new(CC_PCR_EXTEND, true);
+        c.u32(pcr)
+            .pw_sessions(1)
+            .u32(1) // TPML_DIGEST_VALUES.count
+            .u16(crate::azure::TPM_ALG_SHA256)
+            .bytes(digest);
+        self.run(&what, &c.finish(), 0, true)?;
+        Ok(())
     }
 
     /// TPM2_FlushContext of a transient object.
