@@ -112,6 +112,12 @@ pub fn classify(
             cfg.limits.max_request_bytes
         ));
     }
+    if event.tags.len() > MAX_REQUEST_TAGS {
+        return reject(format!(
+            "request has {} tags; at most {MAX_REQUEST_TAGS} are accepted (docs/protocol.md §9)",
+            event.tags.len()
+        ));
+    }
     let request = match JobRequest::from_event(event) {
         Ok(r) => r,
         Err(e) => return reject(format!("malformed request: {e}")),
@@ -157,6 +163,10 @@ pub fn classify(
     }
     Action::Accept(Box::new(request))
 }
+
+/// The most tags a job request may carry: ours carry fewer than ten (p, tee, relays, bid, alt,
+/// params). More is refused with an error feedback (docs/protocol.md §9).
+pub const MAX_REQUEST_TAGS: usize = 100;
 
 /// How far in the future a request may be dated (clock skew between user and DVM).
 pub const MAX_FUTURE_SKEW_SECS: u64 = 600;

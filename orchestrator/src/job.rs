@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use cdvm_protocol::nostr::{Event, PublicKey, Timestamp};
+use cdvm_protocol::nostr::{Event, EventId, PublicKey, Timestamp};
 use cdvm_protocol::{
     kinds, AttestationEvent, FeedbackStatus, JobFeedback, JobRequest, JobResult, PublicOutcome,
 };
@@ -12,8 +12,7 @@ use cdvm_provider_api::{Bootstrap, JobTag, VmClass, VmId, VmSpec, VmState};
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 
-use crate::reconcile;
-use crate::runtime::{fail_job, Shared};
+use crate::runtime::{end_job, fail_job, Shared};
 use crate::store::JobState;
 
 /// How long after a deadline the guest owns the orchestrator waits for the guest's own word
@@ -140,19 +139,27 @@ pub(crate) async fn run(
     tracing::info!(job = %hex, vm = %vm, "VM launched; waiting for attestation");
 
     let outcome = drive(&shared, &request, &vm, &mut events, &mut stop).await;
+    if matches!(outcome, Ok(_) | Err(Stop::JobFailed(_))) {
+        crate::failpoint::hit(crate::failpoint::points::AFTER_GUEST_RESULT);
+    }
     match outcome {
         Ok(stated) => {
-            reconcile::destroy_vm(&shared, &hex, &vm).await;
-            let _ = shared.store.transition(&hex, JobState::Succeeded, None);
-            tracing::info!(job = %hex, "result delivered; VM destroyed");
             let info = if stated {
                 "result delivered to the user; VM destroyed"
             } else {
                 "result delivered to the user (its outcome is not stated); VM destroyed"
             };
-            shared
-                .feedback(id, user, FeedbackStatus::Success, info)
-                .await;
+            end_job(
+                &shared,
+                id,
+                user,
+                JobState::Succeeded,
+                FeedbackStatus::Success,
+                info,
+                Some(&vm),
+            )
+            .await;
+            tracing::info!(job = %hex, "result delivered; VM destroyed");
         }
         Err(stop) => fail_job(&shared, id, user, Some(&vm), &stop.reason()).await,
     }
@@ -296,7 +303,7 @@ fn believable(shared: &Shared, a: &AttestationEvent) -> bool {
     }
 }
 
-enum Progress {
+pub(crate) enum Progress {
     /// The guest runs the job; its announced run deadline, if any.
     Running(Option<Timestamp>),
     /// The result is out; its public outcome, if stated.
@@ -306,20 +313,31 @@ enum Progress {
 
 /// Events signed by the attested guest key about this job.
 fn guest_progress(e: &Event, guest: &PublicKey, request: &JobRequest) -> Option<Progress> {
+    progress_of(e, guest, &request.id, request.kind)
+}
+
+/// What an event says about job `id` (of request kind `request_kind`), if the guest `guest`
+/// signed it: running, its result, or its error.
+pub(crate) fn progress_of(
+    e: &Event,
+    guest: &PublicKey,
+    id: &EventId,
+    request_kind: u16,
+) -> Option<Progress> {
     if &e.pubkey != guest {
         return None;
     }
     let kind = e.kind.as_u16();
-    if Some(kind) == kinds::result_kind(request.kind) {
+    if Some(kind) == kinds::result_kind(request_kind) {
         return JobResult::from_event(e)
             .ok()
-            .filter(|r| r.request_id == request.id)
+            .filter(|r| &r.request_id == id)
             .map(|r| Progress::Result(r.outcome));
     }
     if kind == kinds::JOB_FEEDBACK {
         let fb = JobFeedback::from_event(e)
             .ok()
-            .filter(|f| f.request_id == request.id)?;
+            .filter(|f| &f.request_id == id)?;
         return match fb.status {
             Some(FeedbackStatus::Processing) => Some(Progress::Running(fb.run_deadline)),
             Some(FeedbackStatus::Error) => Some(Progress::Error(

@@ -6,6 +6,7 @@
 #![deny(missing_docs)]
 
 pub mod config;
+pub mod failpoint;
 pub mod intake;
 mod job;
 mod keyfile;

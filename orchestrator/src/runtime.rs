@@ -6,7 +6,9 @@ use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use cdvm_protocol::nostr::{Event, EventId, Filter, Keys, Kind, PublicKey, Timestamp, ToBech32};
+use cdvm_protocol::nostr::{
+    Event, EventId, Filter, JsonUtil, Keys, Kind, PublicKey, Timestamp, ToBech32,
+};
 use cdvm_protocol::{kinds, FeedbackStatus, HandlerInfo, JobFeedback, TeeKind};
 use cdvm_provider_api::{OwnerTag, Provider};
 use nostr_sdk::{Client, RelayPoolNotification};
@@ -110,6 +112,46 @@ impl Shared {
         }
     }
 
+    /// Publishes a job's final feedback (recorded as owed by [`end_job`]) and, once a relay
+    /// accepted it, records it sent.
+    pub(crate) async fn publish_final(&self, job: &str, event: &Event) {
+        match self.client.send_event(event).await {
+            Ok(out) if !out.success.is_empty() => {
+                if let Err(e) = self.store.mark_sent(job) {
+                    tracing::error!(job, error = %e, "final feedback sent but not recorded");
+                }
+            }
+            Ok(out) => tracing::warn!(
+                job,
+                failed = ?out.failed,
+                "final feedback accepted by no relay; it stays owed"
+            ),
+            Err(e) => {
+                tracing::warn!(job, error = %e, "final feedback not delivered; it stays owed")
+            }
+        }
+    }
+
+    /// Publishes every final feedback a previous run recorded but did not see a relay accept.
+    pub(crate) async fn publish_owed(&self) {
+        let owed = match self.store.owed() {
+            Ok(o) => o,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot read owed feedback");
+                return;
+            }
+        };
+        for (job, json) in owed {
+            match Event::from_json(&json) {
+                Ok(event) => {
+                    tracing::info!(job = %job, "publishing a final feedback a previous run owed");
+                    self.publish_final(&job, &event).await;
+                }
+                Err(e) => tracing::error!(job = %job, error = %e, "unreadable owed feedback"),
+            }
+        }
+    }
+
     pub fn live_jobs(&self) -> usize {
         self.routes.lock().unwrap_or_else(|p| p.into_inner()).len()
     }
@@ -168,7 +210,10 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()>) -> Result<(), 
         );
     }
     let models = announced_models(&cfg)?;
-    let client = Client::new(keys.clone());
+    let client = Client::builder()
+        .signer(keys.clone())
+        .opts(nostr_sdk::ClientOptions::new().relay_limits(relay_limits()))
+        .build();
     for relay in &cfg.relays {
         client
             .add_relay(relay.as_str())
@@ -191,7 +236,9 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()>) -> Result<(), 
     });
     let dvm = shared.keys.public_key();
     tracing::info!(dvm = %dvm, provider = shared.provider.name(), "orchestrator starting");
+    crate::failpoint::announce();
 
+    shared.publish_owed().await;
     reconcile::recover_unfinished(&shared).await;
     reconcile::destroy_orphans(&shared).await;
     announce(&shared).await;
@@ -220,7 +267,10 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()>) -> Result<(), 
     loop {
         tokio::select! {
             () = &mut shutdown => break,
-            _ = reconcile_tick.tick() => reconcile::destroy_orphans(&shared).await,
+            _ = reconcile_tick.tick() => {
+                reconcile::destroy_orphans(&shared).await;
+                shared.publish_owed().await;
+            }
             Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
             n = notifications.recv() => match n {
                 Ok(RelayPoolNotification::Event { event, .. }) => {
@@ -244,6 +294,17 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()>) -> Result<(), 
     reconcile::destroy_orphans(&shared).await;
     shared.client.shutdown().await;
     Ok(())
+}
+
+/// What the daemon accepts from relays. The SDK's default drops events with more than 2,000
+/// tags before any of our code sees them, so such a request got no answer at all (issue 16,
+/// fault 8); the intake refuses them itself ([`crate::intake::MAX_REQUEST_TAGS`]), with an
+/// error feedback. Sizes stay bounded by the relays and by the intake's `max_request_bytes`.
+pub(crate) fn relay_limits() -> nostr_sdk::pool::RelayLimits {
+    let mut limits = nostr_sdk::pool::RelayLimits::default();
+    limits.events.max_num_tags = None;
+    limits.events.max_num_tags_per_kind.clear();
+    limits
 }
 
 /// The orchestrator's relay subscriptions (docs/protocol.md §6, checked against it by a test):
@@ -409,7 +470,7 @@ fn announced_measurements(policies: &[cdvm_attestation::Policy]) -> Vec<String> 
 }
 
 /// Marks a job failed, destroys its VM (if any) and tells the user why. Used by jobs, recovery and
-/// shutdown alike, so every failure path ends the same way.
+/// shutdown alike, so every failure path ends the same way ([`end_job`]).
 pub(crate) async fn fail_job(
     shared: &Shared,
     id: EventId,
@@ -417,20 +478,52 @@ pub(crate) async fn fail_job(
     vm: Option<&cdvm_provider_api::VmId>,
     reason: &str,
 ) {
+    tracing::warn!(job = %id, %reason, "job failed");
+    end_job(
+        shared,
+        id,
+        user,
+        JobState::Failed,
+        FeedbackStatus::Error,
+        reason,
+        vm,
+    )
+    .await;
+}
+
+/// Ends a job the one way every path ends one: the terminal state and the signed feedback that
+/// tells the user are stored together (the feedback as owed), the VM (if any) is destroyed, then
+/// the feedback is published and marked sent. A crash anywhere leaves either the job unfinished
+/// (recovery ends it) or its feedback owed (the next start publishes the same event).
+pub(crate) async fn end_job(
+    shared: &Shared,
+    id: EventId,
+    user: cdvm_protocol::nostr::PublicKey,
+    state: JobState,
+    status: FeedbackStatus,
+    info: &str,
+    vm: Option<&cdvm_provider_api::VmId>,
+) {
     let hex = id.to_hex();
-    if let Err(e) = shared
-        .store
-        .transition(&hex, JobState::Failed, Some(reason))
-    {
-        tracing::error!(job = %id, error = %e, "cannot record failure");
+    let detail = (state == JobState::Failed).then_some(info);
+    let event = JobFeedback::build(id, user, status, Some(info)).sign_with_keys(&shared.keys);
+    let recorded = match &event {
+        Ok(e) => shared.store.finish(&hex, state, detail, &e.as_json()),
+        Err(e) => {
+            tracing::error!(job = %id, error = %e, "cannot sign the final feedback");
+            shared.store.transition(&hex, state, detail)
+        }
+    };
+    if let Err(e) = recorded {
+        tracing::error!(job = %id, error = %e, "cannot record the job's end");
     }
+    crate::failpoint::hit(crate::failpoint::points::AFTER_END_RECORDED);
     if let Some(vm) = vm {
         reconcile::destroy_vm(shared, &hex, vm).await;
     } else {
         let _ = shared.store.mark_destroyed(&hex);
     }
-    tracing::warn!(job = %id, %reason, "job failed");
-    shared
-        .feedback(id, user, FeedbackStatus::Error, reason)
-        .await;
+    if let Ok(event) = event {
+        shared.publish_final(&hex, &event).await;
+    }
 }

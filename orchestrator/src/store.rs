@@ -128,6 +128,11 @@ impl Store {
                 state TEXT NOT NULL,
                 at INTEGER NOT NULL,
                 detail TEXT
+            );
+            CREATE TABLE IF NOT EXISTS outbox (
+                job TEXT PRIMARY KEY,
+                event TEXT NOT NULL,
+                sent INTEGER NOT NULL DEFAULT 0
             );",
         )?;
         Ok(Self {
@@ -177,6 +182,83 @@ impl Store {
         )?;
         tx.commit()?;
         Ok(())
+    }
+
+    /// Ends a job: moves it to the terminal `state` and records the signed feedback event that
+    /// tells the user (`event`, public JSON) as owed, in one transaction. The caller publishes it
+    /// and then calls [`Store::mark_sent`]; a crash in between leaves it owed, and the next start
+    /// publishes it again ([`Store::owed`]): every ended job gets its answer (issue 16, fault 2).
+    pub fn finish(
+        &self,
+        id: &str,
+        state: JobState,
+        detail: Option<&str>,
+        event: &str,
+    ) -> Result<(), StoreError> {
+        debug_assert!(state.is_terminal());
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        let t = now();
+        tx.execute(
+            "UPDATE jobs SET state = ?2, detail = COALESCE(?3, detail), updated_at = ?4 WHERE id = ?1",
+            params![id, state.as_str(), detail, t],
+        )?;
+        tx.execute(
+            "INSERT INTO transitions (job, state, at, detail) VALUES (?1, ?2, ?3, ?4)",
+            params![id, state.as_str(), t, detail],
+        )?;
+        tx.execute(
+            "INSERT OR REPLACE INTO outbox (job, event, sent) VALUES (?1, ?2, 0)",
+            params![id, event],
+        )?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Records that a job's final feedback reached a relay.
+    pub fn mark_sent(&self, id: &str) -> Result<(), StoreError> {
+        self.conn()
+            .execute("UPDATE outbox SET sent = 1 WHERE job = ?1", params![id])?;
+        Ok(())
+    }
+
+    /// Final feedback events recorded but not yet confirmed sent: (job, event JSON).
+    pub fn owed(&self) -> Result<Vec<(String, String)>, StoreError> {
+        let conn = self.conn();
+        let mut stmt =
+            conn.prepare("SELECT job, event FROM outbox WHERE sent = 0 ORDER BY rowid")?;
+        let rows = stmt
+            .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(rows)
+    }
+
+    /// The final feedback recorded for a job (JSON) and whether it was sent.
+    pub fn final_feedback(&self, id: &str) -> Result<Option<(String, bool)>, StoreError> {
+        Ok(self
+            .conn()
+            .query_row(
+                "SELECT event, sent FROM outbox WHERE job = ?1",
+                params![id],
+                |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)? != 0)),
+            )
+            .optional()?)
+    }
+
+    /// The guest key a job's attestation named (hex), if it got that far: the `attested`
+    /// transition records it.
+    pub fn guest_of(&self, id: &str) -> Result<Option<String>, StoreError> {
+        let detail: Option<Option<String>> = self
+            .conn()
+            .query_row(
+                "SELECT detail FROM transitions WHERE job = ?1 AND state = 'attested' ORDER BY rowid DESC LIMIT 1",
+                params![id],
+                |r| r.get(0),
+            )
+            .optional()?;
+        Ok(detail
+            .flatten()
+            .and_then(|d| d.strip_prefix("guest ").map(str::to_string)))
     }
 
     /// Records the VM a job got.

@@ -361,3 +361,21 @@ fn arbitrary_events_never_panic_the_intake() {
         );
     }
 }
+
+#[test]
+fn a_request_with_too_many_tags_is_answered_naming_the_limit() {
+    let (user, dvm) = (Keys::generate(), Keys::generate());
+    let mut tags = vec![Tag::public_key(dvm.public_key()), param("tee", "sev-snp")];
+    tags.extend((0..99).map(|i| Tag::custom(TagKind::custom("x"), [format!("{i}")])));
+    let reason = rejected(run(&raw(&user, kinds::SQL, tags.clone(), ""), &dvm));
+    assert!(
+        reason.contains("101 tags") && reason.contains("at most 100"),
+        "{reason}"
+    );
+    // At the limit: accepted.
+    tags.pop();
+    assert!(matches!(
+        run(&raw(&user, kinds::SQL, tags, ""), &dvm),
+        Action::Accept(_)
+    ));
+}

@@ -123,6 +123,22 @@ async fn bad_requests_get_error_feedback_and_launch_nothing() {
             "accepts requests up to",
         ),
         (
+            // Issue 16, fault 8: the SDK's default limit dropped this before the intake saw it.
+            "2,001 tags",
+            common::request_event(
+                &Keys::generate(),
+                kinds::SQL,
+                dvm,
+                std::iter::once(tee.clone())
+                    .chain(
+                        (0..2000).map(|_| Tag::custom(TagKind::custom("a"), Vec::<String>::new())),
+                    )
+                    .collect(),
+                "",
+            ),
+            "at most 100 are accepted",
+        ),
+        (
             "unknown TEE",
             common::request_event(
                 &Keys::generate(),

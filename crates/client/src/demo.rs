@@ -102,6 +102,8 @@ pub struct DeploymentOptions {
     pub models_dir: Option<PathBuf>,
     /// Inference threads per agent (process provider; default: every CPU).
     pub inference_threads: Option<usize>,
+    /// A crash point the orchestrator aborts at (`CDVM_FAILPOINT`, restart tests only).
+    pub failpoint: Option<String>,
 }
 
 /// A cloud provider section for the orchestrator, pointed at an emulator.
@@ -151,6 +153,7 @@ impl Default for DeploymentOptions {
             blossom: Vec::new(),
             models_dir: None,
             inference_threads: None,
+            failpoint: None,
         }
     }
 }
@@ -163,6 +166,23 @@ impl LocalDeployment {
             .map_err(|e| ClientError::Relay(format!("cannot start the local relay: {e}")))?;
         let dvm = Keys::generate();
         Self::start_orchestrator(state_dir, relay, dvm, opts).await
+    }
+
+    /// Arms (or, with `None`, disarms) the crash point for the orchestrator's next start.
+    pub fn set_failpoint(&mut self, failpoint: Option<&str>) {
+        self.opts.failpoint = failpoint.map(str::to_string);
+    }
+
+    /// Waits up to `timeout` for the orchestrator to exit on its own (a failpoint's abort).
+    pub async fn wait_for_orchestrator_exit(&mut self, timeout: std::time::Duration) -> bool {
+        let until = std::time::Instant::now() + timeout;
+        while std::time::Instant::now() < until {
+            if !self.orchestrator_alive() {
+                return true;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        false
     }
 
     /// Kills the orchestrator without warning (SIGKILL) and starts it again on the same state,
@@ -389,6 +409,11 @@ async fn spawn_orchestrator(
         .arg("--config")
         .arg(&config_path)
         .env("CDVM_LOG", &opts.log_filter)
+        .envs(
+            opts.failpoint
+                .iter()
+                .map(|f| ("CDVM_FAILPOINT", f.as_str())),
+        )
         .envs(opts.cloud.iter().flat_map(|c| c.env.iter().cloned()))
         .stdin(Stdio::null())
         .stdout(Stdio::piped())

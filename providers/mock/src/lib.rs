@@ -23,6 +23,10 @@ use cdvm_provider_api::metadata::MetadataService;
 use cdvm_provider_api::{OwnerTag, Provider, ProviderError, VmHandle, VmId, VmSpec, VmState};
 use tokio::task::JoinHandle;
 
+mod measure;
+use cdvm_provider_api::host::stamp_cache::StampCache;
+use measure::measure;
+
 const NAME: &str = "process";
 /// The prefix of this backend's VM ids (`proc-<16 hex>`).
 const ID_PREFIX: &str = "proc";
@@ -60,6 +64,7 @@ pub struct ProcessProvider {
     sp: Arc<SimSecureProcessor>,
     tdx: Arc<SimTdx>,
     servers: Mutex<HashMap<VmId, Host>>,
+    measurement: StampCache<Measurement>,
 }
 
 /// What the host runs for one VM: the socket server or the FUSE-mounted configfs-tsm.
@@ -92,6 +97,12 @@ impl ProcessProvider {
         })?;
         std::fs::create_dir_all(vm_dir::vms_root(&cfg.state_dir))
             .map_err(|e| backend("create state folder", Box::new(e)))?;
+        // No launch is in progress yet: half-created folders of a crashed run can go too.
+        let state = cfg.state_dir.clone();
+        vm_dir::sweep(&cfg.state_dir, true, &|id| {
+            let _ = cdvm_tsm_fuse::detach_stale(&tsm_mountpoint(&VmDir::new(&state, id)));
+        })
+        .map_err(|e| backend("remove VM folders a crash left", Box::new(e)))?;
         let sp = SimSecureProcessor::load_or_create(&cfg.state_dir)
             .map_err(|e| backend("load simulated secure processor", Box::new(e)))?;
         let tdx = SimTdx::load_or_create(&cfg.state_dir)
@@ -141,6 +152,7 @@ impl ProcessProvider {
             sp: Arc::new(sp),
             tdx: Arc::new(tdx),
             servers: Mutex::new(HashMap::new()),
+            measurement: StampCache::new(NAME),
         })
     }
 
@@ -239,63 +251,6 @@ fn tsm_mountpoint(dir: &VmDir) -> PathBuf {
     dir.path().join("tsm")
 }
 
-/// The simulated launch measurement: SHA-384 of the agent binary; with a model directory,
-/// SHA-384 of the agent, then of every file in the directory in name order (name, length, bytes),
-/// so a changed model changes the measurement as it would change a real image's.
-fn measure(agent: &Path, models: Option<&Path>) -> Result<Measurement, ProviderError> {
-    let failed = |what: String, e: std::io::Error| ProviderError::Backend {
-        provider: NAME.into(),
-        call: what,
-        source: Box::new(e),
-    };
-    let bytes = std::fs::read(agent)
-        .map_err(|e| failed(format!("read agent binary {}", agent.display()), e))?;
-    let Some(models) = models else {
-        return Ok(sim::measure_file_bytes(&bytes));
-    };
-    use sha2::{Digest, Sha384};
-    let mut h = Sha384::new();
-    h.update(&bytes);
-    h.update(b"\ncdvm-process-models/v1\n");
-    let mut names: Vec<PathBuf> = std::fs::read_dir(models)
-        .map_err(|e| failed(format!("read model directory {}", models.display()), e))?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.is_file())
-        .collect();
-    names.sort();
-    for path in names {
-        let mut f = std::fs::File::open(&path)
-            .map_err(|e| failed(format!("read model file {}", path.display()), e))?;
-        let len = f
-            .metadata()
-            .map_err(|e| failed(format!("read model file {}", path.display()), e))?
-            .len();
-        h.update(
-            path.file_name()
-                .map(|n| n.as_encoded_bytes())
-                .unwrap_or_default(),
-        );
-        h.update(b"\n");
-        h.update(len.to_be_bytes());
-        std::io::copy(&mut f, &mut HashWriter(&mut h))
-            .map_err(|e| failed(format!("read model file {}", path.display()), e))?;
-    }
-    Ok(Measurement(h.finalize().into()))
-}
-
-/// Feeds `std::io::copy` into a hasher.
-struct HashWriter<'a>(&'a mut sha2::Sha384);
-
-impl std::io::Write for HashWriter<'_> {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        sha2::Digest::update(self.0, buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 #[async_trait]
 impl Provider for ProcessProvider {
     fn name(&self) -> &str {
@@ -322,6 +277,11 @@ impl Provider for ProcessProvider {
     }
 
     async fn list(&self, owner: &OwnerTag) -> Result<Vec<VmHandle>, ProviderError> {
+        // Folders a crashed destroy left without a record go first (issue 16, fault 4).
+        let swept = vm_dir::sweep(&self.cfg.state_dir, false, &|id| self.stop_server(id));
+        if let Err(e) = swept {
+            tracing::warn!(provider = NAME, error = %e, "cannot sweep the VM folders");
+        }
         host::owned_by(&self.cfg.state_dir, owner).map_err(|e| ProviderError::Backend {
             provider: NAME.into(),
             call: "list VM folders".into(),
@@ -355,8 +315,14 @@ impl ProcessProvider {
             // Idempotent launch: the job already has its VM.
             return Ok(meta.handle());
         }
-        // Measure what is actually launched, at launch time: a swapped binary changes the report.
-        let measurement = measure(&self.cfg.agent_binary, self.cfg.models_dir.as_deref())?;
+        // Measure what is actually launched, at launch time: a swapped binary changes the report
+        // (hashed again only when a file changed, off the async threads).
+        let measurement = measure::cached(
+            &self.measurement,
+            &self.cfg.agent_binary,
+            self.cfg.models_dir.as_deref(),
+        )
+        .await?;
         let mut meta = vm_dir::Meta {
             id: id.clone(),
             owner: spec.owner.clone(),
@@ -364,16 +330,14 @@ impl ProcessProvider {
             pid: None,
         };
         // Write-ahead: the VM is listed (and destroyable) before its process exists.
-        dir.create(&spec.bootstrap)
-            .and_then(|()| dir.write_meta(&meta))
-            .map_err(|e| {
-                dir.remove();
-                ProviderError::Backend {
-                    provider: NAME.into(),
-                    call: "create VM folder".into(),
-                    source: Box::new(e),
-                }
-            })?;
+        dir.create(&spec.bootstrap, &meta).map_err(|e| {
+            dir.remove();
+            ProviderError::Backend {
+                provider: NAME.into(),
+                call: "create VM folder".into(),
+                source: Box::new(e),
+            }
+        })?;
         let (host, tee_args) = self
             .start_host(&dir, measurement, tdx)
             .inspect_err(|_| dir.remove())?;

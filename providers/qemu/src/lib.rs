@@ -29,6 +29,7 @@ use cdvm_attestation::sim::{self, SimSecureProcessor};
 use cdvm_attestation::Measurement;
 use cdvm_provider_api::host;
 use cdvm_provider_api::host::process::{self, Marker};
+use cdvm_provider_api::host::stamp_cache::StampCache;
 use cdvm_provider_api::host::vm_dir::{self, VmDir};
 use cdvm_provider_api::{
     Bootstrap, OwnerTag, Provider, ProviderError, VmHandle, VmId, VmSpec, VmState,
@@ -62,6 +63,23 @@ pub struct QemuProvider {
     disk: PathBuf,
     sp: Arc<SimSecureProcessor>,
     tasks: Mutex<HashMap<VmId, Vec<JoinHandle<()>>>>,
+    digests: StampCache<Measurement>,
+}
+
+fn launch_digest(
+    image: &GuestImage,
+    boot: &Boot,
+    disk: &Path,
+    cpu: CpuModel,
+    vcpus: u32,
+) -> Result<Measurement, ProviderError> {
+    match boot {
+        Boot::Direct => image
+            .launch_digest(vcpus, cpu)
+            .map_err(|e| backend("compute launch digest", e)),
+        Boot::Disk(firmware) => disk::sim_measurement(firmware, disk, vcpus, cpu)
+            .map_err(|e| backend("measure the UEFI disk launch", e)),
+    }
 }
 
 fn backend(call: &str, e: impl std::error::Error + Send + Sync + 'static) -> ProviderError {
@@ -146,6 +164,9 @@ impl QemuProvider {
         }
         std::fs::create_dir_all(vm_dir::vms_root(&cfg.state_dir))
             .map_err(|e| backend("create state folder", e))?;
+        // No launch is in progress yet: half-created folders of a crashed run can go too.
+        vm_dir::sweep(&cfg.state_dir, true, &|_| {})
+            .map_err(|e| backend("remove VM folders a crash left", e))?;
         let sp = SimSecureProcessor::load_or_create(&cfg.state_dir)
             .map_err(|e| backend("load simulated secure processor", e))?;
         let provider = Self {
@@ -153,6 +174,7 @@ impl QemuProvider {
             disk,
             sp: Arc::new(sp),
             tasks: Mutex::new(HashMap::new()),
+            digests: StampCache::new(NAME),
             cfg,
         };
         if provider.cfg.tee == TeeMode::Sim {
@@ -195,16 +217,31 @@ impl QemuProvider {
     /// What the simulated secure processor reports for a launch of the files as they are on
     /// disk now: the SEV-SNP launch digest of a direct boot, or [`disk::sim_measurement`].
     fn launch_digest(&self, vcpus: u32) -> Result<Measurement, ProviderError> {
-        match &self.cfg.boot {
-            Boot::Direct => self
-                .image
-                .launch_digest(vcpus, self.cfg.cpu)
-                .map_err(|e| backend("compute launch digest", e)),
-            Boot::Disk(firmware) => {
-                disk::sim_measurement(firmware, &self.disk, vcpus, self.cfg.cpu)
-                    .map_err(|e| backend("measure the UEFI disk launch", e))
-            }
-        }
+        launch_digest(&self.image, &self.cfg.boot, &self.disk, self.cfg.cpu, vcpus)
+    }
+
+    /// [`Self::launch_digest`] for a launch: hashed again only when one of the files changed,
+    /// on a blocking thread (issue 16, fault 7: the initrd alone is about 150 MB).
+    async fn launch_digest_cached(&self, vcpus: u32) -> Result<Measurement, ProviderError> {
+        let files = match &self.cfg.boot {
+            Boot::Direct => vec![
+                self.image.ovmf.clone(),
+                self.image.kernel.clone(),
+                self.image.initrd.clone(),
+            ],
+            Boot::Disk(firmware) => vec![firmware.code.clone(), self.disk.clone()],
+        };
+        let (image, boot, disk, cpu) = (
+            self.image.clone(),
+            self.cfg.boot.clone(),
+            self.disk.clone(),
+            self.cfg.cpu,
+        );
+        self.digests
+            .get(u64::from(vcpus), files, move || {
+                launch_digest(&image, &boot, &disk, cpu, vcpus)
+            })
+            .await
     }
 
     fn vm(&self, id: &VmId) -> VmDir {
@@ -239,7 +276,7 @@ impl QemuProvider {
     ) -> Result<u32, ProviderError> {
         if self.cfg.tee == TeeMode::Sim {
             // Measure what is booted, right before booting it: a swapped file changes the report.
-            let measurement = self.launch_digest(spec.class.vcpus)?;
+            let measurement = self.launch_digest_cached(spec.class.vcpus).await?;
             let server = sp_serial::serve(dir.sp_socket(), Arc::clone(&self.sp), measurement)
                 .map_err(|e| backend("start simulated secure processor", e))?;
             self.keep_task(id, server);
@@ -351,8 +388,7 @@ impl Provider for QemuProvider {
             pid: None,
         };
         // Write-ahead: the VM is listed (and destroyable) before its process exists.
-        dir.create(&guest_bootstrap(&spec.bootstrap))
-            .and_then(|()| dir.write_meta(&meta))
+        dir.create(&guest_bootstrap(&spec.bootstrap), &meta)
             .map_err(|e| {
                 dir.remove();
                 backend("create VM folder", e)
@@ -388,6 +424,10 @@ impl Provider for QemuProvider {
     }
 
     async fn list(&self, owner: &OwnerTag) -> Result<Vec<VmHandle>, ProviderError> {
+        // Folders a crashed destroy left without a record go first (issue 16, fault 4).
+        if let Err(e) = vm_dir::sweep(&self.cfg.state_dir, false, &|id| self.stop_tasks(id)) {
+            tracing::warn!(provider = NAME, error = %e, "cannot sweep the VM folders");
+        }
         host::owned_by(&self.cfg.state_dir, owner).map_err(|e| backend("list VM folders", e))
     }
 }

@@ -3,6 +3,7 @@
 //! marker-based process supervision. Behind the `host` feature.
 
 pub mod process;
+pub mod stamp_cache;
 pub mod vm_dir;
 
 use std::path::Path;
@@ -28,7 +29,8 @@ pub async fn destroy(state_dir: &Path, id: &VmId, marker: &process::Marker, prov
     dir.remove();
 }
 
-/// Every recorded VM carrying this owner tag.
+/// Every recorded VM carrying this owner tag. Backends sweep crash leftovers first
+/// ([`vm_dir::sweep`]), since only they know what to release in a folder.
 pub fn owned_by(state_dir: &Path, owner: &OwnerTag) -> std::io::Result<Vec<VmHandle>> {
     Ok(vm_dir::list(state_dir)?
         .into_iter()

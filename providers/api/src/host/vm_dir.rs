@@ -92,11 +92,31 @@ impl VmDir {
         }
     }
 
-    /// Creates the folder and writes the bootstrap the guest will read.
-    pub fn create(&self, bootstrap: &Bootstrap) -> io::Result<()> {
-        std::fs::create_dir_all(&self.path)?;
+    /// Creates the folder with the bootstrap the guest will read and the VM's record, atomically:
+    /// both are written into `vms/.new-<id>` and the folder is renamed into place, so a VM folder
+    /// never exists without its record (a crash leaves only a `.new-` folder, which
+    /// [`sweep`] removes when the provider starts).
+    pub fn create(&self, bootstrap: &Bootstrap, meta: &Meta) -> io::Result<()> {
+        let name = self
+            .path
+            .file_name()
+            .ok_or_else(|| io::Error::other("VM folder without a name"))?;
+        let parent = self
+            .path
+            .parent()
+            .ok_or_else(|| io::Error::other("VM folder without a parent"))?;
+        let staging = parent.join(format!("{NEW_PREFIX}{}", name.to_string_lossy()));
+        if staging.exists() {
+            std::fs::remove_dir_all(&staging)?;
+        }
+        std::fs::create_dir_all(&staging)?;
+        let staged = VmDir {
+            path: staging.clone(),
+        };
         let bootstrap = serde_json::to_vec_pretty(bootstrap).map_err(io::Error::other)?;
-        std::fs::write(self.bootstrap(), bootstrap)
+        std::fs::write(staged.bootstrap(), bootstrap)?;
+        staged.write_meta(meta)?;
+        std::fs::rename(&staging, &self.path)
     }
 
     /// The folder itself.
@@ -136,14 +156,85 @@ impl VmDir {
         serde_json::from_slice(&bytes).ok()
     }
 
-    /// Removes the folder and everything in it.
+    /// Removes the folder and everything in it, the record last: a crash part-way leaves the
+    /// record, so the VM is still listed and its destroy is retried (by the reconciler); a crash
+    /// after the record went leaves a folder without one, which [`sweep`] removes.
     pub fn remove(&self) {
-        if let Err(e) = std::fs::remove_dir_all(&self.path) {
+        if let Err(e) = self.try_remove() {
             if e.kind() != io::ErrorKind::NotFound {
                 tracing::warn!(path = %self.path.display(), error = %e, "could not remove VM folder");
             }
         }
     }
+
+    fn try_remove(&self) -> io::Result<()> {
+        for entry in std::fs::read_dir(&self.path)? {
+            let path = entry?.path();
+            if path == self.meta_path() {
+                continue;
+            }
+            if path.is_dir() && !path.is_symlink() {
+                std::fs::remove_dir_all(&path)?;
+            } else {
+                std::fs::remove_file(&path)?;
+            }
+        }
+        match std::fs::remove_file(self.meta_path()) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+            _ => {}
+        }
+        std::fs::remove_dir(&self.path)
+    }
+}
+
+/// Prefix of a VM folder being created ([`VmDir::create`]).
+const NEW_PREFIX: &str = ".new-";
+
+/// Removes what crashes leave under `vms/` besides recorded VMs: folders without a record (a
+/// destroy that had removed the record) and, when `staging` is true, `.new-` folders of creates
+/// that never finished. No VM process runs for either: a VM's process is spawned only after its
+/// folder, record included, is in place, and killed before the record goes. `release` is called
+/// with each folder's VM id first, for what the backend holds there (a FUSE mount). Call with
+/// `staging` only when no launch can be in progress (the provider starting). A folder that cannot
+/// be removed is logged and left for the next pass; returns how many were removed.
+pub fn sweep(state: &Path, staging: bool, release: &dyn Fn(&VmId)) -> io::Result<usize> {
+    let entries = match std::fs::read_dir(vms_root(state)) {
+        Ok(e) => e,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(0),
+        Err(e) => return Err(e),
+    };
+    let mut removed = 0;
+    for entry in entries {
+        let path = entry?.path();
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let (is_staging, id) = match name.strip_prefix(NEW_PREFIX) {
+            Some(id) => (true, id.to_string()),
+            None => (false, name.clone()),
+        };
+        let dir = VmDir { path };
+        let leftover = if is_staging {
+            staging
+        } else {
+            dir.path.is_dir() && !dir.meta_path().exists()
+        };
+        if !leftover {
+            continue;
+        }
+        release(&VmId(id));
+        match std::fs::remove_dir_all(&dir.path) {
+            Ok(()) => {
+                tracing::info!(path = %dir.path.display(), "removed a VM folder a crash left behind");
+                removed += 1;
+            }
+            Err(e) => {
+                tracing::warn!(path = %dir.path.display(), error = %e, "cannot remove a VM folder a crash left behind; retrying on the next pass");
+            }
+        }
+    }
+    Ok(removed)
 }
 
 /// Every recorded VM (metadata is written before the agent is spawned, so none is missed).
@@ -156,6 +247,9 @@ pub fn list(state: &Path) -> io::Result<Vec<Meta>> {
     };
     for entry in entries {
         let entry = entry?;
+        if entry.file_name().to_string_lossy().starts_with(NEW_PREFIX) {
+            continue;
+        }
         let dir = VmDir { path: entry.path() };
         if let Some(meta) = dir.read_meta() {
             out.push(meta);
