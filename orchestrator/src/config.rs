@@ -297,6 +297,11 @@ pub struct Limits {
     /// Requests older than this (seconds) are ignored: the user has long given up.
     #[serde(default = "default_max_age")]
     pub max_request_age_secs: u64,
+    /// Refusals (error feedback to refused requests) published per second at most, a one-second
+    /// burst allowed; beyond it they are dropped unanswered and counted, so a flood of refused
+    /// requests cannot slow real jobs (0: refusals are never published).
+    #[serde(default = "default_refusals_per_second")]
+    pub refusals_per_second: u32,
 }
 
 impl Default for Limits {
@@ -305,8 +310,13 @@ impl Default for Limits {
             max_request_bytes: default_max_request(),
             per_user_per_minute: default_per_user(),
             max_request_age_secs: default_max_age(),
+            refusals_per_second: default_refusals_per_second(),
         }
     }
+}
+
+fn default_refusals_per_second() -> u32 {
+    20
 }
 
 /// Deadlines per stage, in seconds (docs/protocol.md §6.1). A VM never outlives their sum plus

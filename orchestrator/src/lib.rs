@@ -12,6 +12,7 @@ mod job;
 mod keyfile;
 mod provider;
 mod reconcile;
+pub mod refusals;
 mod runtime;
 pub mod store;
 

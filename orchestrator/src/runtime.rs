@@ -17,6 +17,7 @@ use tokio::task::JoinSet;
 
 use crate::config::Config;
 use crate::intake::{self, Action, RateLimiter};
+use crate::refusals::Refusals;
 use crate::store::{JobState, Store};
 use crate::{job, keyfile, provider, reconcile};
 
@@ -260,6 +261,7 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()>) -> Result<(), 
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut tasks = JoinSet::new();
     let mut limiter = RateLimiter::default();
+    let refusals = Refusals::start(Arc::clone(&shared));
     let mut reconcile_tick = tokio::time::interval(Duration::from_secs(
         shared.cfg.reconcile_interval_secs.max(1),
     ));
@@ -274,7 +276,7 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()>) -> Result<(), 
             Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
             n = notifications.recv() => match n {
                 Ok(RelayPoolNotification::Event { event, .. }) => {
-                    on_event(&shared, *event, &mut limiter, &mut tasks, &stop_rx).await;
+                    on_event(&shared, *event, &mut limiter, &refusals, &mut tasks, &stop_rx).await;
                 }
                 Ok(RelayPoolNotification::Shutdown) => {
                     tracing::error!("relay pool shut down");
@@ -343,6 +345,7 @@ async fn on_event(
     shared: &Arc<Shared>,
     event: Event,
     limiter: &mut RateLimiter,
+    refusals: &Refusals,
     tasks: &mut JoinSet<()>,
     stop: &watch::Receiver<bool>,
 ) {
@@ -356,9 +359,8 @@ async fn on_event(
         Action::Drop { why } => tracing::debug!(event = %event.id, why, "request dropped"),
         Action::Reject { event, reason } => {
             tracing::info!(job = %event.id, user = %event.pubkey, %reason, "request refused");
-            shared
-                .feedback(event.id, event.pubkey, FeedbackStatus::Error, &reason)
-                .await;
+            // Queued, not awaited: refusals must not hold up the routing of guest events.
+            refusals.submit(*event, reason);
         }
         Action::Accept(request) => {
             let id = request.id;
@@ -374,14 +376,7 @@ async fn on_event(
                 Err(e) => {
                     // Without a durable record we must not launch anything.
                     tracing::error!(job = %id, error = %e, "cannot record job; refusing it");
-                    shared
-                        .feedback(
-                            id,
-                            request.author,
-                            FeedbackStatus::Error,
-                            "internal error: job store unavailable",
-                        )
-                        .await;
+                    refusals.submit(event, "internal error: job store unavailable".into());
                     return;
                 }
             }
