@@ -199,6 +199,7 @@ async fn drive(
     )
     .await?;
     let guest = attestation.guest;
+    shared.attested(&request.id);
     let _ = shared.store.transition(
         &hex,
         JobState::Attested,

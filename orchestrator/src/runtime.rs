@@ -63,7 +63,14 @@ pub(crate) struct Shared {
     /// The guest image's models, as announced.
     pub models: Vec<cdvm_protocol::rag::AnnouncedModel>,
     routes: Mutex<HashMap<EventId, mpsc::Sender<Event>>>,
+    /// The signed requests of live jobs whose guest has not attested yet: republished to the
+    /// relays every [`REPUBLISH_EVERY`], so a relay that restarted with empty memory has the
+    /// request again when the guest fetches it by id (issue 16, fault 9).
+    pending: Mutex<HashMap<EventId, Event>>,
 }
+
+/// How often the requests of jobs waiting for their guest are published again.
+pub const REPUBLISH_EVERY: Duration = Duration::from_secs(5);
 
 /// The models to announce: `announce.models`, else the process provider's model directory's
 /// manifest, else none.
@@ -186,6 +193,39 @@ impl Shared {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .remove(id);
+        self.attested(id);
+    }
+
+    /// The job's guest attested (or the job ended): its request need not be republished.
+    pub fn attested(&self, id: &EventId) {
+        self.pending
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(id);
+    }
+
+    /// Publishes every pending request again, each in its own task (a dead relay must not hold up
+    /// the event loop). The user signed them; relays keep one copy.
+    fn republish_pending(&self) {
+        let pending: Vec<Event> = self
+            .pending
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+            .cloned()
+            .collect();
+        self.republish(pending);
+    }
+
+    fn republish(&self, requests: Vec<Event>) {
+        for request in requests {
+            let client = self.client.clone();
+            tokio::spawn(async move {
+                if let Err(e) = client.send_event(&request).await {
+                    tracing::debug!(job = %request.id, error = %e, "republishing the request failed");
+                }
+            });
+        }
     }
 }
 
@@ -234,6 +274,7 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()>) -> Result<(), 
         guest_policies,
         models,
         routes: Mutex::new(HashMap::new()),
+        pending: Mutex::new(HashMap::new()),
     });
     let dvm = shared.keys.public_key();
     tracing::info!(dvm = %dvm, provider = shared.provider.name(), "orchestrator starting");
@@ -262,6 +303,7 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()>) -> Result<(), 
     let mut tasks = JoinSet::new();
     let mut limiter = RateLimiter::default();
     let refusals = Refusals::start(Arc::clone(&shared));
+    let mut republish_tick = tokio::time::interval(REPUBLISH_EVERY);
     let mut reconcile_tick = tokio::time::interval(Duration::from_secs(
         shared.cfg.reconcile_interval_secs.max(1),
     ));
@@ -269,6 +311,7 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()>) -> Result<(), 
     loop {
         tokio::select! {
             () = &mut shutdown => break,
+            _ = republish_tick.tick() => shared.republish_pending(),
             _ = reconcile_tick.tick() => {
                 reconcile::destroy_orphans(&shared).await;
                 shared.publish_owed().await;
@@ -386,6 +429,13 @@ async fn on_event(
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
                 .insert(id, tx);
+            // Kept (public) and published to every relay of ours until the guest attests.
+            shared
+                .pending
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(id, event.clone());
+            shared.republish(vec![event.clone()]);
             tracing::info!(job = %id, user = %request.author, kind = request.kind, "job accepted");
             let shared = Arc::clone(shared);
             let stop = stop.clone();

@@ -168,6 +168,35 @@ impl LocalDeployment {
         Self::start_orchestrator(state_dir, relay, dvm, opts).await
     }
 
+    /// Restarts the relay on the same port with empty memory (an in-memory relay's restart):
+    /// every event it held is gone; clients reconnect by themselves.
+    pub async fn restart_relay(&mut self) -> Result<(), ClientError> {
+        let port = self
+            .relay
+            .url()
+            .rsplit(':')
+            .next()
+            .and_then(|p| p.trim_end_matches('/').parse::<u16>().ok())
+            .ok_or_else(|| ClientError::Relay(format!("no port in {}", self.relay.url())))?;
+        self.relay.shutdown();
+        // The old listener may take a moment to let the port go.
+        let mut last = None;
+        for _ in 0..50 {
+            match TestRelay::start_on(Some(port)).await {
+                Ok(r) => {
+                    self.relay = r;
+                    return Ok(());
+                }
+                Err(e) => last = Some(e),
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        Err(ClientError::Relay(format!(
+            "cannot restart the relay on port {port}: {}",
+            last.map(|e| e.to_string()).unwrap_or_default()
+        )))
+    }
+
     /// Arms (or, with `None`, disarms) the crash point for the orchestrator's next start.
     pub fn set_failpoint(&mut self, failpoint: Option<&str>) {
         self.opts.failpoint = failpoint.map(str::to_string);

@@ -18,6 +18,10 @@ use zeroize::Zeroizing;
 use crate::executors::{self, ExecError};
 
 const FETCH_TIMEOUT: Duration = Duration::from_secs(30);
+/// One try at fetching the request: what the relays answered by then counts.
+const FETCH_TRY: Duration = Duration::from_secs(2);
+/// How long the guest waits for its relays to connect before it asks the connected ones.
+const RELAY_CONNECT_WAIT: Duration = Duration::from_secs(3);
 /// How long the result waits for partial answers still being published.
 const PARTIALS_DRAIN: Duration = Duration::from_secs(5);
 
@@ -109,7 +113,9 @@ pub(crate) async fn run(
             .with_context(|| format!("relay {relay}"))?;
     }
     client.connect().await;
-    client.wait_for_connection(Duration::from_secs(10)).await;
+    // A relay that is down must not hold the job up: the others are asked after this, and one
+    // that comes up later joins (the client keeps reconnecting).
+    client.wait_for_connection(RELAY_CONNECT_WAIT).await;
 
     let request = fetch_request(&client, request_id).await?;
     tracing::info!(job = %request_id, kind = request.kind, "request fetched and verified");
@@ -411,18 +417,29 @@ fn after(t: Timestamp, d: Duration) -> Timestamp {
 
 /// Fetches the request by id and checks its id and signature here, in the guest: the user's key
 /// is taken from this signed event, never from the operator.
+/// The request may be missing for a while (a relay that restarted with empty memory): the
+/// orchestrator publishes it again every few seconds until the guest attests, so the guest asks
+/// again, each try bounded by [`FETCH_TRY`], until [`FETCH_TIMEOUT`].
 async fn fetch_request(client: &Client, id: EventId) -> anyhow::Result<JobRequest> {
     let deadline = tokio::time::Instant::now() + FETCH_TIMEOUT;
+    let mut tries = 0u32;
     loop {
+        tries += 1;
         let events = client
-            .fetch_events(Filter::new().id(id), Duration::from_secs(5))
+            .fetch_events(Filter::new().id(id), FETCH_TRY)
             .await
             .context("fetching the job request")?;
         if let Some(event) = events.into_iter().find(|e| e.id == id) {
             return JobRequest::from_event(&event).context("the job request is invalid");
         }
         if tokio::time::Instant::now() > deadline {
-            bail!("job request {id} not found on any relay");
+            let relays = client.relays().await;
+            let connected = relays.values().filter(|r| r.is_connected()).count();
+            bail!(
+                "job request {id} not found on any relay: asked {tries} times over {} s, {connected} of {} relay(s) connected",
+                FETCH_TIMEOUT.as_secs(),
+                relays.len()
+            );
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
