@@ -72,7 +72,11 @@ pub(crate) async fn run(
             "accepted; launching a fresh confidential VM",
         )
         .await;
-    if let Err(e) = shared.store.transition(&hex, JobState::Launching, None) {
+    if let Err(e) = shared
+        .store
+        .transition(&hex, JobState::Launching, None)
+        .await
+    {
         tracing::error!(job = %hex, error = %e, "cannot record launch; not launching");
         fail_job(
             &shared,
@@ -134,8 +138,8 @@ pub(crate) async fn run(
             return;
         }
     };
-    let _ = shared.store.set_vm(&hex, &vm.0);
-    let _ = shared.store.transition(&hex, JobState::Booted, None);
+    let _ = shared.store.set_vm(&hex, &vm.0).await;
+    let _ = shared.store.transition(&hex, JobState::Booted, None).await;
     tracing::info!(job = %hex, vm = %vm, "VM launched; waiting for attestation");
 
     let outcome = drive(&shared, &request, &vm, &mut events, &mut stop).await;
@@ -200,11 +204,14 @@ async fn drive(
     .await?;
     let guest = attestation.guest;
     shared.attested(&request.id);
-    let _ = shared.store.transition(
-        &hex,
-        JobState::Attested,
-        Some(&format!("guest {}", guest.to_hex())),
-    );
+    let _ = shared
+        .store
+        .transition(
+            &hex,
+            JobState::Attested,
+            Some(&format!("guest {}", guest.to_hex())),
+        )
+        .await;
     tracing::info!(job = %hex, guest = %guest, "guest attested; waiting for the user's input");
 
     // Stage 2: the guest says it has the input and is running. The guest owns this deadline
@@ -223,7 +230,7 @@ async fn drive(
     .await?;
     let result_event = match first {
         Progress::Running(run_deadline) => {
-            let _ = shared.store.transition(&hex, JobState::Running, None);
+            let _ = shared.store.transition(&hex, JobState::Running, None).await;
             tracing::info!(job = %hex, "guest running");
             let run_secs = run_secs(&shared.cfg, request.kind);
             let run_deadline = run_deadline.unwrap_or_else(|| after(run_secs));

@@ -15,7 +15,7 @@ pub(crate) async fn destroy_vm(shared: &Shared, job: &str, vm: &VmId) {
     for attempt in 1..=3u32 {
         match shared.provider.destroy(vm).await {
             Ok(()) => {
-                if let Err(e) = shared.store.mark_destroyed(job) {
+                if let Err(e) = shared.store.mark_destroyed(job).await {
                     tracing::error!(job, error = %e, "VM destroyed but not recorded");
                 }
                 return;
@@ -39,7 +39,7 @@ const RECOVERY_FETCH: std::time::Duration = std::time::Duration::from_secs(5);
 /// store's `succeeded`: the relays are asked for the attested guest's result or error first, and
 /// the job ends the way the user saw it end (issue 16, fault 3), never with a contradiction.
 pub(crate) async fn recover_unfinished(shared: &Shared) {
-    let jobs = match shared.store.unfinished() {
+    let jobs = match shared.store.unfinished().await {
         Ok(j) => j,
         Err(e) => {
             tracing::error!(error = %e, "cannot read unfinished jobs");
@@ -59,7 +59,7 @@ pub(crate) async fn recover_unfinished(shared: &Shared) {
         };
         let vm = vms.iter().find(|h| h.job.0 == job.id).map(|h| h.id.clone());
         tracing::info!(job = %job.id, state = job.state.as_str(), "ending job left unfinished by a previous run");
-        let word = match shared.store.guest_of(&job.id) {
+        let word = match shared.store.guest_of(&job.id).await {
             Ok(Some(guest)) => match PublicKey::from_hex(&guest) {
                 Ok(guest) => guest_word(shared, &id, job.kind, &guest).await,
                 Err(_) => None,

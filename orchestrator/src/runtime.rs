@@ -18,7 +18,7 @@ use tokio::task::JoinSet;
 use crate::config::Config;
 use crate::intake::{self, Action, RateLimiter};
 use crate::refusals::Refusals;
-use crate::store::{JobState, Store};
+use crate::store::{JobState, JobStore, Store};
 use crate::{job, keyfile, provider, reconcile};
 
 /// A failure that stops the daemon (per-job failures never do).
@@ -54,7 +54,8 @@ pub(crate) struct Shared {
     pub cfg: Config,
     pub keys: Keys,
     pub client: Client,
-    pub store: Store,
+    /// The job store (the seam: [`JobStore`]).
+    pub store: Box<dyn JobStore>,
     pub provider: Arc<dyn Provider>,
     pub owner: OwnerTag,
     /// Which attestations the orchestrator believes when choosing the guest key to follow: the
@@ -125,7 +126,7 @@ impl Shared {
     pub(crate) async fn publish_final(&self, job: &str, event: &Event) {
         match self.client.send_event(event).await {
             Ok(out) if !out.success.is_empty() => {
-                if let Err(e) = self.store.mark_sent(job) {
+                if let Err(e) = self.store.mark_sent(job).await {
                     tracing::error!(job, error = %e, "final feedback sent but not recorded");
                 }
             }
@@ -142,7 +143,7 @@ impl Shared {
 
     /// Publishes every final feedback a previous run recorded but did not see a relay accept.
     pub(crate) async fn publish_owed(&self) {
-        let owed = match self.store.owed() {
+        let owed = match self.store.owed().await {
             Ok(o) => o,
             Err(e) => {
                 tracing::error!(error = %e, "cannot read owed feedback");
@@ -235,7 +236,7 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()>) -> Result<(), 
     std::fs::create_dir_all(&cfg.state_dir).map_err(OrchestratorError::State)?;
     let keys =
         keyfile::load_or_create(&cfg.identity.secret_key_file).map_err(OrchestratorError::State)?;
-    let store = Store::open(&cfg.state_dir.join("jobs.sqlite"))?;
+    let store: Box<dyn JobStore> = Box::new(Store::open(&cfg.state_dir.join("jobs.sqlite"))?);
     let (provider, provider_policies) = provider::build(&cfg).await?;
     let paths = match &cfg.guest_policy {
         Some(path) => vec![path.clone()],
@@ -410,6 +411,7 @@ async fn on_event(
             match shared
                 .store
                 .insert_accepted(&id.to_hex(), &request.author.to_hex(), request.kind)
+                .await
             {
                 Ok(true) => {}
                 Ok(false) => {
@@ -553,10 +555,10 @@ pub(crate) async fn end_job(
     let detail = (state == JobState::Failed).then_some(info);
     let event = JobFeedback::build(id, user, status, Some(info)).sign_with_keys(&shared.keys);
     let recorded = match &event {
-        Ok(e) => shared.store.finish(&hex, state, detail, &e.as_json()),
+        Ok(e) => shared.store.finish(&hex, state, detail, &e.as_json()).await,
         Err(e) => {
             tracing::error!(job = %id, error = %e, "cannot sign the final feedback");
-            shared.store.transition(&hex, state, detail)
+            shared.store.transition(&hex, state, detail).await
         }
     };
     if let Err(e) = recorded {
@@ -566,7 +568,7 @@ pub(crate) async fn end_job(
     if let Some(vm) = vm {
         reconcile::destroy_vm(shared, &hex, vm).await;
     } else {
-        let _ = shared.store.mark_destroyed(&hex);
+        let _ = shared.store.mark_destroyed(&hex).await;
     }
     if let Ok(event) = event {
         shared.publish_final(&hex, &event).await;

@@ -1,95 +1,12 @@
-//! The durable job store (embedded SQLite). Every transition is written here *before* its side
-//! effect, so a crash at any point leaves enough to clean up: a job in `launching` may own a VM
-//! (found by its job tag), and no VM exists for a job that was never recorded.
-//!
-//! Only public data is stored: request ids, user public keys, VM ids, states and reasons.
+//! The embedded job store: one SQLite file (WAL, `synchronous=FULL`), for one orchestrator
+//! replica. The default; see [`super`] for the contract every store keeps.
 
 use std::path::Path;
 use std::sync::Mutex;
 
 use rusqlite::{params, Connection, OptionalExtension};
 
-/// A job's stage. Terminal stages are `Succeeded` and `Failed`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum JobState {
-    /// Validated and recorded; no VM yet.
-    Accepted,
-    /// A launch was requested (a VM may exist from here on).
-    Launching,
-    /// The VM exists; waiting for the guest's attestation.
-    Booted,
-    /// The guest attested; waiting for the user's input to reach it.
-    Attested,
-    /// The guest has the input and runs the job.
-    Running,
-    /// The result was published and the VM destroyed.
-    Succeeded,
-    /// The job ended with an error feedback.
-    Failed,
-}
-
-impl JobState {
-    /// The stored name.
-    pub fn as_str(&self) -> &'static str {
-        match self {
-            JobState::Accepted => "accepted",
-            JobState::Launching => "launching",
-            JobState::Booted => "booted",
-            JobState::Attested => "attested",
-            JobState::Running => "running",
-            JobState::Succeeded => "succeeded",
-            JobState::Failed => "failed",
-        }
-    }
-
-    fn parse(s: &str) -> Option<Self> {
-        Some(match s {
-            "accepted" => JobState::Accepted,
-            "launching" => JobState::Launching,
-            "booted" => JobState::Booted,
-            "attested" => JobState::Attested,
-            "running" => JobState::Running,
-            "succeeded" => JobState::Succeeded,
-            "failed" => JobState::Failed,
-            _ => return None,
-        })
-    }
-
-    /// True for stages after which nothing more happens.
-    pub fn is_terminal(&self) -> bool {
-        matches!(self, JobState::Succeeded | JobState::Failed)
-    }
-}
-
-/// One stored job.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct JobRecord {
-    /// Request event id (hex).
-    pub id: String,
-    /// User public key (hex).
-    pub user: String,
-    /// Request kind.
-    pub kind: u16,
-    /// Stage.
-    pub state: JobState,
-    /// Provider VM id, once launched.
-    pub vm_id: Option<String>,
-    /// Whether the VM (if any) is known destroyed.
-    pub vm_destroyed: bool,
-    /// Failure reason or last detail.
-    pub detail: Option<String>,
-}
-
-/// A store failure.
-#[derive(Debug, thiserror::Error)]
-pub enum StoreError {
-    /// SQLite failed.
-    #[error("job store: {0}")]
-    Sql(#[from] rusqlite::Error),
-    /// A row holds a value this version does not know.
-    #[error("job store: corrupt row for job {0}")]
-    Corrupt(String),
-}
+use super::{JobRecord, JobState, JobStore, StoreError};
 
 /// The SQLite-backed store.
 #[derive(Debug)]
@@ -297,7 +214,7 @@ impl Store {
         let conn = self.conn();
         let mut stmt = conn.prepare(
             "SELECT id, user, kind, state, vm_id, vm_destroyed, detail FROM jobs
-             WHERE state NOT IN ('succeeded', 'failed') ORDER BY created_at",
+             WHERE state NOT IN ('succeeded', 'failed') ORDER BY created_at, rowid",
         )?;
         let rows = stmt
             .query_map([], row_tuple)?
@@ -351,6 +268,57 @@ fn to_record(row: Row) -> Result<JobRecord, StoreError> {
         vm_destroyed,
         detail,
     })
+}
+
+#[async_trait::async_trait]
+impl JobStore for Store {
+    async fn insert_accepted(&self, id: &str, user: &str, kind: u16) -> Result<bool, StoreError> {
+        Store::insert_accepted(self, id, user, kind)
+    }
+    async fn transition(
+        &self,
+        id: &str,
+        state: JobState,
+        detail: Option<&str>,
+    ) -> Result<(), StoreError> {
+        Store::transition(self, id, state, detail)
+    }
+    async fn finish(
+        &self,
+        id: &str,
+        state: JobState,
+        detail: Option<&str>,
+        event: &str,
+    ) -> Result<(), StoreError> {
+        Store::finish(self, id, state, detail, event)
+    }
+    async fn mark_sent(&self, id: &str) -> Result<(), StoreError> {
+        Store::mark_sent(self, id)
+    }
+    async fn owed(&self) -> Result<Vec<(String, String)>, StoreError> {
+        Store::owed(self)
+    }
+    async fn final_feedback(&self, id: &str) -> Result<Option<(String, bool)>, StoreError> {
+        Store::final_feedback(self, id)
+    }
+    async fn guest_of(&self, id: &str) -> Result<Option<String>, StoreError> {
+        Store::guest_of(self, id)
+    }
+    async fn set_vm(&self, id: &str, vm_id: &str) -> Result<(), StoreError> {
+        Store::set_vm(self, id, vm_id)
+    }
+    async fn mark_destroyed(&self, id: &str) -> Result<(), StoreError> {
+        Store::mark_destroyed(self, id)
+    }
+    async fn get(&self, id: &str) -> Result<Option<JobRecord>, StoreError> {
+        Store::get(self, id)
+    }
+    async fn unfinished(&self) -> Result<Vec<JobRecord>, StoreError> {
+        Store::unfinished(self)
+    }
+    async fn history(&self, id: &str) -> Result<Vec<String>, StoreError> {
+        Store::history(self, id)
+    }
 }
 
 #[cfg(test)]
