@@ -5,14 +5,19 @@
 //! Only public data is stored: request ids, user public keys, VM ids, states, reasons and the
 //! signed final feedback events.
 //!
-//! [`JobStore`] is the seam: one implementation per engine ([`Store`], embedded SQLite, today),
-//! every one checked by the same [`conformance`] suite.
+//! [`JobStore`] is the seam: one implementation per engine ([`Store`], embedded SQLite, the
+//! default; `PgStore`, PostgreSQL, with the `store-postgres` feature), every one checked by the
+//! same [`conformance`] suite.
 
 use async_trait::async_trait;
 
 pub mod conformance;
+#[cfg(feature = "store-postgres")]
+mod postgres;
 mod sqlite;
 
+#[cfg(feature = "store-postgres")]
+pub use postgres::PgStore;
 pub use sqlite::Store;
 
 /// A job's stage. Terminal stages are `Succeeded` and `Failed`.
@@ -93,6 +98,10 @@ pub enum StoreError {
     /// SQLite failed.
     #[error("job store: {0}")]
     Sql(#[from] rusqlite::Error),
+    /// PostgreSQL failed (or the connection to it).
+    #[cfg(feature = "store-postgres")]
+    #[error("job store (PostgreSQL)")]
+    Postgres(#[from] tokio_postgres::Error),
     /// A row holds a value this version does not know.
     #[error("job store: corrupt row for job {0}")]
     Corrupt(String),
