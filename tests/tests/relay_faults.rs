@@ -9,9 +9,8 @@ use std::os::unix::fs::PermissionsExt;
 use std::time::Duration;
 
 use cdvm_client::demo::{DeploymentOptions, LocalDeployment};
-use cdvm_client::{run_job, JobSpec, Stage, Timeouts};
-use cdvm_protocol::nostr::Keys;
-use cdvm_protocol::{kinds, FeedbackStatus, InputBody};
+use cdvm_client::{run_job, Stage};
+use cdvm_protocol::FeedbackStatus;
 
 /// The real agent, started `secs` late: the relay restart happens before the guest asks.
 fn late_agent(dir: &std::path::Path, secs: u32) -> std::path::PathBuf {
@@ -35,26 +34,7 @@ async fn a_relay_restarted_with_empty_memory_during_acceptance_loses_no_job() {
         ..DeploymentOptions::default()
     };
     let mut d = LocalDeployment::start(&state, &opts).await.unwrap();
-    let spec = JobSpec {
-        relays: vec![d.relay.url().to_string()],
-        dvm: d.dvm.public_key(),
-        kind: kinds::SQL,
-        input: InputBody::Sql {
-            table_csv: "n\n20\n22\n".into(),
-            query: "SELECT SUM(n) AS s FROM input".into(),
-        },
-        policy: d.dev_policy.clone(),
-        user: Keys::generate(),
-        timeouts: Timeouts {
-            attest: Duration::from_secs(60),
-            result: Duration::from_secs(60),
-            destroyed: Duration::from_secs(20),
-        },
-        vcek: None,
-        result_servers: vec![],
-        result_file: None,
-        transfer_progress: None,
-    };
+    let spec = common::sql_spec(&d, "n\n20\n22\n", "SELECT SUM(n) AS s FROM input");
     let (accepted_tx, accepted_rx) = tokio::sync::oneshot::channel();
     let mut accepted_tx = Some(accepted_tx);
     let job = tokio::spawn(async move {

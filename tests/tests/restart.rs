@@ -217,9 +217,8 @@ async fn a_crash_between_a_failure_and_its_feedback_still_answers_the_user() {
 /// relays for the attested guest's result first and ends the job as the user saw it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_crash_after_the_guests_result_ends_the_job_as_the_user_saw_it() {
-    use cdvm_client::{run_job, JobSpec, Timeouts};
+    use cdvm_client::run_job;
     use cdvm_orchestrator::failpoint::points::AFTER_GUEST_RESULT;
-    use cdvm_protocol::InputBody;
     let dir = tempfile::tempdir().unwrap();
     let state = dir.path().join("state");
     let opts = DeploymentOptions {
@@ -228,27 +227,9 @@ async fn a_crash_after_the_guests_result_ends_the_job_as_the_user_saw_it() {
     };
     let mut d = LocalDeployment::start(&state, &opts).await.unwrap();
     let url = d.relay.url().to_string();
-    let spec = JobSpec {
-        relays: vec![url.clone()],
-        dvm: d.dvm.public_key(),
-        kind: kinds::SQL,
-        input: InputBody::Sql {
-            table_csv: "n\n1\n2\n".into(),
-            query: "SELECT SUM(n) AS s FROM input".into(),
-        },
-        policy: d.dev_policy.clone(),
-        user: Keys::generate(),
-        timeouts: Timeouts {
-            attest: Duration::from_secs(60),
-            result: Duration::from_secs(60),
-            // The crashed orchestrator never confirms; the result is what matters here.
-            destroyed: Duration::from_secs(1),
-        },
-        vcek: None,
-        result_servers: vec![],
-        result_file: None,
-        transfer_progress: None,
-    };
+    let mut spec = common::sql_spec(&d, "n\n1\n2\n", "SELECT SUM(n) AS s FROM input");
+    // The crashed orchestrator never confirms; the result is what matters here.
+    spec.timeouts.destroyed = Duration::from_secs(1);
     let user = spec.user.public_key();
     // The user gets the result (the guest publishes it; the VM-destroyed confirmation cannot come).
     let outcome = run_job(spec, |_, _| {}).await;

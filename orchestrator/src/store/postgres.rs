@@ -93,6 +93,42 @@ impl PgStore {
     }
 }
 
+impl PgStore {
+    /// One transaction: the job's new state, its transition row, and (ending it) the owed
+    /// feedback.
+    async fn step(
+        &self,
+        id: &str,
+        state: JobState,
+        detail: Option<&str>,
+        owed: Option<&str>,
+    ) -> Result<(), StoreError> {
+        let mut c = self.client.lock().await;
+        let tx = c.transaction().await?;
+        let t = now();
+        tx.execute(
+            "UPDATE jobs SET state = $2, detail = COALESCE($3, detail), updated_at = $4 WHERE id = $1",
+            &[&id, &state.as_str(), &detail, &t],
+        )
+        .await?;
+        tx.execute(
+            "INSERT INTO transitions (job, state, at, detail) VALUES ($1, $2, $3, $4)",
+            &[&id, &state.as_str(), &t, &detail],
+        )
+        .await?;
+        if let Some(event) = owed {
+            tx.execute(
+                "INSERT INTO outbox (job, event, sent) VALUES ($1, $2, FALSE)
+                 ON CONFLICT (job) DO UPDATE SET event = EXCLUDED.event, sent = FALSE",
+                &[&id, &event],
+            )
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+}
+
 #[async_trait::async_trait]
 impl JobStore for PgStore {
     async fn insert_accepted(&self, id: &str, user: &str, kind: u16) -> Result<bool, StoreError> {
@@ -123,21 +159,7 @@ impl JobStore for PgStore {
         state: JobState,
         detail: Option<&str>,
     ) -> Result<(), StoreError> {
-        let mut c = self.client.lock().await;
-        let tx = c.transaction().await?;
-        let t = now();
-        tx.execute(
-            "UPDATE jobs SET state = $2, detail = COALESCE($3, detail), updated_at = $4 WHERE id = $1",
-            &[&id, &state.as_str(), &detail, &t],
-        )
-        .await?;
-        tx.execute(
-            "INSERT INTO transitions (job, state, at, detail) VALUES ($1, $2, $3, $4)",
-            &[&id, &state.as_str(), &t, &detail],
-        )
-        .await?;
-        tx.commit().await?;
-        Ok(())
+        self.step(id, state, detail, None).await
     }
 
     async fn finish(
@@ -147,27 +169,7 @@ impl JobStore for PgStore {
         detail: Option<&str>,
         event: &str,
     ) -> Result<(), StoreError> {
-        let mut c = self.client.lock().await;
-        let tx = c.transaction().await?;
-        let t = now();
-        tx.execute(
-            "UPDATE jobs SET state = $2, detail = COALESCE($3, detail), updated_at = $4 WHERE id = $1",
-            &[&id, &state.as_str(), &detail, &t],
-        )
-        .await?;
-        tx.execute(
-            "INSERT INTO transitions (job, state, at, detail) VALUES ($1, $2, $3, $4)",
-            &[&id, &state.as_str(), &t, &detail],
-        )
-        .await?;
-        tx.execute(
-            "INSERT INTO outbox (job, event, sent) VALUES ($1, $2, FALSE)
-             ON CONFLICT (job) DO UPDATE SET event = EXCLUDED.event, sent = FALSE",
-            &[&id, &event],
-        )
-        .await?;
-        tx.commit().await?;
-        Ok(())
+        self.step(id, state, detail, Some(event)).await
     }
 
     async fn mark_sent(&self, id: &str) -> Result<(), StoreError> {

@@ -86,19 +86,7 @@ impl Store {
         state: JobState,
         detail: Option<&str>,
     ) -> Result<(), StoreError> {
-        let mut conn = self.conn();
-        let tx = conn.transaction()?;
-        let t = now();
-        tx.execute(
-            "UPDATE jobs SET state = ?2, detail = COALESCE(?3, detail), updated_at = ?4 WHERE id = ?1",
-            params![id, state.as_str(), detail, t],
-        )?;
-        tx.execute(
-            "INSERT INTO transitions (job, state, at, detail) VALUES (?1, ?2, ?3, ?4)",
-            params![id, state.as_str(), t, detail],
-        )?;
-        tx.commit()?;
-        Ok(())
+        self.step(id, state, detail, None)
     }
 
     /// Ends a job: moves it to the terminal `state` and records the signed feedback event that
@@ -113,6 +101,18 @@ impl Store {
         event: &str,
     ) -> Result<(), StoreError> {
         debug_assert!(state.is_terminal());
+        self.step(id, state, detail, Some(event))
+    }
+
+    /// One transaction: the job's new state, its transition row, and (ending it) the owed
+    /// feedback.
+    fn step(
+        &self,
+        id: &str,
+        state: JobState,
+        detail: Option<&str>,
+        owed: Option<&str>,
+    ) -> Result<(), StoreError> {
         let mut conn = self.conn();
         let tx = conn.transaction()?;
         let t = now();
@@ -124,10 +124,12 @@ impl Store {
             "INSERT INTO transitions (job, state, at, detail) VALUES (?1, ?2, ?3, ?4)",
             params![id, state.as_str(), t, detail],
         )?;
-        tx.execute(
-            "INSERT OR REPLACE INTO outbox (job, event, sent) VALUES (?1, ?2, 0)",
-            params![id, event],
-        )?;
+        if let Some(event) = owed {
+            tx.execute(
+                "INSERT OR REPLACE INTO outbox (job, event, sent) VALUES (?1, ?2, 0)",
+                params![id, event],
+            )?;
+        }
         tx.commit()?;
         Ok(())
     }

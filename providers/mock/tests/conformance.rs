@@ -17,6 +17,17 @@ fn sleeper(dir: &std::path::Path) -> std::path::PathBuf {
     path
 }
 
+/// The command lines of running processes that mention `needle`.
+fn survivors(needle: &str) -> Vec<String> {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| std::fs::read(e.path().join("cmdline")).ok())
+        .map(|c| String::from_utf8_lossy(&c).replace('\0', " "))
+        .filter(|c| c.contains(needle))
+        .collect()
+}
+
 fn provider(dir: &std::path::Path) -> ProcessProvider {
     ProcessProvider::new(ProcessProviderConfig {
         state_dir: dir.join("state"),
@@ -53,15 +64,8 @@ async fn destroy_kills_the_process_group_and_removes_every_file() {
         "VM folder removed"
     );
     // No process of this provider's state folder survives (the sleeper's child included).
-    let needle = dir.path().display().to_string();
-    let survivors: Vec<_> = std::fs::read_dir("/proc")
-        .unwrap()
-        .flatten()
-        .filter_map(|e| std::fs::read(e.path().join("cmdline")).ok())
-        .map(|c| String::from_utf8_lossy(&c).replace('\0', " "))
-        .filter(|c| c.contains(&needle))
-        .collect();
-    assert!(survivors.is_empty(), "{survivors:?}");
+    let left = survivors(&dir.path().display().to_string());
+    assert!(left.is_empty(), "{left:?}");
 }
 
 #[tokio::test]
@@ -189,13 +193,6 @@ async fn every_partial_destroy_state_is_cleaned_up() {
     assert_eq!(count(), 0, "staging folder removed at start");
     reconcile(&again, &owner).await;
     // No process of this state folder survives.
-    let needle = dir.path().display().to_string();
-    let survivors: Vec<_> = std::fs::read_dir("/proc")
-        .unwrap()
-        .flatten()
-        .filter_map(|e| std::fs::read(e.path().join("cmdline")).ok())
-        .map(|c| String::from_utf8_lossy(&c).replace('\0', " "))
-        .filter(|c| c.contains(&needle))
-        .collect();
-    assert!(survivors.is_empty(), "{survivors:?}");
+    let left = survivors(&dir.path().display().to_string());
+    assert!(left.is_empty(), "{left:?}");
 }

@@ -222,3 +222,32 @@ pub async fn assert_announced(relay: &str, outcome: &cdvm_client::JobOutcome, dv
     );
     assert_eq!(info.simulated, outcome.claims.simulated);
 }
+
+/// A small SQL job for `d`'s DVM from a fresh user, checked against its development policy,
+/// with generous timeouts (tests tighten `timeouts` where they need to).
+pub fn sql_spec(
+    d: &cdvm_client::demo::LocalDeployment,
+    table_csv: &str,
+    query: &str,
+) -> cdvm_client::JobSpec {
+    cdvm_client::JobSpec {
+        relays: vec![d.relay.url().to_string()],
+        dvm: d.dvm.public_key(),
+        kind: cdvm_protocol::kinds::SQL,
+        input: cdvm_protocol::InputBody::Sql {
+            table_csv: table_csv.into(),
+            query: query.into(),
+        },
+        policy: d.dev_policy.clone(),
+        user: Keys::generate(),
+        timeouts: cdvm_client::Timeouts {
+            attest: Duration::from_secs(60),
+            result: Duration::from_secs(60),
+            destroyed: Duration::from_secs(20),
+        },
+        vcek: None,
+        result_servers: vec![],
+        result_file: None,
+        transfer_progress: None,
+    }
+}
