@@ -76,11 +76,6 @@ impl Refusals {
             self.dropped.fetch_add(1, Ordering::Relaxed);
         }
     }
-
-    /// Refusals dropped so far (queue full or over budget).
-    pub fn dropped(&self) -> u64 {
-        self.dropped.load(Ordering::Relaxed)
-    }
 }
 
 async fn publish(

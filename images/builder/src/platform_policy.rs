@@ -67,6 +67,14 @@ fn rename(base: &str, name: &str, header: &str) -> Result<Vec<String>, PolicyGen
     Ok(out)
 }
 
+/// Where the base TDX policy's empty MRTD list is (`  mrtd: []`).
+fn mrtd_line(lines: &[String]) -> Result<usize, PolicyGenError> {
+    lines
+        .iter()
+        .position(|l| l.trim_end() == "  mrtd: []")
+        .ok_or(PolicyGenError::Shape("  mrtd: []"))
+}
+
 fn check_hex(value: &str, len: usize) -> Result<(), PolicyGenError> {
     let ok = value.len() == len
         && value
@@ -100,10 +108,7 @@ pub fn gcp_tdx(
                   BINDING: image_binding: hardware. Full hardware binding: the TDX module signs\n\
                   the RTMRs the event log must replay to.";
     let mut lines = rename(base, "image-gcp-tdx", header)?;
-    let at = lines
-        .iter()
-        .position(|l| l.trim_end() == "  mrtd: []")
-        .ok_or(PolicyGenError::Shape("  mrtd: []"))?;
+    let at = mrtd_line(&lines)?;
     let block = [
         String::new(),
         "  # The UKI of this image build, started by the firmware from the ESP.".to_string(),
@@ -155,10 +160,7 @@ pub fn qemu_tdx(
                   BINDING: image_binding: hardware. Full hardware binding: the TDX module measures\n\
                   MRTD and signs the RTMRs the event log must replay to.";
     let mut lines = rename(base, "image-tdx", header)?;
-    let at = lines
-        .iter()
-        .position(|l| l.trim_end() == "  mrtd: []")
-        .ok_or(PolicyGenError::Shape("  mrtd: []"))?;
+    let at = mrtd_line(&lines)?;
     let event = |name: &str, rtmr: u8, ty: &str, digest: &str| {
         [
             format!("      - name: \"{name}\""),

@@ -151,7 +151,8 @@ impl std::fmt::Debug for AzureVtpmAttester {
     }
 }
 
-fn strip_zeros(b: &[u8]) -> &[u8] {
+/// `b` without its leading zero bytes (big-endian integers compared by value).
+pub(crate) fn strip_zeros(b: &[u8]) -> &[u8] {
     let i = b.iter().position(|&x| x != 0).unwrap_or(b.len());
     &b[i..]
 }

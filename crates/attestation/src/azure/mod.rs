@@ -32,7 +32,7 @@ pub mod trustee;
 mod verify;
 
 #[cfg(feature = "azure-attester")]
-pub(crate) use attester::quote_pcrs;
+pub(crate) use attester::{quote_pcrs, strip_zeros};
 #[cfg(feature = "azure-attester")]
 pub use attester::{
     AzureVtpmAttester, VtpmAttestError, AK_HANDLE, DEFAULT_PCRS, NV_HCL_REPORT, NV_REPORT_DATA,

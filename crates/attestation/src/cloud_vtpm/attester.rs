@@ -15,7 +15,7 @@ use openssl::x509::X509;
 
 use super::{AkCert, Cloud, CloudVtpmEvidence};
 use crate::azure::tpm_client::{Tpm, TpmError, TpmTransport, TPM_RH_ENDORSEMENT};
-use crate::azure::{quote_nonce, VtpmAttestError, DEFAULT_PCRS};
+use crate::azure::{quote_nonce, strip_zeros, VtpmAttestError, DEFAULT_PCRS};
 use crate::{AttestError, Attester, Evidence, ReportData, TeeKind};
 
 /// NV index of GCE's RSA attestation key certificate (DER).
@@ -60,11 +60,6 @@ impl std::fmt::Debug for GceVtpmAttester {
     }
 }
 
-fn strip_zeros(b: &[u8]) -> &[u8] {
-    let i = b.iter().position(|&x| x != 0).unwrap_or(b.len());
-    &b[i..]
-}
-
 impl GceVtpmAttester {
     /// Wraps `inner` (an SEV-SNP attester) with the vTPM at `transport` (`/dev/tpmrm0` in a guest).
     pub fn new(inner: Box<dyn Attester>, transport: impl TpmTransport + 'static) -> Self {
@@ -93,12 +88,7 @@ impl GceVtpmAttester {
         // Flushed whatever happens next: a transient object left behind would fill the TPM.
         let part = (|| {
             let public = tpm.read_public(ak)?;
-            // TPM 2.0 Part 2: an exponent of 0 means 65537.
-            let exponent = match public.exponent {
-                0 => 65_537,
-                e => e,
-            };
-            let same_e = BigNum::from_u32(exponent)
+            let same_e = BigNum::from_u32(public.public_exponent())
                 .map(|e| e.to_vec() == certified.e().to_vec())
                 .unwrap_or(false);
             if !same_e || strip_zeros(&certified.n().to_vec()) != strip_zeros(&public.modulus) {

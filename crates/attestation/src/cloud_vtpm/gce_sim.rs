@@ -99,10 +99,8 @@ fn load_or_create_ca(dir: &Path) -> Result<(PKey<Private>, X509), ParavisorError
 fn ak_certificate(
     ca: &(PKey<Private>, X509),
     modulus: &[u8],
-    exponent: u32,
+    e: u32,
 ) -> Result<Vec<u8>, ParavisorError> {
-    // TPM 2.0 Part 2: an exponent of 0 means 65537.
-    let e = if exponent == 0 { 65_537 } else { exponent };
     (|| {
         let rsa = Rsa::from_public_components(BigNum::from_slice(modulus)?, BigNum::from_u32(e)?)?;
         let key = PKey::from_rsa(rsa)?;
@@ -149,7 +147,7 @@ impl GceVtpmSim {
                 let public = tpm.read_public(ak);
                 tpm.flush_context(ak)?;
                 let public = public?;
-                let cert = ak_certificate(&ca, &public.modulus, public.exponent)?;
+                let cert = ak_certificate(&ca, &public.modulus, public.public_exponent())?;
                 nv_put(&mut tpm, NV_GCE_AK_CERT_RSA, &cert)?;
             }
             Err(e) => return Err(e.into()),

@@ -337,6 +337,16 @@ pub struct TpmRsaPublic {
     pub exponent: u32,
 }
 
+impl TpmRsaPublic {
+    /// The exponent the key uses: TPM 2.0 Part 2 stores 65537 as 0.
+    pub fn public_exponent(&self) -> u32 {
+        match self.exponent {
+            0 => 65_537,
+            e => e,
+        }
+    }
+}
+
 /// Parses a `TPMT_PUBLIC` of type RSA (as in ReadPublic's or CreatePrimary's `TPM2B_PUBLIC`).
 pub fn parse_rsa_public(public: &[u8]) -> Result<TpmRsaPublic, String> {
     const TPM_ALG_RSA: u16 = 0x0001;
